@@ -1,0 +1,107 @@
+// kpx/crypto: everything kpx needs from OpenSSL, and nothing about protobuf.
+//
+// Keys are Ed25519 (default) or ECDSA P-256 with SHA-256. Signatures are
+// raw Ed25519 (64 bytes) or DER-encoded ECDSA. Key ids are the lowercase hex
+// SHA-256 of the public key's SubjectPublicKeyInfo DER encoding.
+//
+// Thread safety: PrivateKey and PublicKey are immutable after construction;
+// Sign and Verify may be called from any number of threads at once (each
+// call uses its own EVP_MD_CTX; there is no global lock).
+#ifndef KPX_CRYPTO_CRYPTO_H_
+#define KPX_CRYPTO_CRYPTO_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+typedef struct evp_pkey_st EVP_PKEY;
+
+namespace kpx::crypto {
+
+enum class Algorithm { kEd25519, kEcdsaP256 };
+
+// "ed25519" / "ecdsa-p256".
+std::string_view AlgorithmName(Algorithm a);
+
+// Raw 32-byte SHA-256 digest.
+std::string Sha256(std::string_view data);
+// Lowercase hex of arbitrary bytes.
+std::string HexEncode(std::string_view bytes);
+// `n` cryptographically random bytes (RAND_bytes).
+std::string RandomBytes(size_t n);
+
+class PublicKey {
+ public:
+  // PEM "PUBLIC KEY" (SubjectPublicKeyInfo). Only Ed25519 and P-256 keys
+  // are accepted; anything else is InvalidArgument.
+  static absl::StatusOr<PublicKey> FromPem(std::string_view pem);
+  // A raw 32-byte Ed25519 public key (RFC 8032 test vectors).
+  static absl::StatusOr<PublicKey> FromRawEd25519(std::string_view raw);
+
+  Algorithm algorithm() const { return algorithm_; }
+  // Hex SHA-256 of the SubjectPublicKeyInfo DER.
+  const std::string& key_id() const { return key_id_; }
+  std::string ToPem() const;
+
+  // OK if `signature` is a valid signature of `data` by this key;
+  // Unauthenticated otherwise.
+  absl::Status Verify(std::string_view data, std::string_view signature) const;
+
+ private:
+  PublicKey(std::shared_ptr<EVP_PKEY> key, Algorithm a);
+  std::shared_ptr<EVP_PKEY> key_;
+  Algorithm algorithm_;
+  std::string key_id_;
+};
+
+class PrivateKey {
+ public:
+  static absl::StatusOr<PrivateKey> Generate(Algorithm a);
+  // PEM "PRIVATE KEY" (PKCS#8, unencrypted) or "EC PRIVATE KEY".
+  static absl::StatusOr<PrivateKey> FromPem(std::string_view pem);
+  // A raw 32-byte Ed25519 seed (RFC 8032 test vectors).
+  static absl::StatusOr<PrivateKey> FromRawEd25519(std::string_view seed);
+
+  Algorithm algorithm() const { return algorithm_; }
+  const PublicKey& public_key() const { return public_key_; }
+  const std::string& key_id() const { return public_key_.key_id(); }
+  // PKCS#8 PEM. Handle with care: this is the secret.
+  std::string ToPem() const;
+
+  absl::StatusOr<std::string> Sign(std::string_view data) const;
+
+ private:
+  PrivateKey(std::shared_ptr<EVP_PKEY> key, Algorithm a, PublicKey pub);
+  std::shared_ptr<EVP_PKEY> key_;
+  Algorithm algorithm_;
+  PublicKey public_key_;
+};
+
+// A parsed X.509 certificate.
+struct CertificateInfo {
+  std::string common_name;   // subject CN, empty if none
+  std::string subject;       // one-line subject, RFC 2253
+  absl::Time not_before;
+  absl::Time not_after;
+};
+
+absl::StatusOr<CertificateInfo> ParseCertificatePem(std::string_view pem);
+
+// OK if the first certificate in `leaf_pem` chains to one of the
+// certificates in `ca_bundle_pem` and is valid at `now`; PermissionDenied
+// with OpenSSL's reason otherwise.
+absl::Status VerifyCertificateChain(std::string_view leaf_pem,
+                                    std::string_view ca_bundle_pem,
+                                    absl::Time now);
+
+// Reads a whole file; NotFound / PermissionDenied with the path in the message.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+}  // namespace kpx::crypto
+
+#endif  // KPX_CRYPTO_CRYPTO_H_

@@ -1,0 +1,142 @@
+// kpx/storage: the node's tamper-evident ledger in one RocksDB.
+//
+// Column families:
+//   log       big-endian uint64 sequence -> LogRecord{entry bytes, chain hash}
+//   certs     certificate number         -> CertificateRecord (current state)
+//   outbox    "m" + message id           -> OutboxItem
+//             "d" + big-endian due micros + message id -> "" (due index)
+//   seen      message id                 -> value given by the caller (the
+//                                           signed receipt we answered with)
+//   meta      "head"                     -> 8-byte big-endian sequence + 32-byte hash
+//                                           of the last entry
+//
+// Chain: hash(n) = SHA-256(hash(n-1) || entry bytes(n)), hash(0) = 32 zero
+// bytes. Sequences start at 1 and have no gaps.
+//
+// Durability: every Append is one WriteBatch written with sync=true, so a
+// crash leaves either the whole transition or none of it. Concurrent Append
+// calls are grouped by one committing thread into a single batch and a
+// single fsync (group commit, as in LevelDB's writer queue).
+//
+// Thread safety: every method may be called from any thread.
+#ifndef KPX_STORAGE_LEDGER_H_
+#define KPX_STORAGE_LEDGER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "kpx/v1/ledger.pb.h"
+
+namespace kpx::storage {
+
+struct Head {
+  uint64_t sequence = 0;  // 0: empty ledger
+  std::string hash;       // 32 bytes; zeros for the empty ledger
+};
+
+// One state change, written atomically.
+struct Transition {
+  // Append sets entry.sequence; the caller fills the rest.
+  v1::LedgerEntry entry;
+  // New current state of entry.certificate_number's record, if it changed.
+  std::optional<v1::CertificateRecord> record;
+  // Outbox items to add (keyed by message id; due_at decides order).
+  std::vector<v1::OutboxItem> outbox_put;
+  // Message ids to remove from the outbox.
+  std::vector<std::string> outbox_delete;
+  // If set, marks this message id as seen (dedup) with value seen_value.
+  std::string seen_message_id;
+  std::string seen_value;
+  // Called on the committing thread once the entry's sequence and hash are
+  // known and before anything is written; may fill in fields that depend on
+  // them (record history, seen_value). Must not call back into the Ledger.
+  // It may not change `entry` (the hash is already computed over it).
+  std::function<absl::Status(const Head& after, Transition& t)> on_sequenced;
+};
+
+struct VerifyResult {
+  bool ok = true;
+  uint64_t entries_checked = 0;
+  Head head;
+  uint64_t first_bad_sequence = 0;  // 0 when ok
+  std::string problem;              // empty when ok
+};
+
+class Ledger {
+ public:
+  // Opens or creates the ledger in `dir`. Reopening after a crash resumes
+  // at the last committed entry.
+  static absl::StatusOr<std::unique_ptr<Ledger>> Open(const std::string& dir);
+  ~Ledger();
+
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  // Appends t.entry and applies the rest of t in one synced batch. Returns
+  // the head after t's entry. If the record / dedup state it relies on may
+  // change concurrently, the caller serializes (see node/).
+  absl::StatusOr<Head> Append(Transition t);
+
+  Head head() const;
+
+  // Blocks until head().sequence >= sequence or `deadline` passes. Returns
+  // the head at that moment.
+  Head WaitForSequence(uint64_t sequence, absl::Time deadline) const;
+
+  absl::StatusOr<std::optional<v1::CertificateRecord>> GetCertificate(
+      const std::string& number) const;
+
+  // Certificates in number order starting after `after_number` (empty: from
+  // the first), calling `keep` on each; stops after `limit` kept records.
+  // Returns the kept records.
+  absl::StatusOr<std::vector<v1::CertificateRecord>> ListCertificates(
+      const std::string& after_number, size_t limit,
+      const std::function<bool(const v1::CertificateRecord&)>& keep) const;
+
+  // The value stored with a seen message id, or nullopt if never seen.
+  absl::StatusOr<std::optional<std::string>> GetSeen(
+      const std::string& message_id) const;
+
+  // Outbox items due at or before `now`, earliest first, at most `limit`.
+  absl::StatusOr<std::vector<v1::OutboxItem>> DueOutbox(absl::Time now,
+                                                        size_t limit) const;
+  // Earliest due time in the outbox, or nullopt when it is empty.
+  absl::StatusOr<std::optional<absl::Time>> NextDue() const;
+  // Number of items in the outbox.
+  uint64_t OutboxSize() const;
+  // Rewrites an outbox item (new due_at, attempts, last_error) in one synced
+  // batch. NotFound if the item has left the outbox meanwhile.
+  absl::Status RescheduleOutbox(const v1::OutboxItem& item);
+
+  // Entries with sequence in [from, from + limit), in order.
+  absl::StatusOr<std::vector<v1::LedgerEntry>> ReadEntries(uint64_t from,
+                                                           size_t limit) const;
+
+  // Walks the whole chain from sequence 1: recomputes every hash, checks
+  // that sequences have no gaps, that each stored entry names its own
+  // sequence, and that the chain ends at the stored head. Reports the first
+  // tampered or missing entry.
+  VerifyResult Verify() const;
+
+  // For tests and tools: raw access to overwrite or delete a log record, to
+  // show that Verify catches tampering. Not used by the node.
+  absl::Status UnsafePutRawLogRecordForTest(uint64_t sequence,
+                                            const std::string& value);
+  absl::Status UnsafeDeleteLogRecordForTest(uint64_t sequence);
+
+ private:
+  class Impl;
+  explicit Ledger(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kpx::storage
+
+#endif  // KPX_STORAGE_LEDGER_H_
