@@ -32,7 +32,8 @@ std::string_view AlgorithmName(Algorithm a);
 std::string Sha256(std::string_view data);
 // Lowercase hex of arbitrary bytes.
 std::string HexEncode(std::string_view bytes);
-// `n` cryptographically random bytes (RAND_bytes).
+// `n` cryptographically random bytes (RAND_bytes). Aborts the process if
+// the RNG fails: there is no safe value to return instead.
 std::string RandomBytes(size_t n);
 
 class PublicKey {
@@ -46,14 +47,23 @@ class PublicKey {
   Algorithm algorithm() const { return algorithm_; }
   // Hex SHA-256 of the SubjectPublicKeyInfo DER.
   const std::string& key_id() const { return key_id_; }
+  // Empty only if OpenSSL itself fails (out of memory).
   std::string ToPem() const;
 
   // OK if `signature` is a valid signature of `data` by this key;
-  // Unauthenticated otherwise.
+  // Unauthenticated otherwise. (Internal only if OpenSSL itself fails, e.g.
+  // out of memory; either way the signature is not accepted.)
   absl::Status Verify(std::string_view data, std::string_view signature) const;
 
  private:
+  friend class PrivateKey;  // derives its public half through FromEvp
+
   PublicKey(std::shared_ptr<EVP_PKEY> key, Algorithm a);
+  // Checks that `key` (public or private) is Ed25519 or named-curve P-256
+  // and returns a PublicKey holding a public-only copy of it, so that a
+  // PublicKey never carries private material.
+  static absl::StatusOr<PublicKey> FromEvp(const EVP_PKEY* key);
+
   std::shared_ptr<EVP_PKEY> key_;
   Algorithm algorithm_;
   std::string key_id_;
@@ -70,13 +80,17 @@ class PrivateKey {
   Algorithm algorithm() const { return algorithm_; }
   const PublicKey& public_key() const { return public_key_; }
   const std::string& key_id() const { return public_key_.key_id(); }
-  // PKCS#8 PEM. Handle with care: this is the secret.
+  // PKCS#8 PEM. Handle with care: this is the secret. Empty only if
+  // OpenSSL itself fails (out of memory).
   std::string ToPem() const;
 
   absl::StatusOr<std::string> Sign(std::string_view data) const;
 
  private:
   PrivateKey(std::shared_ptr<EVP_PKEY> key, Algorithm a, PublicKey pub);
+  // Takes ownership of `key` (non-null) and checks its type.
+  static absl::StatusOr<PrivateKey> Adopt(EVP_PKEY* key);
+
   std::shared_ptr<EVP_PKEY> key_;
   Algorithm algorithm_;
   PublicKey public_key_;
@@ -90,11 +104,15 @@ struct CertificateInfo {
   absl::Time not_after;
 };
 
+// The first certificate in `pem`. InvalidArgument if there is none, or if
+// its subject has several CNs or a CN with a NUL byte (ambiguous names).
 absl::StatusOr<CertificateInfo> ParseCertificatePem(std::string_view pem);
 
 // OK if the first certificate in `leaf_pem` chains to one of the
 // certificates in `ca_bundle_pem` and is valid at `now`; PermissionDenied
-// with OpenSSL's reason otherwise.
+// with OpenSSL's reason otherwise. Further certificates in `leaf_pem` are
+// used as untrusted intermediates. InvalidArgument if either input holds no
+// certificate or a damaged one.
 absl::Status VerifyCertificateChain(std::string_view leaf_pem,
                                     std::string_view ca_bundle_pem,
                                     absl::Time now);

@@ -49,7 +49,8 @@ struct Transition {
   std::optional<v1::CertificateRecord> record;
   // Outbox items to add (keyed by message id; due_at decides order).
   std::vector<v1::OutboxItem> outbox_put;
-  // Message ids to remove from the outbox.
+  // Message ids to remove from the outbox. Applied before outbox_put, so a
+  // transition may replace an item; removing an absent id is a no-op.
   std::vector<std::string> outbox_delete;
   // If set, marks this message id as seen (dedup) with value seen_value.
   std::string seen_message_id;
@@ -64,6 +65,8 @@ struct Transition {
 struct VerifyResult {
   bool ok = true;
   uint64_t entries_checked = 0;
+  // The last entry whose hash checked out (the empty head if none); equals
+  // the stored head when ok.
   Head head;
   uint64_t first_bad_sequence = 0;  // 0 when ok
   std::string problem;              // empty when ok
@@ -82,7 +85,19 @@ class Ledger {
   // Appends t.entry and applies the rest of t in one synced batch. Returns
   // the head after t's entry. If the record / dedup state it relies on may
   // change concurrently, the caller serializes (see node/).
+  // Errors: on_sequenced's own error; InvalidArgument if on_sequenced
+  // changed t.entry, or a record / outbox item / seen value lacks its key;
+  // DataLoss if Open found the log's end disagreeing with the stored head,
+  // and the write error after a failed write: both refuse every later write
+  // until the ledger is reopened (and, for the former, repaired).
   absl::StatusOr<Head> Append(Transition t);
+
+  // Appends `transitions` in order, as consecutive entries, in one synced
+  // batch: all of them or none. Each on_sequenced sees its own entry's head.
+  // Returns the head after each; on any error (the first one is returned)
+  // nothing is written. An empty vector writes nothing.
+  absl::StatusOr<std::vector<Head>> AppendAll(
+      std::vector<Transition> transitions);
 
   Head head() const;
 
@@ -112,7 +127,10 @@ class Ledger {
   // Number of items in the outbox.
   uint64_t OutboxSize() const;
   // Rewrites an outbox item (new due_at, attempts, last_error) in one synced
-  // batch. NotFound if the item has left the outbox meanwhile.
+  // batch. NotFound if the item has left the outbox meanwhile. Only those
+  // three fields are taken from `item`; the rest stays as queued. Goes
+  // through the same commit queue as Append, so it is ordered with the
+  // Append that deletes the item and can never bring it back.
   absl::Status RescheduleOutbox(const v1::OutboxItem& item);
 
   // Entries with sequence in [from, from + limit), in order.
@@ -124,6 +142,10 @@ class Ledger {
   // sequence, and that the chain ends at the stored head. Reports the first
   // tampered or missing entry.
   VerifyResult Verify() const;
+
+  // Synced batches written by Append, AppendAll and RescheduleOutbox since
+  // Open. Fewer than the calls when group commit merged concurrent ones.
+  uint64_t batches_written() const;
 
   // For tests and tools: raw access to overwrite or delete a log record, to
   // show that Verify catches tampering. Not used by the node.

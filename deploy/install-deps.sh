@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs what kpx needs to build, test and run on Debian 12, with apt.
+# Does nothing (quickly) when every package is already installed.
+set -euo pipefail
+
+usage() {
+  echo "usage: deploy/install-deps.sh   (as root, or as a user who may sudo)" >&2
+}
+
+die() {
+  echo "install-deps.sh: $*" >&2
+  exit 1
+}
+
+readonly PACKAGES=(
+  build-essential cmake pkg-config
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libssl-dev librocksdb-dev libspdlog-dev catch2
+  openssl iproute2 ca-certificates
+)
+
+case ${1:-} in
+  -h | --help)
+    usage
+    exit 0
+    ;;
+  "") ;;
+  *)
+    usage
+    exit 2
+    ;;
+esac
+
+for tool in dpkg-query apt-get; do
+  command -v "$tool" >/dev/null || die "$tool not found: this script is for Debian 12"
+done
+
+# Count the distinct packages dpkg reports as installed (one dpkg-query call;
+# it complains about unknown names on stderr, which is fine).
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PACKAGES[@]}" 2>/dev/null |
+  awk '$2 == "installed" { seen[$1] = 1 } END { print length(seen) }' || true)
+if [[ ${installed:-0} -eq ${#PACKAGES[@]} ]]; then
+  echo "install-deps.sh: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+
+if [[ $(id -u) -eq 0 ]]; then
+  as_root=()
+elif command -v sudo >/dev/null; then
+  as_root=(sudo)
+else
+  die "not root and sudo is not available: run as root"
+fi
+
+echo "install-deps.sh: installing ${#PACKAGES[@]} packages with apt-get"
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y --no-install-recommends "${PACKAGES[@]}"

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# kpx in one command: installs the build dependencies, builds kpx, starts a
+# three-node federation (Botswana, United Arab Emirates, European Union) on
+# loopback, and walks one Kimberley Process certificate from Botswana to the
+# EU: submitted, delivered, confirmed, and checked in both ledgers.
+# The nodes are stopped on exit; their keys, ledgers and logs stay in the
+# scratch folder.
+set -euo pipefail
+
+usage() {
+  cat >&2 <<'EOF'
+usage: deploy/quickstart.sh [SCRATCH_DIR]   (as root on Debian 12, or with sudo)
+  SCRATCH_DIR  fresh folder for keys, ledgers and logs (default: mktemp -d)
+  env: KPX_JOBS=N       parallel build jobs (default 2)
+       KPX_SKIP_BUILD=1 skip apt and the build; use the kpxd and kpxctl in
+                        KPX_BIN_DIR (default <repo>/build/gateway)
+EOF
+}
+
+readonly STATE_TIMEOUT=20 # seconds for each wait on a certificate's state
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+readonly here repo
+
+section() {
+  printf '\n== %s ==\n' "$*"
+}
+
+die() {
+  echo "quickstart.sh: FAILED: $*" >&2
+  exit 1
+}
+
+indent() {
+  sed 's/^/    /'
+}
+
+case ${1:-} in
+  -h | --help)
+    usage
+    exit 0
+    ;;
+  -*)
+    usage
+    exit 2
+    ;;
+esac
+[[ $# -le 1 ]] || {
+  usage
+  exit 2
+}
+
+jobs=${KPX_JOBS:-2}
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || die "KPX_JOBS must be a positive number, not '$jobs'"
+export KPX_BIN_DIR=${KPX_BIN_DIR:-$repo/build/gateway}
+kpxctl=$KPX_BIN_DIR/kpxctl
+
+# ---- 1, 2: dependencies and build ----------------------------------------------
+
+if [[ ${KPX_SKIP_BUILD:-0} == 1 ]]; then
+  section "1-2/6 Skipping apt and the build (KPX_SKIP_BUILD=1)"
+else
+  section "1/6 Installing build dependencies with apt"
+  "$here/install-deps.sh" || die "could not install the dependencies"
+
+  section "2/6 Building kpx into $repo/build (-j$jobs)"
+  cmake -S "$repo" -B "$repo/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo ||
+    die "cmake could not configure the build"
+  cmake --build "$repo/build" -j "$jobs" || die "the build failed"
+fi
+for tool in kpxd kpxctl; do
+  [[ -x $KPX_BIN_DIR/$tool ]] || die "$KPX_BIN_DIR/$tool is missing after the build"
+done
+
+# ---- 3: federation ---------------------------------------------------------------
+
+if [[ $# -eq 1 ]]; then
+  scratch=$1
+  mkdir -p -- "$scratch"
+  scratch=$(cd -- "$scratch" && pwd)
+else
+  scratch=$(mktemp -d "${TMPDIR:-/tmp}/kpx-quickstart.XXXXXX")
+fi
+
+on_exit() {
+  local rc=$?
+  "$here/local-federation.sh" stop "$scratch" >/dev/null 2>&1 || true
+  if ((rc != 0)); then
+    echo "quickstart.sh: nodes stopped; their logs: $scratch/*/kpxd.log" >&2
+  fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+section "3/6 Starting three nodes: Botswana (BW), United Arab Emirates (AE), European Union (EU)"
+echo "Each node gets its own TLS CA, signing key and RocksDB ledger under $scratch;"
+echo "the shared trust list names all three. (deploy/local-federation.sh, deploy/pki.sh)"
+"$here/local-federation.sh" start "$scratch" BW AE EU ||
+  die "the federation did not start"
+
+# Runs kpxctl as CODE's ROLE (exporter, importer or auditor), using the
+# client certificate and node address from CODE/ROLE.env.
+ctl() {
+  local code=$1 role=$2
+  shift 2
+  (
+    set -a
+    # shellcheck source=/dev/null
+    . "$scratch/$code/$role.env"
+    set +a
+    exec "$kpxctl" "$@"
+  )
+}
+
+# Waits until `kpxctl get NUMBER` at CODE (read as ROLE) lists STATE.
+wait_for_state() {
+  local code=$1 role=$2 number=$3 state=$4
+  local out="" deadline=$((SECONDS + STATE_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    if out=$(ctl "$code" "$role" get "$number" 2>&1) && grep -qw -- "$state" <<<"$out"; then
+      echo "  $code: $state"
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "  last 'kpxctl get $number' at $code said:" >&2
+  indent <<<"$out" >&2
+  die "$code did not show $number as $state within ${STATE_TIMEOUT}s"
+}
+
+# ---- 4: submit -------------------------------------------------------------------
+
+number="BW-$(date -u +%Y%m%d-%H%M%S)-$(printf '%04d' $((RANDOM % 10000)))"
+issued_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+expires_at=$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)
+cert=$scratch/certificate-$number.json
+sed -e "s/@NUMBER@/$number/" -e "s/@ISSUED_AT@/$issued_at/" \
+  -e "s/@EXPIRES_AT@/$expires_at/" "$here/examples/certificate.json" >"$cert"
+if grep -q '@[A-Z_]*@' "$cert"; then
+  die "$cert still has a placeholder"
+fi
+
+# Reads "KEY": "DIGITS" from the certificate (the int64 totals).
+total() {
+  sed -n "s/.*\"$1\": *\"\\([0-9]*\\)\".*/\\1/p" "$cert"
+}
+carats=$(total totalCaratsHundredths)
+cents=$(total totalValueUsdCents)
+
+section "4/6 Botswana's exporter submits certificate $number"
+echo "  BW -> EU, 3 parcels of rough diamonds," \
+  "$((carats / 100)).$(printf '%02d' $((carats % 100))) ct," \
+  "USD $((cents / 100)).$(printf '%02d' $((cents % 100)))"
+echo "  issued $issued_at, expires $expires_at; file: $cert"
+echo "  \$ kpxctl submit $cert    (as BW-exporter)"
+ctl BW exporter submit "$cert" | indent || die "kpxctl submit was refused"
+
+# ---- 5: delivery -----------------------------------------------------------------
+
+section "5/6 BW's node signs the certificate and delivers it to EU's node"
+echo "  waiting for BW to record the delivery receipt and EU to record the certificate..."
+wait_for_state BW exporter "$number" DELIVERED
+wait_for_state EU importer "$number" RECEIVED
+
+# ---- 6: confirmation -------------------------------------------------------------
+
+section "6/6 The EU's importing authority confirms the shipment arrived"
+echo "  \$ kpxctl confirm $number    (as EU-importer)"
+ctl EU importer confirm "$number" | indent || die "kpxctl confirm was refused"
+echo "  waiting for the signed import confirmation to reach BW..."
+wait_for_state BW exporter "$number" CONFIRMED
+
+# ---- results ---------------------------------------------------------------------
+
+section "The certificate's journey, as BW's ledger records it"
+ctl BW exporter get "$number" | indent || die "kpxctl get failed at BW"
+
+section "Ledger checks (hash chains re-verified by each Participant's auditor)"
+for code in BW EU; do
+  echo "  $code:"
+  ctl "$code" auditor ledger verify | indent || die "ledger verify failed at $code"
+done
+
+section "Done"
+cat <<EOF
+Certificate $number went from Botswana to the EU and was confirmed;
+both ledgers verify. The nodes stop now; keys, ledgers and logs stay in
+  $scratch
+To run a federation yourself:
+  deploy/local-federation.sh start DIR BW AE EU
+  set -a; . DIR/BW/exporter.env; set +a; $kpxctl list
+  deploy/local-federation.sh stop DIR
+EOF

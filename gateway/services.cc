@@ -1,0 +1,216 @@
+#include "gateway/services.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gateway/status.h"
+#include "gateway/tls.h"
+#include "node/util.h"
+#include "spdlog/spdlog.h"
+
+namespace kpx::gateway {
+namespace {
+
+constexpr int kMaxMessagesPerDeliver = 1000;
+const std::set<v1::Role> kExporter = {v1::EXPORTER};
+const std::set<v1::Role> kImporter = {v1::IMPORTER};
+const std::set<v1::Role> kAuditor = {v1::AUDITOR};
+const std::set<v1::Role> kAnyRole = {v1::EXPORTER, v1::IMPORTER, v1::AUDITOR};
+
+// Logs a refused authority call and turns it into the gRPC status.
+grpc::Status Refused(const char* verb, const std::string& who, const std::string& number,
+                     const absl::Status& s) {
+  spdlog::warn("authority {} refused: client={} certificate={} code={} reason={}", verb, who,
+               number, absl::StatusCodeToString(s.code()), std::string(s.message()));
+  return ToGrpc(s);
+}
+
+grpc::Status Answer(const char* verb, const std::string& who, const std::string& number,
+                    absl::StatusOr<v1::CertificateRecord> rec, v1::CertificateRecord* resp) {
+  if (!rec.ok()) return Refused(verb, who, number, rec.status());
+  spdlog::info("authority {}: client={} certificate={} partner={} state={}", verb, who, number,
+               rec->partner(), v1::CertificateState_Name(rec->state()));
+  *resp = *std::move(rec);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- peers
+
+grpc::Status PeerServiceImpl::Deliver(grpc::ServerContext* ctx, const v1::DeliverRequest* req,
+                                      v1::DeliverResponse* resp) {
+  absl::StatusOr<std::string> peer =
+      node_->trust_list()->IdentifyPeer(PeerCertificatePem(*ctx), absl::Now());
+  if (!peer.ok()) {
+    spdlog::warn("peer Deliver refused: from={} reason={}", ctx->peer(),
+                 std::string(peer.status().message()));
+    return ToGrpc(peer.status());
+  }
+  if (req->messages_size() > kMaxMessagesPerDeliver) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("at most ", kMaxMessagesPerDeliver, " messages per call"));
+  }
+  std::vector<v1::SignedMessage> msgs(req->messages().begin(), req->messages().end());
+  std::vector<node::DeliveryOutcome> outcomes = node_->Receive(*peer, msgs);
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    v1::DeliveryResult* r = resp->add_results();
+    const absl::Status& s = outcomes[i].status;
+    r->set_code(static_cast<int>(s.code()));
+    if (s.ok()) {
+      *r->mutable_receipt() = std::move(outcomes[i].receipt);
+    } else {
+      r->set_error(std::string(s.message()));
+      // The key id is public; the message id is not yet trusted, so log
+      // what the peer proved and what it claimed.
+      spdlog::warn("peer message refused: partner={} signer={} code={} reason={}", *peer,
+                   msgs[i].signer(), absl::StatusCodeToString(s.code()), std::string(s.message()));
+    }
+  }
+  return grpc::Status::OK;
+}
+
+// ---------------------------------------------------------------- authorities
+
+AuthorityServiceImpl::AuthorityServiceImpl(node::Node* node, const v1::NodeConfig& config)
+    : node_(node) {
+  for (const v1::AuthorityClient& c : config.authority_clients()) {
+    for (int r : c.roles()) roles_[c.common_name()].insert(static_cast<v1::Role>(r));
+  }
+}
+
+grpc::Status AuthorityServiceImpl::Authorize(const grpc::ServerContext& ctx, const char* verb,
+                                             std::set<v1::Role> allowed,
+                                             std::string* who) const {
+  *who = PeerCommonName(ctx);
+  auto it = roles_.find(*who);
+  if (it != roles_.end()) {
+    for (v1::Role r : it->second) {
+      if (allowed.count(r)) return grpc::Status::OK;
+    }
+  }
+  std::vector<std::string> held;
+  if (it != roles_.end()) {
+    for (v1::Role r : it->second) held.push_back(v1::Role_Name(r));
+  }
+  const std::string why = absl::StrCat(
+      "client '", *who, "' (roles: ", held.empty() ? "none" : absl::StrJoin(held, ","),
+      ") may not call ", verb);
+  spdlog::warn("authority {} refused: {}", verb, why);
+  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why);
+}
+
+grpc::Status AuthorityServiceImpl::SubmitCertificate(grpc::ServerContext* ctx,
+                                                     const v1::SubmitCertificateRequest* req,
+                                                     v1::CertificateRecord* resp) {
+  std::string who;
+  if (grpc::Status s = Authorize(*ctx, "SubmitCertificate", kExporter, &who); !s.ok()) return s;
+  return Answer("SubmitCertificate", who, req->certificate().number(),
+                node_->Submit(req->certificate()), resp);
+}
+
+grpc::Status AuthorityServiceImpl::CancelCertificate(grpc::ServerContext* ctx,
+                                                     const v1::CancelCertificateRequest* req,
+                                                     v1::CertificateRecord* resp) {
+  std::string who;
+  if (grpc::Status s = Authorize(*ctx, "CancelCertificate", kExporter, &who); !s.ok()) return s;
+  return Answer("CancelCertificate", who, req->number(),
+                node_->Cancel(req->number(), req->reason()), resp);
+}
+
+grpc::Status AuthorityServiceImpl::ConfirmReceipt(grpc::ServerContext* ctx,
+                                                  const v1::ConfirmReceiptRequest* req,
+                                                  v1::CertificateRecord* resp) {
+  std::string who;
+  if (grpc::Status s = Authorize(*ctx, "ConfirmReceipt", kImporter, &who); !s.ok()) return s;
+  absl::Time at = node::IsSet(req->received_at()) ? node::FromTimestamp(req->received_at())
+                                                  : absl::InfinitePast();
+  return Answer("ConfirmReceipt", who, req->number(), node_->Confirm(req->number(), at), resp);
+}
+
+grpc::Status AuthorityServiceImpl::RejectShipment(grpc::ServerContext* ctx,
+                                                  const v1::RejectShipmentRequest* req,
+                                                  v1::CertificateRecord* resp) {
+  std::string who;
+  if (grpc::Status s = Authorize(*ctx, "RejectShipment", kImporter, &who); !s.ok()) return s;
+  return Answer("RejectShipment", who, req->number(),
+                node_->Reject(req->number(), req->reason()), resp);
+}
+
+grpc::Status AuthorityServiceImpl::GetCertificate(grpc::ServerContext* ctx,
+                                                  const v1::GetCertificateRequest* req,
+                                                  v1::CertificateRecord* resp) {
+  std::string who;
+  if (grpc::Status s = Authorize(*ctx, "GetCertificate", kAnyRole, &who); !s.ok()) return s;
+  absl::StatusOr<v1::CertificateRecord> rec = node_->Get(req->number());
+  if (!rec.ok()) return ToGrpc(rec.status());
+  *resp = *std::move(rec);
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthorityServiceImpl::ListCertificates(grpc::ServerContext* ctx,
+                                                    const v1::ListCertificatesRequest* req,
+                                                    v1::ListCertificatesResponse* resp) {
+  std::string who;
+  if (grpc::Status s = Authorize(*ctx, "ListCertificates", kAnyRole, &who); !s.ok()) return s;
+  absl::StatusOr<v1::ListCertificatesResponse> list = node_->List(*req);
+  if (!list.ok()) return ToGrpc(list.status());
+  *resp = *std::move(list);
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthorityServiceImpl::Stream(grpc::ServerContext* ctx, uint64_t from, bool follow,
+                                          grpc::ServerWriter<v1::LedgerEntry>* writer) {
+  storage::Ledger& ledger = node_->ledger();
+  uint64_t next = std::max<uint64_t>(from, 1);
+  const uint64_t end = ledger.head().sequence;  // for a one-shot export
+  while (!ctx->IsCancelled() && !stopping_) {
+    absl::StatusOr<std::vector<v1::LedgerEntry>> entries = ledger.ReadEntries(next, 256);
+    if (!entries.ok()) return ToGrpc(entries.status());
+    for (const v1::LedgerEntry& e : *entries) {
+      if (!follow && e.sequence() > end) return grpc::Status::OK;
+      if (!writer->Write(e)) return grpc::Status::OK;  // client went away
+      next = e.sequence() + 1;
+    }
+    if (!entries->empty()) continue;
+    if (!follow) return grpc::Status::OK;
+    // Wake at least twice a second to notice cancellation and shutdown.
+    ledger.WaitForSequence(next, absl::Now() + absl::Milliseconds(500));
+  }
+  return ctx->IsCancelled() ? grpc::Status::CANCELLED
+                            : grpc::Status(grpc::StatusCode::UNAVAILABLE, "node stopping");
+}
+
+grpc::Status AuthorityServiceImpl::Watch(grpc::ServerContext* ctx, const v1::WatchRequest* req,
+                                         grpc::ServerWriter<v1::LedgerEntry>* writer) {
+  std::string who;
+  if (grpc::Status s = Authorize(*ctx, "Watch", kAnyRole, &who); !s.ok()) return s;
+  return Stream(ctx, req->from_sequence(), /*follow=*/true, writer);
+}
+
+grpc::Status AuthorityServiceImpl::ExportLedger(grpc::ServerContext* ctx,
+                                                const v1::ExportLedgerRequest* req,
+                                                grpc::ServerWriter<v1::LedgerEntry>* writer) {
+  std::string who;
+  if (grpc::Status s = Authorize(*ctx, "ExportLedger", kAuditor, &who); !s.ok()) return s;
+  return Stream(ctx, req->from_sequence(), /*follow=*/false, writer);
+}
+
+grpc::Status AuthorityServiceImpl::VerifyLedger(grpc::ServerContext* ctx,
+                                                const v1::VerifyLedgerRequest* req,
+                                                v1::VerifyLedgerResponse* resp) {
+  std::string who;
+  if (grpc::Status s = Authorize(*ctx, "VerifyLedger", kAuditor, &who); !s.ok()) return s;
+  storage::VerifyResult r = node_->ledger().Verify();
+  resp->set_ok(r.ok);
+  resp->set_entries_checked(r.entries_checked);
+  resp->set_head_sequence(r.head.sequence);
+  resp->set_head_hash(r.head.hash);
+  resp->set_first_bad_sequence(r.first_bad_sequence);
+  resp->set_problem(r.problem);
+  if (!r.ok) {
+    spdlog::error("ledger verification failed at entry {}: {}", r.first_bad_sequence, r.problem);
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace kpx::gateway

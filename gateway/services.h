@@ -1,0 +1,82 @@
+// The gRPC services of a node, adapting node::Node to the network.
+//
+// PeerService: the caller's identity is the Participant whose CA its TLS
+// client certificate chains to (trust list), checked on every call; the
+// node then checks it against each message's sender and signer.
+//
+// AuthorityService: the caller's role comes from the Common Name of its
+// TLS client certificate through NodeConfig.authority_clients; each verb
+// is allowed to the roles named in docs/protocol.md only.
+//
+// Both are thread-safe; gRPC calls them from its own threads.
+#ifndef KPX_GATEWAY_SERVICES_H_
+#define KPX_GATEWAY_SERVICES_H_
+
+#include <atomic>
+#include <map>
+#include <set>
+#include <string>
+
+#include "kpx/v1/config.pb.h"
+#include "kpx/v1/service.grpc.pb.h"
+#include "node/node.h"
+
+namespace kpx::gateway {
+
+class PeerServiceImpl final : public v1::PeerService::Service {
+ public:
+  explicit PeerServiceImpl(node::Node* node) : node_(node) {}
+
+  grpc::Status Deliver(grpc::ServerContext* ctx, const v1::DeliverRequest* req,
+                       v1::DeliverResponse* resp) override;
+
+ private:
+  node::Node* const node_;
+};
+
+class AuthorityServiceImpl final : public v1::AuthorityService::Service {
+ public:
+  AuthorityServiceImpl(node::Node* node, const v1::NodeConfig& config);
+
+  // Makes Watch streams end promptly (server shutdown).
+  void Stop() { stopping_ = true; }
+
+  grpc::Status SubmitCertificate(grpc::ServerContext* ctx,
+                                 const v1::SubmitCertificateRequest* req,
+                                 v1::CertificateRecord* resp) override;
+  grpc::Status CancelCertificate(grpc::ServerContext* ctx,
+                                 const v1::CancelCertificateRequest* req,
+                                 v1::CertificateRecord* resp) override;
+  grpc::Status ConfirmReceipt(grpc::ServerContext* ctx, const v1::ConfirmReceiptRequest* req,
+                              v1::CertificateRecord* resp) override;
+  grpc::Status RejectShipment(grpc::ServerContext* ctx, const v1::RejectShipmentRequest* req,
+                              v1::CertificateRecord* resp) override;
+  grpc::Status GetCertificate(grpc::ServerContext* ctx, const v1::GetCertificateRequest* req,
+                              v1::CertificateRecord* resp) override;
+  grpc::Status ListCertificates(grpc::ServerContext* ctx,
+                                const v1::ListCertificatesRequest* req,
+                                v1::ListCertificatesResponse* resp) override;
+  grpc::Status Watch(grpc::ServerContext* ctx, const v1::WatchRequest* req,
+                     grpc::ServerWriter<v1::LedgerEntry>* writer) override;
+  grpc::Status VerifyLedger(grpc::ServerContext* ctx, const v1::VerifyLedgerRequest* req,
+                            v1::VerifyLedgerResponse* resp) override;
+  grpc::Status ExportLedger(grpc::ServerContext* ctx, const v1::ExportLedgerRequest* req,
+                            grpc::ServerWriter<v1::LedgerEntry>* writer) override;
+
+ private:
+  // OK if the caller holds one of `allowed`; PERMISSION_DENIED naming the
+  // client and the verb otherwise. Sets *who to the client's name.
+  grpc::Status Authorize(const grpc::ServerContext& ctx, const char* verb,
+                         std::set<v1::Role> allowed, std::string* who) const;
+  // Streams entries from `from` on; follows new appends if `follow`.
+  grpc::Status Stream(grpc::ServerContext* ctx, uint64_t from, bool follow,
+                      grpc::ServerWriter<v1::LedgerEntry>* writer);
+
+  node::Node* const node_;
+  std::map<std::string, std::set<v1::Role>> roles_;  // by Common Name
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace kpx::gateway
+
+#endif  // KPX_GATEWAY_SERVICES_H_

@@ -1,0 +1,67 @@
+#include "gateway/tls.h"
+
+#include "absl/strings/str_cat.h"
+#include "crypto/crypto.h"
+
+namespace kpx::gateway {
+
+absl::StatusOr<TlsIdentity> LoadTlsIdentity(const std::string& cert_file,
+                                            const std::string& key_file) {
+  absl::StatusOr<std::string> cert = crypto::ReadFile(cert_file);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = crypto::ReadFile(key_file);
+  if (!key.ok()) return key.status();
+  if (absl::StatusOr<crypto::CertificateInfo> info = crypto::ParseCertificatePem(*cert);
+      !info.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(cert_file, ": ", info.status().message()));
+  }
+  return TlsIdentity{*std::move(cert), *std::move(key)};
+}
+
+std::shared_ptr<grpc::ServerCredentials> MutualTlsServerCredentials(
+    const TlsIdentity& identity, const std::string& client_roots_pem) {
+  grpc::SslServerCredentialsOptions opts(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  opts.pem_root_certs = client_roots_pem;
+  opts.pem_key_cert_pairs.push_back({identity.private_key_pem, identity.cert_chain_pem});
+  return grpc::SslServerCredentials(opts);
+}
+
+std::shared_ptr<grpc::Channel> MutualTlsChannel(const std::string& endpoint,
+                                                const TlsIdentity& identity,
+                                                const std::string& server_roots_pem,
+                                                const std::string& server_name) {
+  grpc::SslCredentialsOptions opts;
+  opts.pem_root_certs = server_roots_pem;
+  opts.pem_private_key = identity.private_key_pem;
+  opts.pem_cert_chain = identity.cert_chain_pem;
+  grpc::ChannelArguments args;
+  if (!server_name.empty()) args.SetSslTargetNameOverride(server_name);
+  // Keep the one channel per peer alive across idle periods.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
+  args.SetMaxReceiveMessageSize(64 << 20);
+  return grpc::CreateCustomChannel(endpoint, grpc::SslCredentials(opts), args);
+}
+
+namespace {
+
+std::string FirstProperty(const grpc::ServerContext& ctx, const char* name) {
+  std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
+  std::vector<grpc::string_ref> v = auth->FindPropertyValues(name);
+  if (v.empty()) return "";
+  return std::string(v.front().data(), v.front().size());
+}
+
+}  // namespace
+
+std::string PeerCertificatePem(const grpc::ServerContext& ctx) {
+  return FirstProperty(ctx, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+}
+
+std::string PeerCommonName(const grpc::ServerContext& ctx) {
+  return FirstProperty(ctx, GRPC_X509_CN_PROPERTY_NAME);
+}
+
+}  // namespace kpx::gateway

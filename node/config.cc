@@ -1,0 +1,75 @@
+#include "node/config.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "crypto/crypto.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+#include "node/trust_list.h"
+
+namespace kpx::node {
+namespace {
+
+// Collects the parser's first error as one line.
+class FirstError : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, int column, const std::string& message) override {
+    if (error_.empty()) error_ = absl::StrCat("line ", line + 1, ": ", message);
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  std::string error_;
+};
+
+void Resolve(const std::filesystem::path& base, std::string* path) {
+  if (!path->empty() && std::filesystem::path(*path).is_relative()) {
+    *path = (base / *path).lexically_normal().string();
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<v1::NodeConfig> LoadConfig(const std::string& path) {
+  absl::StatusOr<std::string> text = crypto::ReadFile(path);
+  if (!text.ok()) return text.status();
+  v1::NodeConfig config;
+  google::protobuf::TextFormat::Parser parser;
+  FirstError errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(*text, &config)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", errors.error()));
+  }
+  auto missing = [&](absl::string_view field) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", field, " is required"));
+  };
+  if (!IsParticipantCode(config.participant())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": participant must be a 2-letter code, got '", config.participant(), "'"));
+  }
+  if (config.tls_cert_file().empty()) return missing("tls_cert_file");
+  if (config.tls_key_file().empty()) return missing("tls_key_file");
+  if (config.authority_client_ca_file().empty()) return missing("authority_client_ca_file");
+  if (config.signing_key_file().empty()) return missing("signing_key_file");
+  if (config.trust_list_file().empty()) return missing("trust_list_file");
+  if (config.data_dir().empty()) config.set_data_dir("data");
+  if (config.peer_listen().empty()) config.set_peer_listen("127.0.0.1:7400");
+  if (config.authority_listen().empty()) config.set_authority_listen("127.0.0.1:7401");
+  for (const v1::AuthorityClient& c : config.authority_clients()) {
+    if (c.common_name().empty() || c.roles().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": every authority_clients entry needs common_name and roles"));
+    }
+  }
+  const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
+  Resolve(base, config.mutable_data_dir());
+  Resolve(base, config.mutable_tls_cert_file());
+  Resolve(base, config.mutable_tls_key_file());
+  Resolve(base, config.mutable_authority_client_ca_file());
+  Resolve(base, config.mutable_signing_key_file());
+  Resolve(base, config.mutable_trust_list_file());
+  return config;
+}
+
+}  // namespace kpx::node

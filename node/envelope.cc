@@ -1,0 +1,81 @@
+#include "node/envelope.h"
+
+#include "absl/strings/str_cat.h"
+#include "node/util.h"
+
+namespace kpx::node {
+
+v1::SignatureAlgorithm ToProtoAlgorithm(crypto::Algorithm a) {
+  return a == crypto::Algorithm::kEcdsaP256 ? v1::ECDSA_P256_SHA256 : v1::ED25519;
+}
+
+absl::StatusOr<v1::SignedMessage> Signer::Sign(const v1::MessageBody& body) const {
+  v1::SignedMessage msg;
+  if (!body.SerializeToString(msg.mutable_body())) {
+    return absl::InternalError("cannot serialize message body");
+  }
+  absl::StatusOr<std::string> sig = key_.Sign(msg.body());
+  if (!sig.ok()) return sig.status();
+  msg.set_signer(participant_);
+  msg.set_key_id(key_.key_id());
+  msg.set_algorithm(ToProtoAlgorithm(key_.algorithm()));
+  msg.set_signature(*std::move(sig));
+  return msg;
+}
+
+namespace {
+
+v1::MessageKind KindOf(const v1::MessageBody& body) {
+  switch (body.payload_case()) {
+    case v1::MessageBody::kCertificate: return v1::CERTIFICATE;
+    case v1::MessageBody::kConfirmation: return v1::IMPORT_CONFIRMATION;
+    case v1::MessageBody::kRejection: return v1::REJECTION;
+    case v1::MessageBody::kCancellation: return v1::CANCELLATION;
+    case v1::MessageBody::kReceipt: return v1::DELIVERY_RECEIPT;
+    default: return v1::MESSAGE_KIND_UNSPECIFIED;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
+                                              const std::string& expected_signer,
+                                              const TrustList& trust,
+                                              absl::Time now) {
+  if (msg.signer() != expected_signer) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "message signed by '", msg.signer(), "' but the peer is ", expected_signer));
+  }
+  if (absl::Status s = trust.CheckActive(msg.signer(), now); !s.ok()) return s;
+  absl::StatusOr<crypto::PublicKey> key = trust.FindKey(msg.signer(), msg.key_id(), now);
+  if (!key.ok()) return key.status();
+  if (ToProtoAlgorithm(key->algorithm()) != msg.algorithm()) {
+    return absl::UnauthenticatedError("signature algorithm does not match the key");
+  }
+  if (absl::Status s = key->Verify(msg.body(), msg.signature()); !s.ok()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("signature of ", msg.signer(), " does not verify"));
+  }
+  v1::MessageBody body;
+  if (!body.ParseFromString(msg.body())) {
+    return absl::InvalidArgumentError("message body does not parse");
+  }
+  const v1::Header& h = body.header();
+  if (h.sender() != msg.signer()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "header sender '", h.sender(), "' differs from signer ", msg.signer()));
+  }
+  if (!IsValidMessageId(h.message_id())) {
+    return absl::InvalidArgumentError("message id must be 32 lowercase hex characters");
+  }
+  if (h.kind() == v1::MESSAGE_KIND_UNSPECIFIED || h.kind() != KindOf(body)) {
+    return absl::InvalidArgumentError("message kind does not match its payload");
+  }
+  return body;
+}
+
+std::string MessageDigest(const v1::SignedMessage& msg) {
+  return crypto::Sha256(msg.body());
+}
+
+}  // namespace kpx::node

@@ -1,0 +1,56 @@
+// Signing and verifying kpx messages (kpx.v1.SignedMessage).
+//
+// Signing serializes the MessageBody once and signs those bytes; the bytes
+// travel as they are. Verification checks the signature over the received
+// bytes before parsing them, and checks the signer against the trust list.
+#ifndef KPX_NODE_ENVELOPE_H_
+#define KPX_NODE_ENVELOPE_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "crypto/crypto.h"
+#include "kpx/v1/message.pb.h"
+#include "node/trust_list.h"
+
+namespace kpx::node {
+
+// Signs for one Participant with one key. Thread-safe (Sign is const).
+class Signer {
+ public:
+  Signer(std::string participant, crypto::PrivateKey key)
+      : participant_(std::move(participant)), key_(std::move(key)) {}
+
+  const std::string& participant() const { return participant_; }
+  const crypto::PrivateKey& key() const { return key_; }
+
+  absl::StatusOr<v1::SignedMessage> Sign(const v1::MessageBody& body) const;
+
+ private:
+  std::string participant_;
+  crypto::PrivateKey key_;
+};
+
+// Verifies `msg` as sent by `expected_signer` at time `now`:
+//   - the signer is `expected_signer` (PermissionDenied otherwise),
+//   - the signer is an active Participant (PermissionDenied),
+//   - key_id names a key of the signer valid at `now` with the declared
+//     algorithm, and the signature verifies over msg.body (Unauthenticated),
+//   - the body parses and its header names the signer as sender and carries
+//     a well-formed message id and kind matching the payload
+//     (InvalidArgument).
+// Returns the parsed body.
+absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
+                                              const std::string& expected_signer,
+                                              const TrustList& trust,
+                                              absl::Time now);
+
+// SHA-256 of the signed bytes: what receipts and confirmations refer to.
+std::string MessageDigest(const v1::SignedMessage& msg);
+
+v1::SignatureAlgorithm ToProtoAlgorithm(crypto::Algorithm a);
+
+}  // namespace kpx::node
+
+#endif  // KPX_NODE_ENVELOPE_H_

@@ -1,0 +1,160 @@
+#include "node/trust_list.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/text_format.h"
+#include "node/util.h"
+
+namespace kpx::node {
+
+bool IsParticipantCode(const std::string& code) {
+  return code.size() == 2 && absl::ascii_isupper(code[0]) &&
+         absl::ascii_isupper(code[1]);
+}
+
+namespace {
+
+crypto::Algorithm ToCrypto(v1::SignatureAlgorithm a) {
+  return a == v1::ECDSA_P256_SHA256 ? crypto::Algorithm::kEcdsaP256
+                                    : crypto::Algorithm::kEd25519;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const TrustList>> TrustList::FromProto(
+    v1::TrustList proto) {
+  std::shared_ptr<TrustList> list(new TrustList(std::move(proto)));
+  for (const v1::Participant& p : list->proto_.participants()) {
+    if (!IsParticipantCode(p.code())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("trust list: bad participant code '", p.code(), "'"));
+    }
+    if (!list->by_code_.emplace(p.code(), &p).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("trust list: participant ", p.code(), " listed twice"));
+    }
+    if (p.status() == v1::PARTICIPANT_STATUS_UNSPECIFIED) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("trust list: participant ", p.code(), " has no status"));
+    }
+    if (!p.tls_ca_pem().empty()) {
+      absl::StatusOr<crypto::CertificateInfo> ca =
+          crypto::ParseCertificatePem(p.tls_ca_pem());
+      if (!ca.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "trust list: participant ", p.code(), " tls_ca_pem: ", ca.status().message()));
+      }
+    }
+    for (const v1::SigningKey& k : p.signing_keys()) {
+      absl::StatusOr<crypto::PublicKey> key =
+          crypto::PublicKey::FromPem(k.public_key_pem());
+      if (!key.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "trust list: ", p.code(), " key ", k.key_id(), ": ", key.status().message()));
+      }
+      if (key->key_id() != k.key_id()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "trust list: ", p.code(), " key_id ", k.key_id(),
+            " does not match its public key (", key->key_id(), ")"));
+      }
+      if (key->algorithm() != ToCrypto(k.algorithm()) ||
+          k.algorithm() == v1::SIGNATURE_ALGORITHM_UNSPECIFIED) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "trust list: ", p.code(), " key ", k.key_id(),
+            ": algorithm does not match the key"));
+      }
+      list->keys_.emplace(std::make_pair(p.code(), k.key_id()),
+                          Key{k, *std::move(key)});
+    }
+  }
+  return std::shared_ptr<const TrustList>(std::move(list));
+}
+
+absl::StatusOr<std::shared_ptr<const TrustList>> TrustList::FromTextFile(
+    const std::string& path) {
+  absl::StatusOr<std::string> text = crypto::ReadFile(path);
+  if (!text.ok()) return text.status();
+  v1::TrustList proto;
+  if (!google::protobuf::TextFormat::ParseFromString(*text, &proto)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("trust list ", path, ": not a valid kpx.v1.TrustList"));
+  }
+  return FromProto(std::move(proto));
+}
+
+const v1::Participant* TrustList::Find(const std::string& code) const {
+  auto it = by_code_.find(code);
+  return it == by_code_.end() ? nullptr : it->second;
+}
+
+absl::Status TrustList::CheckActive(const std::string& code, absl::Time at) const {
+  const v1::Participant* p = Find(code);
+  if (p == nullptr) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(code.empty() ? "(none)" : code, " is not a Participant on the trust list"));
+  }
+  if (p->status() == v1::SUSPENDED &&
+      (!IsSet(p->suspended_from()) || at >= FromTimestamp(p->suspended_from()))) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("Participant ", code, " is suspended"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<crypto::PublicKey> TrustList::FindKey(const std::string& code,
+                                                     const std::string& key_id,
+                                                     absl::Time at) const {
+  auto it = keys_.find(std::make_pair(code, key_id));
+  if (it == keys_.end()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("key ", key_id, " is not a signing key of ", code));
+  }
+  const v1::SigningKey& k = it->second.proto;
+  if ((IsSet(k.not_before()) && at < FromTimestamp(k.not_before())) ||
+      (IsSet(k.not_after()) && at >= FromTimestamp(k.not_after()))) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "key ", key_id, " of ", code, " was not valid at ", FormatRfc3339(at)));
+  }
+  return it->second.key;
+}
+
+absl::StatusOr<std::string> TrustList::IdentifyPeer(const std::string& cert_pem,
+                                                    absl::Time now) const {
+  std::string found;
+  for (const v1::Participant& p : proto_.participants()) {
+    if (p.tls_ca_pem().empty()) continue;
+    // The certificate must chain to the Participant's CA *and* be its
+    // node's certificate: the same CA may also sign the Participant's
+    // authority clients, which are no peers.
+    absl::StatusOr<crypto::CertificateInfo> info = crypto::ParseCertificatePem(cert_pem);
+    if (!info.ok() || info->common_name != ServerName(p)) continue;
+    if (crypto::VerifyCertificateChain(cert_pem, p.tls_ca_pem(), now).ok()) {
+      if (!found.empty()) {
+        return absl::PermissionDeniedError(
+            "peer certificate chains to more than one Participant's CA");
+      }
+      found = p.code();
+    }
+  }
+  if (found.empty()) {
+    return absl::PermissionDeniedError(
+        "peer certificate is no Participant's node certificate (CA and name)");
+  }
+  return found;
+}
+
+std::string ServerName(const v1::Participant& p) {
+  if (!p.tls_server_name().empty()) return p.tls_server_name();
+  return absl::StrCat("node.", absl::AsciiStrToLower(p.code()), ".kpx");
+}
+
+std::string TrustList::AllCasPem() const {
+  std::string out;
+  for (const v1::Participant& p : proto_.participants()) {
+    out += p.tls_ca_pem();
+    if (!out.empty() && out.back() != '\n') out += '\n';
+  }
+  return out;
+}
+
+}  // namespace kpx::node

@@ -1,0 +1,78 @@
+// The federation trust list: who the Participants are, where their nodes
+// listen, which TLS CA and which signing keys are theirs, and whether they
+// are active. Loaded from protobuf text format (kpx.v1.TrustList).
+//
+// A TrustList is immutable once built; share it as
+// std::shared_ptr<const TrustList> and swap the pointer to reload.
+#ifndef KPX_NODE_TRUST_LIST_H_
+#define KPX_NODE_TRUST_LIST_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "crypto/crypto.h"
+#include "kpx/v1/config.pb.h"
+
+namespace kpx::node {
+
+class TrustList {
+ public:
+  // Parses and checks a trust list: codes well-formed and unique, every
+  // key's PEM parses and matches its key_id and algorithm, every CA parses.
+  static absl::StatusOr<std::shared_ptr<const TrustList>> FromProto(
+      v1::TrustList proto);
+  static absl::StatusOr<std::shared_ptr<const TrustList>> FromTextFile(
+      const std::string& path);
+
+  const v1::TrustList& proto() const { return proto_; }
+
+  // nullptr when `code` is not on the list.
+  const v1::Participant* Find(const std::string& code) const;
+
+  // OK if `code` is on the list and active at `at`; PermissionDenied naming
+  // the reason (unknown, suspended) otherwise.
+  absl::Status CheckActive(const std::string& code, absl::Time at) const;
+
+  // The signing key `key_id` of Participant `code` if it was valid at `at`;
+  // Unauthenticated otherwise.
+  absl::StatusOr<crypto::PublicKey> FindKey(const std::string& code,
+                                            const std::string& key_id,
+                                            absl::Time at) const;
+
+  // Which Participant a peer's TLS certificate belongs to: the one whose CA
+  // it chains to and whose node name (ServerName) is its Common Name.
+  // PermissionDenied if none (or more than one) matches.
+  absl::StatusOr<std::string> IdentifyPeer(const std::string& cert_pem,
+                                           absl::Time now) const;
+
+  // Every Participant's TLS CA, concatenated: the root bundle a peer
+  // listener accepts client certificates from.
+  std::string AllCasPem() const;
+
+ private:
+  struct Key {
+    v1::SigningKey proto;
+    crypto::PublicKey key;
+  };
+  explicit TrustList(v1::TrustList proto) : proto_(std::move(proto)) {}
+
+  v1::TrustList proto_;
+  std::map<std::string, const v1::Participant*> by_code_;
+  std::map<std::pair<std::string, std::string>, Key> keys_;  // (code, key id)
+};
+
+// The TLS name of a Participant's node: tls_server_name, or by default
+// "node.<code in lower case>.kpx".
+std::string ServerName(const v1::Participant& p);
+
+// True for ISO 3166-1 alpha-2 shaped codes ("BW") and "EU".
+bool IsParticipantCode(const std::string& code);
+
+}  // namespace kpx::node
+
+#endif  // KPX_NODE_TRUST_LIST_H_

@@ -1,0 +1,103 @@
+// Internal to storage/: how keys and the head are laid out in RocksDB (see
+// the column family table in ledger.h). Big-endian integers so that
+// RocksDB's bytewise order is numeric order.
+#ifndef KPX_STORAGE_KEYS_H_
+#define KPX_STORAGE_KEYS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/time/time.h"
+#include "kpx/v1/ledger.pb.h"
+#include "storage/ledger.h"
+
+namespace kpx::storage::keys {
+
+inline constexpr size_t kHashSize = 32;
+inline constexpr char kHeadKey[] = "head";
+inline constexpr char kOutboxItemPrefix = 'm';
+inline constexpr char kOutboxDuePrefix = 'd';
+
+inline void AppendBigEndian(uint64_t v, std::string* out) {
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    out->push_back(static_cast<char>((v >> shift) & 0xff));
+  }
+}
+
+// Reads 8 bytes; the caller checks the length.
+inline uint64_t ReadBigEndian(std::string_view b) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(b[i]);
+  return v;
+}
+
+inline std::string SequenceKey(uint64_t sequence) {
+  std::string key;
+  AppendBigEndian(sequence, &key);
+  return key;
+}
+
+// nullopt if `key` is not an 8-byte log key.
+inline std::optional<uint64_t> ParseSequenceKey(std::string_view key) {
+  if (key.size() != 8) return std::nullopt;
+  return ReadBigEndian(key);
+}
+
+inline std::string OutboxItemKey(std::string_view message_id) {
+  std::string key(1, kOutboxItemPrefix);
+  key.append(message_id);
+  return key;
+}
+
+// Due times before 1970 are indexed as 1970: they are long overdue either
+// way, and a negative number would sort after every positive one.
+inline uint64_t DueMicros(const v1::OutboxItem& item) {
+  const absl::Time due = absl::FromUnixSeconds(item.due_at().seconds()) +
+                         absl::Nanoseconds(item.due_at().nanos());
+  const int64_t micros = absl::ToUnixMicros(due);
+  return micros < 0 ? 0 : static_cast<uint64_t>(micros);
+}
+
+inline std::string OutboxDueKey(uint64_t due_micros,
+                                std::string_view message_id) {
+  std::string key(1, kOutboxDuePrefix);
+  AppendBigEndian(due_micros, &key);
+  key.append(message_id);
+  return key;
+}
+
+inline std::string OutboxDueKey(const v1::OutboxItem& item) {
+  return OutboxDueKey(DueMicros(item), item.message_id());
+}
+
+struct DueKey {
+  uint64_t due_micros;
+  std::string_view message_id;
+};
+
+// nullopt if `key` is not a due-index key.
+inline std::optional<DueKey> ParseOutboxDueKey(std::string_view key) {
+  if (key.size() < 9 || key[0] != kOutboxDuePrefix) return std::nullopt;
+  return DueKey{ReadBigEndian(key.substr(1, 8)), key.substr(9)};
+}
+
+inline std::string EncodeHead(const Head& head) {
+  std::string value;
+  AppendBigEndian(head.sequence, &value);
+  value.append(head.hash);
+  return value;
+}
+
+// nullopt if `value` is not 8 + 32 bytes.
+inline std::optional<Head> DecodeHead(std::string_view value) {
+  if (value.size() != 8 + kHashSize) return std::nullopt;
+  return Head{ReadBigEndian(value), std::string(value.substr(8))};
+}
+
+inline Head EmptyHead() { return Head{0, std::string(kHashSize, '\0')}; }
+
+}  // namespace kpx::storage::keys
+
+#endif  // KPX_STORAGE_KEYS_H_

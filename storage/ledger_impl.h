@@ -1,0 +1,81 @@
+// Internal to storage/: the state behind Ledger, shared by ledger.cc (open
+// and reads), commit.cc (the write path) and verify.cc.
+#ifndef KPX_STORAGE_LEDGER_IMPL_H_
+#define KPX_STORAGE_LEDGER_IMPL_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "kpx/v1/ledger.pb.h"
+#include "rocksdb/db.h"
+#include "storage/ledger.h"
+
+namespace kpx::storage {
+
+// Maps a RocksDB status to an absl::Status, prefixing `what`.
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what);
+
+// One caller of Append or RescheduleOutbox waiting in the writer queue.
+// From queueing until `done`, only the thread leading its group touches the
+// other fields; `done` itself is read and written under Impl::mu.
+struct Writer {
+  std::span<Transition> transitions;           // Append / AppendAll
+  const v1::OutboxItem* reschedule = nullptr;  // RescheduleOutbox
+  size_t approx_bytes = 0;                     // bounds the group size
+  absl::Status status;
+  std::vector<Head> heads;  // the head right after each transition's entry
+  bool done = false;
+  absl::CondVar cv;
+};
+
+class Ledger::Impl {
+ public:
+  // Stages one commit group into a WriteBatch (commit.cc).
+  class GroupBuilder;
+
+  ~Impl();
+
+  // Reads the head and outbox count after DB::Open (ledger.cc).
+  absl::Status Load();
+  // Queues `w` and returns once it is committed or failed (commit.cc).
+  absl::Status Commit(Writer& w);
+  VerifyResult Verify() const;  // verify.cc
+
+  // The stored meta head, or the empty head if none was ever written.
+  absl::StatusOr<Head> ReadStoredHead(const rocksdb::ReadOptions& ro) const;
+
+  // Set once in Open, then read-only. Handles are released before the DB.
+  std::unique_ptr<rocksdb::DB> db;
+  rocksdb::ColumnFamilyHandle* log_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* certs_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* outbox_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* seen_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* default_cf =
+      nullptr;  // unused, but RocksDB requires it
+
+  mutable absl::Mutex mu;
+  // Front writer is the leader; the rest wait for it or their turn.
+  std::deque<Writer*> writers ABSL_GUARDED_BY(mu);
+  // Last committed entry; only advances after its batch is synced.
+  Head head ABSL_GUARDED_BY(mu);
+  uint64_t outbox_count ABSL_GUARDED_BY(mu) = 0;
+  uint64_t batches_written ABSL_GUARDED_BY(mu) = 0;
+  // Non-OK once writing is unsafe: the log disagreed with the head at Open,
+  // or a synced write failed (the disk state is then unknown until reopen).
+  absl::Status writes_refused ABSL_GUARDED_BY(mu);
+  mutable absl::CondVar head_changed;
+};
+
+}  // namespace kpx::storage
+
+#endif  // KPX_STORAGE_LEDGER_IMPL_H_

@@ -1,0 +1,76 @@
+// A test federation over real gRPC on 127.0.0.1: PKI made by deploy/pki.sh
+// at test time, ports chosen at run time, nodes run either in this process
+// (gateway::NodeServer) or as real kpxd processes.
+#ifndef KPX_TESTS_FEDERATION_H_
+#define KPX_TESTS_FEDERATION_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gateway/server.h"
+#include "gateway/tls.h"
+#include "kpx/v1/service.grpc.pb.h"
+#include "test_util.h"
+
+namespace kpx::testing {
+
+// A loopback port that was free a moment ago.
+int FreePort();
+
+// Runs a shell command; returns its exit status.
+int Run(const std::string& command);
+
+class GrpcFederation {
+ public:
+  // Generates PKI and configs for `codes` with fresh ports.
+  explicit GrpcFederation(const std::vector<std::string>& codes);
+  ~GrpcFederation();
+
+  const std::string& dir() const { return tmp_.path(); }
+  std::string ConfigPath(const std::string& code) const;
+  v1::NodeConfig Config(const std::string& code) const;
+  int PeerPort(const std::string& code) const { return ports_.at(code).first; }
+  int AuthorityPort(const std::string& code) const { return ports_.at(code).second; }
+
+  // In-process node.
+  gateway::NodeServer& StartInProcess(const std::string& code);
+  gateway::NodeServer& StartInProcess(const std::string& code, const v1::NodeConfig& config);
+  void StopInProcess(const std::string& code);
+  gateway::NodeServer& server(const std::string& code) { return *servers_.at(code); }
+
+  // kpxd process; waits until it listens.
+  void StartProcess(const std::string& code);
+  // SIGKILL (crash) or SIGTERM (clean stop), then waits for the process.
+  void KillProcess(const std::string& code, bool crash);
+
+  // An AuthorityService client for `code`'s authority `role` ("exporter",
+  // "importer", "auditor").
+  std::unique_ptr<v1::AuthorityService::Stub> Authority(const std::string& code,
+                                                        const std::string& role);
+  // A PeerService client to `to`'s node presenting `from`'s node identity.
+  std::unique_ptr<v1::PeerService::Stub> Peer(const std::string& from, const std::string& to);
+
+  // Polls `code` until certificate `number` is in `state` (or 20 s pass).
+  bool WaitForState(const std::string& code, const std::string& number,
+                    v1::CertificateState state);
+
+  // Environment prefix for running kpxctl as `code`'s `role`.
+  std::string KpxctlEnv(const std::string& code, const std::string& role) const;
+
+ private:
+  TempDir tmp_;
+  std::map<std::string, std::pair<int, int>> ports_;
+  std::map<std::string, std::unique_ptr<gateway::NodeServer>> servers_;
+  std::map<std::string, int> pids_;
+};
+
+// Paths to the programs under test (set by tests/CMakeLists.txt).
+std::string KpxdPath();
+std::string KpxctlPath();
+std::string SourceDir();
+
+}  // namespace kpx::testing
+
+#endif  // KPX_TESTS_FEDERATION_H_

@@ -1,0 +1,541 @@
+// node/ tests: the KP rules, the state machine, signing and every check on
+// received messages, the outbox and dedup — three nodes in one process,
+// connected by MemoryTransport, with real ledgers on disk and a clock the
+// test moves.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <memory>
+
+#include "absl/synchronization/mutex.h"
+#include "node/envelope.h"
+#include "node/node.h"
+#include "node/rules.h"
+#include "node/state.h"
+#include "node/trust_list.h"
+#include "node/util.h"
+#include "test_util.h"
+
+namespace kpx {
+namespace {
+
+using node::Node;
+using testing::TempDir;
+using testing::ValidCertificate;
+
+class Clock {
+ public:
+  absl::Time Now() {
+    absl::MutexLock l(&mu_);
+    return now_;
+  }
+  void Advance(absl::Duration d) {
+    absl::MutexLock l(&mu_);
+    now_ += d;
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::Time now_ = absl::Now();
+};
+
+// Three Participants (BW, AE, EU) plus a suspended one (VE), each with an
+// Ed25519 key (EU's is ECDSA P-256), on one trust list.
+class Federation {
+ public:
+  Federation() {
+    for (const char* code : {"BW", "AE", "EU", "VE"}) {
+      auto alg = std::string(code) == "EU" ? crypto::Algorithm::kEcdsaP256
+                                           : crypto::Algorithm::kEd25519;
+      keys_.emplace(code, *crypto::PrivateKey::Generate(alg));
+      v1::Participant* p = trust_proto_.add_participants();
+      p->set_code(code);
+      p->set_name(std::string("Participant ") + code);
+      p->set_status(std::string(code) == "VE" ? v1::SUSPENDED : v1::ACTIVE);
+      v1::SigningKey* k = p->add_signing_keys();
+      k->set_key_id(keys_.at(code).key_id());
+      k->set_algorithm(node::ToProtoAlgorithm(alg));
+      k->set_public_key_pem(keys_.at(code).public_key().ToPem());
+    }
+    trust_ = *node::TrustList::FromProto(trust_proto_);
+    for (const char* code : {"BW", "AE", "EU"}) Start(code);
+  }
+
+  ~Federation() {
+    for (const char* code : {"BW", "AE", "EU"}) Stop(code);
+  }
+
+  void Start(const std::string& code) {
+    if (ledgers_[code] == nullptr) {
+      ledgers_[code] = *storage::Ledger::Open(dir_.Sub(code));
+    }
+    transports_[code] = std::make_unique<node::MemoryTransport>(&network_, code);
+    node::NodeOptions o;
+    o.participant = code;
+    o.trust_list = trust_;
+    o.signing_key = keys_.at(code);
+    o.ledger = ledgers_[code].get();
+    o.transport = transports_[code].get();
+    o.delivery.set_initial_backoff_ms(1000);
+    o.delivery.set_max_backoff_ms(8000);
+    o.clock = [this] { return clock_.Now(); };
+    nodes_[code] = *Node::Create(std::move(o));
+    network_.Register(code, nodes_[code].get());
+  }
+
+  // Takes a node off the network and closes its ledger, as a crash would.
+  void Stop(const std::string& code) {
+    network_.Unregister(code);
+    nodes_.erase(code);
+    ledgers_.erase(code);
+  }
+  void Disconnect(const std::string& code) { network_.Unregister(code); }
+  void Reconnect(const std::string& code) { network_.Register(code, nodes_[code].get()); }
+
+  Node& operator[](const std::string& code) { return *nodes_.at(code); }
+  storage::Ledger& ledger(const std::string& code) { return *ledgers_.at(code); }
+  const crypto::PrivateKey& key(const std::string& code) { return keys_.at(code); }
+  const node::TrustList& trust() { return *trust_; }
+  Clock& clock() { return clock_; }
+
+  // Delivers everything due, everywhere, until nothing moves.
+  void Settle() {
+    for (int round = 0; round < 10; ++round) {
+      size_t n = 0;
+      for (auto& [code, node] : nodes_) n += node->DeliverDue();
+      if (n == 0) return;
+    }
+  }
+
+  v1::CertificateState State(const std::string& code, const std::string& number) {
+    absl::StatusOr<v1::CertificateRecord> r = nodes_.at(code)->Get(number);
+    return r.ok() ? r->state() : v1::CERTIFICATE_STATE_UNSPECIFIED;
+  }
+
+  // A message as `signer` would sign it to `recipient`.
+  v1::SignedMessage Signed(const std::string& signer, const std::string& recipient,
+                           v1::MessageBody body) {
+    v1::Header* h = body.mutable_header();
+    h->set_message_id(node::NewMessageId());
+    h->set_sender(signer);
+    h->set_recipient(recipient);
+    *h->mutable_created_at() = node::ToTimestamp(clock_.Now());
+    return *node::Signer(signer, keys_.at(signer)).Sign(body);
+  }
+
+  v1::SignedMessage CertificateMessage(const std::string& signer, const std::string& recipient,
+                                       const v1::Certificate& cert) {
+    v1::MessageBody b;
+    b.mutable_header()->set_kind(v1::CERTIFICATE);
+    *b.mutable_certificate() = cert;
+    return Signed(signer, recipient, b);
+  }
+
+ private:
+  TempDir dir_;
+  Clock clock_;
+  v1::TrustList trust_proto_;
+  std::shared_ptr<const node::TrustList> trust_;
+  std::map<std::string, crypto::PrivateKey> keys_;
+  node::MemoryTransport::Network network_;
+  std::map<std::string, std::unique_ptr<storage::Ledger>> ledgers_;
+  std::map<std::string, std::unique_ptr<node::MemoryTransport>> transports_;
+  std::map<std::string, std::unique_ptr<Node>> nodes_;
+};
+
+std::vector<v1::CertificateState> Journey(const v1::CertificateRecord& r) {
+  std::vector<v1::CertificateState> out;
+  for (const auto& h : r.history()) out.push_back(h.state());
+  return out;
+}
+
+TEST_CASE("a certificate travels from issue to confirmed receipt", "[node][journey]") {
+  Federation f;
+  absl::StatusOr<v1::CertificateRecord> issued =
+      f["BW"].Submit(ValidCertificate("BW-2026-0001", "BW", "EU"));
+  REQUIRE(issued.ok());
+  CHECK(issued->state() == v1::ISSUED);
+  CHECK(issued->history(0).sequence() == 1);
+  CHECK(f["BW"].ledger().OutboxSize() == 1);
+
+  REQUIRE(f["BW"].DeliverDue() == 1);
+  CHECK(f.State("BW", "BW-2026-0001") == v1::DELIVERED);
+  CHECK(f.State("EU", "BW-2026-0001") == v1::RECEIVED);
+  CHECK(f["BW"].ledger().OutboxSize() == 0);
+
+  absl::StatusOr<v1::CertificateRecord> confirmed =
+      f["EU"].Confirm("BW-2026-0001", absl::InfinitePast());
+  REQUIRE(confirmed.ok());
+  CHECK(confirmed->state() == v1::CONFIRMED);
+  f.Settle();
+
+  v1::CertificateRecord bw = *f["BW"].Get("BW-2026-0001");
+  v1::CertificateRecord eu = *f["EU"].Get("BW-2026-0001");
+  CHECK(Journey(bw) == std::vector<v1::CertificateState>{v1::ISSUED, v1::DELIVERED,
+                                                         v1::CONFIRMED});
+  CHECK(Journey(eu) == std::vector<v1::CertificateState>{v1::RECEIVED, v1::CONFIRMED});
+  // Both ledgers hold the same signed certificate.
+  CHECK(bw.certificate_digest() == eu.certificate_digest());
+  CHECK(bw.certificate().SerializeAsString() == eu.certificate().SerializeAsString());
+  CHECK(f["BW"].ledger().OutboxSize() == 0);
+  CHECK(f["EU"].ledger().OutboxSize() == 0);
+  CHECK(f["BW"].ledger().Verify().ok);
+  CHECK(f["EU"].ledger().Verify().ok);
+  // BW: SENT cert, RECEIPT, RECEIVED confirmation. EU: RECEIVED cert, SENT
+  // confirmation, RECEIPT.
+  CHECK(f["BW"].ledger().head().sequence == 3);
+  CHECK(f["EU"].ledger().head().sequence == 3);
+
+  // BW holds EU's signed receipt naming EU's ledger head after the append.
+  std::vector<v1::LedgerEntry> entries = *f["BW"].ledger().ReadEntries(1, 10);
+  REQUIRE(entries[1].kind() == v1::RECEIPT);
+  absl::StatusOr<v1::MessageBody> receipt =
+      node::VerifyMessage(entries[1].receipt(), "EU", f.trust(), absl::Now());
+  REQUIRE(receipt.ok());
+  CHECK(receipt->receipt().ledger_sequence() == 1);
+  std::vector<v1::LedgerEntry> eu_entries = *f["EU"].ledger().ReadEntries(1, 1);
+  CHECK(receipt->receipt().message_digest() == node::MessageDigest(eu_entries[0].message()));
+}
+
+TEST_CASE("the importer rejects, the exporter cancels", "[node][journey]") {
+  Federation f;
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-R-1", "BW", "EU")).ok());
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-C-1", "BW", "AE")).ok());
+  f.Settle();
+
+  REQUIRE(f["EU"].Reject("BW-R-1", "seals broken on arrival").ok());
+  CHECK(f["EU"].Reject("BW-R-1", "again").status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  REQUIRE(f["BW"].Cancel("BW-C-1", "shipment withdrawn").ok());
+  f.Settle();
+  CHECK(f.State("BW", "BW-R-1") == v1::REJECTED);
+  CHECK(f.State("EU", "BW-R-1") == v1::REJECTED);
+  CHECK(f.State("BW", "BW-C-1") == v1::CANCELLED);
+  CHECK(f.State("AE", "BW-C-1") == v1::CANCELLED);
+  CHECK(f["BW"].Get("BW-R-1")->history(2).detail() == "seals broken on arrival");
+
+  // Final states refuse further transitions.
+  CHECK(f["BW"].Cancel("BW-R-1", "too late").status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(f["AE"].Confirm("BW-C-1", absl::InfinitePast()).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(f["EU"].Reject("BW-R-1", "").status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("KP rules refuse bad certificates and store nothing", "[node][rules]") {
+  Federation f;
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-DUP", "BW", "EU")).ok());
+  const storage::Head before = f["BW"].ledger().head();
+
+  struct Case {
+    const char* name;
+    std::function<void(v1::Certificate&)> spoil;
+    absl::StatusCode code;
+  };
+  std::vector<Case> cases = {
+      {"invalid HS code", [](v1::Certificate& c) { c.mutable_parcels(0)->set_hs_code("7103.10"); },
+       absl::StatusCode::kInvalidArgument},
+      {"carat total off", [](v1::Certificate& c) { c.set_total_carats_hundredths(1); },
+       absl::StatusCode::kInvalidArgument},
+      {"value total off", [](v1::Certificate& c) { c.set_total_value_usd_cents(1); },
+       absl::StatusCode::kInvalidArgument},
+      {"parcel count off", [](v1::Certificate& c) { c.set_number_of_parcels(3); },
+       absl::StatusCode::kInvalidArgument},
+      {"zero carats", [](v1::Certificate& c) { c.mutable_parcels(1)->set_carats_hundredths(0); },
+       absl::StatusCode::kInvalidArgument},
+      {"duplicate number", [](v1::Certificate& c) { c.set_number("BW-DUP"); },
+       absl::StatusCode::kAlreadyExists},
+      {"number without exporter prefix", [](v1::Certificate& c) { c.set_number("ZA-1"); },
+       absl::StatusCode::kInvalidArgument},
+      {"expiry before issue",
+       [](v1::Certificate& c) { *c.mutable_expires_at() = c.issued_at(); },
+       absl::StatusCode::kInvalidArgument},
+      {"importer not a Participant",
+       [](v1::Certificate& c) { c.set_importing_participant("XX"); },
+       absl::StatusCode::kFailedPrecondition},
+      {"importer suspended", [](v1::Certificate& c) { c.set_importing_participant("VE"); },
+       absl::StatusCode::kFailedPrecondition},
+      {"importer is the exporter", [](v1::Certificate& c) { c.set_importing_participant("BW"); },
+       absl::StatusCode::kInvalidArgument},
+      {"no importer address", [](v1::Certificate& c) { c.mutable_importer()->clear_address(); },
+       absl::StatusCode::kInvalidArgument},
+      {"no origin", [](v1::Certificate& c) { c.clear_origin_countries(); },
+       absl::StatusCode::kInvalidArgument},
+      {"wrong title", [](v1::Certificate& c) { c.set_title("Certificate"); },
+       absl::StatusCode::kInvalidArgument},
+      {"another exporter", [](v1::Certificate& c) { c.set_exporting_participant("AE"); },
+       absl::StatusCode::kInvalidArgument},
+  };
+  for (const Case& c : cases) {
+    SECTION(c.name) {
+      v1::Certificate cert = ValidCertificate("BW-2026-0002", "BW", "EU");
+      c.spoil(cert);
+      absl::Status s = f["BW"].Submit(cert).status();
+      CHECK(s.code() == c.code);
+      CHECK_FALSE(s.message().empty());
+      CHECK(f["BW"].ledger().head().sequence == before.sequence);
+      CHECK(f["BW"].ledger().OutboxSize() == 1);
+    }
+  }
+  SECTION("mixed origin is allowed when marked") {
+    v1::Certificate cert = ValidCertificate("BW-MIX-1", "BW", "EU");
+    cert.add_origin_countries("ZA");
+    CHECK(f["BW"].Submit(cert).status().code() == absl::StatusCode::kInvalidArgument);
+    cert.set_mixed_origin(true);
+    CHECK(f["BW"].Submit(cert).ok());
+  }
+  SECTION("empty title and statement get the fixed texts") {
+    v1::Certificate cert = ValidCertificate("BW-FIX-1", "BW", "EU");
+    cert.clear_title();
+    cert.clear_statement();
+    absl::StatusOr<v1::CertificateRecord> r = f["BW"].Submit(cert);
+    REQUIRE(r.ok());
+    CHECK(r->certificate().title() == node::kKpTitle);
+  }
+}
+
+TEST_CASE("received messages are checked and refusals change nothing", "[node][security]") {
+  Federation f;
+  const v1::Certificate cert = ValidCertificate("BW-SEC-1", "BW", "EU");
+  const storage::Head before = f["EU"].ledger().head();
+  auto receive_one = [&](const std::string& peer, const v1::SignedMessage& m) {
+    return f["EU"].Receive(peer, {m})[0].status;
+  };
+
+  SECTION("forged signature") {
+    v1::SignedMessage m = f.CertificateMessage("BW", "EU", cert);
+    std::string body = m.body();
+    body[body.size() / 2] ^= 0x01;
+    m.set_body(body);
+    CHECK(receive_one("BW", m).code() == absl::StatusCode::kUnauthenticated);
+  }
+  SECTION("signed with another Participant's key") {
+    v1::SignedMessage m = f.CertificateMessage("AE", "EU", cert);
+    m.set_signer("BW");  // claims BW, signed by AE's key
+    CHECK(receive_one("BW", m).code() == absl::StatusCode::kUnauthenticated);
+  }
+  SECTION("TLS identity differs from the signer") {
+    v1::SignedMessage m = f.CertificateMessage("BW", "EU", cert);
+    CHECK(receive_one("AE", m).code() == absl::StatusCode::kPermissionDenied);
+  }
+  SECTION("suspended sender") {
+    v1::Certificate c = ValidCertificate("VE-1", "VE", "EU");
+    CHECK(receive_one("VE", f.CertificateMessage("VE", "EU", c)).code() ==
+          absl::StatusCode::kPermissionDenied);
+  }
+  SECTION("unknown Participant") {
+    v1::SignedMessage m = f.CertificateMessage("BW", "EU", cert);
+    m.set_signer("XX");
+    CHECK(receive_one("XX", m).code() == absl::StatusCode::kPermissionDenied);
+  }
+  SECTION("addressed to another node") {
+    CHECK(receive_one("BW", f.CertificateMessage("BW", "AE", cert)).code() ==
+          absl::StatusCode::kPermissionDenied);
+  }
+  SECTION("certificate breaking the KP rules") {
+    v1::Certificate c = cert;
+    c.mutable_parcels(0)->set_hs_code("7102.99");
+    CHECK(receive_one("BW", f.CertificateMessage("BW", "EU", c)).code() ==
+          absl::StatusCode::kInvalidArgument);
+  }
+  SECTION("certificate claiming another exporter") {
+    v1::Certificate c = ValidCertificate("AE-1", "AE", "EU");
+    CHECK(receive_one("BW", f.CertificateMessage("BW", "EU", c)).code() ==
+          absl::StatusCode::kInvalidArgument);
+  }
+  SECTION("confirmation of a certificate never issued") {
+    v1::MessageBody b;
+    b.mutable_header()->set_kind(v1::IMPORT_CONFIRMATION);
+    b.mutable_confirmation()->set_certificate_number("EU-NEVER");
+    CHECK(f["BW"].Receive("EU", {f.Signed("EU", "BW", b)})[0].status.code() ==
+          absl::StatusCode::kNotFound);
+    CHECK(f["BW"].ledger().head().sequence == 0);
+  }
+  SECTION("a receipt pushed as a message") {
+    v1::MessageBody b;
+    b.mutable_header()->set_kind(v1::DELIVERY_RECEIPT);
+    b.mutable_receipt()->set_message_id(node::NewMessageId());
+    CHECK(receive_one("BW", f.Signed("BW", "EU", b)).code() ==
+          absl::StatusCode::kInvalidArgument);
+  }
+  CHECK(f["EU"].ledger().head().sequence == before.sequence);
+  CHECK(f["EU"].ledger().Verify().ok);
+}
+
+TEST_CASE("a redelivered message is stored once and gets the original receipt",
+          "[node][dedup]") {
+  Federation f;
+  v1::SignedMessage m = f.CertificateMessage("BW", "EU", ValidCertificate("BW-D-1", "BW", "EU"));
+  std::vector<node::DeliveryOutcome> first = f["EU"].Receive("BW", {m});
+  REQUIRE(first[0].status.ok());
+  std::vector<node::DeliveryOutcome> again = f["EU"].Receive("BW", {m, m});
+  REQUIRE(again[0].status.ok());
+  CHECK(again[0].receipt.SerializeAsString() == first[0].receipt.SerializeAsString());
+  CHECK(again[1].receipt.SerializeAsString() == first[0].receipt.SerializeAsString());
+  CHECK(f["EU"].ledger().head().sequence == 1);
+
+  // The same certificate number under a new message id is a duplicate.
+  v1::SignedMessage other =
+      f.CertificateMessage("BW", "EU", ValidCertificate("BW-D-1", "BW", "EU"));
+  CHECK(f["EU"].Receive("BW", {other})[0].status.code() == absl::StatusCode::kAlreadyExists);
+
+  // Duplicates inside one batch are stored once as well.
+  v1::SignedMessage n = f.CertificateMessage("BW", "EU", ValidCertificate("BW-D-2", "BW", "EU"));
+  std::vector<node::DeliveryOutcome> batch = f["EU"].Receive("BW", {n, n});
+  REQUIRE(batch[0].status.ok());
+  CHECK(batch[1].receipt.SerializeAsString() == batch[0].receipt.SerializeAsString());
+  CHECK(f["EU"].ledger().head().sequence == 2);
+}
+
+TEST_CASE("confirming what was never received is refused", "[node][state]") {
+  Federation f;
+  CHECK(f["EU"].Confirm("BW-NONE", absl::InfinitePast()).status().code() ==
+        absl::StatusCode::kNotFound);
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-S-1", "BW", "EU")).ok());
+  // The exporter cannot confirm its own certificate.
+  CHECK(f["BW"].Confirm("BW-S-1", absl::InfinitePast()).status().code() ==
+        absl::StatusCode::kNotFound);
+  CHECK(f["EU"].ledger().head().sequence == 0);
+  CHECK(f["BW"].ledger().head().sequence == 1);
+
+  CHECK(node::CheckTransition(v1::EXPORTING, v1::CONFIRMED, v1::CANCELLED).code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(node::CheckTransition(v1::IMPORTING, v1::RECEIVED, v1::DELIVERED).code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(node::CheckTransition(v1::EXPORTING, v1::DELIVERED, v1::CONFIRMED).ok());
+}
+
+TEST_CASE("the outbox survives a restart and retries with backoff", "[node][outbox]") {
+  Federation f;
+  f.Disconnect("EU");
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-O-1", "BW", "EU")).ok());
+  REQUIRE(f["BW"].DeliverDue() == 1);  // fails: EU is down
+  std::vector<v1::OutboxItem> due = *f.ledger("BW").DueOutbox(absl::InfiniteFuture(), 10);
+  REQUIRE(due.size() == 1);
+  CHECK(due[0].attempts() == 1);
+  CHECK_FALSE(due[0].last_error().empty());
+  const absl::Time first_retry = node::FromTimestamp(due[0].due_at());
+  CHECK(first_retry > f.clock().Now());
+  CHECK(f["BW"].DeliverDue() == 0);  // not due yet
+
+  f.clock().Advance(absl::Seconds(2));
+  REQUIRE(f["BW"].DeliverDue() == 1);  // fails again, waits longer
+  due = *f.ledger("BW").DueOutbox(absl::InfiniteFuture(), 10);
+  CHECK(due[0].attempts() == 2);
+  CHECK(node::FromTimestamp(due[0].due_at()) - f.clock().Now() > absl::Milliseconds(1500));
+
+  // Crash BW; bring both back.
+  f.Stop("BW");
+  f.Reconnect("EU");
+  f.Start("BW");
+  CHECK(f.State("BW", "BW-O-1") == v1::ISSUED);
+  f.clock().Advance(absl::Seconds(10));
+  REQUIRE(f["BW"].DeliverDue() == 1);
+  CHECK(f.State("BW", "BW-O-1") == v1::DELIVERED);
+  CHECK(f.State("EU", "BW-O-1") == v1::RECEIVED);
+  CHECK(f["BW"].ledger().OutboxSize() == 0);
+  CHECK(f["EU"].ledger().head().sequence == 1);
+}
+
+TEST_CASE("certificates past their expiry become EXPIRED on both sides", "[node][expiry]") {
+  Federation f;
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-E-1", "BW", "EU")).ok());
+  f.Settle();
+  CHECK(f["BW"].ExpireDue() == 0);
+  f.clock().Advance(absl::Hours(24 * 31));
+  CHECK(f["EU"].Confirm("BW-E-1", absl::InfinitePast()).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(f["BW"].ExpireDue() == 1);
+  CHECK(f["EU"].ExpireDue() == 1);
+  CHECK(f.State("BW", "BW-E-1") == v1::EXPIRED);
+  CHECK(f.State("EU", "BW-E-1") == v1::EXPIRED);
+  CHECK(f["BW"].ExpireDue() == 0);
+}
+
+TEST_CASE("listing filters by state, partner, date and overdue, with paging", "[node][list]") {
+  Federation f;
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(f["BW"].Submit(ValidCertificate("BW-L-" + std::to_string(i), "BW",
+                                            i % 2 ? "AE" : "EU")).ok());
+  }
+  f.Settle();
+  REQUIRE(f["EU"].Confirm("BW-L-0", absl::InfinitePast()).ok());
+  f.Settle();
+
+  v1::ListCertificatesRequest req;
+  req.set_partner("EU");
+  CHECK(f["BW"].List(req)->certificates_size() == 3);
+  req.set_state(v1::CONFIRMED);
+  CHECK(f["BW"].List(req)->certificates_size() == 1);
+
+  v1::ListCertificatesRequest page;
+  page.set_page_size(2);
+  std::vector<std::string> seen;
+  do {
+    v1::ListCertificatesResponse r = *f["BW"].List(page);
+    for (const auto& c : r.certificates()) seen.push_back(c.certificate().number());
+    page.set_page_token(r.next_page_token());
+  } while (!page.page_token().empty());
+  CHECK(seen == std::vector<std::string>{"BW-L-0", "BW-L-1", "BW-L-2", "BW-L-3", "BW-L-4"});
+
+  v1::ListCertificatesRequest overdue;
+  overdue.set_overdue_days(15);
+  CHECK(f["BW"].List(overdue)->certificates_size() == 0);
+  f.clock().Advance(absl::Hours(24 * 16));
+  CHECK(f["BW"].List(overdue)->certificates_size() == 4);
+  CHECK(f["EU"].List(overdue)->certificates_size() == 2);
+
+  v1::ListCertificatesRequest dated;
+  *dated.mutable_issued_from() = node::ToTimestamp(absl::Now() + absl::Hours(1));
+  CHECK(f["BW"].List(dated)->certificates_size() == 0);
+}
+
+TEST_CASE("a cancellation arriving in one batch with its certificate applies in order",
+          "[node][batch]") {
+  Federation f;
+  f.Disconnect("EU");
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-B-1", "BW", "EU")).ok());
+  f.clock().Advance(absl::Seconds(1));  // queued after the certificate
+  REQUIRE(f["BW"].Cancel("BW-B-1", "withdrawn").ok());
+  f.Reconnect("EU");
+  REQUIRE(f["BW"].DeliverDue() == 2);
+  CHECK(f.State("EU", "BW-B-1") == v1::CANCELLED);
+  CHECK(f.State("BW", "BW-B-1") == v1::CANCELLED);
+  CHECK(f["EU"].ledger().Verify().ok);
+}
+
+TEST_CASE("trust list loading refuses inconsistent lists", "[node][trust]") {
+  crypto::PrivateKey k = *crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519);
+  v1::TrustList t;
+  v1::Participant* p = t.add_participants();
+  p->set_code("BW");
+  p->set_status(v1::ACTIVE);
+  v1::SigningKey* key = p->add_signing_keys();
+  key->set_key_id(k.key_id());
+  key->set_algorithm(v1::ED25519);
+  key->set_public_key_pem(k.public_key().ToPem());
+  REQUIRE(node::TrustList::FromProto(t).ok());
+
+  v1::TrustList wrong_id = t;
+  wrong_id.mutable_participants(0)->mutable_signing_keys(0)->set_key_id(std::string(64, 'a'));
+  CHECK_FALSE(node::TrustList::FromProto(wrong_id).ok());
+  v1::TrustList wrong_alg = t;
+  wrong_alg.mutable_participants(0)->mutable_signing_keys(0)->set_algorithm(
+      v1::ECDSA_P256_SHA256);
+  CHECK_FALSE(node::TrustList::FromProto(wrong_alg).ok());
+  v1::TrustList twice = t;
+  *twice.add_participants() = t.participants(0);
+  CHECK_FALSE(node::TrustList::FromProto(twice).ok());
+
+  // Suspension from a date: active before, refused from then on.
+  v1::TrustList later = t;
+  later.mutable_participants(0)->set_status(v1::SUSPENDED);
+  const absl::Time from = absl::FromUnixSeconds(1'900'000'000);
+  *later.mutable_participants(0)->mutable_suspended_from() = node::ToTimestamp(from);
+  auto list = *node::TrustList::FromProto(later);
+  CHECK(list->CheckActive("BW", from - absl::Seconds(1)).ok());
+  CHECK(list->CheckActive("BW", from).code() == absl::StatusCode::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace kpx
