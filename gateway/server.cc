@@ -51,7 +51,8 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(const v1::NodeConf
 
   // The transport asks the node for the trust list in force, so a reload
   // reaches both. The node is set before delivery starts, and the
-  // transport is only used by the node's delivery thread.
+  // transport is only used by the node's delivery threads, which stop
+  // before the node and the transport are destroyed.
   std::shared_ptr<const node::TrustList> initial = *trust;
   const uint32_t timeout_ms =
       config.delivery().rpc_timeout_ms() ? config.delivery().rpc_timeout_ms() : 10000;

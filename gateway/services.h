@@ -1,8 +1,9 @@
 // The gRPC services of a node, adapting node::Node to the network.
 //
 // PeerService: the caller's identity is the Participant whose CA its TLS
-// client certificate chains to (trust list), checked on every call; the
-// node then checks it against each message's sender and signer.
+// client certificate chains to and whose node name it carries as Common
+// Name (trust list), checked on every call; the node then checks it
+// against each message's sender and signer.
 //
 // AuthorityService: the caller's role comes from the Common Name of its
 // TLS client certificate through NodeConfig.authority_clients; each verb

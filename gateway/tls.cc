@@ -40,6 +40,11 @@ std::shared_ptr<grpc::Channel> MutualTlsChannel(const std::string& endpoint,
   if (!server_name.empty()) args.SetSslTargetNameOverride(server_name);
   // Keep the one channel per peer alive across idle periods.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
+  // gRPC's own reconnect backoff grows to 120 s by default, failing calls
+  // fast all that time even after the peer is back. The outbox already
+  // paces retries with its own backoff, so keep reconnects prompt.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   args.SetMaxReceiveMessageSize(64 << 20);
   return grpc::CreateCustomChannel(endpoint, grpc::SslCredentials(opts), args);
 }

@@ -9,6 +9,7 @@
 #include "node/rules.h"
 #include "node/state.h"
 #include "node/util.h"
+#include "spdlog/spdlog.h"
 
 namespace kpx::node {
 
@@ -37,6 +38,7 @@ namespace {
 constexpr uint32_t kDefaultInitialBackoffMs = 500;
 constexpr uint32_t kDefaultMaxBackoffMs = 60000;
 constexpr uint32_t kDefaultBatchSize = 256;
+constexpr uint32_t kMaxBatchSize = 1000;
 constexpr uint32_t kDefaultRpcTimeoutMs = 10000;
 
 void AddHistory(v1::CertificateRecord& rec, v1::CertificateState state,
@@ -119,6 +121,8 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(NodeOptions options) {
   if (d.initial_backoff_ms() == 0) d.set_initial_backoff_ms(kDefaultInitialBackoffMs);
   if (d.max_backoff_ms() == 0) d.set_max_backoff_ms(kDefaultMaxBackoffMs);
   if (d.batch_size() == 0) d.set_batch_size(kDefaultBatchSize);
+  // Receivers refuse larger calls (gateway/services.cc).
+  d.set_batch_size(std::min<uint32_t>(d.batch_size(), kMaxBatchSize));
   if (d.rpc_timeout_ms() == 0) d.set_rpc_timeout_ms(kDefaultRpcTimeoutMs);
   if (options.authority_name.empty()) {
     options.authority_name = absl::StrCat(options.participant, " KP authority");
@@ -170,6 +174,9 @@ absl::StatusOr<v1::CertificateRecord> Node::Submit(v1::Certificate cert) {
   std::shared_ptr<const TrustList> trust = trust_list();
   if (absl::Status s = ValidateCertificate(cert, participant_, *trust, now); !s.ok()) {
     return s;
+  }
+  if (FromTimestamp(cert.expires_at()) <= now) {
+    return absl::InvalidArgumentError("certificate: expires_at is already past");
   }
   const std::string number = cert.number();
   const std::string importer = cert.importing_participant();
@@ -582,12 +589,16 @@ std::vector<DeliveryOutcome> Node::Receive(const std::string& peer,
   if (!transitions.empty()) {
     absl::StatusOr<std::vector<storage::Head>> heads =
         ledger_->AppendAll(std::move(transitions));
-    if (!heads.ok()) {
-      for (size_t i : owner) {
+    for (size_t i : owner) {
+      if (!heads.ok()) {
         out[i].status = absl::UnavailableError(
             absl::StrCat("ledger write failed: ", heads.status().message()));
         out[i].receipt.Clear();
+        continue;
       }
+      spdlog::info("received: message={} certificate={} partner={} kind={}",
+                   bodies[i]->header().message_id(), NumberOf(*bodies[i]), peer,
+                   v1::MessageKind_Name(bodies[i]->header().kind()));
     }
   }
   // In-batch duplicates get the first copy's outcome.
@@ -603,10 +614,10 @@ absl::Duration Node::Backoff(uint32_t attempts) {
   absl::Duration d = absl::Milliseconds(delivery_.initial_backoff_ms());
   const absl::Duration max = absl::Milliseconds(delivery_.max_backoff_ms());
   for (uint32_t i = 1; i < attempts && d < max; ++i) d *= 2;
-  d = std::min(d, max);
-  // +/- 20% jitter so that many nodes retrying after an outage spread out.
+  // +/- 20% jitter so that many nodes retrying after an outage spread out;
+  // never beyond the configured maximum.
   absl::MutexLock l(&rng_mu_);
-  return d * absl::Uniform(rng_, 0.8, 1.2);
+  return std::min(d * absl::Uniform(rng_, 0.8, 1.2), max);
 }
 
 void Node::DeliverTo(const std::string& recipient, std::vector<v1::OutboxItem> items) {
@@ -650,6 +661,16 @@ void Node::DeliverTo(const std::string& recipient, std::vector<v1::OutboxItem> i
   for (size_t i = 0; i < items.size(); ++i) {
     const v1::OutboxItem& item = items[i];
     const absl::Status& st = outcomes[i].status;
+    if (!st.ok()) {
+      spdlog::warn("delivery failed: message={} certificate={} partner={} attempt={} code={} "
+                   "reason={}{}",
+                   item.message_id(), item.certificate_number(), recipient, item.attempts() + 1,
+                   absl::StatusCodeToString(st.code()), std::string(st.message()),
+                   IsPermanent(st) ? " (permanent)" : "");
+    } else {
+      spdlog::info("delivered: message={} certificate={} partner={}", item.message_id(),
+                   item.certificate_number(), recipient);
+    }
     if (!st.ok() && !IsPermanent(st)) {
       v1::OutboxItem next = item;
       next.set_attempts(item.attempts() + 1);

@@ -9,6 +9,8 @@ namespace kpx::node {
 namespace {
 
 constexpr int kMaxParcels = 1000;
+constexpr int64_t kMaxParcelHundredths = 100'000'000'000'000;  // 10^12 ct
+constexpr int64_t kMaxParcelCents = 1'000'000'000'000'000;     // USD 10^13
 
 absl::Status Bad(absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("certificate: ", what));
@@ -106,13 +108,15 @@ absl::Status ValidateCertificate(const v1::Certificate& cert,
       return Bad(absl::StrCat(where, "HS code '", p.hs_code(),
                               "' is not a rough-diamond code (7102.10, 7102.21, 7102.31)"));
     }
-    // Bounds keep the sums far from int64 overflow: 10^12 ct, 10^13 USD a
-    // parcel, times kMaxParcels.
-    if (p.carats_hundredths() <= 0 || p.carats_hundredths() > 100'000'000'000'000) {
-      return Bad(absl::StrCat(where, "carats must be positive"));
+    if (p.carats_hundredths() <= 0) return Bad(absl::StrCat(where, "carats must be positive"));
+    if (p.value_usd_cents() <= 0) return Bad(absl::StrCat(where, "value must be positive"));
+    // Far above any real parcel; with kMaxParcels they keep the sums below
+    // 10^18, so int64 cannot overflow.
+    if (p.carats_hundredths() > kMaxParcelHundredths) {
+      return Bad(absl::StrCat(where, "carats exceed 10^12"));
     }
-    if (p.value_usd_cents() <= 0 || p.value_usd_cents() > 1'000'000'000'000'000) {
-      return Bad(absl::StrCat(where, "value must be positive"));
+    if (p.value_usd_cents() > kMaxParcelCents) {
+      return Bad(absl::StrCat(where, "value exceeds USD 10^13"));
     }
     carats += p.carats_hundredths();
     cents += p.value_usd_cents();

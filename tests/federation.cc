@@ -65,6 +65,10 @@ GrpcFederation::~GrpcFederation() {
   servers_.clear();
 }
 
+void GrpcFederation::AppendConfig(const std::string& code, const std::string& text) {
+  std::ofstream(ConfigPath(code), std::ios::app) << "\n" << text << "\n";
+}
+
 std::string GrpcFederation::ConfigPath(const std::string& code) const {
   return absl::StrCat(tmp_.path(), "/", code, "/node.textpb");
 }

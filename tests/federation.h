@@ -29,6 +29,8 @@ class GrpcFederation {
   ~GrpcFederation();
 
   const std::string& dir() const { return tmp_.path(); }
+  // Appends text-format fields to `code`'s node.textpb.
+  void AppendConfig(const std::string& code, const std::string& text);
   std::string ConfigPath(const std::string& code) const;
   v1::NodeConfig Config(const std::string& code) const;
   int PeerPort(const std::string& code) const { return ports_.at(code).first; }

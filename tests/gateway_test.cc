@@ -170,7 +170,9 @@ TEST_CASE("each role may only use its own verbs", "[grpc][roles]") {
   // Only the exporter's certificate was stored (issued, then its receipt).
   for (const char* code : {"BW", "EU"}) {
     storage::Ledger& ledger = fed.server(code).node().ledger();
-    for (const v1::LedgerEntry& e : *ledger.ReadEntries(1, 100)) {
+    std::vector<v1::LedgerEntry> entries = *ledger.ReadEntries(1, 100);
+    CHECK_FALSE(entries.empty());
+    for (const v1::LedgerEntry& e : entries) {
       CHECK(e.certificate_number() == "BW-R-2");
     }
   }

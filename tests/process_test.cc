@@ -46,6 +46,8 @@ std::vector<v1::LedgerEntry> Export(GrpcFederation& fed, const std::string& code
 
 TEST_CASE("nodes killed mid-delivery lose and duplicate nothing", "[process][crash]") {
   GrpcFederation fed({"BW", "EU"});
+  // Retry often, so the test does not wait out a production backoff.
+  fed.AppendConfig("BW", "delivery { initial_backoff_ms: 100 max_backoff_ms: 500 }");
   fed.StartProcess("BW");
   fed.StartProcess("EU");
   auto bw = fed.Authority("BW", "exporter");
