@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -97,6 +98,10 @@ void GrpcFederation::StartProcess(const std::string& code) {
   const std::string log = absl::StrCat(tmp_.path(), "/", code, "/kpxd.log");
   const std::string config = ConfigPath(code);
   const std::string kpxd = KpxdPath();
+  // A restarted node appends to the same log: look only at what is new.
+  std::error_code ec;
+  const auto log_start = std::filesystem::file_size(log, ec);
+  const size_t skip = ec ? 0 : static_cast<size_t>(log_start);
   pid_t pid = ::fork();
   if (pid == 0) {
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -106,21 +111,18 @@ void GrpcFederation::StartProcess(const std::string& code) {
     ::_exit(127);
   }
   pids_[code] = pid;
-  // Ready when the authority port answers a call.
-  auto stub = Authority(code, "auditor");
-  for (int i = 0; i < 200; ++i) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
-    v1::ListCertificatesRequest req;
-    req.set_page_size(1);
-    v1::ListCertificatesResponse resp;
-    if (stub->ListCertificates(&ctx, req, &resp).ok()) return;
+  // Ready once it logs that both listeners are up.
+  for (int i = 0; i < 400; ++i) {
+    std::ifstream in(log);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (text.str().find(" listening ", skip) != std::string::npos) return;
     int status;
     if (::waitpid(pid, &status, WNOHANG) == pid) {
       pids_.erase(code);
       throw std::runtime_error("kpxd " + code + " exited; see " + log);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
   throw std::runtime_error("kpxd " + code + " did not start; see " + log);
 }

@@ -20,7 +20,9 @@ class TempDir {
     std::string tmpl = (std::filesystem::temp_directory_path() / "kpx-test-XXXXXX").string();
     path_ = ::mkdtemp(tmpl.data());
   }
+  // Set KPX_KEEP_TEST_DIRS=1 to keep the folders for a post-mortem.
   ~TempDir() {
+    if (std::getenv("KPX_KEEP_TEST_DIRS") != nullptr) return;
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }
