@@ -15,7 +15,7 @@ die() {
 readonly PACKAGES=(
   build-essential cmake pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libssl-dev librocksdb-dev libspdlog-dev catch2
+  libabsl-dev libssl-dev librocksdb-dev libspdlog-dev prometheus-cpp-dev catch2
   openssl iproute2 ca-certificates
 )
 

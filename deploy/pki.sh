@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
 # Generates everything a set of kpx nodes needs to run on this machine: per
-# Participant a TLS CA, a node certificate, client certificates for its three
-# authorities, a message-signing key, kpxctl env files and node.textpb; and
-# one trust-list.textpb naming them all. For local federations and tests,
-# not for production keys (private keys are written unencrypted).
+# Participant a TLS CA, a node certificate, client certificates for its four
+# authority clients, a message-signing key, kpxctl env files and
+# node.textpb; and one trust-list.textpb naming them all. For local
+# federations and tests, not for production keys (private keys are written
+# unencrypted).
 #
 # Layout written (for each SPEC, with CODE = BW as example):
 #   OUT_DIR/trust-list.textpb          kpx.v1.TrustList, version 1
 #   OUT_DIR/BW/ca.key, ca.pem           TLS CA (EC P-256), CN "kpx CA BW"
 #   OUT_DIR/BW/node.key, node.pem       node TLS identity, CN node.bw.kpx
 #   OUT_DIR/BW/signing.key, signing.pub message-signing key (PKCS#8 / SPKI)
-#   OUT_DIR/BW/{exporter,importer,auditor}.{key,pem,env}
-#                                       authority client certs, kpxctl env
+#   OUT_DIR/BW/{exporter,importer,auditor,operator}.{key,pem,env}
+#                                       authority client certs (CN BW-exporter
+#                                       etc., roles EXPORTER, IMPORTER,
+#                                       AUDITOR, OPERATOR), kpxctl env files
 #   OUT_DIR/BW/node.textpb              kpx.v1.NodeConfig
+#
+# A SPEC may add a fourth port, CODE:PEER_PORT:AUTH_PORT:METRICS_PORT, for
+# metrics_listen "127.0.0.1:METRICS_PORT". Without it node.textpb leaves
+# metrics_listen unset (default 127.0.0.1:9464, which only one node per
+# machine can bind: give each node its own port, or set it to "off").
 set -euo pipefail
 
 usage() {
   cat >&2 <<'EOF'
-usage: deploy/pki.sh OUT_DIR CODE:PEER_PORT:AUTH_PORT...
+usage: deploy/pki.sh OUT_DIR CODE:PEER_PORT:AUTH_PORT[:METRICS_PORT]...
   e.g. deploy/pki.sh /tmp/fed BW:7400:7401 EU:7410:7411
+       deploy/pki.sh /tmp/fed BW:7400:7401:9464 EU:7410:7411:9465
   env: KPX_KEY_ALG=ed25519|ecdsa-p256   signing key algorithm (default ed25519)
 EOF
 }
@@ -30,7 +39,7 @@ die() {
 
 readonly CA_DAYS=3650  # 10 years
 readonly CERT_DAYS=730 # 2 years
-readonly ROLES=(exporter importer auditor)
+readonly ROLES=(exporter importer auditor operator)
 
 here=${BASH_SOURCE[0]%/*}
 [[ $here != "${BASH_SOURCE[0]}" ]] || here=.
@@ -130,16 +139,19 @@ command -v protoc >/dev/null || die "protoc not found (run deploy/install-deps.s
 codes=()
 peer_ports=()
 auth_ports=()
+metrics_ports=() # "" where the SPEC gives none
 declare -A seen_codes=() seen_ports=()
 for spec in "$@"; do
-  [[ $spec =~ ^([A-Z]{2}):([0-9]{1,5}):([0-9]{1,5})$ ]] ||
-    die "bad SPEC '$spec': want CODE:PEER_PORT:AUTH_PORT with a two-letter CODE, e.g. BW:7400:7401"
+  [[ $spec =~ ^([A-Z]{2}):([0-9]{1,5}):([0-9]{1,5})(:([0-9]{1,5}))?$ ]] ||
+    die "bad SPEC '$spec': want CODE:PEER_PORT:AUTH_PORT[:METRICS_PORT] with a two-letter CODE, e.g. BW:7400:7401"
   code=${BASH_REMATCH[1]}
   peer=$((10#${BASH_REMATCH[2]}))
   auth=$((10#${BASH_REMATCH[3]}))
+  metrics=
+  [[ -z ${BASH_REMATCH[5]} ]] || metrics=$((10#${BASH_REMATCH[5]}))
   [[ -z ${seen_codes[$code]:-} ]] || die "Participant $code given twice"
   seen_codes[$code]=1
-  for port in "$peer" "$auth"; do
+  for port in "$peer" "$auth" ${metrics:+"$metrics"}; do
     ((port >= 1 && port <= 65535)) || die "port $port in '$spec' is out of range"
     [[ -z ${seen_ports[$port]:-} ]] || die "port $port is used twice"
     seen_ports[$port]=1
@@ -147,6 +159,7 @@ for spec in "$@"; do
   codes+=("$code")
   peer_ports+=("$peer")
   auth_ports+=("$auth")
+  metrics_ports+=("$metrics")
 done
 
 mkdir -p -- "$out_arg"
@@ -166,7 +179,7 @@ done
 # Fills OUT_DIR/CODE/ with the Participant's keys, certificates, env files
 # and node.textpb.
 make_participant() {
-  local code=$1 peer=$2 auth=$3
+  local code=$1 peer=$2 auth=$3 metrics=$4
   local dir=$out/$code
   local server_name="node.${code,,}.kpx"
 
@@ -218,9 +231,16 @@ authority_name: "$code KP authority"
 authority_clients { common_name: "$code-exporter" roles: EXPORTER }
 authority_clients { common_name: "$code-importer" roles: IMPORTER }
 authority_clients { common_name: "$code-auditor" roles: AUDITOR }
+authority_clients { common_name: "$code-operator" roles: OPERATOR }
 # Defaults, shown for reference:
 # delivery { initial_backoff_ms: 500 max_backoff_ms: 60000 batch_size: 256 rpc_timeout_ms: 10000 }
+# overdue_days: 15
 EOF
+  if [[ -n $metrics ]]; then
+    printf 'metrics_listen: "127.0.0.1:%s"\n' "$metrics" >>"$dir/node.textpb"
+  else
+    printf '# metrics_listen: "127.0.0.1:9464" (default; one node per machine)\n' >>"$dir/node.textpb"
+  fi
   validate NodeConfig "$dir/node.textpb"
 }
 
@@ -257,7 +277,7 @@ mkdir "${dirs[@]}"
 # Participants are independent: make them in parallel, then check them all.
 pids=()
 for i in "${!codes[@]}"; do
-  make_participant "${codes[$i]}" "${peer_ports[$i]}" "${auth_ports[$i]}" &
+  make_participant "${codes[$i]}" "${peer_ports[$i]}" "${auth_ports[$i]}" "${metrics_ports[$i]}" &
   pids+=($!)
 done
 failed=0

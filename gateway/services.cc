@@ -4,8 +4,8 @@
 #include "absl/strings/str_join.h"
 #include "gateway/status.h"
 #include "gateway/tls.h"
+#include "node/log.h"
 #include "node/util.h"
-#include "spdlog/spdlog.h"
 
 namespace kpx::gateway {
 namespace {
@@ -19,16 +19,22 @@ const std::set<v1::Role> kAnyRole = {v1::EXPORTER, v1::IMPORTER, v1::AUDITOR};
 // Logs a refused authority call and turns it into the gRPC status.
 grpc::Status Refused(const char* verb, const std::string& who, const std::string& number,
                      const absl::Status& s) {
-  spdlog::warn("authority {} refused: client={} certificate={} code={} reason={}", verb, who,
-               number, absl::StatusCodeToString(s.code()), std::string(s.message()));
+  log::Warn("authority_refused", {{"verb", verb},
+                                  {"client", who},
+                                  {"certificate", number},
+                                  {"code", absl::StatusCodeToString(s.code())},
+                                  {"reason", s.message()}});
   return ToGrpc(s);
 }
 
 grpc::Status Answer(const char* verb, const std::string& who, const std::string& number,
                     absl::StatusOr<v1::CertificateRecord> rec, v1::CertificateRecord* resp) {
   if (!rec.ok()) return Refused(verb, who, number, rec.status());
-  spdlog::info("authority {}: client={} certificate={} partner={} state={}", verb, who, number,
-               rec->partner(), v1::CertificateState_Name(rec->state()));
+  log::Info("authority", {{"verb", verb},
+                          {"client", who},
+                          {"certificate", number},
+                          {"partner", rec->partner()},
+                          {"state", v1::CertificateState_Name(rec->state())}});
   *resp = *std::move(rec);
   return grpc::Status::OK;
 }
@@ -42,8 +48,7 @@ grpc::Status PeerServiceImpl::Deliver(grpc::ServerContext* ctx, const v1::Delive
   absl::StatusOr<std::string> peer =
       node_->trust_list()->IdentifyPeer(PeerCertificatePem(*ctx), absl::Now());
   if (!peer.ok()) {
-    spdlog::warn("peer Deliver refused: from={} reason={}", ctx->peer(),
-                 std::string(peer.status().message()));
+    log::Warn("peer_refused", {{"from", ctx->peer()}, {"reason", peer.status().message()}});
     return ToGrpc(peer.status());
   }
   if (req->messages_size() > kMaxMessagesPerDeliver) {
@@ -60,10 +65,12 @@ grpc::Status PeerServiceImpl::Deliver(grpc::ServerContext* ctx, const v1::Delive
       *r->mutable_receipt() = std::move(outcomes[i].receipt);
     } else {
       r->set_error(std::string(s.message()));
-      // The key id is public; the message id is not yet trusted, so log
-      // what the peer proved and what it claimed.
-      spdlog::warn("peer message refused: partner={} signer={} code={} reason={}", *peer,
-                   msgs[i].signer(), absl::StatusCodeToString(s.code()), std::string(s.message()));
+      // The message id is not yet trusted: log what the peer proved (its
+      // identity) and what it claimed (the signer).
+      log::Warn("message_refused", {{"partner", *peer},
+                                    {"signer", msgs[i].signer()},
+                                    {"code", absl::StatusCodeToString(s.code())},
+                                    {"reason", s.message()}});
     }
   }
   return grpc::Status::OK;
@@ -95,7 +102,7 @@ grpc::Status AuthorityServiceImpl::Authorize(const grpc::ServerContext& ctx, con
   const std::string why = absl::StrCat(
       "client '", *who, "' (roles: ", held.empty() ? "none" : absl::StrJoin(held, ","),
       ") may not call ", verb);
-  spdlog::warn("authority {} refused: {}", verb, why);
+  log::Warn("authority_refused", {{"verb", verb}, {"client", *who}, {"reason", why}});
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why);
 }
 
@@ -208,7 +215,8 @@ grpc::Status AuthorityServiceImpl::VerifyLedger(grpc::ServerContext* ctx,
   resp->set_first_bad_sequence(r.first_bad_sequence);
   resp->set_problem(r.problem);
   if (!r.ok) {
-    spdlog::error("ledger verification failed at entry {}: {}", r.first_bad_sequence, r.problem);
+    log::Error("ledger_broken", {{"entry", std::to_string(r.first_bad_sequence)},
+                                 {"problem", r.problem}});
   }
   return grpc::Status::OK;
 }

@@ -6,10 +6,10 @@
 
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
+#include "node/log.h"
 #include "node/rules.h"
 #include "node/state.h"
 #include "node/util.h"
-#include "spdlog/spdlog.h"
 
 namespace kpx::node {
 
@@ -596,9 +596,10 @@ std::vector<DeliveryOutcome> Node::Receive(const std::string& peer,
         out[i].receipt.Clear();
         continue;
       }
-      spdlog::info("received: message={} certificate={} partner={} kind={}",
-                   bodies[i]->header().message_id(), NumberOf(*bodies[i]), peer,
-                   v1::MessageKind_Name(bodies[i]->header().kind()));
+      log::Info("received", {{"message", bodies[i]->header().message_id()},
+                             {"certificate", NumberOf(*bodies[i])},
+                             {"partner", peer},
+                             {"kind", v1::MessageKind_Name(bodies[i]->header().kind())}});
     }
   }
   // In-batch duplicates get the first copy's outcome.
@@ -661,15 +662,20 @@ void Node::DeliverTo(const std::string& recipient, std::vector<v1::OutboxItem> i
   for (size_t i = 0; i < items.size(); ++i) {
     const v1::OutboxItem& item = items[i];
     const absl::Status& st = outcomes[i].status;
+    const std::string attempt = std::to_string(item.attempts() + 1);
     if (!st.ok()) {
-      spdlog::warn("delivery failed: message={} certificate={} partner={} attempt={} code={} "
-                   "reason={}{}",
-                   item.message_id(), item.certificate_number(), recipient, item.attempts() + 1,
-                   absl::StatusCodeToString(st.code()), std::string(st.message()),
-                   IsPermanent(st) ? " (permanent)" : "");
+      log::Warn(IsPermanent(st) ? "delivery_refused" : "delivery_failed",
+                {{"message", item.message_id()},
+                 {"certificate", item.certificate_number()},
+                 {"partner", recipient},
+                 {"attempt", attempt},
+                 {"code", absl::StatusCodeToString(st.code())},
+                 {"reason", st.message()}});
     } else {
-      spdlog::info("delivered: message={} certificate={} partner={}", item.message_id(),
-                   item.certificate_number(), recipient);
+      log::Info("delivered", {{"message", item.message_id()},
+                              {"certificate", item.certificate_number()},
+                              {"partner", recipient},
+                              {"attempt", attempt}});
     }
     if (!st.ok() && !IsPermanent(st)) {
       v1::OutboxItem next = item;

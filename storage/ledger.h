@@ -147,6 +147,25 @@ class Ledger {
   // Open. Fewer than the calls when group commit merged concurrent ones.
   uint64_t batches_written() const;
 
+  // OK while the ledger accepts writes; the reason it refuses them
+  // otherwise (see Append). The node reports NOT_SERVING while this fails.
+  absl::Status WriteStatus() const;
+
+  // Approximate bytes on disk (SST files and write-ahead log).
+  uint64_t ApproximateSizeBytes() const;
+
+  // Writes a consistent copy of the whole ledger (log, records, outbox,
+  // dedup, head) into `backup_dir`, which must not exist, while the ledger
+  // stays open for writes (a RocksDB checkpoint: hard links where the file
+  // system allows, else copies). Returns the head the copy ends at.
+  absl::StatusOr<Head> Checkpoint(const std::string& backup_dir) const;
+
+  // Copies a Checkpoint in `backup_dir` into `dir`, which must not exist or
+  // be empty, then opens and verifies it. Fails, leaving nothing usable in
+  // `dir`, if the copy does not verify.
+  static absl::StatusOr<VerifyResult> Restore(const std::string& backup_dir,
+                                              const std::string& dir);
+
   // For tests and tools: raw access to overwrite or delete a log record, to
   // show that Verify catches tampering. Not used by the node.
   absl::Status UnsafePutRawLogRecordForTest(uint64_t sequence,
