@@ -12,6 +12,7 @@
 #   ROOT/etc/kpx/kpxd.textpb.example             commented kpx.v1.NodeConfig
 #   ROOT/etc/systemd/system/kpxd.service         ExecStart = PREFIX/bin/kpxd
 #   ROOT/var/lib/kpx/                            mode 700, kpx:kpx (ledger)
+#   ROOT/var/lib/kpx/backups/                    mode 700, kpx:kpx (kpxctl backup)
 # and, unless --no-user, the system user and group kpx.
 #
 # Safe to run again (for example after an upgrade): it replaces the
@@ -182,7 +183,7 @@ run install -m 644 "$src_trust" "$dest$prefix/share/kpx/trust-list.example.textp
 run install -m 644 "$src_doc" "$dest$prefix/share/doc/kpx/operations.md"
 
 run install -d -m 750 "$dest$CONFIG_DIR"
-run install -d -m 700 "$dest$STATE_DIR"
+run install -d -m 700 "$dest$STATE_DIR" "$dest$STATE_DIR/backups"
 run install -m 640 "$src_config" "$dest$CONFIG_DIR/kpxd.textpb.example"
 
 if ((install_unit)); then
@@ -200,7 +201,7 @@ fi
 
 if ((make_user)); then
   run chown root:"$USER_NAME" "$CONFIG_DIR" "$CONFIG_DIR/kpxd.textpb.example"
-  run chown "$USER_NAME:$USER_NAME" "$STATE_DIR"
+  run chown "$USER_NAME:$USER_NAME" "$STATE_DIR" "$STATE_DIR/backups"
 fi
 
 # ---- done ------------------------------------------------------------------------

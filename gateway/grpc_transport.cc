@@ -11,6 +11,12 @@ GrpcTransport::GrpcTransport(TlsIdentity identity,
                              absl::Duration rpc_timeout)
     : identity_(std::move(identity)), trust_(std::move(trust)), rpc_timeout_(rpc_timeout) {}
 
+void GrpcTransport::SetIdentity(TlsIdentity identity) {
+  absl::MutexLock l(&mu_);
+  identity_ = std::move(identity);
+  peers_.clear();
+}
+
 absl::StatusOr<std::shared_ptr<GrpcTransport::Peer>> GrpcTransport::PeerFor(const std::string& recipient) {
   std::shared_ptr<const node::TrustList> trust = trust_();
   const v1::Participant* p = trust->Find(recipient);

@@ -26,6 +26,10 @@ class GrpcTransport : public node::Transport {
                 std::function<std::shared_ptr<const node::TrustList>()> trust,
                 absl::Duration rpc_timeout);
 
+  // Presents `identity` from now on (a reload): channels are remade on
+  // their next use; calls in flight finish on the old ones.
+  void SetIdentity(TlsIdentity identity);
+
   std::vector<node::DeliveryOutcome> Deliver(
       const std::string& recipient,
       const std::vector<v1::SignedMessage>& messages) override;
@@ -38,7 +42,7 @@ class GrpcTransport : public node::Transport {
   // The channel to `recipient`, (re)made if its trust-list entry changed.
   absl::StatusOr<std::shared_ptr<Peer>> PeerFor(const std::string& recipient);
 
-  const TlsIdentity identity_;
+  TlsIdentity identity_ ABSL_GUARDED_BY(mu_);
   const std::function<std::shared_ptr<const node::TrustList>()> trust_;
   const absl::Duration rpc_timeout_;
   absl::Mutex mu_;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -21,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -31,6 +33,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "kpx/v1/service.grpc.pb.h"
 #include "node/util.h"
+#include "storage/ledger.h"
 
 namespace {
 
@@ -43,13 +46,17 @@ constexpr char kUsage[] =
     "commands:\n"
     "  submit FILE.json                 issue a certificate (kpx.v1.Certificate as JSON)\n"
     "  get NUMBER [--json]              a certificate's state and journey\n"
-    "  list [--state S] [--partner P] [--from DATE] [--until DATE] [--overdue DAYS] [--json]\n"
+    "  list [--state S] [--partner P] [--from DATE] [--until DATE] [--overdue [DAYS]] [--json]\n"
     "  confirm NUMBER [--received-at TIME]\n"
     "  reject NUMBER --reason TEXT\n"
     "  cancel NUMBER --reason TEXT\n"
     "  watch [--from SEQ] [--json]      follow ledger events; resumes after reconnecting\n"
     "  ledger verify                    walk the node's hash chain\n"
-    "  ledger export [--from SEQ]       ledger entries as JSON lines\n";
+    "  ledger export [--from SEQ]       ledger entries as JSON lines\n"
+    "  reload                           node re-reads trust list, signing keys, TLS files\n"
+    "  backup DIR                       online ledger backup into DIR on the node's machine\n"
+    "  restore BACKUP_DIR DATA_DIR      (local, node stopped) restore a backup into an\n"
+    "                                   empty data folder and verify it\n";
 
 struct Args {
   std::vector<std::string> positional;
@@ -87,6 +94,12 @@ std::optional<Failure> Parse(int argc, char** argv, Args* args) {
     if (size_t eq = name.find('='); eq != std::string::npos) {
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
+    } else if (name == "overdue") {
+      // The number of days is optional: without it the node's own setting.
+      if (i + 1 < argc && !std::string(argv[i + 1]).empty() &&
+          absl::ascii_isdigit(argv[i + 1][0])) {
+        value = argv[++i];
+      }
     } else if (auto it = kFlagTakesValue.find(name); it != kFlagTakesValue.end() && it->second) {
       if (i + 1 >= argc) return Failure{absl::StrCat("--", name, " needs a value"), 2};
       value = argv[++i];
@@ -214,6 +227,18 @@ std::optional<Failure> Run(const Args& args) {
   };
   const bool json = args.Has("json");
 
+  if (cmd == "restore") {
+    if (auto f = need(3)) return f;
+    absl::StatusOr<kpx::storage::VerifyResult> r = kpx::storage::Ledger::Restore(
+        p[1], (std::filesystem::path(p[2]) / "ledger").string());
+    if (!r.ok()) return Failure{absl::StrCat("restore: ", r.status().message())};
+    std::printf("restored into %s: ledger OK, %llu entries, head %llu %s\n", p[2].c_str(),
+                static_cast<unsigned long long>(r->entries_checked),
+                static_cast<unsigned long long>(r->head.sequence),
+                kpx::crypto::HexEncode(r->head.hash).c_str());
+    return std::nullopt;
+  }
+
   std::variant<Client, Failure> connected = Client::Connect(args);
   if (auto* f = std::get_if<Failure>(&connected)) return *f;
   Client& client = std::get<Client>(connected);
@@ -268,11 +293,14 @@ std::optional<Failure> Run(const Args& args) {
       if (auto f = ParseTime(args.Get("until"), req.mutable_issued_until())) return f;
     }
     if (args.Has("overdue")) {
-      uint32_t days;
-      if (!absl::SimpleAtoi(args.Get("overdue"), &days) || days == 0) {
-        return Failure{"--overdue needs a positive number of days", 2};
+      uint32_t days = 0;
+      if (args.Get("overdue").empty()) {
+        req.set_overdue(true);
+      } else if (!absl::SimpleAtoi(args.Get("overdue"), &days) || days == 0) {
+        return Failure{"--overdue takes a positive number of days", 2};
+      } else {
+        req.set_overdue_days(days);
       }
-      req.set_overdue_days(days);
     }
     req.set_page_size(500);
     do {
@@ -377,6 +405,27 @@ std::optional<Failure> Run(const Args& args) {
     while (reader->Read(&e)) PrintEntry(e, /*json=*/true);
     grpc::Status s = reader->Finish();
     if (!s.ok()) return RpcFailure("ledger export", s);
+    return std::nullopt;
+  }
+  if (cmd == "reload") {
+    if (auto f = need(1)) return f;
+    kpx::v1::ReloadResponse resp;
+    grpc::Status s = client->Reload(Ctx().get(), {}, &resp);
+    if (!s.ok()) return RpcFailure("reload", s);
+    std::printf("reloaded: trust list version %llu, %d participants\n",
+                static_cast<unsigned long long>(resp.trust_list_version()), resp.participants());
+    return std::nullopt;
+  }
+  if (cmd == "backup") {
+    if (auto f = need(2)) return f;
+    kpx::v1::BackupRequest req;
+    req.set_directory(p[1]);
+    kpx::v1::BackupResponse resp;
+    grpc::Status s = client->Backup(Ctx(absl::Minutes(30)).get(), req, &resp);
+    if (!s.ok()) return RpcFailure("backup", s);
+    std::printf("backup in %s: head %llu %s\n", resp.directory().c_str(),
+                static_cast<unsigned long long>(resp.head_sequence()),
+                kpx::crypto::HexEncode(resp.head_hash()).c_str());
     return std::nullopt;
   }
   return Failure{absl::StrCat("unknown command '", absl::StrJoin(p, " "), "' (see kpxctl --help)"),

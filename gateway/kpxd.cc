@@ -1,10 +1,12 @@
-// kpxd: runs one Participant's node until SIGTERM or SIGINT.
+// kpxd: runs one Participant's node.
 //
-//   kpxd --config FILE
+//   kpxd --config FILE [--log-format text|json]
 //
-// Prints "kpxd <code> listening peer=<addr> authority=<addr>" once both
-// listeners are up; exits 0 after a clean stop, 1 with one line of reason
-// if it cannot start.
+// Logs to stderr, one event per line. Logs "listening" once both listeners
+// are up. SIGHUP re-reads the trust list, signing keys and TLS files
+// (refusing malformed ones and keeping what is in force); SIGTERM or SIGINT
+// stop it cleanly. Exits 0 after a clean stop, 1 with one line of reason if
+// it cannot start, 2 on bad usage.
 #include <signal.h>
 
 #include <cstdio>
@@ -13,13 +15,12 @@
 
 #include "gateway/server.h"
 #include "node/config.h"
-#include "spdlog/sinks/stdout_color_sinks.h"
-#include "spdlog/spdlog.h"
+#include "node/log.h"
 
 namespace {
 
 int Usage() {
-  std::fprintf(stderr, "usage: kpxd --config FILE\n");
+  std::fprintf(stderr, "usage: kpxd --config FILE [--log-format text|json]\n");
   return 2;
 }
 
@@ -27,27 +28,33 @@ int Usage() {
 
 int main(int argc, char** argv) {
   std::string config_path;
+  std::string log_format = "text";
   for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--config" && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (arg.rfind("--config=", 0) == 0) {
-      config_path = arg.substr(9);
-    } else {
-      return Usage();
-    }
+    const std::string arg = argv[i];
+    auto value = [&](const std::string& flag, std::string* out) {
+      if (arg == flag && i + 1 < argc) {
+        *out = argv[++i];
+        return true;
+      }
+      if (arg.rfind(flag + "=", 0) == 0) {
+        *out = arg.substr(flag.size() + 1);
+        return true;
+      }
+      return false;
+    };
+    if (!value("--config", &config_path) && !value("--log-format", &log_format)) return Usage();
   }
-  if (config_path.empty()) return Usage();
+  if (config_path.empty() || (log_format != "text" && log_format != "json")) return Usage();
 
-  // Block the stop signals in every thread; main waits for them below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Block the signals in every thread; main waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  spdlog::set_default_logger(spdlog::stderr_color_mt("kpxd"));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l kpxd %v", spdlog::pattern_time_type::utc);
+  kpx::log::Init(log_format == "json" ? kpx::log::Format::kJson : kpx::log::Format::kText);
   absl::StatusOr<kpx::v1::NodeConfig> config = kpx::node::LoadConfig(config_path);
   if (!config.ok()) {
     std::fprintf(stderr, "kpxd: %s\n", std::string(config.status().message()).c_str());
@@ -59,16 +66,27 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kpxd: %s\n", std::string(server.status().message()).c_str());
     return 1;
   }
-  spdlog::info("kpxd {} listening peer={} (port {}) authority={} (port {}) ledger_head={}",
-               config->participant(), config->peer_listen(), (*server)->peer_port(),
-               config->authority_listen(), (*server)->authority_port(),
-               (*server)->node().ledger().head().sequence);
+  kpx::gateway::NodeServer& s = **server;
+  kpx::log::Info("listening",
+                 {{"participant", config->participant()},
+                  {"peer", absl::StrCat(config->peer_listen(), " port ", s.peer_port())},
+                  {"authority",
+                   absl::StrCat(config->authority_listen(), " port ", s.authority_port())},
+                  {"metrics", s.metrics_port() ? absl::StrCat("port ", s.metrics_port()) : "off"},
+                  {"ledger_head", std::to_string(s.node().ledger().head().sequence)}});
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  spdlog::info("kpxd {} stopping on {}", config->participant(), strsignal(sig));
-  (*server)->Shutdown();
+  while (true) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == SIGHUP) {
+      (void)s.Reload();  // logs what it did or why it refused
+      continue;
+    }
+    kpx::log::Info("stopping", {{"signal", strsignal(sig)}});
+    break;
+  }
+  s.Shutdown();
   server->reset();
-  spdlog::info("kpxd {} stopped", config->participant());
+  kpx::log::Info("stopped", {{"participant", config->participant()}});
   return 0;
 }

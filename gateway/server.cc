@@ -1,15 +1,78 @@
 #include "gateway/server.h"
 
+#include <filesystem>
+#include <fstream>
+
 #include "absl/strings/str_cat.h"
 #include "crypto/crypto.h"
+#include "gateway/metrics.h"
 #include "gateway/tls.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "node/log.h"
 #include "node/trust_list.h"
-#include "spdlog/spdlog.h"
 
 namespace kpx::gateway {
 namespace {
 
-// Builds and starts one listener; fails if the address cannot be bound.
+// What a node reads from the files its config names; loaded whole before
+// anything is replaced, so a bad file changes nothing.
+struct Material {
+  std::shared_ptr<const node::TrustList> trust;
+  std::vector<crypto::PrivateKey> keys;
+  TlsIdentity identity;
+};
+
+absl::StatusOr<Material> LoadMaterial(const v1::NodeConfig& config) {
+  Material m;
+  absl::StatusOr<std::shared_ptr<const node::TrustList>> trust =
+      node::TrustList::FromTextFile(config.trust_list_file());
+  if (!trust.ok()) return trust.status();
+  m.trust = *std::move(trust);
+  std::vector<std::string> key_files = {config.signing_key_file()};
+  key_files.insert(key_files.end(), config.additional_signing_key_files().begin(),
+                   config.additional_signing_key_files().end());
+  for (const std::string& file : key_files) {
+    absl::StatusOr<std::string> pem = crypto::ReadFile(file);
+    if (!pem.ok()) return pem.status();
+    absl::StatusOr<crypto::PrivateKey> key = crypto::PrivateKey::FromPem(*pem);
+    if (!key.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(file, ": ", key.status().message()));
+    }
+    m.keys.push_back(*std::move(key));
+  }
+  absl::StatusOr<TlsIdentity> identity =
+      LoadTlsIdentity(config.tls_cert_file(), config.tls_key_file());
+  if (!identity.ok()) return identity.status();
+  m.identity = *std::move(identity);
+  if (absl::StatusOr<std::string> ca = crypto::ReadFile(config.authority_client_ca_file());
+      !ca.ok()) {
+    return ca.status();
+  } else if (absl::StatusOr<crypto::CertificateInfo> info = crypto::ParseCertificatePem(*ca);
+             !info.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(config.authority_client_ca_file(), ": ", info.status().message()));
+  }
+  return m;
+}
+
+// Replaces `path` atomically (write a sibling, then rename), so the TLS
+// file watcher never reads half a file.
+absl::Status WriteFileAtomically(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << content;
+    if (!out.flush()) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot replace ", path, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+// Builds and starts one listener with health checking and reflection;
+// fails if the address cannot be bound.
 absl::StatusOr<std::unique_ptr<grpc::Server>> Listen(
     const std::string& address, std::shared_ptr<grpc::ServerCredentials> creds,
     grpc::Service* service, int* port) {
@@ -24,28 +87,31 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> Listen(
   return server;
 }
 
+constexpr char kPeerService[] = "kpx.v1.PeerService";
+constexpr char kAuthorityService[] = "kpx.v1.AuthorityService";
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(const v1::NodeConfig& config) {
-  absl::StatusOr<std::shared_ptr<const node::TrustList>> trust =
-      node::TrustList::FromTextFile(config.trust_list_file());
-  if (!trust.ok()) return trust.status();
-  absl::StatusOr<std::string> key_pem = crypto::ReadFile(config.signing_key_file());
-  if (!key_pem.ok()) return key_pem.status();
-  absl::StatusOr<crypto::PrivateKey> key = crypto::PrivateKey::FromPem(*key_pem);
-  if (!key.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(config.signing_key_file(), ": ", key.status().message()));
-  }
-  absl::StatusOr<TlsIdentity> identity =
-      LoadTlsIdentity(config.tls_cert_file(), config.tls_key_file());
-  if (!identity.ok()) return identity.status();
-  absl::StatusOr<std::string> client_ca = crypto::ReadFile(config.authority_client_ca_file());
-  if (!client_ca.ok()) return client_ca.status();
+  absl::StatusOr<Material> material = LoadMaterial(config);
+  if (!material.ok()) return material.status();
 
   std::unique_ptr<NodeServer> s(new NodeServer);
+  s->config_ = config;
+  std::error_code ec;
+  const std::filesystem::path data(config.data_dir());
+  std::filesystem::create_directories(data / "tls", ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create ", (data / "tls").string(), ": ", ec.message()));
+  }
+  s->peer_roots_file_ = (data / "tls" / "peer-roots.pem").string();
+  if (absl::Status st = WriteFileAtomically(s->peer_roots_file_, material->trust->AllCasPem());
+      !st.ok()) {
+    return st;
+  }
   absl::StatusOr<std::unique_ptr<storage::Ledger>> ledger =
-      storage::Ledger::Open(config.data_dir());
+      storage::Ledger::Open((data / "ledger").string());
   if (!ledger.ok()) return ledger.status();
   s->ledger_ = *std::move(ledger);
 
@@ -53,47 +119,152 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(const v1::NodeConf
   // reaches both. The node is set before delivery starts, and the
   // transport is only used by the node's delivery threads, which stop
   // before the node and the transport are destroyed.
-  std::shared_ptr<const node::TrustList> initial = *trust;
+  std::shared_ptr<const node::TrustList> initial = material->trust;
   const uint32_t timeout_ms =
       config.delivery().rpc_timeout_ms() ? config.delivery().rpc_timeout_ms() : 10000;
   NodeServer* self = s.get();
   s->transport_ = std::make_unique<GrpcTransport>(
-      *identity,
+      material->identity,
       [self, initial]() { return self->node_ ? self->node_->trust_list() : initial; },
       absl::Milliseconds(timeout_ms));
 
   node::NodeOptions opts;
   opts.participant = config.participant();
   opts.authority_name = config.authority_name();
-  opts.trust_list = *trust;
-  opts.signing_key = *std::move(key);
+  opts.trust_list = material->trust;
+  opts.signing_keys = material->keys;
   opts.ledger = s->ledger_.get();
   opts.transport = s->transport_.get();
   opts.delivery = config.delivery();
+  opts.overdue_days = config.overdue_days();
   absl::StatusOr<std::unique_ptr<node::Node>> node = node::Node::Create(std::move(opts));
   if (!node.ok()) return node.status();
   s->node_ = *std::move(node);
 
+  if (config.metrics_listen() != "off") {
+    absl::StatusOr<std::unique_ptr<Metrics>> metrics = Metrics::Start(config, s->node_.get());
+    if (!metrics.ok()) return metrics.status();
+    s->metrics_ = *std::move(metrics);
+    s->node_->SetObserver(s->metrics_.get());
+  }
+
   s->peer_service_ = std::make_unique<PeerServiceImpl>(s->node_.get());
-  s->authority_service_ = std::make_unique<AuthorityServiceImpl>(s->node_.get(), config);
+  OperatorHooks hooks;
+  hooks.reload = [self] { return self->Reload(); };
+  hooks.backup = [self](const std::string& dir) { return self->Backup(dir); };
+  s->authority_service_ =
+      std::make_unique<AuthorityServiceImpl>(s->node_.get(), config, std::move(hooks));
+
+  // Standard health checking and reflection on both listeners, so that
+  // ordinary gRPC tools can probe and explore a node.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // TLS files are watched (re-read every few seconds): a renewed node
+  // certificate, a new authority client CA or new peer roots after a
+  // trust-list reload take effect without a restart.
   absl::StatusOr<std::unique_ptr<grpc::Server>> peer = Listen(
-      config.peer_listen(), MutualTlsServerCredentials(*identity, (*trust)->AllCasPem()),
+      config.peer_listen(),
+      WatchedMutualTlsServerCredentials(config.tls_key_file(), config.tls_cert_file(),
+                                        s->peer_roots_file_),
       s->peer_service_.get(), &s->peer_port_);
   if (!peer.ok()) return peer.status();
   s->peer_server_ = *std::move(peer);
-  absl::StatusOr<std::unique_ptr<grpc::Server>> authority =
-      Listen(config.authority_listen(), MutualTlsServerCredentials(*identity, *client_ca),
-             s->authority_service_.get(), &s->authority_port_);
+  absl::StatusOr<std::unique_ptr<grpc::Server>> authority = Listen(
+      config.authority_listen(),
+      WatchedMutualTlsServerCredentials(config.tls_key_file(), config.tls_cert_file(),
+                                        config.authority_client_ca_file()),
+      s->authority_service_.get(), &s->authority_port_);
   if (!authority.ok()) return authority.status();
   s->authority_server_ = *std::move(authority);
 
   s->node_->StartDelivery();
+  s->health_thread_ = std::thread([self] { self->WatchHealth(); });
   return s;
 }
+
+void NodeServer::WatchHealth() {
+  bool last_ok = true;
+  bool first = true;
+  absl::MutexLock l(&health_mu_);
+  while (!stopping_) {
+    health_mu_.Unlock();
+    const absl::Status health = node_->Health();
+    const bool ok = health.ok();
+    for (grpc::Server* server : {peer_server_.get(), authority_server_.get()}) {
+      grpc::HealthCheckServiceInterface* hc = server->GetHealthCheckService();
+      if (hc == nullptr) continue;
+      hc->SetServingStatus(ok);
+      hc->SetServingStatus(kPeerService, ok);
+      hc->SetServingStatus(kAuthorityService, ok);
+    }
+    if (first || ok != last_ok) {
+      if (ok) {
+        log::Info("health", {{"status", "SERVING"}});
+      } else {
+        log::Error("health", {{"status", "NOT_SERVING"}, {"reason", health.message()}});
+      }
+    }
+    first = false;
+    last_ok = ok;
+    health_mu_.Lock();
+    auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(health_mu_) { return stopping_; };
+    health_mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::Seconds(2));
+  }
+}
+
+absl::StatusOr<v1::ReloadResponse> NodeServer::Reload() {
+  absl::MutexLock l(&reload_mu_);
+  absl::StatusOr<Material> material = LoadMaterial(config_);
+  if (!material.ok()) {
+    log::Error("reload_refused", {{"reason", material.status().message()}});
+    return absl::FailedPreconditionError(
+        absl::StrCat("reload refused, keeping the files in force: ", material.status().message()));
+  }
+  if (absl::Status s = node_->Reconfigure(material->trust, material->keys); !s.ok()) {
+    log::Error("reload_refused", {{"reason", s.message()}});
+    return absl::FailedPreconditionError(
+        absl::StrCat("reload refused, keeping the files in force: ", s.message()));
+  }
+  transport_->SetIdentity(material->identity);
+  if (absl::Status s = WriteFileAtomically(peer_roots_file_, material->trust->AllCasPem());
+      !s.ok()) {
+    log::Error("reload_partial", {{"reason", s.message()}});
+    return s;
+  }
+  v1::ReloadResponse resp;
+  resp.set_trust_list_version(material->trust->proto().version());
+  resp.set_participants(material->trust->proto().participants_size());
+  log::Info("reloaded", {{"trust_list_version", std::to_string(resp.trust_list_version())},
+                         {"participants", std::to_string(resp.participants())},
+                         {"signing_key", node_->CurrentKeyId().value_or("none")}});
+  return resp;
+}
+
+absl::StatusOr<v1::BackupResponse> NodeServer::Backup(const std::string& directory) {
+  if (!std::filesystem::path(directory).is_absolute()) {
+    return absl::InvalidArgumentError("backup folder must be an absolute path on the node");
+  }
+  absl::StatusOr<storage::Head> head = ledger_->Checkpoint(directory);
+  if (!head.ok()) return head.status();
+  v1::BackupResponse resp;
+  resp.set_directory(directory);
+  resp.set_head_sequence(head->sequence);
+  resp.set_head_hash(head->hash);
+  log::Info("backup", {{"directory", directory},
+                       {"head", std::to_string(head->sequence)}});
+  return resp;
+}
+
+int NodeServer::metrics_port() const { return metrics_ ? metrics_->port() : 0; }
 
 void NodeServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  {
+    absl::MutexLock l(&health_mu_);
+    stopping_ = true;
+  }
+  if (health_thread_.joinable()) health_thread_.join();
   if (authority_service_) authority_service_->Stop();
   const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(5);
   if (authority_server_) authority_server_->Shutdown(deadline);
@@ -103,12 +274,15 @@ void NodeServer::Shutdown() {
 
 NodeServer::~NodeServer() {
   Shutdown();
-  // Members go in reverse order: services before the node, the node before
-  // the transport and the ledger.
+  // Reverse order of use: servers and services before the node, metrics
+  // (an observer of the node) after the delivery thread stopped, the node
+  // before the transport and the ledger.
   authority_server_.reset();
   peer_server_.reset();
   authority_service_.reset();
   peer_service_.reset();
+  if (node_) node_->SetObserver(nullptr);
+  metrics_.reset();
   node_.reset();
   transport_.reset();
   ledger_.reset();

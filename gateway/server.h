@@ -1,13 +1,27 @@
 // A running kpx node: the ledger, the node logic, the gRPC transport to
 // peers and the two listeners, built from a NodeConfig. kpxd is a thin
 // main() around this; the multi-node tests run several in one process.
+//
+// Files under config.data_dir:
+//   ledger/              the RocksDB ledger
+//   tls/peer-roots.pem   every Participant's TLS CA from the trust list in
+//                        force (the peer listener reads it; rewritten on
+//                        reload)
+//
+// Both listeners serve grpc.health.v1 (SERVING while Node::Health() is OK)
+// and gRPC server reflection. TLS files are watched: a replaced node
+// certificate or CA file is picked up within seconds, without a restart.
+//
+// Thread safety: Reload, Backup and Shutdown may be called from any thread.
 #ifndef KPX_GATEWAY_SERVER_H_
 #define KPX_GATEWAY_SERVER_H_
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "gateway/grpc_transport.h"
 #include "gateway/services.h"
 #include "grpcpp/grpcpp.h"
@@ -17,32 +31,55 @@
 
 namespace kpx::gateway {
 
+class Metrics;
+
 class NodeServer {
  public:
   // Reads every file the config names, opens the ledger, starts both
-  // listeners and the delivery thread. Any problem fails with one line.
+  // listeners, the metrics endpoint and the delivery thread. Any problem
+  // fails with one line.
   static absl::StatusOr<std::unique_ptr<NodeServer>> Start(const v1::NodeConfig& config);
   // Stops listening (letting calls in flight finish for up to 5 s), stops
   // delivery and closes the ledger. Idempotent; the destructor calls it.
   void Shutdown();
   ~NodeServer();
 
+  // Re-reads the trust list, the signing keys and the TLS files named by
+  // the config. If anything is malformed, nothing changes and the error
+  // says what; the node keeps running with what it had.
+  absl::StatusOr<v1::ReloadResponse> Reload();
+  // A consistent online backup of the ledger into `directory` (absolute,
+  // must not exist).
+  absl::StatusOr<v1::BackupResponse> Backup(const std::string& directory);
+
   node::Node& node() { return *node_; }
   int peer_port() const { return peer_port_; }
   int authority_port() const { return authority_port_; }
+  // 0 when metrics are off.
+  int metrics_port() const;
 
  private:
   NodeServer() = default;
+  void WatchHealth();
 
+  v1::NodeConfig config_;
+  std::string peer_roots_file_;
   std::unique_ptr<storage::Ledger> ledger_;
   std::unique_ptr<GrpcTransport> transport_;
   std::unique_ptr<node::Node> node_;
+  std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<PeerServiceImpl> peer_service_;
   std::unique_ptr<AuthorityServiceImpl> authority_service_;
   std::unique_ptr<grpc::Server> peer_server_;
   std::unique_ptr<grpc::Server> authority_server_;
   int peer_port_ = 0;
   int authority_port_ = 0;
+
+  absl::Mutex reload_mu_;  // one reload at a time
+
+  absl::Mutex health_mu_;
+  bool stopping_ ABSL_GUARDED_BY(health_mu_) = false;
+  std::thread health_thread_;
   bool shut_down_ = false;
 };
 

@@ -14,7 +14,8 @@ constexpr int kMaxMessagesPerDeliver = 1000;
 const std::set<v1::Role> kExporter = {v1::EXPORTER};
 const std::set<v1::Role> kImporter = {v1::IMPORTER};
 const std::set<v1::Role> kAuditor = {v1::AUDITOR};
-const std::set<v1::Role> kAnyRole = {v1::EXPORTER, v1::IMPORTER, v1::AUDITOR};
+const std::set<v1::Role> kOperator = {v1::OPERATOR};
+const std::set<v1::Role> kAnyRole = {v1::EXPORTER, v1::IMPORTER, v1::AUDITOR, v1::OPERATOR};
 
 // Logs a refused authority call and turns it into the gRPC status.
 grpc::Status Refused(const char* verb, const std::string& who, const std::string& number,
@@ -78,8 +79,9 @@ grpc::Status PeerServiceImpl::Deliver(grpc::ServerContext* ctx, const v1::Delive
 
 // ---------------------------------------------------------------- authorities
 
-AuthorityServiceImpl::AuthorityServiceImpl(node::Node* node, const v1::NodeConfig& config)
-    : node_(node) {
+AuthorityServiceImpl::AuthorityServiceImpl(node::Node* node, const v1::NodeConfig& config,
+                                           OperatorHooks hooks)
+    : node_(node), hooks_(std::move(hooks)) {
   for (const v1::AuthorityClient& c : config.authority_clients()) {
     for (int r : c.roles()) roles_[c.common_name()].insert(static_cast<v1::Role>(r));
   }
@@ -218,6 +220,26 @@ grpc::Status AuthorityServiceImpl::VerifyLedger(grpc::ServerContext* ctx,
     log::Error("ledger_broken", {{"entry", std::to_string(r.first_bad_sequence)},
                                  {"problem", r.problem}});
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthorityServiceImpl::Reload(grpc::ServerContext* ctx, const v1::ReloadRequest* req,
+                                          v1::ReloadResponse* resp) {
+  std::string who;
+  if (grpc::Status s = Authorize(*ctx, "Reload", kOperator, &who); !s.ok()) return s;
+  absl::StatusOr<v1::ReloadResponse> r = hooks_.reload();
+  if (!r.ok()) return ToGrpc(r.status());
+  *resp = *std::move(r);
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthorityServiceImpl::Backup(grpc::ServerContext* ctx, const v1::BackupRequest* req,
+                                          v1::BackupResponse* resp) {
+  std::string who;
+  if (grpc::Status s = Authorize(*ctx, "Backup", kOperator, &who); !s.ok()) return s;
+  absl::StatusOr<v1::BackupResponse> r = hooks_.backup(req->directory());
+  if (!r.ok()) return Refused("Backup", who, "", r.status());
+  *resp = *std::move(r);
   return grpc::Status::OK;
 }
 

@@ -14,6 +14,7 @@
 #define KPX_GATEWAY_SERVICES_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -35,9 +36,15 @@ class PeerServiceImpl final : public v1::PeerService::Service {
   node::Node* const node_;
 };
 
+// Operator verbs implemented by the server that owns the service.
+struct OperatorHooks {
+  std::function<absl::StatusOr<v1::ReloadResponse>()> reload;
+  std::function<absl::StatusOr<v1::BackupResponse>(const std::string&)> backup;
+};
+
 class AuthorityServiceImpl final : public v1::AuthorityService::Service {
  public:
-  AuthorityServiceImpl(node::Node* node, const v1::NodeConfig& config);
+  AuthorityServiceImpl(node::Node* node, const v1::NodeConfig& config, OperatorHooks hooks);
 
   // Makes Watch streams end promptly (server shutdown).
   void Stop() { stopping_ = true; }
@@ -63,6 +70,10 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
                             v1::VerifyLedgerResponse* resp) override;
   grpc::Status ExportLedger(grpc::ServerContext* ctx, const v1::ExportLedgerRequest* req,
                             grpc::ServerWriter<v1::LedgerEntry>* writer) override;
+  grpc::Status Reload(grpc::ServerContext* ctx, const v1::ReloadRequest* req,
+                      v1::ReloadResponse* resp) override;
+  grpc::Status Backup(grpc::ServerContext* ctx, const v1::BackupRequest* req,
+                      v1::BackupResponse* resp) override;
 
  private:
   // OK if the caller holds one of `allowed`; PERMISSION_DENIED naming the
@@ -74,6 +85,7 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
                       grpc::ServerWriter<v1::LedgerEntry>* writer);
 
   node::Node* const node_;
+  const OperatorHooks hooks_;
   std::map<std::string, std::set<v1::Role>> roles_;  // by Common Name
   std::atomic<bool> stopping_{false};
 };

@@ -2,6 +2,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "crypto/crypto.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
 
 namespace kpx::gateway {
 
@@ -26,6 +28,18 @@ std::shared_ptr<grpc::ServerCredentials> MutualTlsServerCredentials(
   opts.pem_root_certs = client_roots_pem;
   opts.pem_key_cert_pairs.push_back({identity.private_key_pem, identity.cert_chain_pem});
   return grpc::SslServerCredentials(opts);
+}
+
+std::shared_ptr<grpc::ServerCredentials> WatchedMutualTlsServerCredentials(
+    const std::string& key_file, const std::string& cert_file, const std::string& roots_file) {
+  constexpr unsigned kRefreshSeconds = 2;
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      key_file, cert_file, roots_file, kRefreshSeconds);
+  grpc::experimental::TlsServerCredentialsOptions opts(provider);
+  opts.watch_root_certs();
+  opts.watch_identity_key_cert_pairs();
+  opts.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  return grpc::experimental::TlsServerCredentials(opts);
 }
 
 std::shared_ptr<grpc::Channel> MutualTlsChannel(const std::string& endpoint,

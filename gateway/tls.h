@@ -27,6 +27,13 @@ absl::StatusOr<TlsIdentity> LoadTlsIdentity(const std::string& cert_file,
 std::shared_ptr<grpc::ServerCredentials> MutualTlsServerCredentials(
     const TlsIdentity& identity, const std::string& client_roots_pem);
 
+// Like MutualTlsServerCredentials, but the key, certificate and client
+// roots are files re-read every few seconds, so replacing them takes
+// effect without a restart (a key that does not match its certificate is
+// ignored and the pair in force kept).
+std::shared_ptr<grpc::ServerCredentials> WatchedMutualTlsServerCredentials(
+    const std::string& key_file, const std::string& cert_file, const std::string& roots_file);
+
 // A channel to `endpoint` presenting `identity`, accepting only a server
 // certificate that chains to `server_roots_pem` and names `server_name`.
 std::shared_ptr<grpc::Channel> MutualTlsChannel(const std::string& endpoint,

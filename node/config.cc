@@ -69,6 +69,9 @@ absl::StatusOr<v1::NodeConfig> LoadConfig(const std::string& path) {
   Resolve(base, config.mutable_authority_client_ca_file());
   Resolve(base, config.mutable_signing_key_file());
   Resolve(base, config.mutable_trust_list_file());
+  for (std::string& f : *config.mutable_additional_signing_key_files()) Resolve(base, &f);
+  if (config.metrics_listen().empty()) config.set_metrics_listen("127.0.0.1:9464");
+  if (config.overdue_days() == 0) config.set_overdue_days(15);
   return config;
 }
 

@@ -47,7 +47,20 @@ absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
         "message signed by '", msg.signer(), "' but the peer is ", expected_signer));
   }
   if (absl::Status s = trust.CheckActive(msg.signer(), now); !s.ok()) return s;
-  absl::StatusOr<crypto::PublicKey> key = trust.FindKey(msg.signer(), msg.key_id(), now);
+  // The body is parsed before the signature is checked only to learn when
+  // it claims to be signed: the key must have been valid then (rotation:
+  // a message signed just before a key retired still verifies). Nothing
+  // else in it is used until the signature holds.
+  v1::MessageBody body;
+  if (!body.ParseFromString(msg.body())) {
+    return absl::InvalidArgumentError("message body does not parse");
+  }
+  const absl::Time signed_at = FromTimestamp(body.header().created_at());
+  if (!IsSet(body.header().created_at()) || signed_at > now + kMaxClockSkew) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "message creation time ", FormatRfc3339(signed_at), " is missing or in the future"));
+  }
+  absl::StatusOr<crypto::PublicKey> key = trust.FindKey(msg.signer(), msg.key_id(), signed_at);
   if (!key.ok()) return key.status();
   if (ToProtoAlgorithm(key->algorithm()) != msg.algorithm()) {
     return absl::UnauthenticatedError("signature algorithm does not match the key");
@@ -55,10 +68,6 @@ absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
   if (absl::Status s = key->Verify(msg.body(), msg.signature()); !s.ok()) {
     return absl::UnauthenticatedError(
         absl::StrCat("signature of ", msg.signer(), " does not verify"));
-  }
-  v1::MessageBody body;
-  if (!body.ParseFromString(msg.body())) {
-    return absl::InvalidArgumentError("message body does not parse");
   }
   const v1::Header& h = body.header();
   if (h.sender() != msg.signer()) {

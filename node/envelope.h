@@ -16,6 +16,9 @@
 
 namespace kpx::node {
 
+// How far ahead of our clock a peer's creation time may be.
+inline constexpr absl::Duration kMaxClockSkew = absl::Minutes(5);
+
 // Signs for one Participant with one key. Thread-safe (Sign is const).
 class Signer {
  public:
@@ -35,8 +38,10 @@ class Signer {
 // Verifies `msg` as sent by `expected_signer` at time `now`:
 //   - the signer is `expected_signer` (PermissionDenied otherwise),
 //   - the signer is an active Participant (PermissionDenied),
-//   - key_id names a key of the signer valid at `now` with the declared
-//     algorithm, and the signature verifies over msg.body (Unauthenticated),
+//   - key_id names a key of the signer that was valid when the message was
+//     created (header.created_at, at most kMaxClockSkew ahead of `now`)
+//     with the declared algorithm, and the signature verifies over
+//     msg.body (Unauthenticated),
 //   - the body parses and its header names the signer as sender and carries
 //     a well-formed message id and kind matching the payload
 //     (InvalidArgument).

@@ -99,9 +99,41 @@ bool IsPermanent(const absl::Status& s) {
 
 // ------------------------------------------------------------- construction
 
+namespace {
+
+// The newest of `keys` valid at `at` for `participant` on `trust`.
+absl::StatusOr<const crypto::PrivateKey*> NewestValidKey(
+    const std::vector<crypto::PrivateKey>& keys, const std::string& participant,
+    const TrustList& trust, absl::Time at) {
+  const crypto::PrivateKey* best = nullptr;
+  absl::Time best_from = absl::InfinitePast();
+  const v1::Participant* p = trust.Find(participant);
+  for (const crypto::PrivateKey& k : keys) {
+    if (p == nullptr || !trust.FindKey(participant, k.key_id(), at).ok()) continue;
+    absl::Time from = absl::InfinitePast();
+    for (const v1::SigningKey& listed : p->signing_keys()) {
+      if (listed.key_id() == k.key_id() && IsSet(listed.not_before())) {
+        from = FromTimestamp(listed.not_before());
+      }
+    }
+    if (best == nullptr || from > best_from) {
+      best = &k;
+      best_from = from;
+    }
+  }
+  if (best == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "none of the ", keys.size(), " signing key(s) is a key of ", participant,
+        " valid at ", FormatRfc3339(at), " on the trust list"));
+  }
+  return best;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Node>> Node::Create(NodeOptions options) {
   if (options.ledger == nullptr || options.transport == nullptr ||
-      options.trust_list == nullptr || !options.signing_key.has_value()) {
+      options.trust_list == nullptr || options.signing_keys.empty()) {
     return absl::InvalidArgumentError(
         "node needs a ledger, a transport, a trust list and a signing key");
   }
@@ -110,12 +142,10 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(NodeOptions options) {
     return absl::FailedPreconditionError(
         absl::StrCat("this node's Participant: ", s.message()));
   }
-  if (absl::StatusOr<crypto::PublicKey> k = options.trust_list->FindKey(
-          options.participant, options.signing_key->key_id(), now);
+  if (absl::StatusOr<const crypto::PrivateKey*> k = NewestValidKey(
+          options.signing_keys, options.participant, *options.trust_list, now);
       !k.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "signing key ", options.signing_key->key_id(),
-        " is not a valid key of ", options.participant, " on the trust list"));
+    return k.status();
   }
   v1::DeliveryConfig& d = options.delivery;
   if (d.initial_backoff_ms() == 0) d.set_initial_backoff_ms(kDefaultInitialBackoffMs);
@@ -133,12 +163,14 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(NodeOptions options) {
 Node::Node(NodeOptions o)
     : participant_(o.participant),
       authority_name_(o.authority_name),
-      signer_(o.participant, *std::move(o.signing_key)),
       ledger_(o.ledger),
       transport_(o.transport),
       delivery_(o.delivery),
+      overdue_days_(o.overdue_days == 0 ? 15 : o.overdue_days),
       clock_(std::move(o.clock)),
-      trust_(std::move(o.trust_list)) {}
+      trust_(std::move(o.trust_list)),
+      keys_(std::make_shared<const std::vector<crypto::PrivateKey>>(
+          std::move(o.signing_keys))) {}
 
 Node::~Node() { StopDelivery(); }
 
@@ -152,6 +184,43 @@ void Node::SetTrustList(std::shared_ptr<const TrustList> trust) {
   trust_ = std::move(trust);
 }
 
+absl::Status Node::Reconfigure(std::shared_ptr<const TrustList> trust,
+                               std::vector<crypto::PrivateKey> keys) {
+  if (trust == nullptr || keys.empty()) {
+    return absl::InvalidArgumentError("a reload needs a trust list and a signing key");
+  }
+  absl::StatusOr<const crypto::PrivateKey*> k = NewestValidKey(keys, participant_, *trust, Now());
+  if (!k.ok()) return k.status();
+  absl::MutexLock l(&trust_mu_);
+  trust_ = std::move(trust);
+  keys_ = std::make_shared<const std::vector<crypto::PrivateKey>>(std::move(keys));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Signer> Node::SignerAt(absl::Time at) const {
+  std::shared_ptr<const TrustList> trust;
+  std::shared_ptr<const std::vector<crypto::PrivateKey>> keys;
+  {
+    absl::MutexLock l(&trust_mu_);
+    trust = trust_;
+    keys = keys_;
+  }
+  absl::StatusOr<const crypto::PrivateKey*> k = NewestValidKey(*keys, participant_, *trust, at);
+  if (!k.ok()) return k.status();
+  return Signer(participant_, **k);
+}
+
+absl::StatusOr<std::string> Node::CurrentKeyId() const {
+  absl::StatusOr<Signer> s = SignerAt(Now());
+  if (!s.ok()) return s.status();
+  return s->key().key_id();
+}
+
+absl::Status Node::Health() const {
+  if (absl::Status s = ledger_->WriteStatus(); !s.ok()) return s;
+  return CurrentKeyId().status();
+}
+
 absl::Mutex& Node::StripeFor(const std::string& number) const {
   return stripes_[absl::Hash<std::string>()(number) % kStripes];
 }
@@ -162,8 +231,11 @@ absl::StatusOr<v1::SignedMessage> Node::SignBody(v1::MessageBody body,
   h->set_message_id(NewMessageId());
   h->set_sender(participant_);
   h->set_recipient(recipient);
-  *h->mutable_created_at() = ToTimestamp(Now());
-  return signer_.Sign(body);
+  const absl::Time now = Now();
+  *h->mutable_created_at() = ToTimestamp(now);
+  absl::StatusOr<Signer> signer = SignerAt(now);
+  if (!signer.ok()) return signer.status();
+  return signer->Sign(body);
 }
 
 // ------------------------------------------------------------- authority verbs
@@ -348,16 +420,10 @@ absl::StatusOr<v1::ListCertificatesResponse> Node::List(
     const absl::Time issued = FromTimestamp(r.certificate().issued_at());
     if (IsSet(req.issued_from()) && issued < FromTimestamp(req.issued_from())) return false;
     if (IsSet(req.issued_until()) && issued >= FromTimestamp(req.issued_until())) return false;
-    if (req.overdue_days() > 0) {
-      // Waiting for the importing authority: delivered (exporter) or
-      // received (importer) and still unanswered after overdue_days.
-      const bool waiting = (r.side() == v1::EXPORTING && r.state() == v1::DELIVERED) ||
-                           (r.side() == v1::IMPORTING && r.state() == v1::RECEIVED);
-      if (!waiting || !IsSet(r.delivered_at())) return false;
-      if (now - FromTimestamp(r.delivered_at()) < absl::Hours(24) * req.overdue_days()) {
-        return false;
-      }
-    }
+    const uint32_t overdue_days = req.overdue_days() > 0 ? req.overdue_days()
+                                  : req.overdue()        ? overdue_days_
+                                                         : 0;
+    if (overdue_days > 0 && !IsOverdue(r, now, absl::Hours(24) * overdue_days)) return false;
     return true;
   };
   // Fetch one more than asked to learn whether another page exists.
@@ -577,7 +643,9 @@ std::vector<DeliveryOutcome> Node::Receive(const std::string& peer,
       r->set_ledger_sequence(head.sequence);
       r->set_ledger_hash(head.hash);
       *r->mutable_received_at() = ToTimestamp(now);
-      absl::StatusOr<v1::SignedMessage> receipt = signer_.Sign(rb);
+      absl::StatusOr<Signer> signer = SignerAt(now);
+      if (!signer.ok()) return signer.status();
+      absl::StatusOr<v1::SignedMessage> receipt = signer->Sign(rb);
       if (!receipt.ok()) return receipt.status();
       tr.seen_value = receipt->SerializeAsString();
       outcome->receipt = *std::move(receipt);
@@ -596,6 +664,9 @@ std::vector<DeliveryOutcome> Node::Receive(const std::string& peer,
         out[i].receipt.Clear();
         continue;
       }
+      if (Observer* obs = observer_.load(); obs != nullptr) {
+        obs->Received(peer, v1::MessageKind_Name(bodies[i]->header().kind()));
+      }
       log::Info("received", {{"message", bodies[i]->header().message_id()},
                              {"certificate", NumberOf(*bodies[i])},
                              {"partner", peer},
@@ -605,6 +676,11 @@ std::vector<DeliveryOutcome> Node::Receive(const std::string& peer,
   // In-batch duplicates get the first copy's outcome.
   for (size_t i = 0; i < messages.size(); ++i) {
     if (copy_of[i].has_value()) out[i] = out[*copy_of[i]];
+  }
+  if (Observer* obs = observer_.load(); obs != nullptr) {
+    for (const DeliveryOutcome& o : out) {
+      if (!o.status.ok()) obs->Refused(peer, o.status.code());
+    }
   }
   return out;
 }
@@ -676,6 +752,16 @@ void Node::DeliverTo(const std::string& recipient, std::vector<v1::OutboxItem> i
                               {"certificate", item.certificate_number()},
                               {"partner", recipient},
                               {"attempt", attempt}});
+    }
+    if (Observer* obs = observer_.load(); obs != nullptr) {
+      if (st.ok()) {
+        v1::MessageBody sent;
+        sent.ParseFromString(item.message().body());
+        obs->Delivered(recipient, v1::MessageKind_Name(sent.header().kind()),
+                       now - FromTimestamp(item.queued_at()));
+      } else if (IsPermanent(st)) {
+        obs->DeliveryRefused(recipient, st.code());
+      }
     }
     if (!st.ok() && !IsPermanent(st)) {
       v1::OutboxItem next = item;
@@ -783,6 +869,24 @@ size_t Node::ExpireDue() {
   return n;
 }
 
+size_t Node::LogOverdue() {
+  const absl::Time now = Now();
+  const absl::Duration after = absl::Hours(24) * overdue_days_;
+  size_t n = 0;
+  (void)ledger_->ListCertificates("", SIZE_MAX, [&](const v1::CertificateRecord& r) {
+    if (!IsOverdue(r, now, after)) return false;
+    ++n;
+    log::Warn("overdue", {{"certificate", r.certificate().number()},
+                          {"partner", r.partner()},
+                          {"state", v1::CertificateState_Name(r.state())},
+                          {"waiting_days", std::to_string(static_cast<int64_t>(
+                                               (now - FromTimestamp(r.delivered_at())) /
+                                               absl::Hours(24)))}});
+    return false;  // logged; nothing to keep
+  });
+  return n;
+}
+
 void Node::Kick() {
   absl::MutexLock l(&loop_mu_);
   kicked_ = true;
@@ -808,6 +912,7 @@ void Node::StopDelivery() {
 
 void Node::DeliveryLoop() {
   absl::Time next_expiry_sweep = absl::InfinitePast();
+  absl::Time next_overdue_log = absl::InfinitePast();
   while (true) {
     {
       absl::MutexLock l(&loop_mu_);
@@ -817,6 +922,10 @@ void Node::DeliveryLoop() {
     if (Now() >= next_expiry_sweep) {
       ExpireDue();
       next_expiry_sweep = Now() + absl::Minutes(1);
+    }
+    if (Now() >= next_overdue_log) {
+      LogOverdue();
+      next_overdue_log = Now() + absl::Hours(24);
     }
     if (DeliverDue() > 0) continue;  // more may be due at once
     // Sleep until the next item is due, new work is queued, or 1 s passes.

@@ -14,6 +14,7 @@
 #ifndef KPX_NODE_NODE_H_
 #define KPX_NODE_NODE_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -30,6 +31,7 @@
 #include "kpx/v1/ledger.pb.h"
 #include "kpx/v1/service.pb.h"
 #include "node/envelope.h"
+#include "node/observer.h"
 #include "node/transport.h"
 #include "node/trust_list.h"
 #include "storage/ledger.h"
@@ -41,22 +43,29 @@ struct NodeOptions {
   // Name of the authority, used in import confirmations.
   std::string authority_name;
   std::shared_ptr<const TrustList> trust_list;
-  // Required: the key this node signs with.
-  std::optional<crypto::PrivateKey> signing_key;
+  // The keys this node may sign with (at least one). Each message is signed
+  // with the newest key valid at that moment on the trust list (latest
+  // not_before), so a rotation happens by itself when the new key's window
+  // opens.
+  std::vector<crypto::PrivateKey> signing_keys;
   storage::Ledger* ledger = nullptr;
   Transport* transport = nullptr;
   v1::DeliveryConfig delivery;  // zero fields take the defaults
+  // Days after which a certificate waiting for the importing authority is
+  // overdue (listed, counted, logged once a day). 0: 15.
+  uint32_t overdue_days = 0;
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
 
 class Node : public Receiver {
  public:
-  // Fails if the participant is not active on the trust list or the
-  // signing key is not one of its keys valid now.
+  // Fails if the participant is not active on the trust list or none of
+  // the signing keys is one of its keys valid now.
   static absl::StatusOr<std::unique_ptr<Node>> Create(NodeOptions options);
   ~Node() override;
 
   const std::string& participant() const { return participant_; }
+  uint32_t overdue_days() const { return overdue_days_; }
   storage::Ledger& ledger() { return *ledger_; }
 
   // ---- authority verbs (roles are checked by gateway/)
@@ -103,16 +112,36 @@ class Node : public Receiver {
   // Marks certificates whose validity ran out unconfirmed EXPIRED. Returns
   // how many.
   size_t ExpireDue();
+  // Logs one line per overdue certificate. Returns how many.
+  size_t LogOverdue();
 
   // The trust list in force; replaced atomically by SetTrustList.
   std::shared_ptr<const TrustList> trust_list() const;
   void SetTrustList(std::shared_ptr<const TrustList> trust);
+
+  // Reports events to `observer` (not owned; may be null). Set before
+  // StartDelivery; it must outlive the node.
+  void SetObserver(Observer* observer) { observer_ = observer; }
+
+  // Replaces the trust list and the signing keys together (a reload).
+  // Refuses, changing nothing, if no key would be valid now.
+  absl::Status Reconfigure(std::shared_ptr<const TrustList> trust,
+                           std::vector<crypto::PrivateKey> keys);
+
+  // The key id a message signed now would carry; an error if no key is
+  // valid now (the node then reports NOT_SERVING).
+  absl::StatusOr<std::string> CurrentKeyId() const;
+  // OK while the node can work: ledger writable and a key valid now.
+  absl::Status Health() const;
 
  private:
   class StripeLock;
   explicit Node(NodeOptions options);
 
   absl::Time Now() const { return clock_(); }
+  // The signer for a message created at `at`: the newest of keys_ valid
+  // then on the trust list.
+  absl::StatusOr<Signer> SignerAt(absl::Time at) const;
   absl::Mutex& StripeFor(const std::string& number) const;
   // Signs a message of `kind` to `recipient`.
   absl::StatusOr<v1::SignedMessage> SignBody(v1::MessageBody body,
@@ -137,14 +166,17 @@ class Node : public Receiver {
 
   const std::string participant_;
   const std::string authority_name_;
-  const Signer signer_;
   storage::Ledger* const ledger_;
   Transport* const transport_;
   v1::DeliveryConfig delivery_;
+  const uint32_t overdue_days_;
   const std::function<absl::Time()> clock_;
 
   mutable absl::Mutex trust_mu_;
   std::shared_ptr<const TrustList> trust_ ABSL_GUARDED_BY(trust_mu_);
+  std::shared_ptr<const std::vector<crypto::PrivateKey>> keys_ ABSL_GUARDED_BY(trust_mu_);
+
+  std::atomic<Observer*> observer_{nullptr};
 
   static constexpr int kStripes = 64;
   mutable absl::Mutex stripes_[kStripes];

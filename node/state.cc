@@ -1,12 +1,19 @@
 #include "node/state.h"
 
 #include "absl/strings/str_cat.h"
+#include "node/util.h"
 
 namespace kpx::node {
 
 bool IsFinal(v1::CertificateState s) {
   return s == v1::CONFIRMED || s == v1::REJECTED || s == v1::CANCELLED ||
          s == v1::EXPIRED;
+}
+
+bool IsOverdue(const v1::CertificateRecord& r, absl::Time now, absl::Duration after) {
+  const bool waiting = (r.side() == v1::EXPORTING && r.state() == v1::DELIVERED) ||
+                       (r.side() == v1::IMPORTING && r.state() == v1::RECEIVED);
+  return waiting && IsSet(r.delivered_at()) && now - FromTimestamp(r.delivered_at()) > after;
 }
 
 absl::Status CheckTransition(v1::Side side, v1::CertificateState from,

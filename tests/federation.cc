@@ -56,6 +56,14 @@ GrpcFederation::GrpcFederation(const std::vector<std::string>& codes) {
   const std::string cmd =
       absl::StrCat("bash ", SourceDir(), "/deploy/pki.sh ", tmp_.path(), specs, " >/dev/null");
   if (Run(cmd) != 0) throw std::runtime_error("pki.sh failed: " + cmd);
+  // Several nodes share this machine: each gets its own metrics port.
+  for (const std::string& c : codes) {
+    const std::string text = *crypto::ReadFile(ConfigPath(c));
+    if (text.find("\nmetrics_listen") == std::string::npos) {
+      metrics_ports_[c] = FreePort();
+      AppendConfig(c, absl::StrCat("metrics_listen: \"127.0.0.1:", metrics_ports_[c], "\""));
+    }
+  }
 }
 
 GrpcFederation::~GrpcFederation() {

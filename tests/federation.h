@@ -35,6 +35,7 @@ class GrpcFederation {
   v1::NodeConfig Config(const std::string& code) const;
   int PeerPort(const std::string& code) const { return ports_.at(code).first; }
   int AuthorityPort(const std::string& code) const { return ports_.at(code).second; }
+  int MetricsPort(const std::string& code) const { return metrics_ports_.at(code); }
 
   // In-process node.
   gateway::NodeServer& StartInProcess(const std::string& code);
@@ -64,6 +65,7 @@ class GrpcFederation {
  private:
   TempDir tmp_;
   std::map<std::string, std::pair<int, int>> ports_;
+  std::map<std::string, int> metrics_ports_;
   std::map<std::string, std::unique_ptr<gateway::NodeServer>> servers_;
   std::map<std::string, int> pids_;
 };

@@ -73,7 +73,7 @@ class Federation {
     node::NodeOptions o;
     o.participant = code;
     o.trust_list = trust_;
-    o.signing_key = keys_.at(code);
+    o.signing_keys = {keys_.at(code)};
     o.ledger = ledgers_[code].get();
     o.transport = transports_[code].get();
     o.delivery.set_initial_backoff_ms(1000);

@@ -33,7 +33,7 @@ set -euo pipefail
 usage() {
   cat >&2 <<'EOF'
 usage: deploy/container/make-federation.sh DIR   (as root)
-  then: KPX_FED_DIR=DIR docker compose -f deploy/container/compose.yaml up -d --build
+  then: KPX_FED_DIR=DIR docker compose -p kpx -f deploy/container/compose.yaml up -d --build
   env: KPX_KEY_ALG                           passed to deploy/pki.sh
        KPX_CONTAINER_UID, KPX_CONTAINER_GID  owner of DIR/*/node (default 10001)
 EOF
@@ -133,8 +133,8 @@ done
 
 cat <<EOF
 make-federation.sh: BW, AE and EU in $dir
-  start:   KPX_FED_DIR=$dir docker compose -f $repo/deploy/container/compose.yaml up -d --build
+  start:   KPX_FED_DIR=$dir docker compose -p kpx -f $repo/deploy/container/compose.yaml up -d --build
   kpxctl:  set -a; . $dir/BW/exporter.env; set +a; kpxctl list
   A changed trust list ($dir/trust-list.textpb) must be copied into every
-  $dir/CODE/node/ and the nodes reloaded (docker compose kill -s HUP).
+  $dir/CODE/node/ and the nodes reloaded (docker compose -p kpx ... kill -s HUP).
 EOF

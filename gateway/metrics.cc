@@ -1,0 +1,205 @@
+#include "gateway/metrics.h"
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "crypto/crypto.h"
+#include "node/state.h"
+#include "node/util.h"
+#include "prometheus/collectable.h"
+#include "prometheus/counter.h"
+#include "prometheus/exposer.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace kpx::gateway {
+
+// Gauges read from the node at scrape time. Counting certificates by state
+// scans the certificate index, so the result is cached for a few seconds:
+// a scraper polling fast cannot turn into a full scan per request.
+class Metrics::Gauges : public prometheus::Collectable {
+ public:
+  Gauges(node::Node* node, const v1::NodeConfig& config) : node_(node), config_(config) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    const absl::Time now = absl::Now();
+    std::vector<prometheus::MetricFamily> out;
+    storage::Ledger& ledger = node_->ledger();
+    out.push_back(Gauge("kpx_ledger_head_sequence", "Sequence of the last ledger entry.",
+                        {{{}, static_cast<double>(ledger.head().sequence)}}));
+    out.push_back(Gauge("kpx_ledger_size_bytes", "Approximate ledger size on disk.",
+                        {{{}, static_cast<double>(ledger.ApproximateSizeBytes())}}));
+    out.push_back(Gauge("kpx_outbox_depth", "Messages waiting for delivery.",
+                        {{{}, static_cast<double>(ledger.OutboxSize())}}));
+    double oldest = 0;
+    if (absl::StatusOr<std::vector<v1::OutboxItem>> due = ledger.DueOutbox(now, 1);
+        due.ok() && !due->empty()) {
+      oldest = absl::ToDoubleSeconds(now - node::FromTimestamp((*due)[0].queued_at()));
+    }
+    out.push_back(Gauge("kpx_outbox_oldest_due_age_seconds",
+                        "Age of the earliest due outbox message (0 when none is due).",
+                        {{{}, oldest}}));
+    out.push_back(Gauge("kpx_node_healthy", "1 while the node can sign and write its ledger.",
+                        {{{}, node_->Health().ok() ? 1.0 : 0.0}}));
+
+    Counts c = CertificateCounts(now);
+    std::vector<Sample> by_state;
+    for (int s = v1::ISSUED; s <= v1::EXPIRED; ++s) {
+      by_state.push_back({{{"state", v1::CertificateState_Name(
+                                          static_cast<v1::CertificateState>(s))}},
+                          static_cast<double>(c.by_state[s])});
+    }
+    out.push_back(Gauge("kpx_certificates", "Certificates by current state.", by_state));
+    out.push_back(Gauge("kpx_certificates_overdue",
+                        "Certificates waiting for the importing authority longer than "
+                        "overdue_days.",
+                        {{{}, static_cast<double>(c.overdue)}}));
+
+    std::vector<Sample> tls;
+    if (absl::StatusOr<std::string> pem = crypto::ReadFile(config_.tls_cert_file()); pem.ok()) {
+      if (absl::StatusOr<crypto::CertificateInfo> info = crypto::ParseCertificatePem(*pem);
+          info.ok()) {
+        tls.push_back({{{"certificate", "node"}}, Days(info->not_after - now)});
+      }
+    }
+    if (absl::StatusOr<std::string> pem = crypto::ReadFile(config_.authority_client_ca_file());
+        pem.ok()) {
+      if (absl::StatusOr<crypto::CertificateInfo> info = crypto::ParseCertificatePem(*pem);
+          info.ok()) {
+        tls.push_back({{{"certificate", "authority_client_ca"}}, Days(info->not_after - now)});
+      }
+    }
+    out.push_back(Gauge("kpx_tls_certificate_expiry_days",
+                        "Days until a TLS certificate of this node expires.", tls));
+
+    std::vector<Sample> keys;
+    std::shared_ptr<const node::TrustList> trust = node_->trust_list();
+    if (const v1::Participant* p = trust->Find(node_->participant()); p != nullptr) {
+      for (const v1::SigningKey& k : p->signing_keys()) {
+        if (!node::IsSet(k.not_after())) continue;  // no expiry
+        keys.push_back({{{"participant", p->code()}, {"key_id", k.key_id()}},
+                        Days(node::FromTimestamp(k.not_after()) - now)});
+      }
+    }
+    out.push_back(Gauge("kpx_signing_key_expiry_days",
+                        "Days until a signing key of this Participant leaves its window.",
+                        keys));
+    return out;
+  }
+
+ private:
+  struct Sample {
+    std::map<std::string, std::string> labels;
+    double value;
+  };
+  struct Counts {
+    std::map<int, uint64_t> by_state;
+    uint64_t overdue = 0;
+  };
+
+  static double Days(absl::Duration d) { return absl::ToDoubleHours(d) / 24; }
+
+  static prometheus::MetricFamily Gauge(const std::string& name, const std::string& help,
+                                        const std::vector<Sample>& samples) {
+    prometheus::MetricFamily f;
+    f.name = name;
+    f.help = help;
+    f.type = prometheus::MetricType::Gauge;
+    for (const Sample& s : samples) {
+      prometheus::ClientMetric m;
+      for (const auto& [k, v] : s.labels) m.label.push_back({k, v});
+      m.gauge.value = s.value;
+      f.metric.push_back(std::move(m));
+    }
+    return f;
+  }
+
+  Counts CertificateCounts(absl::Time now) const {
+    absl::MutexLock l(&mu_);
+    if (now - counted_at_ < absl::Seconds(10)) return counts_;
+    Counts c;
+    const absl::Duration overdue = absl::Hours(24) * node_->overdue_days();
+    (void)node_->ledger().ListCertificates(
+        "", SIZE_MAX, [&](const v1::CertificateRecord& r) {
+          ++c.by_state[r.state()];
+          if (node::IsOverdue(r, now, overdue)) ++c.overdue;
+          return false;  // count only; keep nothing in memory
+        });
+    counts_ = c;
+    counted_at_ = now;
+    return c;
+  }
+
+  node::Node* const node_;
+  const v1::NodeConfig config_;
+  mutable absl::Mutex mu_;
+  mutable Counts counts_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Time counted_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+};
+
+absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const v1::NodeConfig& config,
+                                                        node::Node* node) {
+  std::unique_ptr<Metrics> m(new Metrics);
+  m->registry_ = std::make_shared<prometheus::Registry>();
+  m->sent_ = &prometheus::BuildCounter()
+                  .Name("kpx_messages_sent_total")
+                  .Help("Messages delivered to a partner with a valid signed receipt.")
+                  .Register(*m->registry_);
+  m->received_ = &prometheus::BuildCounter()
+                      .Name("kpx_messages_received_total")
+                      .Help("Messages accepted from a partner.")
+                      .Register(*m->registry_);
+  m->refused_ = &prometheus::BuildCounter()
+                     .Name("kpx_messages_refused_total")
+                     .Help("Messages from a partner that this node refused, by reason.")
+                     .Register(*m->registry_);
+  m->delivery_refused_ = &prometheus::BuildCounter()
+                              .Name("kpx_deliveries_refused_total")
+                              .Help("Messages of ours that a partner refused for good.")
+                              .Register(*m->registry_);
+  m->latency_ = &prometheus::BuildHistogram()
+                     .Name("kpx_delivery_latency_seconds")
+                     .Help("From queueing a message to its partner's signed receipt.")
+                     .Register(*m->registry_);
+  m->gauges_ = std::make_shared<Gauges>(node, config);
+  try {
+    // prometheus-cpp reports a failed bind by throwing; keep that inside.
+    m->exposer_ = std::make_unique<prometheus::Exposer>(config.metrics_listen());
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", config.metrics_listen(), ": ", e.what()));
+  }
+  m->exposer_->RegisterCollectable(m->registry_);
+  m->exposer_->RegisterCollectable(m->gauges_);
+  std::vector<int> ports = m->exposer_->GetListeningPorts();
+  m->port_ = ports.empty() ? 0 : ports[0];
+  return m;
+}
+
+Metrics::~Metrics() = default;
+
+void Metrics::Delivered(const std::string& partner, const std::string& kind,
+                        absl::Duration latency) {
+  sent_->Add({{"partner", partner}, {"kind", kind}}).Increment();
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600};
+  latency_->Add({{"partner", partner}}, kBuckets).Observe(absl::ToDoubleSeconds(latency));
+}
+
+void Metrics::DeliveryRefused(const std::string& partner, absl::StatusCode code) {
+  delivery_refused_->Add({{"partner", partner}, {"reason", absl::StatusCodeToString(code)}})
+      .Increment();
+}
+
+void Metrics::Received(const std::string& partner, const std::string& kind) {
+  received_->Add({{"partner", partner}, {"kind", kind}}).Increment();
+}
+
+void Metrics::Refused(const std::string& partner, absl::StatusCode code) {
+  refused_->Add({{"partner", partner}, {"reason", absl::StatusCodeToString(code)}})
+      .Increment();
+}
+
+}  // namespace kpx::gateway

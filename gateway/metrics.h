@@ -1,0 +1,62 @@
+// The Prometheus text endpoint of a node (prometheus-cpp, Debian's
+// prometheus-cpp-dev: a maintained client with its own small HTTP server,
+// so kpx writes no HTTP code). Plain HTTP on its own listener, loopback by
+// default; GET /metrics.
+//
+// Counters are fed by node::Observer callbacks; gauges are computed from
+// the node and its ledger when scraped. Metric names: docs/operations.md.
+#ifndef KPX_GATEWAY_METRICS_H_
+#define KPX_GATEWAY_METRICS_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "kpx/v1/config.pb.h"
+#include "node/node.h"
+#include "node/observer.h"
+
+namespace prometheus {
+class Exposer;
+class Registry;
+template <typename T>
+class Family;
+class Counter;
+class Histogram;
+}  // namespace prometheus
+
+namespace kpx::gateway {
+
+class Metrics : public node::Observer {
+ public:
+  // Starts serving on config.metrics_listen. `node` must outlive this.
+  static absl::StatusOr<std::unique_ptr<Metrics>> Start(const v1::NodeConfig& config,
+                                                        node::Node* node);
+  ~Metrics() override;
+
+  int port() const { return port_; }
+
+  void Delivered(const std::string& partner, const std::string& kind,
+                 absl::Duration latency) override;
+  void DeliveryRefused(const std::string& partner, absl::StatusCode code) override;
+  void Received(const std::string& partner, const std::string& kind) override;
+  void Refused(const std::string& partner, absl::StatusCode code) override;
+
+ private:
+  class Gauges;
+  Metrics() = default;
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<Gauges> gauges_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  prometheus::Family<prometheus::Counter>* sent_ = nullptr;
+  prometheus::Family<prometheus::Counter>* received_ = nullptr;
+  prometheus::Family<prometheus::Counter>* refused_ = nullptr;
+  prometheus::Family<prometheus::Counter>* delivery_refused_ = nullptr;
+  prometheus::Family<prometheus::Histogram>* latency_ = nullptr;
+  int port_ = 0;
+};
+
+}  // namespace kpx::gateway
+
+#endif  // KPX_GATEWAY_METRICS_H_
