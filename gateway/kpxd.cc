@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   absl::StatusOr<std::unique_ptr<kpx::gateway::NodeServer>> server =
-      kpx::gateway::NodeServer::Start(*config);
+      kpx::gateway::NodeServer::Start(*config, config_path);
   if (!server.ok()) {
     std::fprintf(stderr, "kpxd: %s\n", std::string(server.status().message()).c_str());
     return 1;

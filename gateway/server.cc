@@ -9,6 +9,7 @@
 #include "gateway/tls.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "node/config.h"
 #include "node/log.h"
 #include "node/trust_list.h"
 
@@ -92,12 +93,14 @@ constexpr char kAuthorityService[] = "kpx.v1.AuthorityService";
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(const v1::NodeConfig& config) {
+absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(const v1::NodeConfig& config,
+                                                              const std::string& config_path) {
   absl::StatusOr<Material> material = LoadMaterial(config);
   if (!material.ok()) return material.status();
 
   std::unique_ptr<NodeServer> s(new NodeServer);
   s->config_ = config;
+  s->config_path_ = config_path;
   std::error_code ec;
   const std::filesystem::path data(config.data_dir());
   std::filesystem::create_directories(data / "tls", ec);
@@ -208,13 +211,27 @@ void NodeServer::WatchHealth() {
     last_ok = ok;
     health_mu_.Lock();
     auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(health_mu_) { return stopping_; };
-    health_mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::Seconds(2));
+    health_mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::Seconds(1));
   }
 }
 
 absl::StatusOr<v1::ReloadResponse> NodeServer::Reload() {
   absl::MutexLock l(&reload_mu_);
-  absl::StatusOr<Material> material = LoadMaterial(config_);
+  v1::NodeConfig config = config_;
+  if (!config_path_.empty()) {
+    // Listeners and the data folder stay as started; the files a reload
+    // covers may be renamed or added (the next signing key, for one).
+    absl::StatusOr<v1::NodeConfig> fresh = node::LoadConfig(config_path_);
+    if (!fresh.ok()) {
+      log::Error("reload_refused", {{"reason", fresh.status().message()}});
+      return absl::FailedPreconditionError(absl::StrCat(
+          "reload refused, keeping the files in force: ", fresh.status().message()));
+    }
+    config.set_trust_list_file(fresh->trust_list_file());
+    config.set_signing_key_file(fresh->signing_key_file());
+    *config.mutable_additional_signing_key_files() = fresh->additional_signing_key_files();
+  }
+  absl::StatusOr<Material> material = LoadMaterial(config);
   if (!material.ok()) {
     log::Error("reload_refused", {{"reason", material.status().message()}});
     return absl::FailedPreconditionError(
@@ -226,6 +243,7 @@ absl::StatusOr<v1::ReloadResponse> NodeServer::Reload() {
         absl::StrCat("reload refused, keeping the files in force: ", s.message()));
   }
   transport_->SetIdentity(material->identity);
+  config_ = config;
   if (absl::Status s = WriteFileAtomically(peer_roots_file_, material->trust->AllCasPem());
       !s.ok()) {
     log::Error("reload_partial", {{"reason", s.message()}});

@@ -38,7 +38,11 @@ class NodeServer {
   // Reads every file the config names, opens the ledger, starts both
   // listeners, the metrics endpoint and the delivery thread. Any problem
   // fails with one line.
-  static absl::StatusOr<std::unique_ptr<NodeServer>> Start(const v1::NodeConfig& config);
+  // `config_path`, when given, is where `config` came from: Reload then
+  // re-reads the key file names (signing_key_file,
+  // additional_signing_key_files) and trust_list_file from it too.
+  static absl::StatusOr<std::unique_ptr<NodeServer>> Start(const v1::NodeConfig& config,
+                                                           const std::string& config_path = "");
   // Stops listening (letting calls in flight finish for up to 5 s), stops
   // delivery and closes the ledger. Idempotent; the destructor calls it.
   void Shutdown();
@@ -63,6 +67,7 @@ class NodeServer {
   void WatchHealth();
 
   v1::NodeConfig config_;
+  std::string config_path_;
   std::string peer_roots_file_;
   std::unique_ptr<storage::Ledger> ledger_;
   std::unique_ptr<GrpcTransport> transport_;

@@ -89,7 +89,11 @@ v1::NodeConfig GrpcFederation::Config(const std::string& code) const {
 }
 
 gateway::NodeServer& GrpcFederation::StartInProcess(const std::string& code) {
-  return StartInProcess(code, Config(code));
+  absl::StatusOr<std::unique_ptr<gateway::NodeServer>> s =
+      gateway::NodeServer::Start(Config(code), ConfigPath(code));
+  if (!s.ok()) throw std::runtime_error(std::string(s.status().message()));
+  servers_[code] = *std::move(s);
+  return *servers_[code];
 }
 
 gateway::NodeServer& GrpcFederation::StartInProcess(const std::string& code,

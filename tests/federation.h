@@ -38,6 +38,7 @@ class GrpcFederation {
   int MetricsPort(const std::string& code) const { return metrics_ports_.at(code); }
 
   // In-process node.
+  // In-process node, from its config file (so Reload re-reads it).
   gateway::NodeServer& StartInProcess(const std::string& code);
   gateway::NodeServer& StartInProcess(const std::string& code, const v1::NodeConfig& config);
   void StopInProcess(const std::string& code);

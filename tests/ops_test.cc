@@ -1,0 +1,320 @@
+// Operating a node over real gRPC on loopback: health checks from a
+// standard grpc.health.v1 client, Prometheus scrapes, online backup and
+// restore, and key rotation, suspension and reload on a running federation.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "federation.h"
+#include "google/protobuf/text_format.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "node/envelope.h"
+#include "node/util.h"
+#include "storage/ledger.h"
+
+namespace kpx {
+namespace {
+
+using testing::GrpcFederation;
+using testing::ValidCertificate;
+
+// grpc.health.v1.Health/Check with a hand-encoded request, as any standard
+// health client sends it. Returns the status enum (1 SERVING, 2 NOT_SERVING)
+// or -1 on an RPC error.
+int HealthCheck(const std::shared_ptr<grpc::Channel>& channel, const std::string& service) {
+  std::string req;
+  if (!service.empty()) {
+    req.push_back(0x0a);  // field 1, length-delimited
+    req.push_back(static_cast<char>(service.size()));
+    req += service;
+  }
+  grpc::Slice slice(req);
+  grpc::ByteBuffer request(&slice, 1), response;
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  auto call = stub.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check", request, &cq);
+  call->StartCall();
+  grpc::Status status;
+  call->Finish(&response, &status, reinterpret_cast<void*>(1));
+  void* tag;
+  bool ok;
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  if (!status.ok()) return -1;
+  std::vector<grpc::Slice> slices;
+  (void)response.Dump(&slices);
+  std::string bytes;
+  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  if (bytes.empty()) return 0;  // UNKNOWN (default value omitted)
+  return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : -2;
+}
+
+std::shared_ptr<grpc::Channel> AuthorityChannel(GrpcFederation& fed, const std::string& code,
+                                                const std::string& role) {
+  const std::string base = fed.dir() + "/" + code + "/";
+  return gateway::MutualTlsChannel(
+      absl::StrCat("127.0.0.1:", fed.AuthorityPort(code)),
+      *gateway::LoadTlsIdentity(base + role + ".pem", base + role + ".key"),
+      *crypto::ReadFile(base + "ca.pem"), "node." + absl::AsciiStrToLower(code) + ".kpx");
+}
+
+// GET http://127.0.0.1:port/path; returns the body.
+std::string HttpGet(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return "";
+  }
+  const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  (void)!::write(fd, req.data(), req.size());
+  std::string resp;
+  char buf[8192];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0) resp.append(buf, n);
+  ::close(fd);
+  size_t body = resp.find("\r\n\r\n");
+  return body == std::string::npos ? "" : resp.substr(body + 4);
+}
+
+// The value of the first sample line starting with `prefix`, or -1.
+double Sample(const std::string& metrics, const std::string& prefix) {
+  for (absl::string_view line : absl::StrSplit(metrics, '\n')) {
+    if (absl::StartsWith(line, prefix)) {
+      size_t sp = line.rfind(' ');
+      return std::stod(std::string(line.substr(sp + 1)));
+    }
+  }
+  return -1;
+}
+
+grpc::Status Submit(GrpcFederation& fed, const std::string& code, const v1::Certificate& c) {
+  auto stub = fed.Authority(code, "exporter");
+  grpc::ClientContext ctx;
+  v1::SubmitCertificateRequest req;
+  *req.mutable_certificate() = c;
+  v1::CertificateRecord rec;
+  return stub->SubmitCertificate(&ctx, req, &rec);
+}
+
+v1::TrustList ReadTrustList(const std::string& path) {
+  v1::TrustList t;
+  REQUIRE(google::protobuf::TextFormat::ParseFromString(*crypto::ReadFile(path), &t));
+  return t;
+}
+
+void WriteTrustList(const std::string& path, const v1::TrustList& t) {
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(t, &text);
+  std::ofstream(path, std::ios::trunc) << text;
+}
+
+v1::Participant* FindParticipant(v1::TrustList& t, const std::string& code) {
+  for (auto& p : *t.mutable_participants()) {
+    if (p.code() == code) return &p;
+  }
+  FAIL("no participant " << code);
+  return nullptr;
+}
+
+TEST_CASE("a node answers standard health checks and Prometheus scrapes", "[ops][health]") {
+  GrpcFederation fed({"BW", "EU"});
+  fed.StartInProcess("BW");
+  fed.StartInProcess("EU");
+  auto channel = AuthorityChannel(fed, "BW", "auditor");
+  CHECK(HealthCheck(channel, "") == 1);
+  CHECK(HealthCheck(channel, "kpx.v1.AuthorityService") == 1);
+  CHECK(HealthCheck(channel, "no.such.Service") == -1);  // NOT_FOUND
+
+  REQUIRE(Submit(fed, "BW", ValidCertificate("BW-M-1", "BW", "EU")).ok());
+  REQUIRE(fed.WaitForState("BW", "BW-M-1", v1::DELIVERED));
+  const std::string bw = HttpGet(fed.MetricsPort("BW"), "/metrics");
+  INFO(bw);
+  CHECK(Sample(bw, "kpx_ledger_head_sequence ") == 2);
+  CHECK(Sample(bw, "kpx_outbox_depth ") == 0);
+  CHECK(Sample(bw, "kpx_certificates{state=\"DELIVERED\"}") == 1);
+  CHECK(Sample(bw, "kpx_messages_sent_total{kind=\"CERTIFICATE\",partner=\"EU\"}") == 1);
+  CHECK(Sample(bw, "kpx_delivery_latency_seconds_count{partner=\"EU\"}") == 1);
+  CHECK(Sample(bw, "kpx_tls_certificate_expiry_days{certificate=\"node\"}") > 700);
+  CHECK(Sample(bw, "kpx_node_healthy ") == 1);
+  CHECK(Sample(bw, "kpx_certificates_overdue ") == 0);
+  const std::string eu = HttpGet(fed.MetricsPort("EU"), "/metrics");
+  CHECK(Sample(eu, "kpx_messages_received_total{kind=\"CERTIFICATE\",partner=\"BW\"}") == 1);
+
+  SECTION("NOT_SERVING once the signing key's window has closed") {
+    const std::string path = fed.Config("BW").trust_list_file();
+    v1::TrustList t = ReadTrustList(path);
+    *FindParticipant(t, "BW")->mutable_signing_keys(0)->mutable_not_after() =
+        node::ToTimestamp(absl::Now() + absl::Seconds(1));
+    WriteTrustList(path, t);
+    REQUIRE(fed.server("BW").Reload().ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+    CHECK(HealthCheck(channel, "") == 2);
+    CHECK(Sample(HttpGet(fed.MetricsPort("BW"), "/metrics"), "kpx_node_healthy ") == 0);
+    // Nothing can be signed now: submits fail and store nothing.
+    CHECK(Submit(fed, "BW", ValidCertificate("BW-M-2", "BW", "EU")).error_code() ==
+          grpc::StatusCode::FAILED_PRECONDITION);
+  }
+}
+
+TEST_CASE("an online backup restores into a node that resumes without duplicates",
+          "[ops][backup]") {
+  GrpcFederation fed({"BW", "EU"});
+  fed.AppendConfig("BW", "delivery { initial_backoff_ms: 100 max_backoff_ms: 300 }");
+  fed.StartInProcess("BW");  // EU is down: deliveries wait in the outbox
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(Submit(fed, "BW", ValidCertificate(absl::StrCat("BW-B-", i), "BW", "EU")).ok());
+  }
+  auto op = fed.Authority("BW", "operator");
+  const std::string backup = fed.dir() + "/backup-1";
+  {
+    grpc::ClientContext ctx;
+    v1::BackupRequest req;
+    req.set_directory(backup);
+    v1::BackupResponse resp;
+    REQUIRE(op->Backup(&ctx, req, &resp).ok());
+    CHECK(resp.head_sequence() == 3);
+  }
+  {
+    // Only the operator may take backups; relative paths are refused.
+    grpc::ClientContext ctx;
+    v1::BackupRequest req;
+    req.set_directory(fed.dir() + "/backup-2");
+    v1::BackupResponse resp;
+    CHECK(fed.Authority("BW", "auditor")->Backup(&ctx, req, &resp).error_code() ==
+          grpc::StatusCode::PERMISSION_DENIED);
+    grpc::ClientContext ctx2;
+    req.set_directory("relative");
+    CHECK(op->Backup(&ctx2, req, &resp).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  // EU comes up; the original BW delivers everything after the backup.
+  fed.StartInProcess("EU");
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(fed.WaitForState("BW", absl::StrCat("BW-B-", i), v1::DELIVERED));
+  }
+  const uint64_t eu_head = fed.server("EU").node().ledger().head().sequence;
+  CHECK(eu_head == 3);
+
+  // BW's disk is lost; the operator restores the backup with kpxctl.
+  fed.StopInProcess("BW");
+  const std::string restored = fed.dir() + "/BW/restored";
+  REQUIRE(testing::Run(testing::KpxctlPath() + " restore " + backup + " " + restored +
+                       " >/dev/null") == 0);
+  CHECK(testing::Run(testing::KpxctlPath() + " restore " + backup + " " + restored +
+                     " 2>/dev/null") != 0);  // not into a non-empty folder
+  v1::NodeConfig config = fed.Config("BW");
+  config.set_data_dir(restored);
+  fed.StartInProcess("BW", config);
+  // The restored node still had the three in its outbox: it sends them
+  // again, EU answers with the original receipts and stores nothing new.
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(fed.WaitForState("BW", absl::StrCat("BW-B-", i), v1::DELIVERED));
+  }
+  CHECK(fed.server("BW").node().ledger().OutboxSize() == 0);
+  CHECK(fed.server("EU").node().ledger().head().sequence == eu_head);
+  CHECK(fed.server("BW").node().ledger().Verify().ok);
+}
+
+TEST_CASE("key rotation and a suspension on a running federation", "[ops][rotation]") {
+  GrpcFederation fed({"BW", "AE", "EU"});
+  for (const char* c : {"BW", "AE", "EU"}) {
+    fed.AppendConfig(c, "delivery { initial_backoff_ms: 100 max_backoff_ms: 300 }");
+  }
+  // BW's next key, listed in its config before its window opens.
+  crypto::PrivateKey next = *crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519);
+  std::ofstream(fed.dir() + "/BW/signing-2.key") << next.ToPem();
+  fed.AppendConfig("BW", "additional_signing_key_files: \"signing-2.key\"");
+  for (const char* c : {"BW", "AE", "EU"}) fed.StartInProcess(c);
+  const std::string old_key = *fed.server("BW").node().CurrentKeyId();
+
+  // The federation publishes trust list version 2: BW's old key retires at
+  // T, the new one starts at T. Every node reloads without a restart.
+  const absl::Time t = absl::Now() + absl::Seconds(3);
+  const std::string path = fed.Config("BW").trust_list_file();
+  v1::TrustList list = ReadTrustList(path);
+  list.set_version(2);
+  v1::Participant* bw = FindParticipant(list, "BW");
+  *bw->mutable_signing_keys(0)->mutable_not_after() = node::ToTimestamp(t);
+  v1::SigningKey* k2 = bw->add_signing_keys();
+  k2->set_key_id(next.key_id());
+  k2->set_algorithm(v1::ED25519);
+  k2->set_public_key_pem(next.public_key().ToPem());
+  *k2->mutable_not_before() = node::ToTimestamp(t);
+  // A malformed file is refused first, and the node keeps what it had.
+  std::ofstream(path, std::ios::trunc) << "participants { code: \"BW\" status: BANANA }";
+  CHECK(fed.server("EU").Reload().status().code() == absl::StatusCode::kFailedPrecondition);
+  WriteTrustList(path, list);
+  for (const char* c : {"BW", "AE", "EU"}) {
+    absl::StatusOr<v1::ReloadResponse> r = fed.server(c).Reload();
+    REQUIRE(r.ok());
+    CHECK(r->trust_list_version() == 2);
+  }
+
+  // In flight across the rotation: signed with the old key, delivered
+  // after it retired. It was valid when signed, so it is accepted.
+  fed.StopInProcess("EU");
+  REQUIRE(Submit(fed, "BW", ValidCertificate("BW-ROT-1", "BW", "EU")).ok());
+  while (absl::Now() < t + absl::Milliseconds(300)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(*fed.server("BW").node().CurrentKeyId() == next.key_id());
+  REQUIRE(Submit(fed, "BW", ValidCertificate("BW-ROT-2", "BW", "EU")).ok());
+  fed.StartInProcess("EU");
+  REQUIRE(fed.WaitForState("EU", "BW-ROT-1", v1::RECEIVED));
+  REQUIRE(fed.WaitForState("EU", "BW-ROT-2", v1::RECEIVED));
+  std::map<std::string, std::string> key_of;
+  const std::vector<v1::LedgerEntry> eu_entries =
+      *fed.server("EU").node().ledger().ReadEntries(1, 10);
+  for (const v1::LedgerEntry& e : eu_entries) {
+    key_of[e.certificate_number()] = e.message().key_id();
+  }
+  CHECK(key_of["BW-ROT-1"] == old_key);
+  CHECK(key_of["BW-ROT-2"] == next.key_id());
+
+  // AE is suspended from S on (version 3). Before S its messages count;
+  // from S nothing is accepted from it or sent to it.
+  const absl::Time s = absl::Now() + absl::Seconds(2);
+  list.set_version(3);
+  FindParticipant(list, "AE")->set_status(v1::SUSPENDED);
+  *FindParticipant(list, "AE")->mutable_suspended_from() = node::ToTimestamp(s);
+  WriteTrustList(path, list);
+  for (const char* c : {"BW", "AE", "EU"}) REQUIRE(fed.server(c).Reload().ok());
+  REQUIRE(Submit(fed, "AE", ValidCertificate("AE-S-1", "AE", "EU")).ok());
+  REQUIRE(fed.WaitForState("EU", "AE-S-1", v1::RECEIVED));
+  while (absl::Now() < s + absl::Milliseconds(200)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(Submit(fed, "BW", ValidCertificate("BW-S-2", "BW", "AE")).error_code() ==
+        grpc::StatusCode::FAILED_PRECONDITION);
+  // AE's own node still queues (its operator may not have reloaded), but
+  // EU refuses what arrives from it.
+  REQUIRE(Submit(fed, "AE", ValidCertificate("AE-S-2", "AE", "EU")).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  CHECK_FALSE(fed.server("EU").node().Get("AE-S-2").ok());
+  CHECK(fed.server("AE").node().ledger().OutboxSize() == 1);
+  // Valid traffic between active Participants is untouched.
+  REQUIRE(Submit(fed, "BW", ValidCertificate("BW-S-3", "BW", "EU")).ok());
+  CHECK(fed.WaitForState("EU", "BW-S-3", v1::RECEIVED));
+  for (const char* c : {"BW", "AE", "EU"}) CHECK(fed.server(c).node().ledger().Verify().ok);
+}
+
+}  // namespace
+}  // namespace kpx
