@@ -29,6 +29,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "crypto/crypto.h"
+#include "gateway/health_client.h"
 #include "gateway/tls.h"
 #include "google/protobuf/util/json_util.h"
 #include "kpx/v1/service.grpc.pb.h"
@@ -53,6 +54,7 @@ constexpr char kUsage[] =
     "  watch [--from SEQ] [--json]      follow ledger events; resumes after reconnecting\n"
     "  ledger verify                    walk the node's hash chain\n"
     "  ledger export [--from SEQ]       ledger entries as JSON lines\n"
+    "  health [SERVICE]                 grpc.health.v1 check of the node (any role)\n"
     "  reload                           node re-reads trust list, signing keys, TLS files\n"
     "  backup DIR                       online ledger backup into DIR on the node's machine\n"
     "  restore BACKUP_DIR DATA_DIR      (local, node stopped) restore a backup into an\n"
@@ -151,15 +153,17 @@ class Client {
     if (!id.ok()) return Failure{std::string(id.status().message())};
     absl::StatusOr<std::string> ca_pem = kpx::crypto::ReadFile(ca);
     if (!ca_pem.ok()) return Failure{std::string(ca_pem.status().message())};
-    return Client(kpx::v1::AuthorityService::NewStub(kpx::gateway::MutualTlsChannel(
-        node, *id, *ca_pem, args.Get("server-name", "KPX_SERVER_NAME"))));
+    return Client(kpx::gateway::MutualTlsChannel(node, *id, *ca_pem,
+                                                 args.Get("server-name", "KPX_SERVER_NAME")));
   }
 
   kpx::v1::AuthorityService::Stub* operator->() { return stub_.get(); }
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
  private:
-  explicit Client(std::unique_ptr<kpx::v1::AuthorityService::Stub> stub)
-      : stub_(std::move(stub)) {}
+  explicit Client(std::shared_ptr<grpc::Channel> channel)
+      : channel_(channel), stub_(kpx::v1::AuthorityService::NewStub(channel)) {}
+  std::shared_ptr<grpc::Channel> channel_;
   std::shared_ptr<kpx::v1::AuthorityService::Stub> stub_;
 };
 
@@ -405,6 +409,18 @@ std::optional<Failure> Run(const Args& args) {
     while (reader->Read(&e)) PrintEntry(e, /*json=*/true);
     grpc::Status s = reader->Finish();
     if (!s.ok()) return RpcFailure("ledger export", s);
+    return std::nullopt;
+  }
+  if (cmd == "health") {
+    if (p.size() > 2) return Failure{"'health': wrong number of arguments (see kpxctl --help)", 2};
+    const std::string service = p.size() == 2 ? p[1] : "";
+    absl::StatusOr<kpx::gateway::ServingStatus> st =
+        kpx::gateway::CheckHealth(client.channel(), service);
+    if (!st.ok()) return Failure{absl::StrCat("health: ", st.status().ToString())};
+    static const char* kNames[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
+    std::printf("%s%s%s\n", service.c_str(), service.empty() ? "" : ": ",
+                kNames[static_cast<int>(*st)]);
+    if (*st != kpx::gateway::ServingStatus::kServing) return Failure{"health: not serving", 1};
     return std::nullopt;
   }
   if (cmd == "reload") {

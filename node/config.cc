@@ -4,24 +4,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "crypto/crypto.h"
-#include "google/protobuf/io/tokenizer.h"
-#include "google/protobuf/text_format.h"
 #include "node/trust_list.h"
+#include "node/util.h"
 
 namespace kpx::node {
 namespace {
-
-// Collects the parser's first error as one line.
-class FirstError : public google::protobuf::io::ErrorCollector {
- public:
-  void AddError(int line, int column, const std::string& message) override {
-    if (error_.empty()) error_ = absl::StrCat("line ", line + 1, ": ", message);
-  }
-  const std::string& error() const { return error_; }
-
- private:
-  std::string error_;
-};
 
 void Resolve(const std::filesystem::path& base, std::string* path) {
   if (!path->empty() && std::filesystem::path(*path).is_relative()) {
@@ -35,12 +22,7 @@ absl::StatusOr<v1::NodeConfig> LoadConfig(const std::string& path) {
   absl::StatusOr<std::string> text = crypto::ReadFile(path);
   if (!text.ok()) return text.status();
   v1::NodeConfig config;
-  google::protobuf::TextFormat::Parser parser;
-  FirstError errors;
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(*text, &config)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", errors.error()));
-  }
+  if (absl::Status s = ParseTextProto(*text, path, &config); !s.ok()) return s;
   auto missing = [&](absl::string_view field) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", field, " is required"));
   };

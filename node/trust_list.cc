@@ -2,7 +2,6 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/text_format.h"
 #include "node/util.h"
 
 namespace kpx::node {
@@ -75,9 +74,9 @@ absl::StatusOr<std::shared_ptr<const TrustList>> TrustList::FromTextFile(
   absl::StatusOr<std::string> text = crypto::ReadFile(path);
   if (!text.ok()) return text.status();
   v1::TrustList proto;
-  if (!google::protobuf::TextFormat::ParseFromString(*text, &proto)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("trust list ", path, ": not a valid kpx.v1.TrustList"));
+  if (absl::Status s = ParseTextProto(*text, absl::StrCat("trust list ", path), &proto);
+      !s.ok()) {
+    return s;
   }
   return FromProto(std::move(proto));
 }

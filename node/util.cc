@@ -1,7 +1,10 @@
 #include "node/util.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "crypto/crypto.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
 
 namespace kpx::node {
 
@@ -27,6 +30,34 @@ bool IsSet(const google::protobuf::Timestamp& ts) {
 
 std::string FormatRfc3339(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone());
+}
+
+namespace {
+
+// Keeps the parser's first error as one line.
+class FirstError : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, int column, const std::string& message) override {
+    if (error_.empty()) error_ = absl::StrCat("line ", line + 1, ": ", message);
+  }
+  void AddWarning(int, int, const std::string&) override {}
+  const std::string& error() const { return error_; }
+
+ private:
+  std::string error_;
+};
+
+}  // namespace
+
+absl::Status ParseTextProto(const std::string& text, const std::string& what,
+                            google::protobuf::Message* msg) {
+  google::protobuf::TextFormat::Parser parser;
+  FirstError errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, msg)) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ", errors.error()));
+  }
+  return absl::OkStatus();
 }
 
 std::string NewMessageId() { return crypto::HexEncode(crypto::RandomBytes(16)); }

@@ -5,6 +5,8 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "absl/status/status.h"
+#include "google/protobuf/message.h"
 #include "google/protobuf/timestamp.pb.h"
 
 namespace kpx::node {
@@ -15,6 +17,12 @@ absl::Time FromTimestamp(const google::protobuf::Timestamp& ts);
 bool IsSet(const google::protobuf::Timestamp& ts);
 // RFC 3339 UTC, e.g. "2026-11-27T18:00:00Z".
 std::string FormatRfc3339(absl::Time t);
+
+// Parses protobuf text format into `msg`. InvalidArgument naming `what`
+// and the first error's line otherwise (nothing goes to libprotobuf's own
+// log, which would bypass kpx's structured logs).
+absl::Status ParseTextProto(const std::string& text, const std::string& what,
+                            google::protobuf::Message* msg);
 
 // A new random message id: 32 lowercase hex characters (128 bits).
 std::string NewMessageId();

@@ -106,8 +106,17 @@ gateway::NodeServer& GrpcFederation::StartInProcess(const std::string& code,
 
 void GrpcFederation::StopInProcess(const std::string& code) { servers_.erase(code); }
 
-void GrpcFederation::StartProcess(const std::string& code) {
-  const std::string log = absl::StrCat(tmp_.path(), "/", code, "/kpxd.log");
+std::string GrpcFederation::LogPath(const std::string& code) const {
+  return absl::StrCat(tmp_.path(), "/", code, "/kpxd.log");
+}
+
+void GrpcFederation::SignalProcess(const std::string& code, int signal) {
+  ::kill(pids_.at(code), signal);
+}
+
+void GrpcFederation::StartProcess(const std::string& code,
+                                  const std::vector<std::string>& extra_args) {
+  const std::string log = LogPath(code);
   const std::string config = ConfigPath(code);
   const std::string kpxd = KpxdPath();
   // A restarted node appends to the same log: look only at what is new.
@@ -119,7 +128,10 @@ void GrpcFederation::StartProcess(const std::string& code) {
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
-    ::execl(kpxd.c_str(), "kpxd", "--config", config.c_str(), nullptr);
+    std::vector<const char*> argv = {"kpxd", "--config", config.c_str()};
+    for (const std::string& a : extra_args) argv.push_back(a.c_str());
+    argv.push_back(nullptr);
+    ::execv(kpxd.c_str(), const_cast<char* const*>(argv.data()));
     ::_exit(127);
   }
   pids_[code] = pid;
@@ -128,7 +140,7 @@ void GrpcFederation::StartProcess(const std::string& code) {
     std::ifstream in(log);
     std::stringstream text;
     text << in.rdbuf();
-    if (text.str().find(" listening ", skip) != std::string::npos) return;
+    if (text.str().find("listening", skip) != std::string::npos) return;
     int status;
     if (::waitpid(pid, &status, WNOHANG) == pid) {
       pids_.erase(code);

@@ -45,7 +45,10 @@ class GrpcFederation {
   gateway::NodeServer& server(const std::string& code) { return *servers_.at(code); }
 
   // kpxd process; waits until it listens.
-  void StartProcess(const std::string& code);
+  void StartProcess(const std::string& code, const std::vector<std::string>& extra_args = {});
+  // Sends `signal` to `code`'s kpxd process.
+  void SignalProcess(const std::string& code, int signal);
+  std::string LogPath(const std::string& code) const;
   // SIGKILL (crash) or SIGTERM (clean stop), then waits for the process.
   void KillProcess(const std::string& code, bool crash);
 

@@ -18,7 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "federation.h"
 #include "google/protobuf/text_format.h"
-#include "grpcpp/generic/generic_stub.h"
+#include "gateway/health_client.h"
 #include "node/envelope.h"
 #include "node/util.h"
 #include "storage/ledger.h"
@@ -29,39 +29,10 @@ namespace {
 using testing::GrpcFederation;
 using testing::ValidCertificate;
 
-// grpc.health.v1.Health/Check with a hand-encoded request, as any standard
-// health client sends it. Returns the status enum (1 SERVING, 2 NOT_SERVING)
-// or -1 on an RPC error.
+// grpc.health.v1.Health/Check: 1 SERVING, 2 NOT_SERVING, -1 on an error.
 int HealthCheck(const std::shared_ptr<grpc::Channel>& channel, const std::string& service) {
-  std::string req;
-  if (!service.empty()) {
-    req.push_back(0x0a);  // field 1, length-delimited
-    req.push_back(static_cast<char>(service.size()));
-    req += service;
-  }
-  grpc::Slice slice(req);
-  grpc::ByteBuffer request(&slice, 1), response;
-  grpc::GenericStub stub(channel);
-  grpc::CompletionQueue cq;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  auto call = stub.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check", request, &cq);
-  call->StartCall();
-  grpc::Status status;
-  call->Finish(&response, &status, reinterpret_cast<void*>(1));
-  void* tag;
-  bool ok;
-  cq.Next(&tag, &ok);
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
-  if (!status.ok()) return -1;
-  std::vector<grpc::Slice> slices;
-  (void)response.Dump(&slices);
-  std::string bytes;
-  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  if (bytes.empty()) return 0;  // UNKNOWN (default value omitted)
-  return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : -2;
+  absl::StatusOr<gateway::ServingStatus> s = gateway::CheckHealth(channel, service);
+  return s.ok() ? static_cast<int>(*s) : -1;
 }
 
 std::shared_ptr<grpc::Channel> AuthorityChannel(GrpcFederation& fed, const std::string& code,

@@ -5,9 +5,15 @@
 #include <cstdio>
 #include <fstream>
 #include <set>
+#include <thread>
+
+#include <signal.h>
 
 #include "absl/strings/str_cat.h"
+#include "crypto/crypto.h"
 #include "federation.h"
+#include "google/protobuf/text_format.h"
+#include "node/util.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace kpx {
@@ -161,6 +167,64 @@ TEST_CASE("kpxd refuses a bad config with one line", "[process][config]") {
   o = Capture(testing::KpxdPath() + " --config " + fed.dir() + "/missing.textpb");
   CHECK(o.exit_code == 1);
   CHECK(o.out.find("missing.textpb") != std::string::npos);
+}
+
+TEST_CASE("kpxd reloads on SIGHUP, keeps a good trust list, logs JSON lines",
+          "[process][reload]") {
+  GrpcFederation fed({"BW", "EU"});
+  fed.StartProcess("BW", {"--log-format", "json"});
+  const std::string auditor = fed.KpxctlEnv("BW", "auditor") + " " + testing::KpxctlPath();
+  Output o = Capture(auditor + " health");
+  CHECK(o.exit_code == 0);
+  CHECK(o.out == "SERVING\n");
+  o = Capture(auditor + " list --overdue");
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.empty());
+
+  auto log_has = [&](const std::string& needle) {
+    for (int i = 0; i < 100; ++i) {
+      if (Capture("cat " + fed.LogPath("BW")).out.find(needle) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
+  const std::string path = fed.Config("BW").trust_list_file();
+  const std::string good = *crypto::ReadFile(path);
+  v1::TrustList v2;
+  REQUIRE(node::ParseTextProto(good, "trust list", &v2).ok());
+  v2.set_version(2);
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(v2, &text);
+  std::ofstream(path, std::ios::trunc) << text;
+  fed.SignalProcess("BW", SIGHUP);
+  CHECK(log_has(R"("event":"reloaded","trust_list_version":"2")"));
+
+  std::ofstream(path, std::ios::trunc) << "participants { code: ";
+  fed.SignalProcess("BW", SIGHUP);
+  CHECK(log_has(R"("event":"reload_refused")"));
+  o = Capture(auditor + " health");
+  CHECK(o.exit_code == 0);  // still serving with the list in force
+
+  // Operators may reload through the API too; other roles may not.
+  std::ofstream(path, std::ios::trunc) << good;
+  o = Capture(fed.KpxctlEnv("BW", "operator") + " " + testing::KpxctlPath() + " reload");
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.find("trust list version 1") != std::string::npos);
+  o = Capture(auditor + " reload");
+  CHECK(o.out.find("PERMISSION_DENIED") != std::string::npos);
+
+  fed.KillProcess("BW", /*crash=*/false);
+  std::ifstream in(fed.LogPath("BW"));
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    ++lines;
+    INFO(line);
+    CHECK(line.front() == '{');
+    CHECK(line.back() == '}');
+    CHECK(line.find(R"("time":")") != std::string::npos);
+  }
+  CHECK(lines >= 5);
 }
 
 }  // namespace
