@@ -183,6 +183,20 @@ for code in BW EU; do
   ctl "$code" auditor ledger verify | indent || die "ledger verify failed at $code"
 done
 
+section "Operations: BW's node answers a standard health check and a Prometheus scrape"
+echo "  $ kpxctl health    (grpc.health.v1, as BW-auditor)"
+ctl BW auditor health | indent || die "BW's node is not SERVING"
+metrics_port=$(sed -n 's/^metrics_listen: "127\.0\.0\.1:\([0-9]*\)"$/\1/p' "$scratch/BW/node.textpb")
+[[ -n $metrics_port ]] || die "BW's node.textpb names no metrics port"
+echo "  $ GET http://127.0.0.1:$metrics_port/metrics    (a few of the samples)"
+exec 3<>"/dev/tcp/127.0.0.1/$metrics_port" || die "cannot reach BW's metrics endpoint"
+printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+scrape=$(cat <&3)
+exec 3<&-
+grep -q '^kpx_ledger_head_sequence ' <<<"$scrape" || die "the metrics scrape has no kpx samples"
+grep -E '^kpx_(ledger_head_sequence|outbox_depth|node_healthy|messages_sent_total|messages_received_total)|^kpx_certificates\{state="CONFIRMED"\}' \
+  <<<"$scrape" | indent
+
 section "Done"
 cat <<EOF
 Certificate $number went from Botswana to the EU and was confirmed;
