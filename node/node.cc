@@ -344,9 +344,24 @@ absl::StatusOr<v1::CertificateRecord> Node::SendStateChange(
   return AppendAndReturnRecord(std::move(t));
 }
 
+namespace {
+
+constexpr size_t kMaxReasonBytes = 2048;
+
+absl::Status CheckReason(const std::string& reason, const char* what) {
+  if (reason.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " needs a reason"));
+  if (reason.size() > kMaxReasonBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " reason is longer than ", kMaxReasonBytes, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<v1::CertificateRecord> Node::Cancel(const std::string& number,
                                                    const std::string& reason) {
-  if (reason.empty()) return absl::InvalidArgumentError("a cancellation needs a reason");
+  if (absl::Status s = CheckReason(reason, "a cancellation"); !s.ok()) return s;
   return SendStateChange(number, v1::EXPORTING, v1::CANCELLED, reason,
                          [&](const v1::CertificateRecord&) -> absl::StatusOr<v1::MessageBody> {
                            v1::MessageBody b;
@@ -385,7 +400,7 @@ absl::StatusOr<v1::CertificateRecord> Node::Confirm(const std::string& number,
 
 absl::StatusOr<v1::CertificateRecord> Node::Reject(const std::string& number,
                                                    const std::string& reason) {
-  if (reason.empty()) return absl::InvalidArgumentError("a rejection needs a reason");
+  if (absl::Status s = CheckReason(reason, "a rejection"); !s.ok()) return s;
   return SendStateChange(
       number, v1::IMPORTING, v1::REJECTED, reason,
       [&](const v1::CertificateRecord& rec) -> absl::StatusOr<v1::MessageBody> {

@@ -9,6 +9,7 @@ namespace kpx::node {
 namespace {
 
 constexpr int kMaxParcels = 1000;
+constexpr size_t kMaxCertificateBytes = 256 * 1024;
 constexpr int64_t kMaxParcelHundredths = 100'000'000'000'000;  // 10^12 ct
 constexpr int64_t kMaxParcelCents = 1'000'000'000'000'000;     // USD 10^13
 
@@ -41,6 +42,11 @@ bool IsRoughDiamondHsCode(const std::string& hs_code) {
 absl::Status ValidateCertificate(const v1::Certificate& cert,
                                  const std::string& exporter,
                                  const TrustList& trust, absl::Time now) {
+  // Bounds what one certificate can make a node store and forward;
+  // generous for any real shipment (1,000 parcels, a few extension fields).
+  if (cert.ByteSizeLong() > kMaxCertificateBytes) {
+    return Bad(absl::StrCat("larger than ", kMaxCertificateBytes, " bytes"));
+  }
   if (cert.title() != kKpTitle) {
     return Bad(absl::StrCat("title must be \"", kKpTitle, "\""));
   }

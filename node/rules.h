@@ -27,7 +27,7 @@ void FillFixedTexts(v1::Certificate& cert);
 // problems: importer unknown or suspended). `exporter` is the Participant
 // that issues it, `now` the time of the check.
 //
-// Rules: fixed title and statement; number prefixed by the exporter's code
+// Rules: at most 256 KiB serialized; fixed title and statement; number prefixed by the exporter's code
 // and made of [A-Z0-9-/.] (at most 64); exporting_participant == exporter;
 // importing_participant an active Participant other than the exporter;
 // origin given (one country, or mixed_origin with any number of them);

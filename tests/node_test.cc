@@ -265,6 +265,9 @@ TEST_CASE("KP rules refuse bad certificates and store nothing", "[node][rules]")
        absl::StatusCode::kInvalidArgument},
       {"another exporter", [](v1::Certificate& c) { c.set_exporting_participant("AE"); },
        absl::StatusCode::kInvalidArgument},
+      {"oversized",
+       [](v1::Certificate& c) { (*c.mutable_extensions())["x"] = std::string(300 * 1024, 'x'); },
+       absl::StatusCode::kInvalidArgument},
   };
   for (const Case& c : cases) {
     SECTION(c.name) {
@@ -484,6 +487,12 @@ TEST_CASE("listing filters by state, partner, date and overdue, with paging", "[
   f.clock().Advance(absl::Hours(24 * 16));
   CHECK(f["BW"].List(overdue)->certificates_size() == 4);
   CHECK(f["EU"].List(overdue)->certificates_size() == 2);
+  // The node's own setting (15 days here) and the daily log agree.
+  v1::ListCertificatesRequest configured;
+  configured.set_overdue(true);
+  CHECK(f["BW"].List(configured)->certificates_size() == 4);
+  CHECK(f["BW"].LogOverdue() == 4);
+  CHECK(f["EU"].LogOverdue() == 2);
 
   v1::ListCertificatesRequest dated;
   *dated.mutable_issued_from() = node::ToTimestamp(absl::Now() + absl::Hours(1));
