@@ -750,6 +750,7 @@ void Node::DeliverTo(const std::string& recipient, std::vector<v1::OutboxItem> i
   StripeLock lock(*this, numbers);
   std::map<std::string, v1::CertificateRecord> overlay;
   std::vector<storage::Transition> transitions;
+  std::vector<v1::OutboxItem> retries;
   for (size_t i = 0; i < items.size(); ++i) {
     const v1::OutboxItem& item = items[i];
     const absl::Status& st = outcomes[i].status;
@@ -783,8 +784,7 @@ void Node::DeliverTo(const std::string& recipient, std::vector<v1::OutboxItem> i
       next.set_attempts(item.attempts() + 1);
       next.set_last_error(std::string(st.message()));
       *next.mutable_due_at() = ToTimestamp(now + Backoff(next.attempts()));
-      // NotFound: delivered meanwhile by another pass; nothing to do.
-      (void)ledger_->RescheduleOutbox(next);
+      retries.push_back(std::move(next));
       continue;
     }
     const std::string& number = item.certificate_number();
@@ -826,6 +826,9 @@ void Node::DeliverTo(const std::string& recipient, std::vector<v1::OutboxItem> i
     // receiver answers with the same receipts.
     (void)ledger_->AppendAll(std::move(transitions));
   }
+  // One synced batch for every retry of this pass. Should it fail, the
+  // items stay due and are tried again at once.
+  (void)ledger_->RescheduleOutboxAll(retries);
 }
 
 size_t Node::DeliverDue() {

@@ -126,8 +126,12 @@ absl::Status Ledger::Impl::GroupBuilder::Add(Writer& w) {
   const size_t entries_before = entries_;
   batch_.SetSavePoint();
   absl::Status s;
-  if (w.reschedule != nullptr) {
-    s = StageReschedule(*w.reschedule);
+  if (!w.reschedules.empty()) {
+    for (const v1::OutboxItem& item : w.reschedules) {
+      s = StageReschedule(item);
+      if (w.skip_missing && s.code() == absl::StatusCode::kNotFound) s = absl::OkStatus();
+      if (!s.ok()) break;
+    }
   } else {
     w.heads.reserve(w.transitions.size());
     for (Transition& t : w.transitions) {
@@ -381,8 +385,17 @@ absl::StatusOr<std::vector<Head>> Ledger::AppendAll(
 
 absl::Status Ledger::RescheduleOutbox(const v1::OutboxItem& item) {
   Writer w;
-  w.reschedule = &item;
+  w.reschedules = std::span<const v1::OutboxItem>(&item, 1);
   w.approx_bytes = item.ByteSizeLong();
+  return impl_->Commit(w);
+}
+
+absl::Status Ledger::RescheduleOutboxAll(std::span<const v1::OutboxItem> items) {
+  if (items.empty()) return absl::OkStatus();
+  Writer w;
+  w.reschedules = items;
+  w.skip_missing = true;
+  for (const v1::OutboxItem& item : items) w.approx_bytes += item.ByteSizeLong();
   return impl_->Commit(w);
 }
 

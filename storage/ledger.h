@@ -26,6 +26,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -132,6 +133,10 @@ class Ledger {
   // through the same commit queue as Append, so it is ordered with the
   // Append that deletes the item and can never bring it back.
   absl::Status RescheduleOutbox(const v1::OutboxItem& item);
+  // RescheduleOutbox for many items in one synced batch (a pass of failed
+  // deliveries costs one fsync, not one per message). Items that have left
+  // the outbox meanwhile are skipped.
+  absl::Status RescheduleOutboxAll(std::span<const v1::OutboxItem> items);
 
   // Entries with sequence in [from, from + limit), in order.
   absl::StatusOr<std::vector<v1::LedgerEntry>> ReadEntries(uint64_t from,

@@ -29,7 +29,10 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what);
 // other fields; `done` itself is read and written under Impl::mu.
 struct Writer {
   std::span<Transition> transitions;           // Append / AppendAll
-  const v1::OutboxItem* reschedule = nullptr;  // RescheduleOutbox
+  // RescheduleOutbox / RescheduleOutboxAll: items to rewrite; with
+  // skip_missing, items no longer queued are passed over, not an error.
+  std::span<const v1::OutboxItem> reschedules;
+  bool skip_missing = false;
   size_t approx_bytes = 0;                     // bounds the group size
   absl::Status status;
   std::vector<Head> heads;  // the head right after each transition's entry

@@ -744,6 +744,24 @@ TEST_CASE("outbox: due order, reschedule, delete, size") {
   CHECK(Due(*ledger, absl::InfiniteFuture()).empty());
 }
 
+TEST_CASE("RescheduleOutboxAll rewrites many items in one batch, skipping gone ones") {
+  TempDir dir;
+  auto ledger = OpenLedger(dir.ledger());
+  Transition t = Entry("BW-1", "send a, b");
+  t.outbox_put.push_back(Item("a", kT0));
+  t.outbox_put.push_back(Item("b", kT0));
+  MustAppend(*ledger, std::move(t));
+  const uint64_t batches = ledger->batches_written();
+  std::vector<v1::OutboxItem> retries = {Item("a", kT0 + absl::Seconds(5)),
+                                         Item("gone", kT0 + absl::Seconds(5)),
+                                         Item("b", kT0 + absl::Seconds(7))};
+  REQUIRE(ledger->RescheduleOutboxAll(retries).ok());
+  CHECK(ledger->batches_written() == batches + 1);
+  CHECK(ledger->OutboxSize() == 2);
+  CHECK(Due(*ledger, kT0 + absl::Seconds(4)).empty());
+  CHECK(Ids(Due(*ledger, kT0 + absl::Seconds(7))) == std::vector<std::string>{"a", "b"});
+}
+
 TEST_CASE("a reschedule racing the deleting append never resurrects") {
   TempDir dir;
   auto ledger = OpenLedger(dir.ledger());
