@@ -19,6 +19,7 @@
 #include "federation.h"
 #include "google/protobuf/text_format.h"
 #include "gateway/health_client.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "node/envelope.h"
 #include "node/util.h"
 #include "storage/ledger.h"
@@ -144,6 +145,98 @@ TEST_CASE("a node answers standard health checks and Prometheus scrapes", "[ops]
     CHECK(Submit(fed, "BW", ValidCertificate("BW-M-2", "BW", "EU")).error_code() ==
           grpc::StatusCode::FAILED_PRECONDITION);
   }
+}
+
+// Lists the services of `channel`'s server through gRPC server reflection
+// (grpc.reflection.v1alpha, what grpcurl and similar tools use); returns the
+// raw response bytes.
+std::string ReflectionListServices(const std::shared_ptr<grpc::Channel>& channel) {
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  auto call = stub.PrepareCall(
+      &ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  void* tag;
+  bool ok;
+  auto step = [&](int n) {
+    REQUIRE(cq.Next(&tag, &ok));
+    CHECK(tag == reinterpret_cast<void*>(n));
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  step(1);
+  // ServerReflectionRequest { string list_services = 7; } set to "".
+  const std::string req("\x3a\x00", 2);
+  grpc::Slice slice(req);
+  grpc::ByteBuffer request(&slice, 1), response;
+  call->Write(request, reinterpret_cast<void*>(2));
+  step(2);
+  call->Read(&response, reinterpret_cast<void*>(3));
+  const bool got = step(3);
+  call->WritesDone(reinterpret_cast<void*>(4));
+  step(4);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  step(5);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  if (!got) return "";
+  std::vector<grpc::Slice> slices;
+  (void)response.Dump(&slices);
+  std::string bytes;
+  for (const grpc::Slice& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  return bytes;
+}
+
+TEST_CASE("both listeners offer server reflection", "[ops][reflection]") {
+  GrpcFederation fed({"BW", "EU"});
+  fed.StartInProcess("BW");
+  const std::string services = ReflectionListServices(AuthorityChannel(fed, "BW", "auditor"));
+  CHECK(services.find("kpx.v1.AuthorityService") != std::string::npos);
+  CHECK(services.find("grpc.health.v1.Health") != std::string::npos);
+  const std::string base = fed.dir() + "/EU/";
+  const std::string peer = ReflectionListServices(gateway::MutualTlsChannel(
+      absl::StrCat("127.0.0.1:", fed.PeerPort("BW")),
+      *gateway::LoadTlsIdentity(base + "node.pem", base + "node.key"),
+      *crypto::ReadFile(fed.dir() + "/BW/ca.pem"), "node.bw.kpx"));
+  CHECK(peer.find("kpx.v1.PeerService") != std::string::npos);
+}
+
+TEST_CASE("a new Participant is enrolled with a trust-list reload, no restart",
+          "[ops][enrolment]") {
+  GrpcFederation fed({"BW", "EU"});
+  GrpcFederation newcomer({"ZA"});
+  fed.StartInProcess("EU");
+  auto za_to_eu = [&] {
+    auto stub = v1::PeerService::NewStub(gateway::MutualTlsChannel(
+        absl::StrCat("127.0.0.1:", fed.PeerPort("EU")),
+        *gateway::LoadTlsIdentity(newcomer.dir() + "/ZA/node.pem", newcomer.dir() + "/ZA/node.key"),
+        *crypto::ReadFile(fed.dir() + "/EU/ca.pem"), "node.eu.kpx"));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::DeliverResponse resp;
+    return stub->Deliver(&ctx, {}, &resp).error_code();
+  };
+  // ZA's CA is on no trust list EU knows: the TLS handshake fails.
+  CHECK(za_to_eu() == grpc::StatusCode::UNAVAILABLE);
+
+  const std::string path = fed.Config("EU").trust_list_file();
+  v1::TrustList list = ReadTrustList(path);
+  list.set_version(2);
+  *list.add_participants() = *FindParticipant(
+      *std::make_unique<v1::TrustList>(ReadTrustList(newcomer.dir() + "/trust-list.textpb")),
+      "ZA");
+  WriteTrustList(path, list);
+  REQUIRE(fed.server("EU").Reload().ok());
+  // The peer listener re-reads its roots within a few seconds.
+  grpc::StatusCode code = grpc::StatusCode::UNAVAILABLE;
+  for (int i = 0; i < 40 && code == grpc::StatusCode::UNAVAILABLE; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    code = za_to_eu();
+  }
+  CHECK(code == grpc::StatusCode::OK);
 }
 
 TEST_CASE("an online backup restores into a node that resumes without duplicates",
