@@ -83,7 +83,7 @@ const std::map<std::string, bool> kFlagTakesValue = {
     {"node", true},  {"cert", true},    {"key", true},     {"ca", true},
     {"server-name", true}, {"state", true}, {"partner", true}, {"from", true},
     {"until", true}, {"overdue", true}, {"reason", true}, {"received-at", true},
-    {"page-size", true}, {"json", false}, {"help", false}};
+    {"json", false}, {"help", false}};
 
 std::optional<Failure> Parse(int argc, char** argv, Args* args) {
   for (int i = 1; i < argc; ++i) {

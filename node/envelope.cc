@@ -57,7 +57,9 @@ absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
   }
   const absl::Time signed_at = FromTimestamp(body.header().created_at());
   if (!IsSet(body.header().created_at()) || signed_at > now + kMaxClockSkew) {
-    return absl::InvalidArgumentError(absl::StrCat(
+    // OutOfRange, not InvalidArgument: the sender retries, so a clock that
+    // runs ahead delays messages instead of dropping them.
+    return absl::OutOfRangeError(absl::StrCat(
         "message creation time ", FormatRfc3339(signed_at), " is missing or in the future"));
   }
   absl::StatusOr<crypto::PublicKey> key = trust.FindKey(msg.signer(), msg.key_id(), signed_at);

@@ -2,7 +2,8 @@
 //
 // Signing serializes the MessageBody once and signs those bytes; the bytes
 // travel as they are. Verification checks the signature over the received
-// bytes before parsing them, and checks the signer against the trust list.
+// bytes (parsing them first only to read the claimed creation time, which
+// picks the key) and checks the signer against the trust list.
 #ifndef KPX_NODE_ENVELOPE_H_
 #define KPX_NODE_ENVELOPE_H_
 

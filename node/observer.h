@@ -1,6 +1,8 @@
 // Hooks through which a Node reports what happens, for metrics. The node
-// calls them from its own threads, after the change is in the ledger; an
-// Observer must be thread-safe and quick (no I/O).
+// calls them from its own threads: Received and Refused after the batch is
+// decided and written, Delivered and DeliveryRefused once the peer's answer
+// is checked, just before it is recorded. An Observer must be thread-safe
+// and quick (no I/O).
 #ifndef KPX_NODE_OBSERVER_H_
 #define KPX_NODE_OBSERVER_H_
 

@@ -156,7 +156,7 @@ class Ledger {
   // otherwise (see Append). The node reports NOT_SERVING while this fails.
   absl::Status WriteStatus() const;
 
-  // Approximate bytes on disk (SST files and write-ahead log).
+  // Approximate size: SST files on disk plus the memtables not yet flushed.
   uint64_t ApproximateSizeBytes() const;
 
   // Writes a consistent copy of the whole ledger (log, records, outbox,

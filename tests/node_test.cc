@@ -354,6 +354,19 @@ TEST_CASE("received messages are checked and refusals change nothing", "[node][s
           absl::StatusCode::kNotFound);
     CHECK(f["BW"].ledger().head().sequence == 0);
   }
+  SECTION("created more than the allowed clock skew ahead") {
+    v1::MessageBody b;
+    b.mutable_header()->set_message_id(node::NewMessageId());
+    b.mutable_header()->set_sender("BW");
+    b.mutable_header()->set_recipient("EU");
+    b.mutable_header()->set_kind(v1::CERTIFICATE);
+    *b.mutable_header()->mutable_created_at() =
+        node::ToTimestamp(f.clock().Now() + absl::Hours(1));
+    *b.mutable_certificate() = cert;
+    v1::SignedMessage m = *node::Signer("BW", f.key("BW")).Sign(b);
+    // Retryable (not dropped): the sender tries again later.
+    CHECK(receive_one("BW", m).code() == absl::StatusCode::kOutOfRange);
+  }
   SECTION("a receipt pushed as a message") {
     v1::MessageBody b;
     b.mutable_header()->set_kind(v1::DELIVERY_RECEIPT);
