@@ -56,11 +56,14 @@ absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
     return absl::InvalidArgumentError("message body does not parse");
   }
   const absl::Time signed_at = FromTimestamp(body.header().created_at());
-  if (!IsSet(body.header().created_at()) || signed_at > now + kMaxClockSkew) {
+  if (!IsSet(body.header().created_at())) {
+    return absl::InvalidArgumentError("message has no creation time");
+  }
+  if (signed_at > now + kMaxClockSkew) {
     // OutOfRange, not InvalidArgument: the sender retries, so a clock that
     // runs ahead delays messages instead of dropping them.
     return absl::OutOfRangeError(absl::StrCat(
-        "message creation time ", FormatRfc3339(signed_at), " is missing or in the future"));
+        "message creation time ", FormatRfc3339(signed_at), " is in the future"));
   }
   absl::StatusOr<crypto::PublicKey> key = trust.FindKey(msg.signer(), msg.key_id(), signed_at);
   if (!key.ok()) return key.status();
