@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "absl/synchronization/mutex.h"
+#include "node/config.h"
 #include "node/envelope.h"
 #include "node/node.h"
 #include "node/rules.h"
@@ -557,6 +558,29 @@ TEST_CASE("trust list loading refuses inconsistent lists", "[node][trust]") {
   auto list = *node::TrustList::FromProto(later);
   CHECK(list->CheckActive("BW", from - absl::Seconds(1)).ok());
   CHECK(list->CheckActive("BW", from).code() == absl::StatusCode::kPermissionDenied);
+}
+
+TEST_CASE("the config reference and the example config cover every NodeConfig field",
+          "[node][config]") {
+  const std::string src = std::getenv("KPX_SOURCE_DIR") ? std::getenv("KPX_SOURCE_DIR") : ".";
+  const std::string ops = *crypto::ReadFile(src + "/docs/operations.md");
+  const std::string example_path = src + "/deploy/config/kpxd.example.textpb";
+  const std::string example = *crypto::ReadFile(example_path);
+  // The example must load as a real config (files it names are not read).
+  absl::StatusOr<v1::NodeConfig> loaded = node::LoadConfig(example_path);
+  REQUIRE(loaded.ok());
+  auto check_fields = [&](const google::protobuf::Descriptor* d, const std::string& prefix) {
+    for (int i = 0; i < d->field_count(); ++i) {
+      const std::string name = d->field(i)->name();
+      INFO(prefix << name);
+      CHECK(ops.find("`" + prefix + name + "`") != std::string::npos);
+      CHECK((example.find("\n" + name + ":") != std::string::npos ||
+             example.find("\n" + name + " {") != std::string::npos ||
+             example.find(" " + name + ":") != std::string::npos));
+    }
+  };
+  check_fields(v1::NodeConfig::descriptor(), "");
+  check_fields(v1::DeliveryConfig::descriptor(), "delivery.");
 }
 
 }  // namespace
