@@ -47,7 +47,7 @@ int Run(const std::string& command) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-GrpcFederation::GrpcFederation(const std::vector<std::string>& codes) {
+GrpcFederation::GrpcFederation(const std::vector<std::string>& codes, bool metrics) {
   std::string specs;
   for (const std::string& c : codes) {
     ports_[c] = {FreePort(), FreePort()};
@@ -59,10 +59,13 @@ GrpcFederation::GrpcFederation(const std::vector<std::string>& codes) {
   // Several nodes share this machine: each gets its own metrics port.
   for (const std::string& c : codes) {
     const std::string text = *crypto::ReadFile(ConfigPath(c));
-    if (text.find("\nmetrics_listen") == std::string::npos) {
-      metrics_ports_[c] = FreePort();
-      AppendConfig(c, absl::StrCat("metrics_listen: \"127.0.0.1:", metrics_ports_[c], "\""));
+    if (text.find("\nmetrics_listen") != std::string::npos) continue;
+    if (!metrics) {
+      AppendConfig(c, "metrics_listen: \"off\"");
+      continue;
     }
+    metrics_ports_[c] = FreePort();
+    AppendConfig(c, absl::StrCat("metrics_listen: \"127.0.0.1:", metrics_ports_[c], "\""));
   }
 }
 

@@ -25,7 +25,9 @@ int Run(const std::string& command);
 class GrpcFederation {
  public:
   // Generates PKI and configs for `codes` with fresh ports.
-  explicit GrpcFederation(const std::vector<std::string>& codes);
+  // Without `metrics` the nodes' metrics endpoints are off (stopping one
+  // costs about a second: its HTTP server polls for shutdown).
+  explicit GrpcFederation(const std::vector<std::string>& codes, bool metrics = false);
   ~GrpcFederation();
 
   const std::string& dir() const { return tmp_.path(); }
@@ -46,6 +48,8 @@ class GrpcFederation {
 
   // kpxd process; waits until it listens.
   void StartProcess(const std::string& code, const std::vector<std::string>& extra_args = {});
+  // The process id of `code`'s kpxd process (started by StartProcess).
+  int Pid(const std::string& code) const { return pids_.at(code); }
   // Sends `signal` to `code`'s kpxd process.
   void SignalProcess(const std::string& code, int signal);
   std::string LogPath(const std::string& code) const;

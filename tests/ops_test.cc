@@ -108,7 +108,7 @@ v1::Participant* FindParticipant(v1::TrustList& t, const std::string& code) {
 }
 
 TEST_CASE("a node answers standard health checks and Prometheus scrapes", "[ops][health]") {
-  GrpcFederation fed({"BW", "EU"});
+  GrpcFederation fed({"BW", "EU"}, /*metrics=*/true);
   fed.StartInProcess("BW");
   fed.StartInProcess("EU");
   auto channel = AuthorityChannel(fed, "BW", "auditor");
