@@ -119,18 +119,28 @@ absl::StatusOr<crypto::PublicKey> TrustList::FindKey(const std::string& code,
 
 absl::StatusOr<std::string> TrustList::IdentifyPeer(const std::string& cert_pem,
                                                     absl::Time now) const {
+  // Every Deliver call asks this. A peer presents the same certificate call
+  // after call, so a verified answer is remembered (for this trust list
+  // only, and never past the certificate's own expiry).
+  {
+    absl::MutexLock l(&peer_cache_mu_);
+    if (auto it = peer_cache_.find(cert_pem); it != peer_cache_.end() && now < it->second.until) {
+      return it->second.code;
+    }
+  }
+  // The certificate must chain to the Participant's CA *and* be its node's
+  // certificate (Common Name = the node's TLS name): the same CA may also
+  // sign the Participant's authority clients, which are no peers. Parsed
+  // once; the chain is checked only against the Participant it names.
+  absl::StatusOr<crypto::CertificateInfo> info = crypto::ParseCertificatePem(cert_pem);
+  if (!info.ok()) return absl::PermissionDeniedError("peer certificate does not parse");
   std::string found;
   for (const v1::Participant& p : proto_.participants()) {
-    if (p.tls_ca_pem().empty()) continue;
-    // The certificate must chain to the Participant's CA *and* be its
-    // node's certificate: the same CA may also sign the Participant's
-    // authority clients, which are no peers.
-    absl::StatusOr<crypto::CertificateInfo> info = crypto::ParseCertificatePem(cert_pem);
-    if (!info.ok() || info->common_name != ServerName(p)) continue;
+    if (p.tls_ca_pem().empty() || info->common_name != ServerName(p)) continue;
     if (crypto::VerifyCertificateChain(cert_pem, p.tls_ca_pem(), now).ok()) {
       if (!found.empty()) {
         return absl::PermissionDeniedError(
-            "peer certificate chains to more than one Participant's CA");
+            "peer certificate matches more than one Participant");
       }
       found = p.code();
     }
@@ -139,6 +149,9 @@ absl::StatusOr<std::string> TrustList::IdentifyPeer(const std::string& cert_pem,
     return absl::PermissionDeniedError(
         "peer certificate is no Participant's node certificate (CA and name)");
   }
+  absl::MutexLock l(&peer_cache_mu_);
+  if (peer_cache_.size() >= kPeerCacheSize) peer_cache_.clear();  // bounded
+  peer_cache_[cert_pem] = {found, info->not_after};
   return found;
 }
 

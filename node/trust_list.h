@@ -2,7 +2,8 @@
 // listen, which TLS CA and which signing keys are theirs, and whether they
 // are active. Loaded from protobuf text format (kpx.v1.TrustList).
 //
-// A TrustList is immutable once built; share it as
+// A TrustList is immutable once built (but for an internal cache of
+// verified peer certificates); share it as
 // std::shared_ptr<const TrustList> and swap the pointer to reload.
 #ifndef KPX_NODE_TRUST_LIST_H_
 #define KPX_NODE_TRUST_LIST_H_
@@ -14,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "crypto/crypto.h"
 #include "kpx/v1/config.pb.h"
@@ -61,8 +63,17 @@ class TrustList {
   };
   explicit TrustList(v1::TrustList proto) : proto_(std::move(proto)) {}
 
+  struct KnownPeer {
+    std::string code;
+    absl::Time until;  // the certificate's not_after
+  };
+  static constexpr size_t kPeerCacheSize = 1024;
+
   v1::TrustList proto_;
   std::map<std::string, const v1::Participant*> by_code_;
+  mutable absl::Mutex peer_cache_mu_;
+  // Peer certificate PEM -> who it proved to be under this list.
+  mutable std::map<std::string, KnownPeer> peer_cache_ ABSL_GUARDED_BY(peer_cache_mu_);
   std::map<std::pair<std::string, std::string>, Key> keys_;  // (code, key id)
 };
 
