@@ -15,10 +15,15 @@ absl::Status Ledger::WriteStatus() const {
 }
 
 uint64_t Ledger::ApproximateSizeBytes() const {
-  uint64_t sst = 0, wal = 0;
-  impl_->db->GetIntProperty(rocksdb::DB::Properties::kTotalSstFilesSize, &sst);
-  impl_->db->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &wal);
-  return sst + wal;
+  uint64_t total = 0;
+  for (rocksdb::ColumnFamilyHandle* cf :
+       {impl_->log_cf, impl_->certs_cf, impl_->outbox_cf, impl_->seen_cf, impl_->meta_cf}) {
+    uint64_t sst = 0, mem = 0;
+    impl_->db->GetIntProperty(cf, rocksdb::DB::Properties::kTotalSstFilesSize, &sst);
+    impl_->db->GetIntProperty(cf, rocksdb::DB::Properties::kCurSizeAllMemTables, &mem);
+    total += sst + mem;
+  }
+  return total;
 }
 
 absl::StatusOr<Head> Ledger::Checkpoint(const std::string& backup_dir) const {

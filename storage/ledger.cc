@@ -137,15 +137,20 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& dir) {
   // A node runs for years; keep file handles bounded (tables past this are
   // reopened on demand).
   db_options.max_open_files = 512;
+  // All memtables together stay under 32 MiB: an idle node should not hold
+  // everything written since the last flush (the default is 64 MiB per
+  // column family with no overall cap).
+  db_options.db_write_buffer_size = size_t{32} << 20;
 
   rocksdb::BlockBasedTableOptions table;
   // Modest and shared by all column families: reads are mostly recent
   // certificates and the outbox. Verify bypasses it.
-  table.block_cache = rocksdb::NewLRUCache(size_t{32} << 20);
+  table.block_cache = rocksdb::NewLRUCache(size_t{16} << 20);
   // Point lookups (certs, seen, outbox items) mostly hit or miss one key.
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   rocksdb::ColumnFamilyOptions cf_options;
   cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf_options.write_buffer_size = size_t{8} << 20;
 
   // RocksDB insists on the default family; the ledger does not use it.
   std::vector<rocksdb::ColumnFamilyDescriptor> families;

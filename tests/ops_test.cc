@@ -122,6 +122,7 @@ TEST_CASE("a node answers standard health checks and Prometheus scrapes", "[ops]
   INFO(bw);
   CHECK(Sample(bw, "kpx_ledger_head_sequence ") == 2);
   CHECK(Sample(bw, "kpx_outbox_depth ") == 0);
+  CHECK(Sample(bw, "kpx_ledger_size_bytes ") > 0);
   CHECK(Sample(bw, "kpx_certificates{state=\"DELIVERED\"}") == 1);
   CHECK(Sample(bw, "kpx_messages_sent_total{kind=\"CERTIFICATE\",partner=\"EU\"}") == 1);
   CHECK(Sample(bw, "kpx_delivery_latency_seconds_count{partner=\"EU\"}") == 1);
