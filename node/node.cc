@@ -221,14 +221,12 @@ absl::Status Node::Health() const {
   return CurrentKeyId().status();
 }
 
-absl::Mutex& Node::StripeFor(const std::string& number) const {
-  return stripes_[absl::Hash<std::string>()(number) % kStripes];
-}
-
 absl::StatusOr<v1::SignedMessage> Node::SignBody(v1::MessageBody body,
-                                                 const std::string& recipient) {
+                                                 const std::string& recipient,
+                                                 std::string* message_id) {
   v1::Header* h = body.mutable_header();
-  h->set_message_id(NewMessageId());
+  *message_id = NewMessageId();
+  h->set_message_id(*message_id);
   h->set_sender(participant_);
   h->set_recipient(recipient);
   const absl::Time now = Now();
@@ -265,11 +263,9 @@ absl::StatusOr<v1::CertificateRecord> Node::Submit(v1::Certificate cert) {
   v1::MessageBody body;
   body.mutable_header()->set_kind(v1::CERTIFICATE);
   *body.mutable_certificate() = cert;
-  absl::StatusOr<v1::SignedMessage> msg = SignBody(std::move(body), importer);
+  std::string id;
+  absl::StatusOr<v1::SignedMessage> msg = SignBody(std::move(body), importer, &id);
   if (!msg.ok()) return msg.status();
-  v1::MessageBody signed_body;
-  signed_body.ParseFromString(msg->body());
-  const std::string id = signed_body.header().message_id();
 
   storage::Transition t;
   t.entry = MakeEntry(v1::SENT, number, importer, v1::ISSUED, now);
@@ -327,11 +323,9 @@ absl::StatusOr<v1::CertificateRecord> Node::SendStateChange(
   }
   absl::StatusOr<v1::MessageBody> body = make_body(rec);
   if (!body.ok()) return body.status();
-  absl::StatusOr<v1::SignedMessage> msg = SignBody(*std::move(body), rec.partner());
+  std::string id;
+  absl::StatusOr<v1::SignedMessage> msg = SignBody(*std::move(body), rec.partner(), &id);
   if (!msg.ok()) return msg.status();
-  v1::MessageBody signed_body;
-  signed_body.ParseFromString(msg->body());
-  const std::string id = signed_body.header().message_id();
 
   storage::Transition t;
   t.entry = MakeEntry(v1::SENT, number, rec.partner(), to, now);

@@ -142,10 +142,11 @@ class Node : public Receiver {
   // The signer for a message created at `at`: the newest of keys_ valid
   // then on the trust list.
   absl::StatusOr<Signer> SignerAt(absl::Time at) const;
-  absl::Mutex& StripeFor(const std::string& number) const;
-  // Signs a message of `kind` to `recipient`.
-  absl::StatusOr<v1::SignedMessage> SignBody(v1::MessageBody body,
-                                             const std::string& recipient);
+  // Fills in `body`'s header (a new message id, returned in *message_id;
+  // this node as sender; `recipient`; now) and signs it with the key in
+  // force now.
+  absl::StatusOr<v1::SignedMessage> SignBody(v1::MessageBody body, const std::string& recipient,
+                                             std::string* message_id);
   // Builds the transition for a locally initiated state change that sends
   // `msg` to the partner.
   absl::StatusOr<v1::CertificateRecord> SendStateChange(
