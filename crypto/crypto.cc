@@ -37,9 +37,7 @@ const unsigned char* Bytes(std::string_view s) {
   return s.empty() ? &kNothing : reinterpret_cast<const unsigned char*>(s.data());
 }
 
-std::shared_ptr<EVP_PKEY> Share(KeyPtr key) {
-  return std::shared_ptr<EVP_PKEY>(std::move(key));
-}
+std::shared_ptr<EVP_PKEY> Share(KeyPtr key) { return std::shared_ptr<EVP_PKEY>(std::move(key)); }
 
 // OpenSSL's default for an encrypted PEM is to prompt on the terminal,
 // which would hang a daemon. kpx keys are never encrypted: refuse.
@@ -47,15 +45,12 @@ int NoPassphrase(char*, int, int, void*) { return -1; }
 
 // For failures that leave no safe value to return (the RNG, SHA-256).
 [[noreturn]] void Fatal(const char* what) {
-  std::fprintf(stderr, "kpx/crypto: %s failed: %s\n", what,
-               internal::OpenSslError().c_str());
+  std::fprintf(stderr, "kpx/crypto: %s failed: %s\n", what, internal::OpenSslError().c_str());
   std::abort();
 }
 
 // Ed25519 signs the message itself; ECDSA signs its SHA-256.
-const EVP_MD* DigestFor(Algorithm a) {
-  return a == Algorithm::kEd25519 ? nullptr : EVP_sha256();
-}
+const EVP_MD* DigestFor(Algorithm a) { return a == Algorithm::kEd25519 ? nullptr : EVP_sha256(); }
 
 // The Algorithm of `key`, or InvalidArgument if kpx does not accept it.
 absl::StatusOr<Algorithm> Classify(const EVP_PKEY* key) {
@@ -65,12 +60,11 @@ absl::StatusOr<Algorithm> Classify(const EVP_PKEY* key) {
     // they are a classic source of verification bugs (e.g. CVE-2020-0601).
     char buf[80];
     size_t len = 0;
-    if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_EC_ENCODING, buf,
-                                       sizeof(buf), &len) != 1 ||
+    if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_EC_ENCODING, buf, sizeof(buf), &len) !=
+            1 ||
         std::string_view(buf, len) != OSSL_PKEY_EC_ENCODING_GROUP) {
       ERR_clear_error();
-      return absl::InvalidArgumentError(
-          "EC key without a named curve; only P-256 is accepted");
+      return absl::InvalidArgumentError("EC key without a named curve; only P-256 is accepted");
     }
     if (EVP_PKEY_get_group_name(key, buf, sizeof(buf), &len) != 1) {
       return InvalidWithOpenSsl("EC key without a curve name");
@@ -85,9 +79,8 @@ absl::StatusOr<Algorithm> Classify(const EVP_PKEY* key) {
     return Algorithm::kEcdsaP256;
   }
   const char* type = EVP_PKEY_get0_type_name(key);
-  return absl::InvalidArgumentError(
-      absl::StrCat(type != nullptr ? type : "unknown", " key; only Ed25519 ",
-                   "and ECDSA P-256 are accepted"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      type != nullptr ? type : "unknown", " key; only Ed25519 ", "and ECDSA P-256 are accepted"));
 }
 
 // DER SubjectPublicKeyInfo of `key` (its public half); empty on failure.
@@ -115,8 +108,7 @@ std::string_view AlgorithmName(Algorithm a) {
 std::string Sha256(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (EVP_Digest(Bytes(data), data.size(), md, &len, EVP_sha256(), nullptr) !=
-      1) {
+  if (EVP_Digest(Bytes(data), data.size(), md, &len, EVP_sha256(), nullptr) != 1) {
     Fatal("SHA-256");
   }
   return std::string(reinterpret_cast<const char*>(md), len);
@@ -175,51 +167,45 @@ absl::StatusOr<PublicKey> PublicKey::FromPem(std::string_view pem) {
 
 absl::StatusOr<PublicKey> PublicKey::FromRawEd25519(std::string_view raw) {
   if (raw.size() != kEd25519KeySize) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "raw Ed25519 public key must be 32 bytes, got ", raw.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("raw Ed25519 public key must be 32 bytes, got ", raw.size()));
   }
-  KeyPtr key(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr,
-                                         Bytes(raw), raw.size()));
+  KeyPtr key(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, Bytes(raw), raw.size()));
   if (key == nullptr) return InvalidWithOpenSsl("raw Ed25519 public key");
   return FromEvp(key.get());
 }
 
 std::string PublicKey::ToPem() const {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (key_ == nullptr || bio == nullptr ||
-      PEM_write_bio_PUBKEY(bio.get(), key_.get()) != 1) {
+  if (key_ == nullptr || bio == nullptr || PEM_write_bio_PUBKEY(bio.get(), key_.get()) != 1) {
     ERR_clear_error();
     return std::string();
   }
   return BioContents(bio.get());
 }
 
-absl::Status PublicKey::Verify(std::string_view data,
-                               std::string_view signature) const {
+absl::Status PublicKey::Verify(std::string_view data, std::string_view signature) const {
   if (key_ == nullptr) return absl::FailedPreconditionError("empty PublicKey");
   MdCtxPtr ctx(EVP_MD_CTX_new());
   if (ctx == nullptr ||
-      EVP_DigestVerifyInit(ctx.get(), nullptr, DigestFor(algorithm_), nullptr,
-                           key_.get()) != 1) {
+      EVP_DigestVerifyInit(ctx.get(), nullptr, DigestFor(algorithm_), nullptr, key_.get()) != 1) {
     return InternalWithOpenSsl("EVP_DigestVerifyInit");
   }
   // Only 1 is success. 0 is a wrong signature and <0 one OpenSSL cannot
   // even parse (bad DER, wrong length); to the caller both are forgeries.
-  int rc = EVP_DigestVerify(ctx.get(), Bytes(signature), signature.size(),
-                            Bytes(data), data.size());
+  int rc =
+      EVP_DigestVerify(ctx.get(), Bytes(signature), signature.size(), Bytes(data), data.size());
   ERR_clear_error();
   if (rc != 1) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("bad ", internal::Absl(AlgorithmName(algorithm_)),
-                     " signature for key ", key_id_));
+    return absl::UnauthenticatedError(absl::StrCat(
+        "bad ", internal::Absl(AlgorithmName(algorithm_)), " signature for key ", key_id_));
   }
   return absl::OkStatus();
 }
 
 // --------------------------------------------------------------- PrivateKey
 
-PrivateKey::PrivateKey(std::shared_ptr<EVP_PKEY> key, Algorithm a,
-                       PublicKey pub)
+PrivateKey::PrivateKey(std::shared_ptr<EVP_PKEY> key, Algorithm a, PublicKey pub)
     : key_(std::move(key)), algorithm_(a), public_key_(std::move(pub)) {}
 
 absl::StatusOr<PrivateKey> PrivateKey::Adopt(EVP_PKEY* key) {
@@ -249,8 +235,7 @@ absl::StatusOr<PrivateKey> PrivateKey::Generate(Algorithm a) {
 absl::StatusOr<PrivateKey> PrivateKey::FromPem(std::string_view pem) {
   BioPtr bio = MemBio(pem);
   if (bio == nullptr) return InvalidWithOpenSsl("private key PEM too large");
-  EVP_PKEY* key =
-      PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr);
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr);
   if (key == nullptr) return InvalidWithOpenSsl("private key PEM");
   return Adopt(key);
 }
@@ -260,8 +245,7 @@ absl::StatusOr<PrivateKey> PrivateKey::FromRawEd25519(std::string_view seed) {
     return absl::InvalidArgumentError(
         absl::StrCat("raw Ed25519 seed must be 32 bytes, got ", seed.size()));
   }
-  EVP_PKEY* key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr,
-                                               Bytes(seed), seed.size());
+  EVP_PKEY* key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, Bytes(seed), seed.size());
   if (key == nullptr) return InvalidWithOpenSsl("raw Ed25519 seed");
   return Adopt(key);
 }
@@ -270,8 +254,8 @@ std::string PrivateKey::ToPem() const {
   // A secure-memory BIO: its buffers are wiped when grown and when freed.
   BioPtr bio(BIO_new(BIO_s_secmem()));
   if (key_ == nullptr || bio == nullptr ||
-      PEM_write_bio_PKCS8PrivateKey(bio.get(), key_.get(), nullptr, nullptr, 0,
-                                    nullptr, nullptr) != 1) {
+      PEM_write_bio_PKCS8PrivateKey(bio.get(), key_.get(), nullptr, nullptr, 0, nullptr, nullptr) !=
+          1) {
     ERR_clear_error();
     return std::string();
   }
@@ -282,20 +266,18 @@ absl::StatusOr<std::string> PrivateKey::Sign(std::string_view data) const {
   if (key_ == nullptr) return absl::FailedPreconditionError("empty PrivateKey");
   MdCtxPtr ctx(EVP_MD_CTX_new());
   if (ctx == nullptr ||
-      EVP_DigestSignInit(ctx.get(), nullptr, DigestFor(algorithm_), nullptr,
-                         key_.get()) != 1) {
+      EVP_DigestSignInit(ctx.get(), nullptr, DigestFor(algorithm_), nullptr, key_.get()) != 1) {
     return InternalWithOpenSsl("EVP_DigestSignInit");
   }
   // The first call only sizes the output: exactly 64 bytes for Ed25519, an
   // upper bound for DER-encoded ECDSA, whose length varies.
   size_t len = 0;
-  if (EVP_DigestSign(ctx.get(), nullptr, &len, Bytes(data), data.size()) !=
-      1) {
+  if (EVP_DigestSign(ctx.get(), nullptr, &len, Bytes(data), data.size()) != 1) {
     return InternalWithOpenSsl("EVP_DigestSign");
   }
   std::string sig(len, '\0');
-  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()),
-                     &len, Bytes(data), data.size()) != 1) {
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, Bytes(data),
+                     data.size()) != 1) {
     return InternalWithOpenSsl("EVP_DigestSign");
   }
   sig.resize(len);

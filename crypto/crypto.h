@@ -98,8 +98,8 @@ class PrivateKey {
 
 // A parsed X.509 certificate.
 struct CertificateInfo {
-  std::string common_name;   // subject CN, empty if none
-  std::string subject;       // one-line subject, RFC 2253
+  std::string common_name;  // subject CN, empty if none
+  std::string subject;      // one-line subject, RFC 2253
   absl::Time not_before;
   absl::Time not_after;
 };
@@ -113,8 +113,7 @@ absl::StatusOr<CertificateInfo> ParseCertificatePem(std::string_view pem);
 // with OpenSSL's reason otherwise. Further certificates in `leaf_pem` are
 // used as untrusted intermediates. InvalidArgument if either input holds no
 // certificate or a damaged one.
-absl::Status VerifyCertificateChain(std::string_view leaf_pem,
-                                    std::string_view ca_bundle_pem,
+absl::Status VerifyCertificateChain(std::string_view leaf_pem, std::string_view ca_bundle_pem,
                                     absl::Time now);
 
 // Reads a whole file; NotFound / PermissionDenied with the path in the message.

@@ -31,9 +31,7 @@ using BioPtr = std::unique_ptr<BIO, Free<BIO_free>>;
 
 // Debian's Abseil is built with its own absl::string_view (not an alias of
 // std::string_view), so std::string_view must be converted explicitly.
-inline absl::string_view Absl(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
+inline absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 // Pops the oldest error off this thread's OpenSSL error queue, renders it,
 // and clears the rest, so that a stale error can never be blamed on a

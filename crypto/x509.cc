@@ -1,5 +1,3 @@
-#include "crypto/crypto.h"
-
 #include <openssl/asn1.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
@@ -11,6 +9,7 @@
 #include <ctime>
 
 #include "absl/strings/str_cat.h"
+#include "crypto/crypto.h"
 #include "crypto/openssl_util.h"
 
 namespace kpx::crypto {
@@ -39,8 +38,7 @@ struct FileClose {
 // Every certificate in `pem`, in order. A damaged PEM block is an error
 // rather than silently skipped: a corrupted CA bundle should fail loudly,
 // not quietly lose a CA.
-absl::StatusOr<std::vector<X509Ptr>> ReadCertificates(std::string_view pem,
-                                                      std::string_view what) {
+absl::StatusOr<std::vector<X509Ptr>> ReadCertificates(std::string_view pem, std::string_view what) {
   BioPtr bio = MemBio(pem);
   if (bio == nullptr) return InvalidWithOpenSsl(absl::StrCat(internal::Absl(what), " too large"));
   std::vector<X509Ptr> certs;
@@ -50,8 +48,7 @@ absl::StatusOr<std::vector<X509Ptr>> ReadCertificates(std::string_view pem,
   // Running out of input is reported as "no start line"; anything else
   // means a block we could not decode.
   unsigned long err = ERR_peek_last_error();
-  if (ERR_GET_LIB(err) != ERR_LIB_PEM ||
-      ERR_GET_REASON(err) != PEM_R_NO_START_LINE) {
+  if (ERR_GET_LIB(err) != ERR_LIB_PEM || ERR_GET_REASON(err) != PEM_R_NO_START_LINE) {
     return InvalidWithOpenSsl(what);
   }
   ERR_clear_error();
@@ -66,10 +63,9 @@ absl::StatusOr<absl::Time> ToTime(const ASN1_TIME* t) {
   if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
     return InvalidWithOpenSsl("certificate validity time");
   }
-  return absl::FromCivil(
-      absl::CivilSecond(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                        tm.tm_hour, tm.tm_min, tm.tm_sec),
-      absl::UTCTimeZone());
+  return absl::FromCivil(absl::CivilSecond(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                                           tm.tm_min, tm.tm_sec),
+                         absl::UTCTimeZone());
 }
 
 // The subject's CN in UTF-8, or "" if it has none.
@@ -81,8 +77,7 @@ absl::StatusOr<std::string> CommonName(const X509_NAME* name) {
   if (X509_NAME_get_index_by_NID(name, NID_commonName, i) >= 0) {
     return absl::InvalidArgumentError("certificate subject has several CNs");
   }
-  const ASN1_STRING* data =
-      X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
   unsigned char* utf8 = nullptr;
   int len = ASN1_STRING_to_UTF8(&utf8, data);
   if (len < 0) return InvalidWithOpenSsl("certificate CN");
@@ -110,8 +105,7 @@ absl::StatusOr<CertificateInfo> ParseCertificatePem(std::string_view pem) {
   info.common_name = *std::move(cn);
 
   BioPtr out(BIO_new(BIO_s_mem()));
-  if (out == nullptr ||
-      X509_NAME_print_ex(out.get(), subject, 0, XN_FLAG_RFC2253) < 0) {
+  if (out == nullptr || X509_NAME_print_ex(out.get(), subject, 0, XN_FLAG_RFC2253) < 0) {
     return InternalWithOpenSsl("printing certificate subject");
   }
   info.subject = BioContents(out.get());
@@ -125,14 +119,11 @@ absl::StatusOr<CertificateInfo> ParseCertificatePem(std::string_view pem) {
   return info;
 }
 
-absl::Status VerifyCertificateChain(std::string_view leaf_pem,
-                                    std::string_view ca_bundle_pem,
+absl::Status VerifyCertificateChain(std::string_view leaf_pem, std::string_view ca_bundle_pem,
                                     absl::Time now) {
-  absl::StatusOr<std::vector<X509Ptr>> chain =
-      ReadCertificates(leaf_pem, "leaf certificate");
+  absl::StatusOr<std::vector<X509Ptr>> chain = ReadCertificates(leaf_pem, "leaf certificate");
   if (!chain.ok()) return chain.status();
-  absl::StatusOr<std::vector<X509Ptr>> cas =
-      ReadCertificates(ca_bundle_pem, "CA bundle");
+  absl::StatusOr<std::vector<X509Ptr>> cas = ReadCertificates(ca_bundle_pem, "CA bundle");
   if (!cas.ok()) return cas.status();
 
   StorePtr store(X509_STORE_new());
@@ -156,14 +147,12 @@ absl::Status VerifyCertificateChain(std::string_view leaf_pem,
 
   X509* leaf = chain->front().get();
   StoreCtxPtr ctx(X509_STORE_CTX_new());
-  if (ctx == nullptr ||
-      X509_STORE_CTX_init(ctx.get(), store.get(), leaf, untrusted.get()) != 1) {
+  if (ctx == nullptr || X509_STORE_CTX_init(ctx.get(), store.get(), leaf, untrusted.get()) != 1) {
     return InternalWithOpenSsl("X509_STORE_CTX_init");
   }
   // Validity is judged at the caller's `now`, not the wall clock, so that
   // callers (and tests) control time. This also sets USE_CHECK_TIME.
-  X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx.get()),
-                             absl::ToTimeT(now));
+  X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx.get()), absl::ToTimeT(now));
   int rc = X509_verify_cert(ctx.get());
   if (rc == 1) return absl::OkStatus();
   int err = X509_STORE_CTX_get_error(ctx.get());
@@ -171,9 +160,8 @@ absl::Status VerifyCertificateChain(std::string_view leaf_pem,
   ERR_clear_error();
   // rc < 0 is an internal failure whose reason may be X509_V_OK; refuse
   // all the same.
-  return absl::PermissionDeniedError(
-      absl::StrCat("certificate chain refused at depth ", depth, ": ",
-                   X509_verify_cert_error_string(err)));
+  return absl::PermissionDeniedError(absl::StrCat("certificate chain refused at depth ", depth,
+                                                  ": ", X509_verify_cert_error_string(err)));
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {

@@ -17,7 +17,8 @@ void GrpcTransport::SetIdentity(TlsIdentity identity) {
   peers_.clear();
 }
 
-absl::StatusOr<std::shared_ptr<GrpcTransport::Peer>> GrpcTransport::PeerFor(const std::string& recipient) {
+absl::StatusOr<std::shared_ptr<GrpcTransport::Peer>> GrpcTransport::PeerFor(
+    const std::string& recipient) {
   std::shared_ptr<const node::TrustList> trust = trust_();
   const v1::Participant* p = trust->Find(recipient);
   if (p == nullptr || p->endpoint().empty() || p->tls_ca_pem().empty()) {
@@ -58,9 +59,9 @@ std::vector<node::DeliveryOutcome> GrpcTransport::Deliver(
   grpc::Status st = (*peer)->stub->Deliver(&ctx, req, &resp);
   if (!st.ok() || resp.results_size() != static_cast<int>(messages.size())) {
     absl::Status failure =
-        st.ok() ? absl::UnavailableError("peer answered with a wrong number of results")
-                : absl::Status(FromGrpc(st).code(),
-                               absl::StrCat(recipient, ": ", st.error_message()));
+        st.ok()
+            ? absl::UnavailableError("peer answered with a wrong number of results")
+            : absl::Status(FromGrpc(st).code(), absl::StrCat(recipient, ": ", st.error_message()));
     // A refusal of the whole call (e.g. PERMISSION_DENIED for our TLS
     // identity) is not about the messages: always retry later.
     if (failure.code() != absl::StatusCode::kUnavailable &&

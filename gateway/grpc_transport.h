@@ -22,8 +22,7 @@ class GrpcTransport : public node::Transport {
  public:
   // `trust` returns the trust list in force (it may be replaced at run time;
   // a peer whose endpoint or CA changed gets a new channel).
-  GrpcTransport(TlsIdentity identity,
-                std::function<std::shared_ptr<const node::TrustList>()> trust,
+  GrpcTransport(TlsIdentity identity, std::function<std::shared_ptr<const node::TrustList>()> trust,
                 absl::Duration rpc_timeout);
 
   // Presents `identity` from now on (a reload): channels are remade on
@@ -31,8 +30,7 @@ class GrpcTransport : public node::Transport {
   void SetIdentity(TlsIdentity identity);
 
   std::vector<node::DeliveryOutcome> Deliver(
-      const std::string& recipient,
-      const std::vector<v1::SignedMessage>& messages) override;
+      const std::string& recipient, const std::vector<v1::SignedMessage>& messages) override;
 
  private:
   struct Peer {

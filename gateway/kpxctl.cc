@@ -17,9 +17,9 @@
 #include <iostream>
 #include <map>
 #include <optional>
-#include <variant>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -80,10 +80,10 @@ struct Failure {
 };
 
 const std::map<std::string, bool> kFlagTakesValue = {
-    {"node", true},  {"cert", true},    {"key", true},     {"ca", true},
-    {"server-name", true}, {"state", true}, {"partner", true}, {"from", true},
-    {"until", true}, {"overdue", true}, {"reason", true}, {"received-at", true},
-    {"json", false}, {"help", false}};
+    {"node", true},        {"cert", true},    {"key", true},     {"ca", true},
+    {"server-name", true}, {"state", true},   {"partner", true}, {"from", true},
+    {"until", true},       {"overdue", true}, {"reason", true},  {"received-at", true},
+    {"json", false},       {"help", false}};
 
 std::optional<Failure> Parse(int argc, char** argv, Args* args) {
   for (int i = 1; i < argc; ++i) {
@@ -127,11 +127,22 @@ std::string Decimal(int64_t hundredths) {
 }
 
 Failure RpcFailure(const char* what, const grpc::Status& s) {
-  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
-                                 "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-                                 "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-                                 "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-                                 "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+  static const char* kNames[] = {"OK",
+                                 "CANCELLED",
+                                 "UNKNOWN",
+                                 "INVALID_ARGUMENT",
+                                 "DEADLINE_EXCEEDED",
+                                 "NOT_FOUND",
+                                 "ALREADY_EXISTS",
+                                 "PERMISSION_DENIED",
+                                 "RESOURCE_EXHAUSTED",
+                                 "FAILED_PRECONDITION",
+                                 "ABORTED",
+                                 "OUT_OF_RANGE",
+                                 "UNIMPLEMENTED",
+                                 "INTERNAL",
+                                 "UNAVAILABLE",
+                                 "DATA_LOSS",
                                  "UNAUTHENTICATED"};
   int c = s.error_code();
   const char* name = (c >= 0 && c <= 16) ? kNames[c] : "ERROR";
@@ -184,9 +195,9 @@ void PrintRecord(const kpx::v1::CertificateRecord& r) {
               Decimal(c.total_value_usd_cents()).c_str(),
               FormatRfc3339(FromTimestamp(c.issued_at())).c_str(),
               FormatRfc3339(FromTimestamp(c.expires_at())).c_str());
-  std::printf("  journey at %s:\n",
-              r.side() == kpx::v1::EXPORTING ? c.exporting_participant().c_str()
-                                             : c.importing_participant().c_str());
+  std::printf("  journey at %s:\n", r.side() == kpx::v1::EXPORTING
+                                        ? c.exporting_participant().c_str()
+                                        : c.importing_participant().c_str());
   for (const kpx::v1::StateChange& h : r.history()) {
     std::printf("    %-10s %s  seq %llu%s%s\n", kpx::v1::CertificateState_Name(h.state()).c_str(),
                 FormatRfc3339(FromTimestamp(h.at())).c_str(),
@@ -233,8 +244,8 @@ std::optional<Failure> Run(const Args& args) {
 
   if (cmd == "restore") {
     if (auto f = need(3)) return f;
-    absl::StatusOr<kpx::storage::VerifyResult> r = kpx::storage::Ledger::Restore(
-        p[1], (std::filesystem::path(p[2]) / "ledger").string());
+    absl::StatusOr<kpx::storage::VerifyResult> r =
+        kpx::storage::Ledger::Restore(p[1], (std::filesystem::path(p[2]) / "ledger").string());
     if (!r.ok()) return Failure{absl::StrCat("restore: ", r.status().message())};
     std::printf("restored into %s: ledger OK, %llu entries, head %llu %s\n", p[2].c_str(),
                 static_cast<unsigned long long>(r->entries_checked),
@@ -367,8 +378,7 @@ std::optional<Failure> Run(const Args& args) {
       kpx::v1::WatchRequest req;
       req.set_from_sequence(next);
       grpc::ClientContext ctx;
-      std::unique_ptr<grpc::ClientReader<kpx::v1::LedgerEntry>> reader =
-          client->Watch(&ctx, req);
+      std::unique_ptr<grpc::ClientReader<kpx::v1::LedgerEntry>> reader = client->Watch(&ctx, req);
       kpx::v1::LedgerEntry e;
       while (reader->Read(&e)) {
         PrintEntry(e, json);

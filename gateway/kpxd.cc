@@ -67,13 +67,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   kpx::gateway::NodeServer& s = **server;
-  kpx::log::Info("listening",
-                 {{"participant", config->participant()},
-                  {"peer", absl::StrCat(config->peer_listen(), " port ", s.peer_port())},
-                  {"authority",
-                   absl::StrCat(config->authority_listen(), " port ", s.authority_port())},
-                  {"metrics", s.metrics_port() ? absl::StrCat("port ", s.metrics_port()) : "off"},
-                  {"ledger_head", std::to_string(s.node().ledger().head().sequence)}});
+  kpx::log::Info(
+      "listening",
+      {{"participant", config->participant()},
+       {"peer", absl::StrCat(config->peer_listen(), " port ", s.peer_port())},
+       {"authority", absl::StrCat(config->authority_listen(), " port ", s.authority_port())},
+       {"metrics", s.metrics_port() ? absl::StrCat("port ", s.metrics_port()) : "off"},
+       {"ledger_head", std::to_string(s.node().ledger().head().sequence)}});
 
   while (true) {
     int sig = 0;

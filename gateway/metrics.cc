@@ -47,9 +47,9 @@ class Metrics::Gauges : public prometheus::Collectable {
     Counts c = CertificateCounts(now);
     std::vector<Sample> by_state;
     for (int s = v1::ISSUED; s <= v1::EXPIRED; ++s) {
-      by_state.push_back({{{"state", v1::CertificateState_Name(
-                                          static_cast<v1::CertificateState>(s))}},
-                          static_cast<double>(c.by_state[s])});
+      by_state.push_back(
+          {{{"state", v1::CertificateState_Name(static_cast<v1::CertificateState>(s))}},
+           static_cast<double>(c.by_state[s])});
     }
     out.push_back(Gauge("kpx_certificates", "Certificates by current state.", by_state));
     out.push_back(Gauge("kpx_certificates_overdue",
@@ -84,8 +84,7 @@ class Metrics::Gauges : public prometheus::Collectable {
       }
     }
     out.push_back(Gauge("kpx_signing_key_expiry_days",
-                        "Days until a signing key of this Participant leaves its window.",
-                        keys));
+                        "Days until a signing key of this Participant leaves its window.", keys));
     return out;
   }
 
@@ -121,12 +120,11 @@ class Metrics::Gauges : public prometheus::Collectable {
     if (now - counted_at_ < absl::Seconds(10)) return counts_;
     Counts c;
     const absl::Duration overdue = absl::Hours(24) * node_->overdue_days();
-    (void)node_->ledger().ListCertificates(
-        "", SIZE_MAX, [&](const v1::CertificateRecord& r) {
-          ++c.by_state[r.state()];
-          if (node::IsOverdue(r, now, overdue)) ++c.overdue;
-          return false;  // count only; keep nothing in memory
-        });
+    (void)node_->ledger().ListCertificates("", SIZE_MAX, [&](const v1::CertificateRecord& r) {
+      ++c.by_state[r.state()];
+      if (node::IsOverdue(r, now, overdue)) ++c.overdue;
+      return false;  // count only; keep nothing in memory
+    });
     counts_ = c;
     counted_at_ = now;
     return c;
@@ -198,8 +196,7 @@ void Metrics::Received(const std::string& partner, const std::string& kind) {
 }
 
 void Metrics::Refused(const std::string& partner, absl::StatusCode code) {
-  refused_->Add({{"partner", partner}, {"reason", absl::StatusCodeToString(code)}})
-      .Increment();
+  refused_->Add({{"partner", partner}, {"reason", absl::StatusCodeToString(code)}}).Increment();
 }
 
 }  // namespace kpx::gateway

@@ -74,9 +74,9 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
 
 // Builds and starts one listener with health checking and reflection;
 // fails if the address cannot be bound.
-absl::StatusOr<std::unique_ptr<grpc::Server>> Listen(
-    const std::string& address, std::shared_ptr<grpc::ServerCredentials> creds,
-    grpc::Service* service, int* port) {
+absl::StatusOr<std::unique_ptr<grpc::Server>> Listen(const std::string& address,
+                                                     std::shared_ptr<grpc::ServerCredentials> creds,
+                                                     grpc::Service* service, int* port) {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, std::move(creds), port);
   builder.RegisterService(service);
@@ -165,18 +165,18 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(const v1::NodeConf
   // TLS files are watched (re-read every few seconds): a renewed node
   // certificate, a new authority client CA or new peer roots after a
   // trust-list reload take effect without a restart.
-  absl::StatusOr<std::unique_ptr<grpc::Server>> peer = Listen(
-      config.peer_listen(),
-      WatchedMutualTlsServerCredentials(config.tls_key_file(), config.tls_cert_file(),
-                                        s->peer_roots_file_),
-      s->peer_service_.get(), &s->peer_port_);
+  absl::StatusOr<std::unique_ptr<grpc::Server>> peer =
+      Listen(config.peer_listen(),
+             WatchedMutualTlsServerCredentials(config.tls_key_file(), config.tls_cert_file(),
+                                               s->peer_roots_file_),
+             s->peer_service_.get(), &s->peer_port_);
   if (!peer.ok()) return peer.status();
   s->peer_server_ = *std::move(peer);
-  absl::StatusOr<std::unique_ptr<grpc::Server>> authority = Listen(
-      config.authority_listen(),
-      WatchedMutualTlsServerCredentials(config.tls_key_file(), config.tls_cert_file(),
-                                        config.authority_client_ca_file()),
-      s->authority_service_.get(), &s->authority_port_);
+  absl::StatusOr<std::unique_ptr<grpc::Server>> authority =
+      Listen(config.authority_listen(),
+             WatchedMutualTlsServerCredentials(config.tls_key_file(), config.tls_cert_file(),
+                                               config.authority_client_ca_file()),
+             s->authority_service_.get(), &s->authority_port_);
   if (!authority.ok()) return authority.status();
   s->authority_server_ = *std::move(authority);
 
@@ -224,8 +224,8 @@ absl::StatusOr<v1::ReloadResponse> NodeServer::Reload() {
     absl::StatusOr<v1::NodeConfig> fresh = node::LoadConfig(config_path_);
     if (!fresh.ok()) {
       log::Error("reload_refused", {{"reason", fresh.status().message()}});
-      return absl::FailedPreconditionError(absl::StrCat(
-          "reload refused, keeping the files in force: ", fresh.status().message()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("reload refused, keeping the files in force: ", fresh.status().message()));
     }
     config.set_trust_list_file(fresh->trust_list_file());
     config.set_signing_key_file(fresh->signing_key_file());
@@ -268,8 +268,7 @@ absl::StatusOr<v1::BackupResponse> NodeServer::Backup(const std::string& directo
   resp.set_directory(directory);
   resp.set_head_sequence(head->sequence);
   resp.set_head_hash(head->hash);
-  log::Info("backup", {{"directory", directory},
-                       {"head", std::to_string(head->sequence)}});
+  log::Info("backup", {{"directory", directory}, {"head", std::to_string(head->sequence)}});
   return resp;
 }
 

@@ -88,8 +88,7 @@ AuthorityServiceImpl::AuthorityServiceImpl(node::Node* node, const v1::NodeConfi
 }
 
 grpc::Status AuthorityServiceImpl::Authorize(const grpc::ServerContext& ctx, const char* verb,
-                                             std::set<v1::Role> allowed,
-                                             std::string* who) const {
+                                             std::set<v1::Role> allowed, std::string* who) const {
   *who = PeerCommonName(ctx);
   auto it = roles_.find(*who);
   if (it != roles_.end()) {
@@ -101,9 +100,9 @@ grpc::Status AuthorityServiceImpl::Authorize(const grpc::ServerContext& ctx, con
   if (it != roles_.end()) {
     for (v1::Role r : it->second) held.push_back(v1::Role_Name(r));
   }
-  const std::string why = absl::StrCat(
-      "client '", *who, "' (roles: ", held.empty() ? "none" : absl::StrJoin(held, ","),
-      ") may not call ", verb);
+  const std::string why =
+      absl::StrCat("client '", *who, "' (roles: ", held.empty() ? "none" : absl::StrJoin(held, ","),
+                   ") may not call ", verb);
   log::Warn("authority_refused", {{"verb", verb}, {"client", *who}, {"reason", why}});
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why);
 }
@@ -141,8 +140,8 @@ grpc::Status AuthorityServiceImpl::RejectShipment(grpc::ServerContext* ctx,
                                                   v1::CertificateRecord* resp) {
   std::string who;
   if (grpc::Status s = Authorize(*ctx, "RejectShipment", kImporter, &who); !s.ok()) return s;
-  return Answer("RejectShipment", who, req->number(),
-                node_->Reject(req->number(), req->reason()), resp);
+  return Answer("RejectShipment", who, req->number(), node_->Reject(req->number(), req->reason()),
+                resp);
 }
 
 grpc::Status AuthorityServiceImpl::GetCertificate(grpc::ServerContext* ctx,
@@ -217,8 +216,8 @@ grpc::Status AuthorityServiceImpl::VerifyLedger(grpc::ServerContext* ctx,
   resp->set_first_bad_sequence(r.first_bad_sequence);
   resp->set_problem(r.problem);
   if (!r.ok) {
-    log::Error("ledger_broken", {{"entry", std::to_string(r.first_bad_sequence)},
-                                 {"problem", r.problem}});
+    log::Error("ledger_broken",
+               {{"entry", std::to_string(r.first_bad_sequence)}, {"problem", r.problem}});
   }
   return grpc::Status::OK;
 }

@@ -49,11 +49,9 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
   // Makes Watch streams end promptly (server shutdown).
   void Stop() { stopping_ = true; }
 
-  grpc::Status SubmitCertificate(grpc::ServerContext* ctx,
-                                 const v1::SubmitCertificateRequest* req,
+  grpc::Status SubmitCertificate(grpc::ServerContext* ctx, const v1::SubmitCertificateRequest* req,
                                  v1::CertificateRecord* resp) override;
-  grpc::Status CancelCertificate(grpc::ServerContext* ctx,
-                                 const v1::CancelCertificateRequest* req,
+  grpc::Status CancelCertificate(grpc::ServerContext* ctx, const v1::CancelCertificateRequest* req,
                                  v1::CertificateRecord* resp) override;
   grpc::Status ConfirmReceipt(grpc::ServerContext* ctx, const v1::ConfirmReceiptRequest* req,
                               v1::CertificateRecord* resp) override;
@@ -61,8 +59,7 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
                               v1::CertificateRecord* resp) override;
   grpc::Status GetCertificate(grpc::ServerContext* ctx, const v1::GetCertificateRequest* req,
                               v1::CertificateRecord* resp) override;
-  grpc::Status ListCertificates(grpc::ServerContext* ctx,
-                                const v1::ListCertificatesRequest* req,
+  grpc::Status ListCertificates(grpc::ServerContext* ctx, const v1::ListCertificatesRequest* req,
                                 v1::ListCertificatesResponse* resp) override;
   grpc::Status Watch(grpc::ServerContext* ctx, const v1::WatchRequest* req,
                      grpc::ServerWriter<v1::LedgerEntry>* writer) override;

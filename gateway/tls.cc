@@ -15,8 +15,7 @@ absl::StatusOr<TlsIdentity> LoadTlsIdentity(const std::string& cert_file,
   if (!key.ok()) return key.status();
   if (absl::StatusOr<crypto::CertificateInfo> info = crypto::ParseCertificatePem(*cert);
       !info.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(cert_file, ": ", info.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(cert_file, ": ", info.status().message()));
   }
   return TlsIdentity{*std::move(cert), *std::move(key)};
 }

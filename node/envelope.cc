@@ -27,12 +27,18 @@ namespace {
 
 v1::MessageKind KindOf(const v1::MessageBody& body) {
   switch (body.payload_case()) {
-    case v1::MessageBody::kCertificate: return v1::CERTIFICATE;
-    case v1::MessageBody::kConfirmation: return v1::IMPORT_CONFIRMATION;
-    case v1::MessageBody::kRejection: return v1::REJECTION;
-    case v1::MessageBody::kCancellation: return v1::CANCELLATION;
-    case v1::MessageBody::kReceipt: return v1::DELIVERY_RECEIPT;
-    default: return v1::MESSAGE_KIND_UNSPECIFIED;
+    case v1::MessageBody::kCertificate:
+      return v1::CERTIFICATE;
+    case v1::MessageBody::kConfirmation:
+      return v1::IMPORT_CONFIRMATION;
+    case v1::MessageBody::kRejection:
+      return v1::REJECTION;
+    case v1::MessageBody::kCancellation:
+      return v1::CANCELLATION;
+    case v1::MessageBody::kReceipt:
+      return v1::DELIVERY_RECEIPT;
+    default:
+      return v1::MESSAGE_KIND_UNSPECIFIED;
   }
 }
 
@@ -40,11 +46,10 @@ v1::MessageKind KindOf(const v1::MessageBody& body) {
 
 absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
                                               const std::string& expected_signer,
-                                              const TrustList& trust,
-                                              absl::Time now) {
+                                              const TrustList& trust, absl::Time now) {
   if (msg.signer() != expected_signer) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "message signed by '", msg.signer(), "' but the peer is ", expected_signer));
+    return absl::PermissionDeniedError(
+        absl::StrCat("message signed by '", msg.signer(), "' but the peer is ", expected_signer));
   }
   if (absl::Status s = trust.CheckActive(msg.signer(), now); !s.ok()) return s;
   // The body is parsed before the signature is checked only to learn when
@@ -62,8 +67,8 @@ absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
   if (signed_at > now + kMaxClockSkew) {
     // OutOfRange, not InvalidArgument: the sender retries, so a clock that
     // runs ahead delays messages instead of dropping them.
-    return absl::OutOfRangeError(absl::StrCat(
-        "message creation time ", FormatRfc3339(signed_at), " is in the future"));
+    return absl::OutOfRangeError(
+        absl::StrCat("message creation time ", FormatRfc3339(signed_at), " is in the future"));
   }
   absl::StatusOr<crypto::PublicKey> key = trust.FindKey(msg.signer(), msg.key_id(), signed_at);
   if (!key.ok()) return key.status();
@@ -76,8 +81,8 @@ absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
   }
   const v1::Header& h = body.header();
   if (h.sender() != msg.signer()) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "header sender '", h.sender(), "' differs from signer ", msg.signer()));
+    return absl::PermissionDeniedError(
+        absl::StrCat("header sender '", h.sender(), "' differs from signer ", msg.signer()));
   }
   if (!IsValidMessageId(h.message_id())) {
     return absl::InvalidArgumentError("message id must be 32 lowercase hex characters");
@@ -88,8 +93,6 @@ absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
   return body;
 }
 
-std::string MessageDigest(const v1::SignedMessage& msg) {
-  return crypto::Sha256(msg.body());
-}
+std::string MessageDigest(const v1::SignedMessage& msg) { return crypto::Sha256(msg.body()); }
 
 }  // namespace kpx::node

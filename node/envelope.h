@@ -49,8 +49,7 @@ class Signer {
 // Returns the parsed body.
 absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
                                               const std::string& expected_signer,
-                                              const TrustList& trust,
-                                              absl::Time now);
+                                              const TrustList& trust, absl::Time now);
 
 // SHA-256 of the signed bytes: what receipts and confirmations refer to.
 std::string MessageDigest(const v1::SignedMessage& msg);

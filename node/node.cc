@@ -41,9 +41,8 @@ constexpr uint32_t kDefaultBatchSize = 256;
 constexpr uint32_t kMaxBatchSize = 1000;
 constexpr uint32_t kDefaultRpcTimeoutMs = 10000;
 
-void AddHistory(v1::CertificateRecord& rec, v1::CertificateState state,
-                absl::Time at, const std::string& message_id,
-                const std::string& detail) {
+void AddHistory(v1::CertificateRecord& rec, v1::CertificateState state, absl::Time at,
+                const std::string& message_id, const std::string& detail) {
   rec.set_state(state);
   v1::StateChange* h = rec.add_history();
   h->set_state(state);
@@ -60,9 +59,8 @@ absl::Status StampHistory(const storage::Head& head, storage::Transition& t) {
   return absl::OkStatus();
 }
 
-v1::LedgerEntry MakeEntry(v1::EntryKind kind, const std::string& number,
-                          const std::string& partner, v1::CertificateState state,
-                          absl::Time now) {
+v1::LedgerEntry MakeEntry(v1::EntryKind kind, const std::string& number, const std::string& partner,
+                          v1::CertificateState state, absl::Time now) {
   v1::LedgerEntry e;
   e.set_kind(kind);
   e.set_certificate_number(number);
@@ -73,8 +71,8 @@ v1::LedgerEntry MakeEntry(v1::EntryKind kind, const std::string& number,
 }
 
 v1::OutboxItem MakeOutboxItem(const v1::SignedMessage& msg, const std::string& id,
-                              const std::string& recipient,
-                              const std::string& number, absl::Time now) {
+                              const std::string& recipient, const std::string& number,
+                              absl::Time now) {
   v1::OutboxItem item;
   item.set_message_id(id);
   item.set_recipient(recipient);
@@ -122,9 +120,9 @@ absl::StatusOr<const crypto::PrivateKey*> NewestValidKey(
     }
   }
   if (best == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "none of the ", keys.size(), " signing key(s) is a key of ", participant,
-        " valid at ", FormatRfc3339(at), " on the trust list"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("none of the ", keys.size(), " signing key(s) is a key of ", participant,
+                     " valid at ", FormatRfc3339(at), " on the trust list"));
   }
   return best;
 }
@@ -132,18 +130,17 @@ absl::StatusOr<const crypto::PrivateKey*> NewestValidKey(
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Node>> Node::Create(NodeOptions options) {
-  if (options.ledger == nullptr || options.transport == nullptr ||
-      options.trust_list == nullptr || options.signing_keys.empty()) {
+  if (options.ledger == nullptr || options.transport == nullptr || options.trust_list == nullptr ||
+      options.signing_keys.empty()) {
     return absl::InvalidArgumentError(
         "node needs a ledger, a transport, a trust list and a signing key");
   }
   const absl::Time now = options.clock();
   if (absl::Status s = options.trust_list->CheckActive(options.participant, now); !s.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("this node's Participant: ", s.message()));
+    return absl::FailedPreconditionError(absl::StrCat("this node's Participant: ", s.message()));
   }
-  if (absl::StatusOr<const crypto::PrivateKey*> k = NewestValidKey(
-          options.signing_keys, options.participant, *options.trust_list, now);
+  if (absl::StatusOr<const crypto::PrivateKey*> k =
+          NewestValidKey(options.signing_keys, options.participant, *options.trust_list, now);
       !k.ok()) {
     return k.status();
   }
@@ -169,8 +166,7 @@ Node::Node(NodeOptions o)
       overdue_days_(o.overdue_days == 0 ? 15 : o.overdue_days),
       clock_(std::move(o.clock)),
       trust_(std::move(o.trust_list)),
-      keys_(std::make_shared<const std::vector<crypto::PrivateKey>>(
-          std::move(o.signing_keys))) {}
+      keys_(std::make_shared<const std::vector<crypto::PrivateKey>>(std::move(o.signing_keys))) {}
 
 Node::~Node() { StopDelivery(); }
 
@@ -221,8 +217,7 @@ absl::Status Node::Health() const {
   return CurrentKeyId().status();
 }
 
-absl::StatusOr<v1::SignedMessage> Node::SignBody(v1::MessageBody body,
-                                                 const std::string& recipient,
+absl::StatusOr<v1::SignedMessage> Node::SignBody(v1::MessageBody body, const std::string& recipient,
                                                  std::string* message_id) {
   v1::Header* h = body.mutable_header();
   *message_id = NewMessageId();
@@ -252,8 +247,7 @@ absl::StatusOr<v1::CertificateRecord> Node::Submit(v1::Certificate cert) {
   const std::string importer = cert.importing_participant();
 
   StripeLock lock(*this, {number});
-  absl::StatusOr<std::optional<v1::CertificateRecord>> existing =
-      ledger_->GetCertificate(number);
+  absl::StatusOr<std::optional<v1::CertificateRecord>> existing = ledger_->GetCertificate(number);
   if (!existing.ok()) return existing.status();
   if (existing->has_value()) {
     return absl::AlreadyExistsError(
@@ -297,26 +291,23 @@ absl::StatusOr<v1::CertificateRecord> Node::AppendAndReturnRecord(storage::Trans
 }
 
 absl::StatusOr<v1::CertificateRecord> Node::SendStateChange(
-    const std::string& number, v1::Side side, v1::CertificateState to,
-    const std::string& detail,
-    const std::function<absl::StatusOr<v1::MessageBody>(const v1::CertificateRecord&)>&
-        make_body) {
+    const std::string& number, v1::Side side, v1::CertificateState to, const std::string& detail,
+    const std::function<absl::StatusOr<v1::MessageBody>(const v1::CertificateRecord&)>& make_body) {
   const absl::Time now = Now();
   StripeLock lock(*this, {number});
-  absl::StatusOr<std::optional<v1::CertificateRecord>> current =
-      ledger_->GetCertificate(number);
+  absl::StatusOr<std::optional<v1::CertificateRecord>> current = ledger_->GetCertificate(number);
   if (!current.ok()) return current.status();
   if (!current->has_value() || (*current)->side() != side) {
-    return absl::NotFoundError(absl::StrCat(
-        side == v1::IMPORTING ? "no received certificate " : "no issued certificate ",
-        number, " at ", participant_));
+    return absl::NotFoundError(
+        absl::StrCat(side == v1::IMPORTING ? "no received certificate " : "no issued certificate ",
+                     number, " at ", participant_));
   }
   v1::CertificateRecord rec = **std::move(current);
   if (absl::Status s = CheckTransition(side, rec.state(), to); !s.ok()) return s;
   if (to != v1::CANCELLED && now >= FromTimestamp(rec.certificate().expires_at())) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "certificate ", number, " expired at ",
-        FormatRfc3339(FromTimestamp(rec.certificate().expires_at()))));
+    return absl::FailedPreconditionError(
+        absl::StrCat("certificate ", number, " expired at ",
+                     FormatRfc3339(FromTimestamp(rec.certificate().expires_at()))));
   }
   if (absl::Status s = trust_list()->CheckActive(rec.partner(), now); !s.ok()) {
     return absl::FailedPreconditionError(s.message());
@@ -369,47 +360,44 @@ absl::StatusOr<v1::CertificateRecord> Node::Cancel(const std::string& number,
 absl::StatusOr<v1::CertificateRecord> Node::Confirm(const std::string& number,
                                                     absl::Time received_at) {
   if (received_at == absl::InfinitePast()) received_at = Now();
-  return SendStateChange(
-      number, v1::IMPORTING, v1::CONFIRMED, "",
-      [&](const v1::CertificateRecord& rec) -> absl::StatusOr<v1::MessageBody> {
-        const v1::Certificate& c = rec.certificate();
-        if (received_at > Now() + absl::Minutes(5)) {
-          return absl::InvalidArgumentError("received_at is in the future");
-        }
-        v1::MessageBody b;
-        b.mutable_header()->set_kind(v1::IMPORT_CONFIRMATION);
-        v1::ImportConfirmation* ic = b.mutable_confirmation();
-        ic->set_certificate_number(number);
-        ic->set_number_of_parcels(c.number_of_parcels());
-        ic->set_total_carats_hundredths(c.total_carats_hundredths());
-        ic->set_total_value_usd_cents(c.total_value_usd_cents());
-        *ic->mutable_importer() = c.importer();
-        *ic->mutable_exporter() = c.exporter();
-        *ic->mutable_received_at() = ToTimestamp(received_at);
-        ic->set_importing_authority(authority_name_);
-        ic->set_certificate_digest(rec.certificate_digest());
-        return b;
-      });
+  return SendStateChange(number, v1::IMPORTING, v1::CONFIRMED, "",
+                         [&](const v1::CertificateRecord& rec) -> absl::StatusOr<v1::MessageBody> {
+                           const v1::Certificate& c = rec.certificate();
+                           if (received_at > Now() + absl::Minutes(5)) {
+                             return absl::InvalidArgumentError("received_at is in the future");
+                           }
+                           v1::MessageBody b;
+                           b.mutable_header()->set_kind(v1::IMPORT_CONFIRMATION);
+                           v1::ImportConfirmation* ic = b.mutable_confirmation();
+                           ic->set_certificate_number(number);
+                           ic->set_number_of_parcels(c.number_of_parcels());
+                           ic->set_total_carats_hundredths(c.total_carats_hundredths());
+                           ic->set_total_value_usd_cents(c.total_value_usd_cents());
+                           *ic->mutable_importer() = c.importer();
+                           *ic->mutable_exporter() = c.exporter();
+                           *ic->mutable_received_at() = ToTimestamp(received_at);
+                           ic->set_importing_authority(authority_name_);
+                           ic->set_certificate_digest(rec.certificate_digest());
+                           return b;
+                         });
 }
 
 absl::StatusOr<v1::CertificateRecord> Node::Reject(const std::string& number,
                                                    const std::string& reason) {
   if (absl::Status s = CheckReason(reason, "a rejection"); !s.ok()) return s;
-  return SendStateChange(
-      number, v1::IMPORTING, v1::REJECTED, reason,
-      [&](const v1::CertificateRecord& rec) -> absl::StatusOr<v1::MessageBody> {
-        v1::MessageBody b;
-        b.mutable_header()->set_kind(v1::REJECTION);
-        b.mutable_rejection()->set_certificate_number(number);
-        b.mutable_rejection()->set_reason(reason);
-        b.mutable_rejection()->set_certificate_digest(rec.certificate_digest());
-        return b;
-      });
+  return SendStateChange(number, v1::IMPORTING, v1::REJECTED, reason,
+                         [&](const v1::CertificateRecord& rec) -> absl::StatusOr<v1::MessageBody> {
+                           v1::MessageBody b;
+                           b.mutable_header()->set_kind(v1::REJECTION);
+                           b.mutable_rejection()->set_certificate_number(number);
+                           b.mutable_rejection()->set_reason(reason);
+                           b.mutable_rejection()->set_certificate_digest(rec.certificate_digest());
+                           return b;
+                         });
 }
 
 absl::StatusOr<v1::CertificateRecord> Node::Get(const std::string& number) const {
-  absl::StatusOr<std::optional<v1::CertificateRecord>> rec =
-      ledger_->GetCertificate(number);
+  absl::StatusOr<std::optional<v1::CertificateRecord>> rec = ledger_->GetCertificate(number);
   if (!rec.ok()) return rec.status();
   if (!rec->has_value()) {
     return absl::NotFoundError(absl::StrCat("no certificate ", number, " at ", participant_));
@@ -449,15 +437,16 @@ absl::StatusOr<v1::ListCertificatesResponse> Node::List(
 
 // ------------------------------------------------------------- receiving
 
-absl::StatusOr<storage::Transition> Node::PrepareIncoming(
-    const std::string& peer, const v1::MessageBody& body,
-    const v1::SignedMessage& msg, const v1::CertificateRecord* current,
-    absl::Time now) {
+absl::StatusOr<storage::Transition> Node::PrepareIncoming(const std::string& peer,
+                                                          const v1::MessageBody& body,
+                                                          const v1::SignedMessage& msg,
+                                                          const v1::CertificateRecord* current,
+                                                          absl::Time now) {
   const std::string& id = body.header().message_id();
   storage::Transition t;
   t.seen_message_id = id;
-  auto finish = [&](v1::CertificateRecord rec, v1::CertificateState to,
-                    const std::string& number, const std::string& detail) {
+  auto finish = [&](v1::CertificateRecord rec, v1::CertificateState to, const std::string& number,
+                    const std::string& detail) {
     t.entry = MakeEntry(v1::RECEIVED_MESSAGE, number, peer, to, now);
     t.entry.set_message_id(id);
     t.entry.set_detail(detail);
@@ -469,8 +458,8 @@ absl::StatusOr<storage::Transition> Node::PrepareIncoming(
   auto ours = [&](const std::string& number,
                   v1::CertificateState to) -> absl::StatusOr<v1::CertificateRecord> {
     if (current == nullptr || current->side() != v1::EXPORTING || current->partner() != peer) {
-      return absl::NotFoundError(absl::StrCat(participant_, " issued no certificate ",
-                                              number, " to ", peer));
+      return absl::NotFoundError(
+          absl::StrCat(participant_, " issued no certificate ", number, " to ", peer));
     }
     if (absl::Status s = CheckTransition(v1::EXPORTING, current->state(), to); !s.ok()) {
       return s;
@@ -489,8 +478,8 @@ absl::StatusOr<storage::Transition> Node::PrepareIncoming(
         return absl::InvalidArgumentError(s.message());
       }
       if (current != nullptr) {
-        return absl::AlreadyExistsError(absl::StrCat(
-            "certificate number ", cert.number(), " was already received"));
+        return absl::AlreadyExistsError(
+            absl::StrCat("certificate number ", cert.number(), " was already received"));
       }
       v1::CertificateRecord rec;
       *rec.mutable_certificate() = cert;
@@ -546,10 +535,14 @@ namespace {
 
 const std::string& NumberOf(const v1::MessageBody& body) {
   switch (body.payload_case()) {
-    case v1::MessageBody::kCertificate: return body.certificate().number();
-    case v1::MessageBody::kConfirmation: return body.confirmation().certificate_number();
-    case v1::MessageBody::kRejection: return body.rejection().certificate_number();
-    case v1::MessageBody::kCancellation: return body.cancellation().certificate_number();
+    case v1::MessageBody::kCertificate:
+      return body.certificate().number();
+    case v1::MessageBody::kConfirmation:
+      return body.confirmation().certificate_number();
+    case v1::MessageBody::kRejection:
+      return body.rejection().certificate_number();
+    case v1::MessageBody::kCancellation:
+      return body.cancellation().certificate_number();
     default: {
       static const std::string* empty = new std::string;
       return *empty;
@@ -575,9 +568,9 @@ std::vector<DeliveryOutcome> Node::Receive(const std::string& peer,
       continue;
     }
     if (body->header().recipient() != participant_) {
-      out[i].status = absl::PermissionDeniedError(absl::StrCat(
-          "message is addressed to '", body->header().recipient(), "', this node is ",
-          participant_));
+      out[i].status = absl::PermissionDeniedError(absl::StrCat("message is addressed to '",
+                                                               body->header().recipient(),
+                                                               "', this node is ", participant_));
       continue;
     }
     bodies[i] = *std::move(body);
@@ -617,8 +610,7 @@ std::vector<DeliveryOutcome> Node::Receive(const std::string& peer,
     if (auto it = overlay.find(number); it != overlay.end()) {
       current = &it->second;
     } else {
-      absl::StatusOr<std::optional<v1::CertificateRecord>> rec =
-          ledger_->GetCertificate(number);
+      absl::StatusOr<std::optional<v1::CertificateRecord>> rec = ledger_->GetCertificate(number);
       if (!rec.ok()) {
         out[i].status = rec.status();
         continue;
@@ -626,8 +618,7 @@ std::vector<DeliveryOutcome> Node::Receive(const std::string& peer,
       stored = *std::move(rec);
       if (stored.has_value()) current = &*stored;
     }
-    absl::StatusOr<storage::Transition> t =
-        PrepareIncoming(peer, body, messages[i], current, now);
+    absl::StatusOr<storage::Transition> t = PrepareIncoming(peer, body, messages[i], current, now);
     if (!t.ok()) {
       out[i].status = t.status();
       continue;
@@ -636,8 +627,8 @@ std::vector<DeliveryOutcome> Node::Receive(const std::string& peer,
     batch_ids[id] = i;
     const std::string digest = MessageDigest(messages[i]);
     DeliveryOutcome* outcome = &out[i];
-    t->on_sequenced = [this, outcome, id, digest, peer, now](
-                          const storage::Head& head, storage::Transition& tr) {
+    t->on_sequenced = [this, outcome, id, digest, peer, now](const storage::Head& head,
+                                                             storage::Transition& tr) {
       if (absl::Status s = StampHistory(head, tr); !s.ok()) return s;
       v1::MessageBody rb;
       v1::Header* h = rb.mutable_header();
@@ -664,12 +655,11 @@ std::vector<DeliveryOutcome> Node::Receive(const std::string& peer,
     owner.push_back(i);
   }
   if (!transitions.empty()) {
-    absl::StatusOr<std::vector<storage::Head>> heads =
-        ledger_->AppendAll(std::move(transitions));
+    absl::StatusOr<std::vector<storage::Head>> heads = ledger_->AppendAll(std::move(transitions));
     for (size_t i : owner) {
       if (!heads.ok()) {
-        out[i].status = absl::UnavailableError(
-            absl::StrCat("ledger write failed: ", heads.status().message()));
+        out[i].status =
+            absl::UnavailableError(absl::StrCat("ledger write failed: ", heads.status().message()));
         out[i].receipt.Clear();
         continue;
       }
@@ -728,11 +718,10 @@ void Node::DeliverTo(const std::string& recipient, std::vector<v1::OutboxItem> i
   // Check each receipt: signed by the recipient, about this message.
   for (size_t i = 0; i < items.size(); ++i) {
     if (!outcomes[i].status.ok()) continue;
-    absl::StatusOr<v1::MessageBody> rb =
-        VerifyMessage(outcomes[i].receipt, recipient, *trust, now);
+    absl::StatusOr<v1::MessageBody> rb = VerifyMessage(outcomes[i].receipt, recipient, *trust, now);
     if (!rb.ok()) {
-      outcomes[i].status = absl::UnavailableError(
-          absl::StrCat("receipt refused: ", rb.status().message()));
+      outcomes[i].status =
+          absl::UnavailableError(absl::StrCat("receipt refused: ", rb.status().message()));
     } else if (!rb->has_receipt() || rb->receipt().message_id() != items[i].message_id() ||
                rb->receipt().message_digest() != MessageDigest(items[i].message())) {
       outcomes[i].status = absl::UnavailableError("receipt does not match the message");
@@ -785,14 +774,12 @@ void Node::DeliverTo(const std::string& recipient, std::vector<v1::OutboxItem> i
     storage::Transition t;
     t.outbox_delete.push_back(item.message_id());
     if (st.ok()) {
-      t.entry = MakeEntry(v1::RECEIPT, number, recipient,
-                          v1::CERTIFICATE_STATE_UNSPECIFIED, now);
+      t.entry = MakeEntry(v1::RECEIPT, number, recipient, v1::CERTIFICATE_STATE_UNSPECIFIED, now);
       *t.entry.mutable_receipt() = outcomes[i].receipt;
     } else {
-      t.entry = MakeEntry(v1::DELIVERY_FAILED, number, recipient,
-                          v1::CERTIFICATE_STATE_UNSPECIFIED, now);
-      t.entry.set_detail(absl::StrCat(absl::StatusCodeToString(st.code()), ": ",
-                                      st.message()));
+      t.entry =
+          MakeEntry(v1::DELIVERY_FAILED, number, recipient, v1::CERTIFICATE_STATE_UNSPECIFIED, now);
+      t.entry.set_detail(absl::StrCat(absl::StatusCodeToString(st.code()), ": ", st.message()));
     }
     t.entry.set_message_id(item.message_id());
     // The first receipt for the certificate message moves ISSUED to DELIVERED.
@@ -855,9 +842,9 @@ size_t Node::DeliverDue() {
 size_t Node::ExpireDue() {
   const absl::Time now = Now();
   auto expirable = [&](const v1::CertificateRecord& r) {
-    const bool open = (r.side() == v1::EXPORTING &&
-                       (r.state() == v1::ISSUED || r.state() == v1::DELIVERED)) ||
-                      (r.side() == v1::IMPORTING && r.state() == v1::RECEIVED);
+    const bool open =
+        (r.side() == v1::EXPORTING && (r.state() == v1::ISSUED || r.state() == v1::DELIVERED)) ||
+        (r.side() == v1::IMPORTING && r.state() == v1::RECEIVED);
     return open && now >= FromTimestamp(r.certificate().expires_at());
   };
   absl::StatusOr<std::vector<v1::CertificateRecord>> recs =
@@ -888,12 +875,12 @@ size_t Node::LogOverdue() {
   (void)ledger_->ListCertificates("", SIZE_MAX, [&](const v1::CertificateRecord& r) {
     if (!IsOverdue(r, now, after)) return false;
     ++n;
-    log::Warn("overdue", {{"certificate", r.certificate().number()},
-                          {"partner", r.partner()},
-                          {"state", v1::CertificateState_Name(r.state())},
-                          {"waiting_days", std::to_string(static_cast<int64_t>(
-                                               (now - FromTimestamp(r.delivered_at())) /
-                                               absl::Hours(24)))}});
+    log::Warn("overdue",
+              {{"certificate", r.certificate().number()},
+               {"partner", r.partner()},
+               {"state", v1::CertificateState_Name(r.state())},
+               {"waiting_days", std::to_string(static_cast<int64_t>(
+                                    (now - FromTimestamp(r.delivered_at())) / absl::Hours(24)))}});
     return false;  // logged; nothing to keep
   });
   return n;

@@ -79,8 +79,7 @@ class Node : public Receiver {
   // Importer: confirms receipt of the shipment of a RECEIVED certificate
   // and sends the signed confirmation to the exporter. `received_at`
   // unset (InfinitePast) means now.
-  absl::StatusOr<v1::CertificateRecord> Confirm(const std::string& number,
-                                                absl::Time received_at);
+  absl::StatusOr<v1::CertificateRecord> Confirm(const std::string& number, absl::Time received_at);
   // Importer: refuses the shipment of a RECEIVED certificate.
   absl::StatusOr<v1::CertificateRecord> Reject(const std::string& number,
                                                const std::string& reason);
@@ -95,8 +94,8 @@ class Node : public Receiver {
   // certificate proves). One outcome per message: OK with our signed
   // receipt (the original one for a redelivered message), or why it was
   // refused; a refused message changes nothing.
-  std::vector<DeliveryOutcome> Receive(
-      const std::string& peer, const std::vector<v1::SignedMessage>& messages) override;
+  std::vector<DeliveryOutcome> Receive(const std::string& peer,
+                                       const std::vector<v1::SignedMessage>& messages) override;
 
   // ---- delivery and housekeeping
 
@@ -150,17 +149,17 @@ class Node : public Receiver {
   // Builds the transition for a locally initiated state change that sends
   // `msg` to the partner.
   absl::StatusOr<v1::CertificateRecord> SendStateChange(
-      const std::string& number, v1::Side side, v1::CertificateState to,
-      const std::string& detail,
+      const std::string& number, v1::Side side, v1::CertificateState to, const std::string& detail,
       const std::function<absl::StatusOr<v1::MessageBody>(const v1::CertificateRecord&)>&
           make_body);
   // Appends `t` (whose record is set), stamping the record's last history
   // item with the entry's sequence, and returns the stamped record.
   absl::StatusOr<v1::CertificateRecord> AppendAndReturnRecord(storage::Transition t);
-  absl::StatusOr<storage::Transition> PrepareIncoming(
-      const std::string& peer, const v1::MessageBody& body,
-      const v1::SignedMessage& msg, const v1::CertificateRecord* current,
-      absl::Time now);
+  absl::StatusOr<storage::Transition> PrepareIncoming(const std::string& peer,
+                                                      const v1::MessageBody& body,
+                                                      const v1::SignedMessage& msg,
+                                                      const v1::CertificateRecord* current,
+                                                      absl::Time now);
   absl::Duration Backoff(uint32_t attempts);
   void DeliveryLoop();
   void DeliverTo(const std::string& recipient, std::vector<v1::OutboxItem> items);

@@ -18,8 +18,7 @@ absl::Status Bad(absl::string_view what) {
 }
 
 bool IsNumberChar(char c) {
-  return absl::ascii_isupper(c) || absl::ascii_isdigit(c) || c == '-' ||
-         c == '/' || c == '.';
+  return absl::ascii_isupper(c) || absl::ascii_isdigit(c) || c == '-' || c == '/' || c == '.';
 }
 
 absl::Status CheckParty(const v1::Party& p, absl::string_view role) {
@@ -39,8 +38,7 @@ bool IsRoughDiamondHsCode(const std::string& hs_code) {
   return hs_code == "7102.10" || hs_code == "7102.21" || hs_code == "7102.31";
 }
 
-absl::Status ValidateCertificate(const v1::Certificate& cert,
-                                 const std::string& exporter,
+absl::Status ValidateCertificate(const v1::Certificate& cert, const std::string& exporter,
                                  const TrustList& trust, absl::Time now) {
   // Bounds what one certificate can make a node store and forward;
   // generous for any real shipment (1,000 parcels, a few extension fields).
@@ -59,18 +57,16 @@ absl::Status ValidateCertificate(const v1::Certificate& cert,
   }
   for (char c : number) {
     if (!IsNumberChar(c)) {
-      return Bad(absl::StrCat("number '", number,
-                              "' may only contain A-Z, 0-9, '-', '/', '.'"));
+      return Bad(absl::StrCat("number '", number, "' may only contain A-Z, 0-9, '-', '/', '.'"));
     }
   }
   if (!absl::StartsWith(number, exporter)) {
     return Bad(absl::StrCat("number '", number,
-                            "' must start with the exporting Participant's code ",
-                            exporter));
+                            "' must start with the exporting Participant's code ", exporter));
   }
   if (cert.exporting_participant() != exporter) {
-    return Bad(absl::StrCat("exporting_participant is '",
-                            cert.exporting_participant(), "', expected ", exporter));
+    return Bad(absl::StrCat("exporting_participant is '", cert.exporting_participant(),
+                            "', expected ", exporter));
   }
   const std::string& importer = cert.importing_participant();
   if (importer.empty()) return Bad("importing_participant is required");
@@ -128,8 +124,8 @@ absl::Status ValidateCertificate(const v1::Certificate& cert,
     cents += p.value_usd_cents();
   }
   if (cert.number_of_parcels() != cert.parcels_size()) {
-    return Bad(absl::StrCat("number_of_parcels is ", cert.number_of_parcels(),
-                            " but ", cert.parcels_size(), " parcels are listed"));
+    return Bad(absl::StrCat("number_of_parcels is ", cert.number_of_parcels(), " but ",
+                            cert.parcels_size(), " parcels are listed"));
   }
   if (cert.total_carats_hundredths() != carats) {
     return Bad(absl::StrCat("total_carats_hundredths is ", cert.total_carats_hundredths(),

@@ -27,16 +27,15 @@ void FillFixedTexts(v1::Certificate& cert);
 // problems: importer unknown or suspended). `exporter` is the Participant
 // that issues it, `now` the time of the check.
 //
-// Rules: at most 256 KiB serialized; fixed title and statement; number prefixed by the exporter's code
-// and made of [A-Z0-9-/.] (at most 64); exporting_participant == exporter;
+// Rules: at most 256 KiB serialized; fixed title and statement; number prefixed by the exporter's
+// code and made of [A-Z0-9-/.] (at most 64); exporting_participant == exporter;
 // importing_participant an active Participant other than the exporter;
 // origin given (one country, or mixed_origin with any number of them);
 // issue and expiry set, expiry after issue; issuing authority, exporter and
 // importer names and addresses present; at least one parcel, each with HS
 // code 7102.10, 7102.21 or 7102.31 and positive carats and value; the
 // number of parcels and both totals equal to the parcels' sums.
-absl::Status ValidateCertificate(const v1::Certificate& cert,
-                                 const std::string& exporter,
+absl::Status ValidateCertificate(const v1::Certificate& cert, const std::string& exporter,
                                  const TrustList& trust, absl::Time now);
 
 bool IsRoughDiamondHsCode(const std::string& hs_code);

@@ -22,8 +22,7 @@ bool IsOverdue(const v1::CertificateRecord& r, absl::Time now, absl::Duration af
 
 // OK if a certificate on `side` may go from `from` to `to`;
 // FailedPrecondition naming both states otherwise.
-absl::Status CheckTransition(v1::Side side, v1::CertificateState from,
-                             v1::CertificateState to);
+absl::Status CheckTransition(v1::Side side, v1::CertificateState from, v1::CertificateState to);
 
 }  // namespace kpx::node
 

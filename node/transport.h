@@ -27,8 +27,8 @@ class Transport {
   // outcome per message, in order; on a transport failure every outcome
   // carries that failure. Called from the delivery thread(s); must be
   // thread-safe for different recipients.
-  virtual std::vector<DeliveryOutcome> Deliver(
-      const std::string& recipient, const std::vector<v1::SignedMessage>& messages) = 0;
+  virtual std::vector<DeliveryOutcome> Deliver(const std::string& recipient,
+                                               const std::vector<v1::SignedMessage>& messages) = 0;
 };
 
 // Something that accepts delivered messages: a Node, seen by a transport
@@ -37,8 +37,8 @@ class Transport {
 class Receiver {
  public:
   virtual ~Receiver() = default;
-  virtual std::vector<DeliveryOutcome> Receive(
-      const std::string& peer, const std::vector<v1::SignedMessage>& messages) = 0;
+  virtual std::vector<DeliveryOutcome> Receive(const std::string& peer,
+                                               const std::vector<v1::SignedMessage>& messages) = 0;
 };
 
 // In-process transport: delivers straight into registered receivers, with
@@ -68,12 +68,10 @@ class MemoryTransport : public Transport {
     std::map<std::string, Receiver*> receivers_;
   };
 
-  MemoryTransport(Network* network, std::string self)
-      : network_(network), self_(std::move(self)) {}
+  MemoryTransport(Network* network, std::string self) : network_(network), self_(std::move(self)) {}
 
-  std::vector<DeliveryOutcome> Deliver(
-      const std::string& recipient,
-      const std::vector<v1::SignedMessage>& messages) override {
+  std::vector<DeliveryOutcome> Deliver(const std::string& recipient,
+                                       const std::vector<v1::SignedMessage>& messages) override {
     Receiver* r = network_->Find(recipient);
     if (r == nullptr) {
       return std::vector<DeliveryOutcome>(

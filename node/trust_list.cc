@@ -7,21 +7,18 @@
 namespace kpx::node {
 
 bool IsParticipantCode(const std::string& code) {
-  return code.size() == 2 && absl::ascii_isupper(code[0]) &&
-         absl::ascii_isupper(code[1]);
+  return code.size() == 2 && absl::ascii_isupper(code[0]) && absl::ascii_isupper(code[1]);
 }
 
 namespace {
 
 crypto::Algorithm ToCrypto(v1::SignatureAlgorithm a) {
-  return a == v1::ECDSA_P256_SHA256 ? crypto::Algorithm::kEcdsaP256
-                                    : crypto::Algorithm::kEd25519;
+  return a == v1::ECDSA_P256_SHA256 ? crypto::Algorithm::kEcdsaP256 : crypto::Algorithm::kEd25519;
 }
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<const TrustList>> TrustList::FromProto(
-    v1::TrustList proto) {
+absl::StatusOr<std::shared_ptr<const TrustList>> TrustList::FromProto(v1::TrustList proto) {
   std::shared_ptr<TrustList> list(new TrustList(std::move(proto)));
   for (const v1::Participant& p : list->proto_.participants()) {
     if (!IsParticipantCode(p.code())) {
@@ -37,45 +34,39 @@ absl::StatusOr<std::shared_ptr<const TrustList>> TrustList::FromProto(
           absl::StrCat("trust list: participant ", p.code(), " has no status"));
     }
     if (!p.tls_ca_pem().empty()) {
-      absl::StatusOr<crypto::CertificateInfo> ca =
-          crypto::ParseCertificatePem(p.tls_ca_pem());
+      absl::StatusOr<crypto::CertificateInfo> ca = crypto::ParseCertificatePem(p.tls_ca_pem());
       if (!ca.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "trust list: participant ", p.code(), " tls_ca_pem: ", ca.status().message()));
+        return absl::InvalidArgumentError(absl::StrCat("trust list: participant ", p.code(),
+                                                       " tls_ca_pem: ", ca.status().message()));
       }
     }
     for (const v1::SigningKey& k : p.signing_keys()) {
-      absl::StatusOr<crypto::PublicKey> key =
-          crypto::PublicKey::FromPem(k.public_key_pem());
+      absl::StatusOr<crypto::PublicKey> key = crypto::PublicKey::FromPem(k.public_key_pem());
       if (!key.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "trust list: ", p.code(), " key ", k.key_id(), ": ", key.status().message()));
+        return absl::InvalidArgumentError(absl::StrCat("trust list: ", p.code(), " key ",
+                                                       k.key_id(), ": ", key.status().message()));
       }
       if (key->key_id() != k.key_id()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "trust list: ", p.code(), " key_id ", k.key_id(),
-            " does not match its public key (", key->key_id(), ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("trust list: ", p.code(), " key_id ", k.key_id(),
+                         " does not match its public key (", key->key_id(), ")"));
       }
       if (key->algorithm() != ToCrypto(k.algorithm()) ||
           k.algorithm() == v1::SIGNATURE_ALGORITHM_UNSPECIFIED) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "trust list: ", p.code(), " key ", k.key_id(),
-            ": algorithm does not match the key"));
+            "trust list: ", p.code(), " key ", k.key_id(), ": algorithm does not match the key"));
       }
-      list->keys_.emplace(std::make_pair(p.code(), k.key_id()),
-                          Key{k, *std::move(key)});
+      list->keys_.emplace(std::make_pair(p.code(), k.key_id()), Key{k, *std::move(key)});
     }
   }
   return std::shared_ptr<const TrustList>(std::move(list));
 }
 
-absl::StatusOr<std::shared_ptr<const TrustList>> TrustList::FromTextFile(
-    const std::string& path) {
+absl::StatusOr<std::shared_ptr<const TrustList>> TrustList::FromTextFile(const std::string& path) {
   absl::StatusOr<std::string> text = crypto::ReadFile(path);
   if (!text.ok()) return text.status();
   v1::TrustList proto;
-  if (absl::Status s = ParseTextProto(*text, absl::StrCat("trust list ", path), &proto);
-      !s.ok()) {
+  if (absl::Status s = ParseTextProto(*text, absl::StrCat("trust list ", path), &proto); !s.ok()) {
     return s;
   }
   return FromProto(std::move(proto));
@@ -94,8 +85,7 @@ absl::Status TrustList::CheckActive(const std::string& code, absl::Time at) cons
   }
   if (p->status() == v1::SUSPENDED &&
       (!IsSet(p->suspended_from()) || at >= FromTimestamp(p->suspended_from()))) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("Participant ", code, " is suspended"));
+    return absl::PermissionDeniedError(absl::StrCat("Participant ", code, " is suspended"));
   }
   return absl::OkStatus();
 }
@@ -111,8 +101,8 @@ absl::StatusOr<crypto::PublicKey> TrustList::FindKey(const std::string& code,
   const v1::SigningKey& k = it->second.proto;
   if ((IsSet(k.not_before()) && at < FromTimestamp(k.not_before())) ||
       (IsSet(k.not_after()) && at >= FromTimestamp(k.not_after()))) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        "key ", key_id, " of ", code, " was not valid at ", FormatRfc3339(at)));
+    return absl::UnauthenticatedError(
+        absl::StrCat("key ", key_id, " of ", code, " was not valid at ", FormatRfc3339(at)));
   }
   return it->second.key;
 }
@@ -139,8 +129,7 @@ absl::StatusOr<std::string> TrustList::IdentifyPeer(const std::string& cert_pem,
     if (p.tls_ca_pem().empty() || info->common_name != ServerName(p)) continue;
     if (crypto::VerifyCertificateChain(cert_pem, p.tls_ca_pem(), now).ok()) {
       if (!found.empty()) {
-        return absl::PermissionDeniedError(
-            "peer certificate matches more than one Participant");
+        return absl::PermissionDeniedError("peer certificate matches more than one Participant");
       }
       found = p.code();
     }

@@ -26,10 +26,8 @@ class TrustList {
  public:
   // Parses and checks a trust list: codes well-formed and unique, every
   // key's PEM parses and matches its key_id and algorithm, every CA parses.
-  static absl::StatusOr<std::shared_ptr<const TrustList>> FromProto(
-      v1::TrustList proto);
-  static absl::StatusOr<std::shared_ptr<const TrustList>> FromTextFile(
-      const std::string& path);
+  static absl::StatusOr<std::shared_ptr<const TrustList>> FromProto(v1::TrustList proto);
+  static absl::StatusOr<std::shared_ptr<const TrustList>> FromTextFile(const std::string& path);
 
   const v1::TrustList& proto() const { return proto_; }
 
@@ -42,15 +40,13 @@ class TrustList {
 
   // The signing key `key_id` of Participant `code` if it was valid at `at`;
   // Unauthenticated otherwise.
-  absl::StatusOr<crypto::PublicKey> FindKey(const std::string& code,
-                                            const std::string& key_id,
+  absl::StatusOr<crypto::PublicKey> FindKey(const std::string& code, const std::string& key_id,
                                             absl::Time at) const;
 
   // Which Participant a peer's TLS certificate belongs to: the one whose CA
   // it chains to and whose node name (ServerName) is its Common Name.
   // PermissionDenied if none (or more than one) matches.
-  absl::StatusOr<std::string> IdentifyPeer(const std::string& cert_pem,
-                                           absl::Time now) const;
+  absl::StatusOr<std::string> IdentifyPeer(const std::string& cert_pem, absl::Time now) const;
 
   // Every Participant's TLS CA, concatenated: the root bundle a peer
   // listener accepts client certificates from.

@@ -31,8 +31,7 @@ absl::StatusOr<Head> Ledger::Checkpoint(const std::string& backup_dir) const {
     return absl::AlreadyExistsError(absl::StrCat("backup folder ", backup_dir, " already exists"));
   }
   rocksdb::Checkpoint* raw = nullptr;
-  if (absl::Status s = FromRocks(rocksdb::Checkpoint::Create(impl_->db.get(), &raw),
-                                 "checkpoint");
+  if (absl::Status s = FromRocks(rocksdb::Checkpoint::Create(impl_->db.get(), &raw), "checkpoint");
       !s.ok()) {
     return s;
   }
@@ -41,8 +40,7 @@ absl::StatusOr<Head> Ledger::Checkpoint(const std::string& backup_dir) const {
   // memtables: the copy holds at least this head (appends after it may be
   // in it too; the copy is consistent either way, being one snapshot).
   const Head at = head();
-  if (absl::Status s = FromRocks(checkpoint->CreateCheckpoint(backup_dir), "checkpoint");
-      !s.ok()) {
+  if (absl::Status s = FromRocks(checkpoint->CreateCheckpoint(backup_dir), "checkpoint"); !s.ok()) {
     return s;
   }
   return at;

@@ -35,8 +35,7 @@ constexpr size_t kMaxGroupBytes = size_t{4} << 20;
 using OutboxState = std::optional<v1::OutboxItem>;
 
 size_t ApproxBytes(const Transition& t) {
-  size_t n =
-      t.entry.ByteSizeLong() + t.seen_message_id.size() + t.seen_value.size();
+  size_t n = t.entry.ByteSizeLong() + t.seen_message_id.size() + t.seen_value.size();
   if (t.record) n += t.record->ByteSizeLong();
   for (const v1::OutboxItem& item : t.outbox_put) n += item.ByteSizeLong();
   for (const std::string& id : t.outbox_delete) n += id.size();
@@ -48,14 +47,12 @@ absl::Status Validate(const Transition& t) {
   const std::string& number = t.entry.certificate_number();
   if (t.record) {
     if (number.empty()) {
-      return absl::InvalidArgumentError(
-          "a certificate record needs entry.certificate_number");
+      return absl::InvalidArgumentError("a certificate record needs entry.certificate_number");
     }
     const std::string& record_number = t.record->certificate().number();
     if (!record_number.empty() && record_number != number) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("record is for certificate ", record_number,
-                       " but the entry is for ", number));
+      return absl::InvalidArgumentError(absl::StrCat("record is for certificate ", record_number,
+                                                     " but the entry is for ", number));
     }
   }
   for (const v1::OutboxItem& item : t.outbox_put) {
@@ -79,8 +76,7 @@ absl::Status Validate(const Transition& t) {
 // chain stays gapless.
 class Ledger::Impl::GroupBuilder {
  public:
-  GroupBuilder(const Ledger::Impl& impl, Head head)
-      : impl_(impl), head_(std::move(head)) {}
+  GroupBuilder(const Ledger::Impl& impl, Head head) : impl_(impl), head_(std::move(head)) {}
 
   // Stages `w` and fills w.heads. On error nothing of `w` remains in the
   // batch.
@@ -185,8 +181,7 @@ absl::Status Ledger::Impl::GroupBuilder::StageTransition(Transition& t) {
   v1::LogRecord log_record;
   log_record.set_entry(std::move(entry_bytes));
   log_record.set_hash(after.hash);
-  absl::Status s =
-      PutProto(impl_.log_cf, keys::SequenceKey(sequence), log_record);
+  absl::Status s = PutProto(impl_.log_cf, keys::SequenceKey(sequence), log_record);
   if (s.ok() && t.record) {
     s = PutProto(impl_.certs_cf, t.entry.certificate_number(), *t.record);
   }
@@ -206,16 +201,15 @@ absl::Status Ledger::Impl::GroupBuilder::StageTransition(Transition& t) {
   return absl::OkStatus();
 }
 
-absl::Status Ledger::Impl::GroupBuilder::StageReschedule(
-    const v1::OutboxItem& update) {
+absl::Status Ledger::Impl::GroupBuilder::StageReschedule(const v1::OutboxItem& update) {
   if (update.message_id().empty()) {
     return absl::InvalidArgumentError("outbox item without message_id");
   }
   absl::StatusOr<OutboxState> current = CurrentOutbox(update.message_id());
   if (!current.ok()) return current.status();
   if (!current->has_value()) {
-    return absl::NotFoundError(absl::StrCat("outbox item ", update.message_id(),
-                                            " is no longer queued"));
+    return absl::NotFoundError(
+        absl::StrCat("outbox item ", update.message_id(), " is no longer queued"));
   }
   // Only the delivery bookkeeping changes; what is sent, and to whom, stays
   // exactly as queued.
@@ -258,8 +252,7 @@ absl::Status Ledger::Impl::GroupBuilder::PutOutbox(const v1::OutboxItem& item) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<OutboxState> Ledger::Impl::GroupBuilder::CurrentOutbox(
-    const std::string& id) const {
+absl::StatusOr<OutboxState> Ledger::Impl::GroupBuilder::CurrentOutbox(const std::string& id) const {
   if (auto it = writer_outbox_.find(id); it != writer_outbox_.end()) {
     return it->second;
   }
@@ -267,31 +260,28 @@ absl::StatusOr<OutboxState> Ledger::Impl::GroupBuilder::CurrentOutbox(
     return it->second;
   }
   std::string value;
-  rocksdb::Status s = impl_.db->Get(rocksdb::ReadOptions(), impl_.outbox_cf,
-                                    keys::OutboxItemKey(id), &value);
+  rocksdb::Status s =
+      impl_.db->Get(rocksdb::ReadOptions(), impl_.outbox_cf, keys::OutboxItemKey(id), &value);
   if (s.IsNotFound()) return OutboxState();
   if (!s.ok()) return FromRocks(s, "reading outbox item");
   v1::OutboxItem item;
   if (!item.ParseFromString(value)) {
-    return absl::DataLossError(
-        absl::StrCat("outbox item ", id, " is unreadable"));
+    return absl::DataLossError(absl::StrCat("outbox item ", id, " is unreadable"));
   }
   return OutboxState(std::move(item));
 }
 
 absl::Status Ledger::Impl::GroupBuilder::Put(rocksdb::ColumnFamilyHandle* cf,
-                                             const std::string& key,
-                                             const std::string& value) {
+                                             const std::string& key, const std::string& value) {
   return FromRocks(batch_.Put(cf, key, value), "staging a write");
 }
 
-absl::Status Ledger::Impl::GroupBuilder::PutProto(
-    rocksdb::ColumnFamilyHandle* cf, const std::string& key,
-    const google::protobuf::MessageLite& message) {
+absl::Status Ledger::Impl::GroupBuilder::PutProto(rocksdb::ColumnFamilyHandle* cf,
+                                                  const std::string& key,
+                                                  const google::protobuf::MessageLite& message) {
   std::string value;
   if (!message.SerializeToString(&value)) {
-    return absl::InternalError(
-        absl::StrCat("cannot serialize ", message.GetTypeName()));
+    return absl::InternalError(absl::StrCat("cannot serialize ", message.GetTypeName()));
   }
   return Put(cf, key, value);
 }
@@ -311,8 +301,8 @@ absl::Status Ledger::Impl::Commit(Writer& w) {
   std::vector<Writer*> group;
   size_t group_bytes = 0;
   for (Writer* x : writers) {
-    if (!group.empty() && (group.size() == kMaxGroupWriters ||
-                           group_bytes + x->approx_bytes > kMaxGroupBytes)) {
+    if (!group.empty() &&
+        (group.size() == kMaxGroupWriters || group_bytes + x->approx_bytes > kMaxGroupBytes)) {
       break;
     }
     group.push_back(x);
@@ -333,8 +323,7 @@ absl::Status Ledger::Impl::Commit(Writer& w) {
     if (written.ok() && !builder.empty()) {
       rocksdb::WriteOptions options;
       options.sync = true;
-      written = FromRocks(db->Write(options, builder.batch()),
-                          "writing ledger batch");
+      written = FromRocks(db->Write(options, builder.batch()), "writing ledger batch");
     }
     mu.Lock();
     if (written.ok()) {
@@ -343,8 +332,8 @@ absl::Status Ledger::Impl::Commit(Writer& w) {
         head = builder.head();
         head_changed.SignalAll();
       }
-      outbox_count = static_cast<uint64_t>(static_cast<int64_t>(outbox_count) +
-                                           builder.outbox_delta());
+      outbox_count =
+          static_cast<uint64_t>(static_cast<int64_t>(outbox_count) + builder.outbox_delta());
     } else {
       // After a failed sync we cannot know what reached the disk; refuse
       // further writes until the ledger is reopened and recovered.
@@ -373,8 +362,7 @@ absl::StatusOr<Head> Ledger::Append(Transition t) {
   return std::move(w.heads.front());
 }
 
-absl::StatusOr<std::vector<Head>> Ledger::AppendAll(
-    std::vector<Transition> transitions) {
+absl::StatusOr<std::vector<Head>> Ledger::AppendAll(std::vector<Transition> transitions) {
   if (transitions.empty()) return std::vector<Head>();
   Writer w;
   w.transitions = transitions;

@@ -54,14 +54,13 @@ inline std::string OutboxItemKey(std::string_view message_id) {
 // Due times before 1970 are indexed as 1970: they are long overdue either
 // way, and a negative number would sort after every positive one.
 inline uint64_t DueMicros(const v1::OutboxItem& item) {
-  const absl::Time due = absl::FromUnixSeconds(item.due_at().seconds()) +
-                         absl::Nanoseconds(item.due_at().nanos());
+  const absl::Time due =
+      absl::FromUnixSeconds(item.due_at().seconds()) + absl::Nanoseconds(item.due_at().nanos());
   const int64_t micros = absl::ToUnixMicros(due);
   return micros < 0 ? 0 : static_cast<uint64_t>(micros);
 }
 
-inline std::string OutboxDueKey(uint64_t due_micros,
-                                std::string_view message_id) {
+inline std::string OutboxDueKey(uint64_t due_micros, std::string_view message_id) {
   std::string key(1, kOutboxDuePrefix);
   AppendBigEndian(due_micros, &key);
   key.append(message_id);

@@ -45,8 +45,7 @@ Ledger::Impl::~Impl() {
   (void)db->Close();
 }
 
-absl::StatusOr<Head> Ledger::Impl::ReadStoredHead(
-    const rocksdb::ReadOptions& ro) const {
+absl::StatusOr<Head> Ledger::Impl::ReadStoredHead(const rocksdb::ReadOptions& ro) const {
   std::string value;
   rocksdb::Status s = db->Get(ro, meta_cf, keys::kHeadKey, &value);
   if (s.IsNotFound()) return keys::EmptyHead();
@@ -60,46 +59,38 @@ namespace {
 
 // What is wrong with the log's last record compared with the stored head;
 // empty if they agree.
-absl::StatusOr<std::string> CheckLogEnd(rocksdb::DB* db,
-                                        rocksdb::ColumnFamilyHandle* log_cf,
+absl::StatusOr<std::string> CheckLogEnd(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* log_cf,
                                         const Head& stored) {
-  std::unique_ptr<rocksdb::Iterator> it(
-      db->NewIterator(rocksdb::ReadOptions(), log_cf));
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), log_cf));
   it->SeekToLast();
   if (!it->status().ok()) return FromRocks(it->status(), "reading the log");
   Head last = keys::EmptyHead();
   if (it->Valid()) {
-    const std::optional<uint64_t> sequence =
-        keys::ParseSequenceKey(it->key().ToStringView());
+    const std::optional<uint64_t> sequence = keys::ParseSequenceKey(it->key().ToStringView());
     v1::LogRecord record;
     if (!sequence ||
-        !record.ParseFromArray(it->value().data(),
-                               static_cast<int>(it->value().size()))) {
+        !record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
       return std::string("the last log record is unreadable");
     }
     last = Head{*sequence, record.hash()};
   }
   if (last.sequence != stored.sequence) {
-    return absl::StrCat("log ends at ", last.sequence, " but head says ",
-                        stored.sequence);
+    return absl::StrCat("log ends at ", last.sequence, " but head says ", stored.sequence);
   }
   if (last.hash != stored.hash) {
-    return absl::StrCat("entry ", last.sequence,
-                        " has a different hash than the head");
+    return absl::StrCat("entry ", last.sequence, " has a different hash than the head");
   }
   return std::string();
 }
 
-absl::StatusOr<uint64_t> CountOutboxItems(
-    rocksdb::DB* db, rocksdb::ColumnFamilyHandle* outbox_cf) {
+absl::StatusOr<uint64_t> CountOutboxItems(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* outbox_cf) {
   rocksdb::ReadOptions ro;
   const std::string upper(1, keys::kOutboxItemPrefix + 1);
   const rocksdb::Slice upper_slice(upper);
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, outbox_cf));
   uint64_t n = 0;
-  for (it->Seek(std::string(1, keys::kOutboxItemPrefix)); it->Valid();
-       it->Next()) {
+  for (it->Seek(std::string(1, keys::kOutboxItemPrefix)); it->Valid(); it->Next()) {
     ++n;
   }
   if (!it->status().ok()) return FromRocks(it->status(), "counting the outbox");
@@ -124,8 +115,8 @@ absl::Status Ledger::Impl::Load() {
   head = *std::move(stored);
   outbox_count = *outbox_items;
   if (!problem->empty()) {
-    writes_refused = absl::DataLossError(
-        absl::StrCat("ledger refuses writes: ", *problem, "; run Verify"));
+    writes_refused =
+        absl::DataLossError(absl::StrCat("ledger refuses writes: ", *problem, "; run Verify"));
   }
   return absl::OkStatus();
 }
@@ -155,15 +146,13 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& dir) {
   // RocksDB insists on the default family; the ledger does not use it.
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (const std::string& name :
-       {rocksdb::kDefaultColumnFamilyName, std::string("log"),
-        std::string("certs"), std::string("outbox"), std::string("seen"),
-        std::string("meta")}) {
+       {rocksdb::kDefaultColumnFamilyName, std::string("log"), std::string("certs"),
+        std::string("outbox"), std::string("seen"), std::string("meta")}) {
     families.emplace_back(name, cf_options);
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      rocksdb::DB::Open(db_options, dir, families, &handles, &raw);
+  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &handles, &raw);
   if (!s.ok()) return FromRocks(s, absl::StrCat("opening ledger in ", dir));
 
   auto impl = std::make_unique<Impl>();
@@ -203,14 +192,12 @@ uint64_t Ledger::OutboxSize() const {
 absl::StatusOr<std::optional<v1::CertificateRecord>> Ledger::GetCertificate(
     const std::string& number) const {
   std::string value;
-  rocksdb::Status s =
-      impl_->db->Get(rocksdb::ReadOptions(), impl_->certs_cf, number, &value);
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->certs_cf, number, &value);
   if (s.IsNotFound()) return std::nullopt;
   if (!s.ok()) return FromRocks(s, "reading certificate record");
   v1::CertificateRecord record;
   if (!record.ParseFromString(value)) {
-    return absl::DataLossError(
-        absl::StrCat("certificate record ", number, " is unreadable"));
+    return absl::DataLossError(absl::StrCat("certificate record ", number, " is unreadable"));
   }
   return record;
 }
@@ -223,16 +210,14 @@ absl::StatusOr<std::vector<v1::CertificateRecord>> Ledger::ListCertificates(
   std::unique_ptr<rocksdb::Iterator> it(
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->certs_cf));
   it->Seek(after_number);
-  if (!after_number.empty() && it->Valid() &&
-      it->key() == rocksdb::Slice(after_number)) {
+  if (!after_number.empty() && it->Valid() && it->key() == rocksdb::Slice(after_number)) {
     it->Next();
   }
   for (; it->Valid() && kept.size() < limit; it->Next()) {
     v1::CertificateRecord record;
-    if (!record.ParseFromArray(it->value().data(),
-                               static_cast<int>(it->value().size()))) {
-      return absl::DataLossError(absl::StrCat(
-          "certificate record ", it->key().ToString(), " is unreadable"));
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(
+          absl::StrCat("certificate record ", it->key().ToString(), " is unreadable"));
     }
     if (!keep || keep(record)) kept.push_back(std::move(record));
   }
@@ -242,18 +227,15 @@ absl::StatusOr<std::vector<v1::CertificateRecord>> Ledger::ListCertificates(
   return kept;
 }
 
-absl::StatusOr<std::optional<std::string>> Ledger::GetSeen(
-    const std::string& message_id) const {
+absl::StatusOr<std::optional<std::string>> Ledger::GetSeen(const std::string& message_id) const {
   std::string value;
-  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->seen_cf,
-                                     message_id, &value);
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->seen_cf, message_id, &value);
   if (s.IsNotFound()) return std::nullopt;
   if (!s.ok()) return FromRocks(s, "reading seen message");
   return value;
 }
 
-absl::StatusOr<std::vector<v1::OutboxItem>> Ledger::DueOutbox(
-    absl::Time now, size_t limit) const {
+absl::StatusOr<std::vector<v1::OutboxItem>> Ledger::DueOutbox(absl::Time now, size_t limit) const {
   std::vector<v1::OutboxItem> due;
   const int64_t now_micros = absl::ToUnixMicros(now);
   if (limit == 0 || now_micros < 0) return due;
@@ -267,27 +249,22 @@ absl::StatusOr<std::vector<v1::OutboxItem>> Ledger::DueOutbox(
   const std::string upper(1, keys::kOutboxDuePrefix + 1);
   const rocksdb::Slice upper_slice(upper);
   scan.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(
-      impl_->db->NewIterator(scan, impl_->outbox_cf));
-  for (it->Seek(std::string(1, keys::kOutboxDuePrefix));
-       it->Valid() && due.size() < limit; it->Next()) {
-    std::optional<keys::DueKey> key =
-        keys::ParseOutboxDueKey(it->key().ToStringView());
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(scan, impl_->outbox_cf));
+  for (it->Seek(std::string(1, keys::kOutboxDuePrefix)); it->Valid() && due.size() < limit;
+       it->Next()) {
+    std::optional<keys::DueKey> key = keys::ParseOutboxDueKey(it->key().ToStringView());
     if (!key) return absl::DataLossError("malformed outbox due key");
     if (key->due_micros > static_cast<uint64_t>(now_micros)) break;
     std::string value;
-    rocksdb::Status s = impl_->db->Get(
-        ro, impl_->outbox_cf, keys::OutboxItemKey(key->message_id), &value);
+    rocksdb::Status s =
+        impl_->db->Get(ro, impl_->outbox_cf, keys::OutboxItemKey(key->message_id), &value);
     if (!s.ok()) {
-      return FromRocks(
-          s, absl::StrCat("reading outbox item ", std::string(key->message_id),
-                          " named by the index"));
+      return FromRocks(s, absl::StrCat("reading outbox item ", std::string(key->message_id),
+                                       " named by the index"));
     }
     v1::OutboxItem item;
-    if (!item.ParseFromString(value) ||
-        keys::OutboxDueKey(item) != it->key().ToStringView()) {
-      return absl::DataLossError(absl::StrCat("outbox item ",
-                                              std::string(key->message_id),
+    if (!item.ParseFromString(value) || keys::OutboxDueKey(item) != it->key().ToStringView()) {
+      return absl::DataLossError(absl::StrCat("outbox item ", std::string(key->message_id),
                                               " disagrees with its due index"));
     }
     due.push_back(std::move(item));
@@ -301,28 +278,25 @@ absl::StatusOr<std::optional<absl::Time>> Ledger::NextDue() const {
   const std::string upper(1, keys::kOutboxDuePrefix + 1);
   const rocksdb::Slice upper_slice(upper);
   scan.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(
-      impl_->db->NewIterator(scan, impl_->outbox_cf));
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(scan, impl_->outbox_cf));
   it->Seek(std::string(1, keys::kOutboxDuePrefix));
   if (!it->status().ok()) return FromRocks(it->status(), "reading the outbox");
   if (!it->Valid()) return std::nullopt;
-  std::optional<keys::DueKey> key =
-      keys::ParseOutboxDueKey(it->key().ToStringView());
+  std::optional<keys::DueKey> key = keys::ParseOutboxDueKey(it->key().ToStringView());
   if (!key) return absl::DataLossError("malformed outbox due key");
   return absl::FromUnixMicros(static_cast<int64_t>(key->due_micros));
 }
 
-absl::StatusOr<std::vector<v1::LedgerEntry>> Ledger::ReadEntries(
-    uint64_t from, size_t limit) const {
+absl::StatusOr<std::vector<v1::LedgerEntry>> Ledger::ReadEntries(uint64_t from,
+                                                                 size_t limit) const {
   std::vector<v1::LedgerEntry> entries;
   // Only committed entries: those at or below the published head.
   const uint64_t last_committed = head().sequence;
   const uint64_t first = std::max<uint64_t>(from, 1);
   if (limit == 0 || first > last_committed) return entries;
-  const uint64_t last_wanted =
-      limit - 1 > std::numeric_limits<uint64_t>::max() - from
-          ? std::numeric_limits<uint64_t>::max()
-          : from + (limit - 1);
+  const uint64_t last_wanted = limit - 1 > std::numeric_limits<uint64_t>::max() - from
+                                   ? std::numeric_limits<uint64_t>::max()
+                                   : from + (limit - 1);
   const uint64_t last = std::min(last_wanted, last_committed);
   if (first > last) return entries;
   entries.reserve(std::min<uint64_t>(last - first + 1, 1024));
@@ -331,55 +305,46 @@ absl::StatusOr<std::vector<v1::LedgerEntry>> Ledger::ReadEntries(
   const std::string upper = keys::SequenceKey(last + 1);
   const rocksdb::Slice upper_slice(upper);
   ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(
-      impl_->db->NewIterator(ro, impl_->log_cf));
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->log_cf));
   uint64_t expected = first;
   v1::LogRecord record;
   for (it->Seek(keys::SequenceKey(first)); it->Valid(); it->Next()) {
-    std::optional<uint64_t> sequence =
-        keys::ParseSequenceKey(it->key().ToStringView());
+    std::optional<uint64_t> sequence = keys::ParseSequenceKey(it->key().ToStringView());
     if (sequence != expected) {
-      return absl::DataLossError(
-          absl::StrCat("ledger entry ", expected, " is missing"));
+      return absl::DataLossError(absl::StrCat("ledger entry ", expected, " is missing"));
     }
     v1::LedgerEntry& entry = entries.emplace_back();
-    if (!record.ParseFromArray(it->value().data(),
-                               static_cast<int>(it->value().size())) ||
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())) ||
         !entry.ParseFromString(record.entry())) {
-      return absl::DataLossError(
-          absl::StrCat("ledger entry ", expected, " is unreadable"));
+      return absl::DataLossError(absl::StrCat("ledger entry ", expected, " is unreadable"));
     }
     if (entry.sequence() != expected) {
-      return absl::DataLossError(absl::StrCat(
-          "ledger entry ", expected, " names sequence ", entry.sequence()));
+      return absl::DataLossError(
+          absl::StrCat("ledger entry ", expected, " names sequence ", entry.sequence()));
     }
     ++expected;
   }
   if (!it->status().ok()) return FromRocks(it->status(), "reading the log");
   if (expected != last + 1) {
-    return absl::DataLossError(
-        absl::StrCat("ledger entry ", expected, " is missing"));
+    return absl::DataLossError(absl::StrCat("ledger entry ", expected, " is missing"));
   }
   return entries;
 }
 
 VerifyResult Ledger::Verify() const { return impl_->Verify(); }
 
-absl::Status Ledger::UnsafePutRawLogRecordForTest(uint64_t sequence,
-                                                  const std::string& value) {
+absl::Status Ledger::UnsafePutRawLogRecordForTest(uint64_t sequence, const std::string& value) {
   rocksdb::WriteOptions options;
   options.sync = true;
-  return FromRocks(impl_->db->Put(options, impl_->log_cf,
-                                  keys::SequenceKey(sequence), value),
+  return FromRocks(impl_->db->Put(options, impl_->log_cf, keys::SequenceKey(sequence), value),
                    "writing raw log record");
 }
 
 absl::Status Ledger::UnsafeDeleteLogRecordForTest(uint64_t sequence) {
   rocksdb::WriteOptions options;
   options.sync = true;
-  return FromRocks(
-      impl_->db->Delete(options, impl_->log_cf, keys::SequenceKey(sequence)),
-      "deleting raw log record");
+  return FromRocks(impl_->db->Delete(options, impl_->log_cf, keys::SequenceKey(sequence)),
+                   "deleting raw log record");
 }
 
 }  // namespace kpx::storage

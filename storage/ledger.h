@@ -97,8 +97,7 @@ class Ledger {
   // batch: all of them or none. Each on_sequenced sees its own entry's head.
   // Returns the head after each; on any error (the first one is returned)
   // nothing is written. An empty vector writes nothing.
-  absl::StatusOr<std::vector<Head>> AppendAll(
-      std::vector<Transition> transitions);
+  absl::StatusOr<std::vector<Head>> AppendAll(std::vector<Transition> transitions);
 
   Head head() const;
 
@@ -117,12 +116,10 @@ class Ledger {
       const std::function<bool(const v1::CertificateRecord&)>& keep) const;
 
   // The value stored with a seen message id, or nullopt if never seen.
-  absl::StatusOr<std::optional<std::string>> GetSeen(
-      const std::string& message_id) const;
+  absl::StatusOr<std::optional<std::string>> GetSeen(const std::string& message_id) const;
 
   // Outbox items due at or before `now`, earliest first, at most `limit`.
-  absl::StatusOr<std::vector<v1::OutboxItem>> DueOutbox(absl::Time now,
-                                                        size_t limit) const;
+  absl::StatusOr<std::vector<v1::OutboxItem>> DueOutbox(absl::Time now, size_t limit) const;
   // Earliest due time in the outbox, or nullopt when it is empty.
   absl::StatusOr<std::optional<absl::Time>> NextDue() const;
   // Number of items in the outbox.
@@ -139,8 +136,7 @@ class Ledger {
   absl::Status RescheduleOutboxAll(std::span<const v1::OutboxItem> items);
 
   // Entries with sequence in [from, from + limit), in order.
-  absl::StatusOr<std::vector<v1::LedgerEntry>> ReadEntries(uint64_t from,
-                                                           size_t limit) const;
+  absl::StatusOr<std::vector<v1::LedgerEntry>> ReadEntries(uint64_t from, size_t limit) const;
 
   // Walks the whole chain from sequence 1: recomputes every hash, checks
   // that sequences have no gaps, that each stored entry names its own
@@ -173,8 +169,7 @@ class Ledger {
 
   // For tests and tools: raw access to overwrite or delete a log record, to
   // show that Verify catches tampering. Not used by the node.
-  absl::Status UnsafePutRawLogRecordForTest(uint64_t sequence,
-                                            const std::string& value);
+  absl::Status UnsafePutRawLogRecordForTest(uint64_t sequence, const std::string& value);
   absl::Status UnsafeDeleteLogRecordForTest(uint64_t sequence);
 
  private:

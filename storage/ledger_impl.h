@@ -28,12 +28,12 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what);
 // From queueing until `done`, only the thread leading its group touches the
 // other fields; `done` itself is read and written under Impl::mu.
 struct Writer {
-  std::span<Transition> transitions;           // Append / AppendAll
+  std::span<Transition> transitions;  // Append / AppendAll
   // RescheduleOutbox / RescheduleOutboxAll: items to rewrite; with
   // skip_missing, items no longer queued are passed over, not an error.
   std::span<const v1::OutboxItem> reschedules;
   bool skip_missing = false;
-  size_t approx_bytes = 0;                     // bounds the group size
+  size_t approx_bytes = 0;  // bounds the group size
   absl::Status status;
   std::vector<Head> heads;  // the head right after each transition's entry
   bool done = false;
@@ -63,8 +63,7 @@ class Ledger::Impl {
   rocksdb::ColumnFamilyHandle* outbox_cf = nullptr;
   rocksdb::ColumnFamilyHandle* seen_cf = nullptr;
   rocksdb::ColumnFamilyHandle* meta_cf = nullptr;
-  rocksdb::ColumnFamilyHandle* default_cf =
-      nullptr;  // unused, but RocksDB requires it
+  rocksdb::ColumnFamilyHandle* default_cf = nullptr;  // unused, but RocksDB requires it
 
   mutable absl::Mutex mu;
   // Front writer is the leader; the rest wait for it or their turn.

@@ -32,8 +32,7 @@ VerifyResult Ledger::Impl::Verify() const {
   ro.snapshot = snapshot.snapshot();
   absl::StatusOr<Head> stored = ReadStoredHead(ro);
   if (!stored.ok()) {
-    return fail(
-        1, absl::StrCat("cannot read the head: ", stored.status().message()));
+    return fail(1, absl::StrCat("cannot read the head: ", stored.status().message()));
   }
 
   // One sequential pass over data read once: keep it out of the block
@@ -47,32 +46,27 @@ VerifyResult Ledger::Impl::Verify() const {
   std::string chained;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const uint64_t expected = result.head.sequence + 1;
-    const std::optional<uint64_t> sequence =
-        keys::ParseSequenceKey(it->key().ToStringView());
+    const std::optional<uint64_t> sequence = keys::ParseSequenceKey(it->key().ToStringView());
     if (!sequence) {
-      return fail(expected, absl::StrCat("log key after entry ", expected - 1,
-                                         " is malformed"));
+      return fail(expected, absl::StrCat("log key after entry ", expected - 1, " is malformed"));
     }
     if (*sequence != expected) {
       return fail(expected, absl::StrCat("entry ", expected, " missing"));
     }
-    if (!record.ParseFromArray(it->value().data(),
-                               static_cast<int>(it->value().size()))) {
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
       return fail(expected, absl::StrCat("entry ", expected, " unreadable"));
     }
     chained.assign(result.head.hash);
     chained.append(record.entry());
     std::string hash = crypto::Sha256(chained);
     if (hash != record.hash()) {
-      return fail(expected, absl::StrCat("entry ", expected,
-                                         " hash mismatch: contents changed"));
+      return fail(expected, absl::StrCat("entry ", expected, " hash mismatch: contents changed"));
     }
     if (!entry.ParseFromString(record.entry())) {
       return fail(expected, absl::StrCat("entry ", expected, " unreadable"));
     }
     if (entry.sequence() != expected) {
-      return fail(expected, absl::StrCat("entry ", expected, " names sequence ",
-                                         entry.sequence()));
+      return fail(expected, absl::StrCat("entry ", expected, " names sequence ", entry.sequence()));
     }
     result.head.sequence = expected;
     result.head.hash = std::move(hash);
@@ -80,13 +74,12 @@ VerifyResult Ledger::Impl::Verify() const {
   }
   const uint64_t last = result.head.sequence;
   if (!it->status().ok()) {
-    return fail(last + 1, absl::StrCat("reading entry ", last + 1,
-                                       " failed: ", it->status().ToString()));
+    return fail(last + 1,
+                absl::StrCat("reading entry ", last + 1, " failed: ", it->status().ToString()));
   }
   if (last != stored->sequence) {
     return fail(std::min(last, stored->sequence) + 1,
-                absl::StrCat("log ends at ", last, " but head says ",
-                             stored->sequence));
+                absl::StrCat("log ends at ", last, " but head says ", stored->sequence));
   }
   if (result.head.hash != stored->hash) {
     return fail(std::max<uint64_t>(last, 1),

@@ -192,12 +192,18 @@ std::string FileSystemOf(const std::string& path) {
   struct statfs st;
   if (::statfs(path.c_str(), &st) != 0) return "?";
   switch (static_cast<unsigned long>(st.f_type)) {
-    case 0xEF53: return "ext4";
-    case 0x01021994: return "tmpfs (fsync is free: figures not meaningful)";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x794C7630: return "overlayfs";
-    default: return Fmt("f_type 0x%lx", static_cast<unsigned long>(st.f_type));
+    case 0xEF53:
+      return "ext4";
+    case 0x01021994:
+      return "tmpfs (fsync is free: figures not meaningful)";
+    case 0x58465342:
+      return "xfs";
+    case 0x9123683E:
+      return "btrfs";
+    case 0x794C7630:
+      return "overlayfs";
+    default:
+      return Fmt("f_type 0x%lx", static_cast<unsigned long>(st.f_type));
   }
 }
 
@@ -248,7 +254,8 @@ std::string ThreadCpuDelta(const std::map<int, ThreadCpu>& before,
   }
   std::vector<std::pair<double, std::string>> sorted;
   for (const auto& [name, v] : by_name) {
-    if (v.first >= 0.005) sorted.emplace_back(v.first, Fmt("%s (%d) %.2f s", name.c_str(), v.second, v.first));
+    if (v.first >= 0.005)
+      sorted.emplace_back(v.first, Fmt("%s (%d) %.2f s", name.c_str(), v.second, v.first));
   }
   std::sort(sorted.rbegin(), sorted.rend());
   std::string s;
@@ -295,9 +302,10 @@ std::string MachineBusy(const MachineCpu& before, double own_cpu_seconds, double
   const double busy = (after.busy - before.busy) / wall_seconds;
   const double own = own_cpu_seconds / wall_seconds;
   const double steal = (after.steal - before.steal) / wall_seconds;
-  return Fmt("machine: %.2f of %ld cores busy on average, %.2f by this program, %.2f by other "
-             "processes; %.2f cores stolen by the hypervisor",
-             busy, ::sysconf(_SC_NPROCESSORS_ONLN), own, std::max(0.0, busy - own), steal);
+  return Fmt(
+      "machine: %.2f of %ld cores busy on average, %.2f by this program, %.2f by other "
+      "processes; %.2f cores stolen by the hypervisor",
+      busy, ::sysconf(_SC_NPROCESSORS_ONLN), own, std::max(0.0, busy - own), steal);
 }
 
 // ------------------------------------------------------------------ flags
@@ -309,7 +317,8 @@ struct Flags {
   double duration_s = 10;
   int latency_clients = 8;
   int64_t verify_entries = 200000;
-  std::set<std::string> stages = {"throughput", "breakdown", "latency", "memory", "verify", "costs"};
+  std::set<std::string> stages = {"throughput", "breakdown", "latency",
+                                  "memory",     "verify",    "costs"};
   std::string node_log;
 };
 
@@ -541,8 +550,8 @@ double DriveThroughput(int64_t n, int c, const std::string& prefix, storage::Led
       while (true) {
         const int64_t i = next++;
         if (i >= n) break;
-        const v1::Certificate cert =
-            ValidCertificate(Fmt("%s%07lld", prefix.c_str(), static_cast<long long>(i)), "BW", "EU");
+        const v1::Certificate cert = ValidCertificate(
+            Fmt("%s%07lld", prefix.c_str(), static_cast<long long>(i)), "BW", "EU");
         const absl::Time start = absl::Now();
         absl::Status s = submit(k, cert);
         last_return[k] = absl::Now();
@@ -615,12 +624,13 @@ double DriveThroughput(int64_t n, int c, const std::string& prefix, storage::Led
   const uint64_t eu_entries = eu_ledger.head().sequence - eu_from + 1;
   const double per_cert = 1e6 / static_cast<double>(std::max<int64_t>(delivered, 1));
 
-  Say("submitted: %lld of %lld accepted, %lld refused%s%s", static_cast<long long>(submitted.load()),
-      static_cast<long long>(n), static_cast<long long>(refused.load()),
+  Say("submitted: %lld of %lld accepted, %lld refused%s%s",
+      static_cast<long long>(submitted.load()), static_cast<long long>(n),
+      static_cast<long long>(refused.load()),
       first_error.empty() ? "" : "; first refusal: ", first_error.c_str());
   Say("submit rate: %lld in %.2f s = %.0f submits/s (one submit call: %s)",
-      static_cast<long long>(submitted.load()), submit_s,
-      static_cast<double>(submitted) / submit_s, rpc_all.Summary().c_str());
+      static_cast<long long>(submitted.load()), submit_s, static_cast<double>(submitted) / submit_s,
+      rpc_all.Summary().c_str());
   if (stalled) {
     Say("delivery STALLED: %lld of %lld DELIVERED after %.1f s (%lld delivery failures)",
         static_cast<long long>(delivered.load()), static_cast<long long>(n), total_s,
@@ -689,13 +699,12 @@ void Throughput(const Flags& f) {
       return;
     }
   }
-  const double rate = DriveThroughput(
-      n, c, "BW-T-", bw_ledger, eu.node().ledger(),
-      [&](int k, const v1::Certificate& cert) -> absl::Status {
-        grpc::Status s = Submit(*stubs[k], cert);
-        if (s.ok()) return absl::OkStatus();
-        return absl::UnknownError(s.error_message());
-      });
+  const double rate = DriveThroughput(n, c, "BW-T-", bw_ledger, eu.node().ledger(),
+                                      [&](int k, const v1::Certificate& cert) -> absl::Status {
+                                        grpc::Status s = Submit(*stubs[k], cert);
+                                        if (s.ok()) return absl::OkStatus();
+                                        return absl::UnknownError(s.error_message());
+                                      });
   Say("target 5,000 certificates/s delivered with receipts: %s (%.0f%% of target)",
       Verdict(rate >= 5000).c_str(), rate / 50.0);
   // The delivery thread also sweeps for expired certificates once a minute
@@ -954,20 +963,19 @@ void Latency(const Flags& f) {
 
   Dist total, call;
   // The path of one certificate, in order; the phases add up to the total.
-  const char* phase_names[] = {
-      "submit call -> Node::Submit begins (RPC in)",
-      "-> SENT committed (validate, sign, group commit + fsync)",
-      "-> BW delivery pass begins (outbox wait)",
-      "-> EU Node::Receive begins (Deliver RPC in)",
-      "-> RECEIVED committed at EU (verify, sign receipt, fsync)",
-      "-> DELIVERED committed at BW (reply, verify receipt, fsync)"};
+  const char* phase_names[] = {"submit call -> Node::Submit begins (RPC in)",
+                               "-> SENT committed (validate, sign, group commit + fsync)",
+                               "-> BW delivery pass begins (outbox wait)",
+                               "-> EU Node::Receive begins (Deliver RPC in)",
+                               "-> RECEIVED committed at EU (verify, sign receipt, fsync)",
+                               "-> DELIVERED committed at BW (reply, verify receipt, fsync)"};
   Dist phases[6];
   for (int64_t i = 0; i < m; ++i) {
     if (delivered_at[i] == never) continue;
     total.Add(Ms(delivered_at[i] - started[i]));
     call.Add(Ms(issued[i] - started[i]));
-    const absl::Time points[] = {started[i],    submit_began[i],  sent_committed[i],
-                                 pass_began[i], receive_began[i], received[i],
+    const absl::Time points[] = {started[i],     submit_began[i],  sent_committed[i],
+                                 pass_began[i],  receive_began[i], received[i],
                                  delivered_at[i]};
     if (std::find(std::begin(points), std::end(points), never) != std::end(points)) continue;
     for (int p = 0; p < 6; ++p) phases[p].Add(Ms(points[p + 1] - points[p]));
@@ -992,8 +1000,7 @@ void Latency(const Flags& f) {
   const bool complete = static_cast<int64_t>(total.size()) == m;
   Say("target p99 under 20 ms at 500/s: %s (p99 %.1f ms%s%s)",
       Verdict(complete && f.rate >= 500 && total.P(0.99) < 20).c_str(), total.P(0.99),
-      complete ? "" : "; not all delivered",
-      f.rate < 500 ? "; rate below the target's 500/s" : "");
+      complete ? "" : "; not all delivered", f.rate < 500 ? "; rate below the target's 500/s" : "");
 }
 
 // ------------------------------------------------------------------ 3. memory
@@ -1012,9 +1019,8 @@ void Memory(const Flags& f) {
   Say("kpxd VmRSS %.1f MiB (RssAnon %.1f MiB, RssFile %.1f MiB), VmHWM %.1f MiB, "
       "VmSize %.1f MiB, %s threads",
       rss_mib, static_cast<double>(kib("RssAnon:")) / 1024.0,
-      static_cast<double>(kib("RssFile:")) / 1024.0,
-      static_cast<double>(kib("VmHWM:")) / 1024.0, static_cast<double>(kib("VmSize:")) / 1024.0,
-      FieldOf(status, "Threads:").c_str());
+      static_cast<double>(kib("RssFile:")) / 1024.0, static_cast<double>(kib("VmHWM:")) / 1024.0,
+      static_cast<double>(kib("VmSize:")) / 1024.0, FieldOf(status, "Threads:").c_str());
   Say("target under 64 MiB resident when idle: %s (%.0f%% of the limit)",
       Verdict(rss_mib > 0 && rss_mib < 64).c_str(), rss_mib / 64.0 * 100.0);
 
@@ -1031,8 +1037,8 @@ void Memory(const Flags& f) {
   for (int k = 0; k < kClients; ++k) {
     threads.emplace_back([&, k] {
       for (int64_t i = next++; i < burst; i = next++) {
-        if (!Submit(*stubs[k], ValidCertificate(Fmt("BW-R-%07lld", static_cast<long long>(i)),
-                                                "BW", "EU"))
+        if (!Submit(*stubs[k],
+                    ValidCertificate(Fmt("BW-R-%07lld", static_cast<long long>(i)), "BW", "EU"))
                  .ok()) {
           ++refused;
         }
@@ -1085,7 +1091,8 @@ void Verify(const Flags& f) {
       LoadAvg().c_str());
   TempDir dir;
   const std::string path = dir.Sub("ledger");
-  absl::StatusOr<crypto::PrivateKey> key = crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519);
+  absl::StatusOr<crypto::PrivateKey> key =
+      crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519);
   if (!key.ok()) {
     Say("cannot make a key: %s", std::string(key.status().message()).c_str());
     return;
@@ -1181,8 +1188,8 @@ void Verify(const Flags& f) {
   Say("(ledger folder %.1f MiB; reopen took %.0f ms; its files were in the OS page cache, "
       "written just before)",
       static_cast<double>(on_disk) / (1 << 20), Ms(open));
-  Say("target over 200,000 entries/s: %s (%.0f%% of target)",
-      Verdict(first_rate > 200000).c_str(), first_rate / 2000.0);
+  Say("target over 200,000 entries/s: %s (%.0f%% of target)", Verdict(first_rate > 200000).c_str(),
+      first_rate / 2000.0);
 }
 
 // ------------------------------------------------------------------ 5. costs
@@ -1206,7 +1213,8 @@ void Costs(const Flags&) {
     Say("fdatasync after a 4 KiB append (%s): %s", FileSystemOf(dir.path()).c_str(),
         d.Summary().c_str());
   }
-  absl::StatusOr<crypto::PrivateKey> key = crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519);
+  absl::StatusOr<crypto::PrivateKey> key =
+      crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519);
   if (!key.ok()) return;
   v1::MessageBody body;
   body.mutable_header()->set_message_id(node::NewMessageId());
@@ -1368,7 +1376,8 @@ int main(int argc, char** argv) {
   run("costs", Costs);
   std::error_code ec;
   Blank();
-  Say("node log: %llu bytes", static_cast<unsigned long long>(std::filesystem::file_size(node_log, ec)));
+  Say("node log: %llu bytes",
+      static_cast<unsigned long long>(std::filesystem::file_size(node_log, ec)));
   ::dup2(saved_stderr, 2);
   return failures == 0 ? 0 : 1;
 }

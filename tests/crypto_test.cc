@@ -49,8 +49,7 @@ absl::Status StatusOf(const absl::StatusOr<T>& s) {
     CHECK(status_.code() == (want));             \
   } while (0)
 
-constexpr Algorithm kAlgorithms[] = {Algorithm::kEd25519,
-                                     Algorithm::kEcdsaP256};
+constexpr Algorithm kAlgorithms[] = {Algorithm::kEd25519, Algorithm::kEcdsaP256};
 
 PrivateKey MustGenerate(Algorithm a) {
   absl::StatusOr<PrivateKey> key = PrivateKey::Generate(a);
@@ -62,10 +61,9 @@ PrivateKey MustGenerate(Algorithm a) {
 std::string ForeignKeyPem(EVP_PKEY* key, bool private_part) {
   REQUIRE(key != nullptr);
   BIO* bio = BIO_new(BIO_s_mem());
-  int ok = private_part ? PEM_write_bio_PKCS8PrivateKey(bio, key, nullptr,
-                                                        nullptr, 0, nullptr,
-                                                        nullptr)
-                        : PEM_write_bio_PUBKEY(bio, key);
+  int ok = private_part
+               ? PEM_write_bio_PKCS8PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr)
+               : PEM_write_bio_PUBKEY(bio, key);
   char* p = nullptr;
   long n = BIO_get_mem_data(bio, &p);
   std::string pem(p, static_cast<size_t>(n));
@@ -114,8 +112,7 @@ void WriteScratch(const std::string& name, const std::string& text) {
 
 // Runs `openssl <args>` in the scratch directory and requires success.
 void OpenSsl(const std::string& args) {
-  const std::string cmd = "cd '" + Scratch::Dir() + "' && openssl " + args +
-                          " >openssl.log 2>&1";
+  const std::string cmd = "cd '" + Scratch::Dir() + "' && openssl " + args + " >openssl.log 2>&1";
   int rc = std::system(cmd.c_str());
   INFO(cmd << "\n" << Slurp(Scratch::Dir() + "/openssl.log"));
   REQUIRE(rc == 0);
@@ -145,12 +142,12 @@ authorityKeyIdentifier = keyid, issuer
 constexpr char kNewKey[] = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
 
 struct Pki {
-  absl::Time made;          // just before anything was issued
-  std::string root;         // self-signed root CA
-  std::string leaf;         // node-a, issued by root, 30 days
-  std::string other_root;   // unrelated self-signed CA
-  std::string intermediate; // CA issued by root
-  std::string leaf2;        // node-b, issued by intermediate
+  absl::Time made;           // just before anything was issued
+  std::string root;          // self-signed root CA
+  std::string leaf;          // node-a, issued by root, 30 days
+  std::string other_root;    // unrelated self-signed CA
+  std::string intermediate;  // CA issued by root
+  std::string leaf2;         // node-b, issued by intermediate
 };
 
 Pki MakePki() {
@@ -158,23 +155,31 @@ Pki MakePki() {
   pki.made = absl::Now();
   WriteScratch("kpx.cnf", kOpenSslConfig);
   const std::string req = std::string("req -config kpx.cnf ") + kNewKey;
-  OpenSsl(req + " -x509 -extensions ca -days 3650 -subj '/CN=KPX Test Root'"
-                " -keyout root.key -out root.pem");
-  OpenSsl(req + " -x509 -extensions ca -days 3650 -subj '/CN=Unrelated CA'"
-                " -keyout other.key -out other.pem");
-  OpenSsl(req + " -subj '/O=KPX/CN=node-a.kpx.test' -keyout leaf.key"
-                " -out leaf.csr");
-  OpenSsl("x509 -req -in leaf.csr -CA root.pem -CAkey root.key -set_serial 2"
-          " -days 30 -extfile kpx.cnf -extensions leaf -out leaf.pem");
-  OpenSsl(req + " -subj '/CN=KPX Intermediate' -keyout inter.key"
-                " -out inter.csr");
-  OpenSsl("x509 -req -in inter.csr -CA root.pem -CAkey root.key -set_serial 3"
-          " -days 365 -extfile kpx.cnf -extensions ca -out inter.pem");
-  OpenSsl(req + " -subj '/CN=node-b.kpx.test' -keyout leaf2.key"
-                " -out leaf2.csr");
-  OpenSsl("x509 -req -in leaf2.csr -CA inter.pem -CAkey inter.key"
-          " -set_serial 4 -days 30 -extfile kpx.cnf -extensions leaf"
-          " -out leaf2.pem");
+  OpenSsl(req +
+          " -x509 -extensions ca -days 3650 -subj '/CN=KPX Test Root'"
+          " -keyout root.key -out root.pem");
+  OpenSsl(req +
+          " -x509 -extensions ca -days 3650 -subj '/CN=Unrelated CA'"
+          " -keyout other.key -out other.pem");
+  OpenSsl(req +
+          " -subj '/O=KPX/CN=node-a.kpx.test' -keyout leaf.key"
+          " -out leaf.csr");
+  OpenSsl(
+      "x509 -req -in leaf.csr -CA root.pem -CAkey root.key -set_serial 2"
+      " -days 30 -extfile kpx.cnf -extensions leaf -out leaf.pem");
+  OpenSsl(req +
+          " -subj '/CN=KPX Intermediate' -keyout inter.key"
+          " -out inter.csr");
+  OpenSsl(
+      "x509 -req -in inter.csr -CA root.pem -CAkey root.key -set_serial 3"
+      " -days 365 -extfile kpx.cnf -extensions ca -out inter.pem");
+  OpenSsl(req +
+          " -subj '/CN=node-b.kpx.test' -keyout leaf2.key"
+          " -out leaf2.csr");
+  OpenSsl(
+      "x509 -req -in leaf2.csr -CA inter.pem -CAkey inter.key"
+      " -set_serial 4 -days 30 -extfile kpx.cnf -extensions leaf"
+      " -out leaf2.pem");
   const std::string& d = Scratch::Dir();
   pki.root = Slurp(d + "/root.pem");
   pki.other_root = Slurp(d + "/other.pem");
@@ -220,18 +225,15 @@ struct Rfc8032Vector {
 };
 
 constexpr Rfc8032Vector kRfc8032[] = {
-    {"TEST 1",
-     "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+    {"TEST 1", "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
      "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
      "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb88215"
      "90a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"},
-    {"TEST 2",
-     "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+    {"TEST 2", "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
      "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
      "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e4"
      "3e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"},
-    {"TEST 3",
-     "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
+    {"TEST 3", "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
      "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025", "af82",
      "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b53"
      "8d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a"},
@@ -249,27 +251,23 @@ TEST_CASE("Ed25519 matches the RFC 8032 section 7.1 vectors", "[crypto]") {
   const std::string spki_prefix = Unhex("302a300506032b6570032100");
   for (const Rfc8032Vector& v : kRfc8032) {
     INFO(v.name);
-    absl::StatusOr<PrivateKey> priv =
-        PrivateKey::FromRawEd25519(Unhex(v.secret));
+    absl::StatusOr<PrivateKey> priv = PrivateKey::FromRawEd25519(Unhex(v.secret));
     REQUIRE_OK(priv);
-    absl::StatusOr<PublicKey> pub =
-        PublicKey::FromRawEd25519(Unhex(v.public_key));
+    absl::StatusOr<PublicKey> pub = PublicKey::FromRawEd25519(Unhex(v.public_key));
     REQUIRE_OK(pub);
     CHECK(priv->algorithm() == Algorithm::kEd25519);
     CHECK(pub->algorithm() == Algorithm::kEd25519);
     // The public key derived from the seed is the published one...
     CHECK(priv->key_id() == pub->key_id());
     // ...and the key id is the SHA-256 of its SPKI DER.
-    CHECK(pub->key_id() ==
-          HexEncode(Sha256(spki_prefix + Unhex(v.public_key))));
+    CHECK(pub->key_id() == HexEncode(Sha256(spki_prefix + Unhex(v.public_key))));
 
     const std::string message = Unhex(v.message);
     absl::StatusOr<std::string> sig = priv->Sign(message);
     REQUIRE_OK(sig);
     CHECK(HexEncode(*sig) == v.signature);
     REQUIRE_OK(pub->Verify(message, Unhex(v.signature)));
-    CHECK_CODE(pub->Verify(message + "x", Unhex(v.signature)),
-               StatusCode::kUnauthenticated);
+    CHECK_CODE(pub->Verify(message + "x", Unhex(v.signature)), StatusCode::kUnauthenticated);
   }
 }
 
@@ -290,8 +288,7 @@ TEST_CASE("sign/verify round trip", "[crypto]") {
     PrivateKey key = MustGenerate(a);
     CHECK(key.algorithm() == a);
     CHECK(key.public_key().algorithm() == a);
-    for (std::string data : {std::string(), std::string("kp certificate"),
-                             RandomBytes(100000)}) {
+    for (std::string data : {std::string(), std::string("kp certificate"), RandomBytes(100000)}) {
       absl::StatusOr<std::string> sig = key.Sign(data);
       REQUIRE_OK(sig);
       if (a == Algorithm::kEd25519) {
@@ -306,8 +303,7 @@ TEST_CASE("sign/verify round trip", "[crypto]") {
   }
 }
 
-TEST_CASE("tampering and wrong keys are refused as Unauthenticated",
-          "[crypto]") {
+TEST_CASE("tampering and wrong keys are refused as Unauthenticated", "[crypto]") {
   for (Algorithm a : kAlgorithms) {
     INFO(AlgorithmName(a));
     PrivateKey key = MustGenerate(a);
@@ -333,28 +329,23 @@ TEST_CASE("tampering and wrong keys are refused as Unauthenticated",
       s[i] ^= 0x01;
       CHECK_CODE(pub.Verify(data, s), StatusCode::kUnauthenticated);
     }
-    CHECK_CODE(pub.Verify(data, sig->substr(0, sig->size() - 1)),
-               StatusCode::kUnauthenticated);
-    CHECK_CODE(pub.Verify(data, *sig + std::string(1, '\0')),
-               StatusCode::kUnauthenticated);
+    CHECK_CODE(pub.Verify(data, sig->substr(0, sig->size() - 1)), StatusCode::kUnauthenticated);
+    CHECK_CODE(pub.Verify(data, *sig + std::string(1, '\0')), StatusCode::kUnauthenticated);
 
     // Garbage signatures never crash.
-    for (const std::string& s :
-         {std::string(), std::string(64, '\0'), std::string(72, '\xff'),
-          RandomBytes(64), RandomBytes(71), RandomBytes(1 << 16),
-          std::string("\x30\x00", 2), std::string("\x30\x80", 2)}) {
+    for (const std::string& s : {std::string(), std::string(64, '\0'), std::string(72, '\xff'),
+                                 RandomBytes(64), RandomBytes(71), RandomBytes(1 << 16),
+                                 std::string("\x30\x00", 2), std::string("\x30\x80", 2)}) {
       CHECK_CODE(pub.Verify(data, s), StatusCode::kUnauthenticated);
     }
 
     // Another key of the same algorithm, and one of the other algorithm.
     for (Algorithm other : kAlgorithms) {
       PrivateKey stranger = MustGenerate(other);
-      CHECK_CODE(stranger.public_key().Verify(data, *sig),
-                 StatusCode::kUnauthenticated);
+      CHECK_CODE(stranger.public_key().Verify(data, *sig), StatusCode::kUnauthenticated);
       absl::StatusOr<std::string> stranger_sig = stranger.Sign(data);
       REQUIRE_OK(stranger_sig);
-      CHECK_CODE(pub.Verify(data, *stranger_sig),
-                 StatusCode::kUnauthenticated);
+      CHECK_CODE(pub.Verify(data, *stranger_sig), StatusCode::kUnauthenticated);
     }
   }
 }
@@ -414,8 +405,7 @@ TEST_CASE("PEM round trips keep the key id", "[crypto]") {
   }
 }
 
-TEST_CASE("key ids are 64 lowercase hex chars, stable and distinct",
-          "[crypto]") {
+TEST_CASE("key ids are 64 lowercase hex chars, stable and distinct", "[crypto]") {
   for (Algorithm a : kAlgorithms) {
     PrivateKey key = MustGenerate(a);
     const std::string& id = key.key_id();
@@ -442,8 +432,8 @@ TEST_CASE("an EC PRIVATE KEY (SEC 1) PEM is accepted", "[crypto]") {
   }
   REQUIRE(raw != nullptr);
   BIO* out = BIO_new(BIO_s_mem());
-  REQUIRE(PEM_write_bio_PrivateKey_traditional(out, raw, nullptr, nullptr, 0,
-                                               nullptr, nullptr) == 1);
+  REQUIRE(PEM_write_bio_PrivateKey_traditional(out, raw, nullptr, nullptr, 0, nullptr, nullptr) ==
+          1);
   char* p = nullptr;
   long n = BIO_get_mem_data(out, &p);
   const std::string sec1(p, static_cast<size_t>(n));
@@ -477,8 +467,7 @@ TEST_CASE("garbage PEM is InvalidArgument", "[crypto]") {
   }
   // A public key is not a private key, nor the other way round (a private
   // key pasted where a public one belongs is a leak to stop, not to use).
-  CHECK_CODE(PrivateKey::FromPem(ed.public_key().ToPem()),
-             StatusCode::kInvalidArgument);
+  CHECK_CODE(PrivateKey::FromPem(ed.public_key().ToPem()), StatusCode::kInvalidArgument);
   CHECK_CODE(PublicKey::FromPem(ed.ToPem()), StatusCode::kInvalidArgument);
 }
 
@@ -488,26 +477,22 @@ TEST_CASE("keys other than Ed25519 and named P-256 are refused", "[crypto]") {
     EVP_PKEY* (*make)();
   };
   const Foreign foreign[] = {
-      {"RSA-1024",
-       [] { return EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{1024}); }},
-      {"EC P-384",
-       [] { return EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"); }},
-      {"EC secp256k1",
-       [] { return EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "secp256k1"); }},
+      {"RSA-1024", [] { return EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{1024}); }},
+      {"EC P-384", [] { return EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"); }},
+      {"EC secp256k1", [] { return EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "secp256k1"); }},
       {"X25519", [] { return EVP_PKEY_Q_keygen(nullptr, nullptr, "X25519"); }},
       {"Ed448", [] { return EVP_PKEY_Q_keygen(nullptr, nullptr, "ED448"); }},
   };
   for (const Foreign& f : foreign) {
     INFO(f.name);
-    CHECK_CODE(PrivateKey::FromPem(ForeignKeyPem(f.make(), true)),
-               StatusCode::kInvalidArgument);
-    CHECK_CODE(PublicKey::FromPem(ForeignKeyPem(f.make(), false)),
-               StatusCode::kInvalidArgument);
+    CHECK_CODE(PrivateKey::FromPem(ForeignKeyPem(f.make(), true)), StatusCode::kInvalidArgument);
+    CHECK_CODE(PublicKey::FromPem(ForeignKeyPem(f.make(), false)), StatusCode::kInvalidArgument);
   }
 
   // P-256 spelled out as explicit curve parameters.
-  OpenSsl("ecparam -name prime256v1 -param_enc explicit -genkey -noout"
-          " -out explicit.key");
+  OpenSsl(
+      "ecparam -name prime256v1 -param_enc explicit -genkey -noout"
+      " -out explicit.key");
   OpenSsl("ec -in explicit.key -param_enc explicit -pubout -out explicit.pub");
   const std::string explicit_priv = Slurp(Scratch::Dir() + "/explicit.key");
   const std::string explicit_pub = Slurp(Scratch::Dir() + "/explicit.pub");
@@ -516,8 +501,7 @@ TEST_CASE("keys other than Ed25519 and named P-256 are refused", "[crypto]") {
   CHECK_CODE(PublicKey::FromPem(explicit_pub), StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("an encrypted private key is refused, not prompted for",
-          "[crypto]") {
+TEST_CASE("an encrypted private key is refused, not prompted for", "[crypto]") {
   PrivateKey key = MustGenerate(Algorithm::kEd25519);
   const std::string pem = key.ToPem();
   BIO* in = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
@@ -526,8 +510,8 @@ TEST_CASE("an encrypted private key is refused, not prompted for",
   REQUIRE(raw != nullptr);
   BIO* out = BIO_new(BIO_s_mem());
   char pass[] = "secret";
-  REQUIRE(PEM_write_bio_PKCS8PrivateKey(out, raw, EVP_aes_256_cbc(), pass, 6,
-                                        nullptr, nullptr) == 1);
+  REQUIRE(PEM_write_bio_PKCS8PrivateKey(out, raw, EVP_aes_256_cbc(), pass, 6, nullptr, nullptr) ==
+          1);
   char* p = nullptr;
   long n = BIO_get_mem_data(out, &p);
   const std::string encrypted(p, static_cast<size_t>(n));
@@ -546,12 +530,11 @@ TEST_CASE("ParseCertificatePem reads CN, subject and validity", "[x509]") {
   CHECK(leaf->common_name == "node-a.kpx.test");
   CHECK(leaf->subject == "CN=node-a.kpx.test,O=KPX");  // RFC 2253: reversed
   // Certificate times have whole seconds.
-  const absl::Time made_floor =
-      absl::FromUnixSeconds(absl::ToUnixSeconds(pki.made));
+  const absl::Time made_floor = absl::FromUnixSeconds(absl::ToUnixSeconds(pki.made));
   CHECK(leaf->not_before >= made_floor - absl::Seconds(1));
   CHECK(leaf->not_before <= absl::Now());
-  CHECK(absl::AbsDuration(leaf->not_after - leaf->not_before -
-                          absl::Hours(24 * 30)) <= absl::Seconds(2));
+  CHECK(absl::AbsDuration(leaf->not_after - leaf->not_before - absl::Hours(24 * 30)) <=
+        absl::Seconds(2));
 
   absl::StatusOr<CertificateInfo> root = ParseCertificatePem(pki.root);
   REQUIRE_OK(root);
@@ -583,46 +566,34 @@ TEST_CASE("VerifyCertificateChain", "[x509]") {
     CHECK(absl::StrContains(s.message(), "unable to get local issuer"));
   }
   SECTION("validity is judged at `now`") {
-    absl::Status s = VerifyCertificateChain(
-        pki.leaf, pki.root, leaf->not_after + absl::Hours(1));
+    absl::Status s = VerifyCertificateChain(pki.leaf, pki.root, leaf->not_after + absl::Hours(1));
     CHECK_CODE(s, StatusCode::kPermissionDenied);
     CHECK(absl::StrContains(s.message(), "expired"));
-    s = VerifyCertificateChain(pki.leaf, pki.root,
-                               leaf->not_before - absl::Hours(1));
+    s = VerifyCertificateChain(pki.leaf, pki.root, leaf->not_before - absl::Hours(1));
     CHECK_CODE(s, StatusCode::kPermissionDenied);
     CHECK(absl::StrContains(s.message(), "not yet valid"));
-    REQUIRE_OK(VerifyCertificateChain(pki.leaf, pki.root,
-                                      leaf->not_after - absl::Hours(1)));
+    REQUIRE_OK(VerifyCertificateChain(pki.leaf, pki.root, leaf->not_after - absl::Hours(1)));
   }
   SECTION("a leaf is not its own CA, and a CA is not trusted by itself") {
-    CHECK_CODE(VerifyCertificateChain(pki.leaf, pki.leaf, now),
-               StatusCode::kPermissionDenied);
+    CHECK_CODE(VerifyCertificateChain(pki.leaf, pki.leaf, now), StatusCode::kPermissionDenied);
     CHECK_CODE(VerifyCertificateChain(pki.root, pki.other_root, now),
                StatusCode::kPermissionDenied);
   }
   SECTION("intermediates come after the leaf and are not trusted anchors") {
-    REQUIRE_OK(
-        VerifyCertificateChain(pki.leaf2 + pki.intermediate, pki.root, now));
-    CHECK_CODE(VerifyCertificateChain(pki.leaf2, pki.root, now),
-               StatusCode::kPermissionDenied);
+    REQUIRE_OK(VerifyCertificateChain(pki.leaf2 + pki.intermediate, pki.root, now));
+    CHECK_CODE(VerifyCertificateChain(pki.leaf2, pki.root, now), StatusCode::kPermissionDenied);
     // An intermediate in the CA bundle is not a trust anchor on its own.
     CHECK_CODE(VerifyCertificateChain(pki.leaf2, pki.intermediate, now),
                StatusCode::kPermissionDenied);
-    CHECK_CODE(
-        VerifyCertificateChain(pki.leaf2 + pki.intermediate, pki.other_root,
-                               now),
-        StatusCode::kPermissionDenied);
+    CHECK_CODE(VerifyCertificateChain(pki.leaf2 + pki.intermediate, pki.other_root, now),
+               StatusCode::kPermissionDenied);
   }
   SECTION("unreadable input is refused") {
-    CHECK_CODE(VerifyCertificateChain("", pki.root, now),
-               StatusCode::kInvalidArgument);
-    CHECK_CODE(VerifyCertificateChain(pki.leaf, "", now),
-               StatusCode::kInvalidArgument);
-    CHECK_CODE(VerifyCertificateChain("garbage", pki.root, now),
-               StatusCode::kInvalidArgument);
+    CHECK_CODE(VerifyCertificateChain("", pki.root, now), StatusCode::kInvalidArgument);
+    CHECK_CODE(VerifyCertificateChain(pki.leaf, "", now), StatusCode::kInvalidArgument);
+    CHECK_CODE(VerifyCertificateChain("garbage", pki.root, now), StatusCode::kInvalidArgument);
     // A damaged certificate in the bundle is an error, not silently skipped.
-    const std::string damaged =
-        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    const std::string damaged = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
     CHECK_CODE(VerifyCertificateChain(pki.leaf, pki.root + damaged, now),
                StatusCode::kInvalidArgument);
   }

@@ -169,9 +169,9 @@ std::unique_ptr<v1::AuthorityService::Stub> GrpcFederation::Authority(const std:
       gateway::LoadTlsIdentity(base + role + ".pem", base + role + ".key");
   if (!id.ok()) throw std::runtime_error(std::string(id.status().message()));
   const std::string ca = *crypto::ReadFile(base + "ca.pem");
-  return v1::AuthorityService::NewStub(gateway::MutualTlsChannel(
-      absl::StrCat("127.0.0.1:", AuthorityPort(code)), *id, ca,
-      absl::StrCat("node.", absl::AsciiStrToLower(code), ".kpx")));
+  return v1::AuthorityService::NewStub(
+      gateway::MutualTlsChannel(absl::StrCat("127.0.0.1:", AuthorityPort(code)), *id, ca,
+                                absl::StrCat("node.", absl::AsciiStrToLower(code), ".kpx")));
 }
 
 std::unique_ptr<v1::PeerService::Stub> GrpcFederation::Peer(const std::string& from,
@@ -181,9 +181,9 @@ std::unique_ptr<v1::PeerService::Stub> GrpcFederation::Peer(const std::string& f
       gateway::LoadTlsIdentity(mine + "node.pem", mine + "node.key");
   if (!id.ok()) throw std::runtime_error(std::string(id.status().message()));
   const std::string ca = *crypto::ReadFile(absl::StrCat(tmp_.path(), "/", to, "/ca.pem"));
-  return v1::PeerService::NewStub(gateway::MutualTlsChannel(
-      absl::StrCat("127.0.0.1:", PeerPort(to)), *id, ca,
-      absl::StrCat("node.", absl::AsciiStrToLower(to), ".kpx")));
+  return v1::PeerService::NewStub(
+      gateway::MutualTlsChannel(absl::StrCat("127.0.0.1:", PeerPort(to)), *id, ca,
+                                absl::StrCat("node.", absl::AsciiStrToLower(to), ".kpx")));
 }
 
 bool GrpcFederation::WaitForState(const std::string& code, const std::string& number,

@@ -64,8 +64,7 @@ class GrpcFederation {
   std::unique_ptr<v1::PeerService::Stub> Peer(const std::string& from, const std::string& to);
 
   // Polls `code` until certificate `number` is in `state` (or 20 s pass).
-  bool WaitForState(const std::string& code, const std::string& number,
-                    v1::CertificateState state);
+  bool WaitForState(const std::string& code, const std::string& number, v1::CertificateState state);
 
   // Environment prefix for running kpxctl as `code`'s `role`.
   std::string KpxctlEnv(const std::string& code, const std::string& role) const;

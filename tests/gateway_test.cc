@@ -1,7 +1,6 @@
 // Multi-node tests over real gRPC with mutual TLS on 127.0.0.1: nodes run
 // in this process (gateway::NodeServer) with PKI from deploy/pki.sh.
 #include <catch2/catch.hpp>
-
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -164,8 +163,7 @@ TEST_CASE("each role may only use its own verbs", "[grpc][roles]") {
         absl::StrCat("127.0.0.1:", fed.AuthorityPort("BW")),
         *gateway::LoadTlsIdentity(fed.dir() + "/EU/exporter.pem", fed.dir() + "/EU/exporter.key"),
         *crypto::ReadFile(fed.dir() + "/BW/ca.pem"), "node.bw.kpx"));
-    CHECK(stub->SubmitCertificate(&ctx, req, &rec).error_code() ==
-          grpc::StatusCode::UNAVAILABLE);
+    CHECK(stub->SubmitCertificate(&ctx, req, &rec).error_code() == grpc::StatusCode::UNAVAILABLE);
   }
   // Only the exporter's certificate was stored (issued, then its receipt).
   for (const char* code : {"BW", "EU"}) {
@@ -258,11 +256,11 @@ TEST_CASE("peers are refused when TLS identity, signature or status do not hold"
   }
   SECTION("a node whose CA is on no trust list cannot connect") {
     GrpcFederation outsiders({"ZA"});
-    auto stub = v1::PeerService::NewStub(gateway::MutualTlsChannel(
-        absl::StrCat("127.0.0.1:", fed.PeerPort("EU")),
-        *gateway::LoadTlsIdentity(outsiders.dir() + "/ZA/node.pem",
-                                  outsiders.dir() + "/ZA/node.key"),
-        *crypto::ReadFile(fed.dir() + "/EU/ca.pem"), "node.eu.kpx"));
+    auto stub = v1::PeerService::NewStub(
+        gateway::MutualTlsChannel(absl::StrCat("127.0.0.1:", fed.PeerPort("EU")),
+                                  *gateway::LoadTlsIdentity(outsiders.dir() + "/ZA/node.pem",
+                                                            outsiders.dir() + "/ZA/node.key"),
+                                  *crypto::ReadFile(fed.dir() + "/EU/ca.pem"), "node.eu.kpx"));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     v1::DeliverResponse resp;

@@ -2,15 +2,15 @@
 // received messages, the outbox and dedup — three nodes in one process,
 // connected by MemoryTransport, with real ledgers on disk and a clock the
 // test moves.
-#include <catch2/catch.hpp>
+#include "node/node.h"
 
+#include <catch2/catch.hpp>
 #include <map>
 #include <memory>
 
 #include "absl/synchronization/mutex.h"
 #include "node/config.h"
 #include "node/envelope.h"
-#include "node/node.h"
 #include "node/rules.h"
 #include "node/state.h"
 #include "node/trust_list.h"
@@ -46,8 +46,8 @@ class Federation {
  public:
   Federation() {
     for (const char* code : {"BW", "AE", "EU", "VE"}) {
-      auto alg = std::string(code) == "EU" ? crypto::Algorithm::kEcdsaP256
-                                           : crypto::Algorithm::kEd25519;
+      auto alg =
+          std::string(code) == "EU" ? crypto::Algorithm::kEcdsaP256 : crypto::Algorithm::kEd25519;
       keys_.emplace(code, *crypto::PrivateKey::Generate(alg));
       v1::Participant* p = trust_proto_.add_participants();
       p->set_code(code);
@@ -172,8 +172,7 @@ TEST_CASE("a certificate travels from issue to confirmed receipt", "[node][journ
 
   v1::CertificateRecord bw = *f["BW"].Get("BW-2026-0001");
   v1::CertificateRecord eu = *f["EU"].Get("BW-2026-0001");
-  CHECK(Journey(bw) == std::vector<v1::CertificateState>{v1::ISSUED, v1::DELIVERED,
-                                                         v1::CONFIRMED});
+  CHECK(Journey(bw) == std::vector<v1::CertificateState>{v1::ISSUED, v1::DELIVERED, v1::CONFIRMED});
   CHECK(Journey(eu) == std::vector<v1::CertificateState>{v1::RECEIVED, v1::CONFIRMED});
   // Both ledgers hold the same signed certificate.
   CHECK(bw.certificate_digest() == eu.certificate_digest());
@@ -205,8 +204,7 @@ TEST_CASE("the importer rejects, the exporter cancels", "[node][journey]") {
   f.Settle();
 
   REQUIRE(f["EU"].Reject("BW-R-1", "seals broken on arrival").ok());
-  CHECK(f["EU"].Reject("BW-R-1", "again").status().code() ==
-        absl::StatusCode::kFailedPrecondition);
+  CHECK(f["EU"].Reject("BW-R-1", "again").status().code() == absl::StatusCode::kFailedPrecondition);
   REQUIRE(f["BW"].Cancel("BW-C-1", "shipment withdrawn").ok());
   f.Settle();
   CHECK(f.State("BW", "BW-R-1") == v1::REJECTED);
@@ -248,11 +246,9 @@ TEST_CASE("KP rules refuse bad certificates and store nothing", "[node][rules]")
        absl::StatusCode::kAlreadyExists},
       {"number without exporter prefix", [](v1::Certificate& c) { c.set_number("ZA-1"); },
        absl::StatusCode::kInvalidArgument},
-      {"expiry before issue",
-       [](v1::Certificate& c) { *c.mutable_expires_at() = c.issued_at(); },
+      {"expiry before issue", [](v1::Certificate& c) { *c.mutable_expires_at() = c.issued_at(); },
        absl::StatusCode::kInvalidArgument},
-      {"importer not a Participant",
-       [](v1::Certificate& c) { c.set_importing_participant("XX"); },
+      {"importer not a Participant", [](v1::Certificate& c) { c.set_importing_participant("XX"); },
        absl::StatusCode::kFailedPrecondition},
       {"importer suspended", [](v1::Certificate& c) { c.set_importing_participant("VE"); },
        absl::StatusCode::kFailedPrecondition},
@@ -361,8 +357,7 @@ TEST_CASE("received messages are checked and refusals change nothing", "[node][s
     b.mutable_header()->set_sender("BW");
     b.mutable_header()->set_recipient("EU");
     b.mutable_header()->set_kind(v1::CERTIFICATE);
-    *b.mutable_header()->mutable_created_at() =
-        node::ToTimestamp(f.clock().Now() + absl::Hours(1));
+    *b.mutable_header()->mutable_created_at() = node::ToTimestamp(f.clock().Now() + absl::Hours(1));
     *b.mutable_certificate() = cert;
     v1::SignedMessage m = *node::Signer("BW", f.key("BW")).Sign(b);
     // Retryable (not dropped): the sender tries again later.
@@ -372,15 +367,13 @@ TEST_CASE("received messages are checked and refusals change nothing", "[node][s
     v1::MessageBody b;
     b.mutable_header()->set_kind(v1::DELIVERY_RECEIPT);
     b.mutable_receipt()->set_message_id(node::NewMessageId());
-    CHECK(receive_one("BW", f.Signed("BW", "EU", b)).code() ==
-          absl::StatusCode::kInvalidArgument);
+    CHECK(receive_one("BW", f.Signed("BW", "EU", b)).code() == absl::StatusCode::kInvalidArgument);
   }
   CHECK(f["EU"].ledger().head().sequence == before.sequence);
   CHECK(f["EU"].ledger().Verify().ok);
 }
 
-TEST_CASE("a redelivered message is stored once and gets the original receipt",
-          "[node][dedup]") {
+TEST_CASE("a redelivered message is stored once and gets the original receipt", "[node][dedup]") {
   Federation f;
   v1::SignedMessage m = f.CertificateMessage("BW", "EU", ValidCertificate("BW-D-1", "BW", "EU"));
   std::vector<node::DeliveryOutcome> first = f["EU"].Receive("BW", {m});
@@ -472,8 +465,9 @@ TEST_CASE("certificates past their expiry become EXPIRED on both sides", "[node]
 TEST_CASE("listing filters by state, partner, date and overdue, with paging", "[node][list]") {
   Federation f;
   for (int i = 0; i < 5; ++i) {
-    REQUIRE(f["BW"].Submit(ValidCertificate("BW-L-" + std::to_string(i), "BW",
-                                            i % 2 ? "AE" : "EU")).ok());
+    REQUIRE(f["BW"]
+                .Submit(ValidCertificate("BW-L-" + std::to_string(i), "BW", i % 2 ? "AE" : "EU"))
+                .ok());
   }
   f.Settle();
   REQUIRE(f["EU"].Confirm("BW-L-0", absl::InfinitePast()).ok());
@@ -543,8 +537,7 @@ TEST_CASE("trust list loading refuses inconsistent lists", "[node][trust]") {
   wrong_id.mutable_participants(0)->mutable_signing_keys(0)->set_key_id(std::string(64, 'a'));
   CHECK_FALSE(node::TrustList::FromProto(wrong_id).ok());
   v1::TrustList wrong_alg = t;
-  wrong_alg.mutable_participants(0)->mutable_signing_keys(0)->set_algorithm(
-      v1::ECDSA_P256_SHA256);
+  wrong_alg.mutable_participants(0)->mutable_signing_keys(0)->set_algorithm(v1::ECDSA_P256_SHA256);
   CHECK_FALSE(node::TrustList::FromProto(wrong_alg).ok());
   v1::TrustList twice = t;
   *twice.add_participants() = t.participants(0);

@@ -1,24 +1,23 @@
 // Operating a node over real gRPC on loopback: health checks from a
 // standard grpc.health.v1 client, Prometheus scrapes, online backup and
 // restore, and key rotation, suspension and reload on a running federation.
-#include <catch2/catch.hpp>
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "federation.h"
-#include "google/protobuf/text_format.h"
 #include "gateway/health_client.h"
+#include "google/protobuf/text_format.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "node/envelope.h"
 #include "node/util.h"
@@ -156,8 +155,8 @@ std::string ReflectionListServices(const std::shared_ptr<grpc::Channel>& channel
   grpc::CompletionQueue cq;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  auto call = stub.PrepareCall(
-      &ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  auto call =
+      stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
   void* tag;
   bool ok;
   auto step = [&](int n) {
@@ -187,7 +186,8 @@ std::string ReflectionListServices(const std::shared_ptr<grpc::Channel>& channel
   std::vector<grpc::Slice> slices;
   (void)response.Dump(&slices);
   std::string bytes;
-  for (const grpc::Slice& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  for (const grpc::Slice& sl : slices)
+    bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
   return bytes;
 }
 
@@ -198,10 +198,10 @@ TEST_CASE("both listeners offer server reflection", "[ops][reflection]") {
   CHECK(services.find("kpx.v1.AuthorityService") != std::string::npos);
   CHECK(services.find("grpc.health.v1.Health") != std::string::npos);
   const std::string base = fed.dir() + "/EU/";
-  const std::string peer = ReflectionListServices(gateway::MutualTlsChannel(
-      absl::StrCat("127.0.0.1:", fed.PeerPort("BW")),
-      *gateway::LoadTlsIdentity(base + "node.pem", base + "node.key"),
-      *crypto::ReadFile(fed.dir() + "/BW/ca.pem"), "node.bw.kpx"));
+  const std::string peer = ReflectionListServices(
+      gateway::MutualTlsChannel(absl::StrCat("127.0.0.1:", fed.PeerPort("BW")),
+                                *gateway::LoadTlsIdentity(base + "node.pem", base + "node.key"),
+                                *crypto::ReadFile(fed.dir() + "/BW/ca.pem"), "node.bw.kpx"));
   CHECK(peer.find("kpx.v1.PeerService") != std::string::npos);
 }
 
@@ -227,8 +227,7 @@ TEST_CASE("a new Participant is enrolled with a trust-list reload, no restart",
   v1::TrustList list = ReadTrustList(path);
   list.set_version(2);
   *list.add_participants() = *FindParticipant(
-      *std::make_unique<v1::TrustList>(ReadTrustList(newcomer.dir() + "/trust-list.textpb")),
-      "ZA");
+      *std::make_unique<v1::TrustList>(ReadTrustList(newcomer.dir() + "/trust-list.textpb")), "ZA");
   WriteTrustList(path, list);
   REQUIRE(fed.server("EU").Reload().ok());
   // The peer listener re-reads its roots within a few seconds.

@@ -1,20 +1,19 @@
 // Tests that run the shipped programs as real processes: kpxd killed and
 // restarted mid-delivery, clean stops, and kpxctl's commands and errors.
-#include <catch2/catch.hpp>
+#include <signal.h>
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
 #include <set>
 #include <thread>
 
-#include <signal.h>
-
 #include "absl/strings/str_cat.h"
 #include "crypto/crypto.h"
 #include "federation.h"
 #include "google/protobuf/text_format.h"
-#include "node/util.h"
 #include "google/protobuf/util/json_util.h"
+#include "node/util.h"
 
 namespace kpx {
 namespace {
@@ -110,8 +109,9 @@ TEST_CASE("kpxctl drives a node and reports failures in one line", "[process][kp
   const std::string importer = fed.KpxctlEnv("EU", "importer") + " " + kpxctl;
 
   std::string json;
-  REQUIRE(google::protobuf::util::MessageToJsonString(
-              ValidCertificate("BW-CLI-1", "BW", "EU"), &json).ok());
+  REQUIRE(
+      google::protobuf::util::MessageToJsonString(ValidCertificate("BW-CLI-1", "BW", "EU"), &json)
+          .ok());
   const std::string file = fed.dir() + "/cert.json";
   std::ofstream(file) << json;
 
@@ -169,8 +169,7 @@ TEST_CASE("kpxd refuses a bad config with one line", "[process][config]") {
   CHECK(o.out.find("missing.textpb") != std::string::npos);
 }
 
-TEST_CASE("kpxd reloads on SIGHUP, keeps a good trust list, logs JSON lines",
-          "[process][reload]") {
+TEST_CASE("kpxd reloads on SIGHUP, keeps a good trust list, logs JSON lines", "[process][reload]") {
   GrpcFederation fed({"BW", "EU"});
   fed.StartProcess("BW", {"--log-format", "json"});
   const std::string auditor = fed.KpxctlEnv("BW", "auditor") + " " + testing::KpxctlPath();

@@ -67,8 +67,7 @@ Transition Entry(const std::string& certificate, const std::string& detail) {
   return t;
 }
 
-v1::CertificateRecord Record(const std::string& number,
-                             v1::CertificateState state) {
+v1::CertificateRecord Record(const std::string& number, v1::CertificateState state) {
   v1::CertificateRecord r;
   r.mutable_certificate()->set_number(number);
   r.set_state(state);
@@ -99,10 +98,8 @@ std::vector<std::string> Ids(const std::vector<v1::OutboxItem>& items) {
   return ids;
 }
 
-std::vector<v1::OutboxItem> Due(const Ledger& ledger, absl::Time now,
-                                size_t limit = 100) {
-  absl::StatusOr<std::vector<v1::OutboxItem>> due =
-      ledger.DueOutbox(now, limit);
+std::vector<v1::OutboxItem> Due(const Ledger& ledger, absl::Time now, size_t limit = 100) {
+  absl::StatusOr<std::vector<v1::OutboxItem>> due = ledger.DueOutbox(now, limit);
   REQUIRE(due.ok());
   return *due;
 }
@@ -113,10 +110,8 @@ std::optional<absl::Time> NextDue(const Ledger& ledger) {
   return *next;
 }
 
-std::vector<v1::LedgerEntry> Entries(const Ledger& ledger, uint64_t from,
-                                     size_t limit) {
-  absl::StatusOr<std::vector<v1::LedgerEntry>> entries =
-      ledger.ReadEntries(from, limit);
+std::vector<v1::LedgerEntry> Entries(const Ledger& ledger, uint64_t from, size_t limit) {
+  absl::StatusOr<std::vector<v1::LedgerEntry>> entries = ledger.ReadEntries(from, limit);
   INFO(entries.status().ToString());
   REQUIRE(entries.ok());
   return *entries;
@@ -180,8 +175,7 @@ TEST_CASE("hash chain equals a recomputation") {
   auto ledger = OpenLedger(dir.ledger());
   std::vector<Head> returned;
   for (int i = 0; i < 5; ++i) {
-    Transition t =
-        Entry("BW-" + std::to_string(i % 2), "entry " + std::to_string(i));
+    Transition t = Entry("BW-" + std::to_string(i % 2), "entry " + std::to_string(i));
     t.entry.set_kind(i % 2 ? v1::SENT : v1::RECEIPT);
     t.entry.set_partner("NA");
     t.entry.mutable_message()->set_body(std::string(100 + i, 'x'));
@@ -211,8 +205,7 @@ TEST_CASE("record, outbox and seen are written with the entry") {
     t.seen_value = "receipt-1";
     MustAppend(*ledger, std::move(t));
 
-    absl::StatusOr<std::optional<v1::CertificateRecord>> record =
-        ledger->GetCertificate("BW-1");
+    absl::StatusOr<std::optional<v1::CertificateRecord>> record = ledger->GetCertificate("BW-1");
     REQUIRE(record.ok());
     REQUIRE(record->has_value());
     CHECK((*record)->state() == v1::ISSUED);
@@ -224,8 +217,7 @@ TEST_CASE("record, outbox and seen are written with the entry") {
     absl::StatusOr<std::optional<std::string>> unseen = ledger->GetSeen("in-2");
     REQUIRE(unseen.ok());
     CHECK(!unseen->has_value());
-    absl::StatusOr<std::optional<v1::CertificateRecord>> none =
-        ledger->GetCertificate("BW-9");
+    absl::StatusOr<std::optional<v1::CertificateRecord>> none = ledger->GetCertificate("BW-9");
     REQUIRE(none.ok());
     CHECK(!none->has_value());
 
@@ -237,8 +229,7 @@ TEST_CASE("record, outbox and seen are written with the entry") {
   }
   // All of it is on disk together.
   auto ledger = OpenLedger(dir.ledger());
-  absl::StatusOr<std::optional<v1::CertificateRecord>> record =
-      ledger->GetCertificate("BW-1");
+  absl::StatusOr<std::optional<v1::CertificateRecord>> record = ledger->GetCertificate("BW-1");
   REQUIRE(record.ok());
   REQUIRE(record->has_value());
   CHECK((*record)->state() == v1::DELIVERED);
@@ -258,8 +249,7 @@ TEST_CASE("a transition that breaks the rules is refused whole") {
     Transition t = Entry("BW-1", "x");
     t.record = Record("BW-2", v1::ISSUED);
     t.outbox_put.push_back(Item("m1", kT0));
-    CHECK(ledger->Append(std::move(t)).status().code() ==
-          absl::StatusCode::kInvalidArgument);
+    CHECK(ledger->Append(std::move(t)).status().code() == absl::StatusCode::kInvalidArgument);
   }
   SECTION("on_sequenced changes the hashed entry") {
     Transition t = Entry("BW-1", "x");
@@ -268,14 +258,12 @@ TEST_CASE("a transition that breaks the rules is refused whole") {
       t.entry.set_detail("rewritten after hashing");
       return absl::OkStatus();
     };
-    CHECK(ledger->Append(std::move(t)).status().code() ==
-          absl::StatusCode::kInvalidArgument);
+    CHECK(ledger->Append(std::move(t)).status().code() == absl::StatusCode::kInvalidArgument);
   }
   SECTION("outbox item without id") {
     Transition t = Entry("BW-1", "x");
     t.outbox_put.push_back(Item("", kT0));
-    CHECK(ledger->Append(std::move(t)).status().code() ==
-          absl::StatusCode::kInvalidArgument);
+    CHECK(ledger->Append(std::move(t)).status().code() == absl::StatusCode::kInvalidArgument);
   }
   CHECK(ledger->head().sequence == before.sequence);
   CHECK(ledger->head().hash == before.hash);
@@ -306,8 +294,7 @@ TEST_CASE("AppendAll writes consecutive entries, all or none") {
   for (Transition& t : batch) t.on_sequenced = record_sequence;
 
   SECTION("all") {
-    absl::StatusOr<std::vector<Head>> heads =
-        ledger->AppendAll(std::move(batch));
+    absl::StatusOr<std::vector<Head>> heads = ledger->AppendAll(std::move(batch));
     REQUIRE(heads.ok());
     REQUIRE(heads->size() == 3);
     CHECK((*heads)[0].sequence == 2);
@@ -317,8 +304,7 @@ TEST_CASE("AppendAll writes consecutive entries, all or none") {
     std::vector<Head> chain = RecomputeChain(*ledger);
     REQUIRE(chain.size() == 4);
     CHECK(chain[2].hash == (*heads)[1].hash);
-    absl::StatusOr<std::optional<v1::CertificateRecord>> record =
-        ledger->GetCertificate("BW-2");
+    absl::StatusOr<std::optional<v1::CertificateRecord>> record = ledger->GetCertificate("BW-2");
     REQUIRE(record.ok());
     REQUIRE(record->has_value());
     CHECK((*record)->state() == v1::CANCELLED);
@@ -326,12 +312,9 @@ TEST_CASE("AppendAll writes consecutive entries, all or none") {
     CHECK(Ids(Due(*ledger, kT0)) == std::vector<std::string>{"m2"});
   }
   SECTION("none when one fails") {
-    batch[2].on_sequenced = [](const Head&, Transition&) {
-      return absl::InternalError("boom");
-    };
+    batch[2].on_sequenced = [](const Head&, Transition&) { return absl::InternalError("boom"); };
     const uint64_t batches = ledger->batches_written();
-    absl::StatusOr<std::vector<Head>> heads =
-        ledger->AppendAll(std::move(batch));
+    absl::StatusOr<std::vector<Head>> heads = ledger->AppendAll(std::move(batch));
     CHECK(heads.status().message() == "boom");
     CHECK(ledger->head().sequence == 1);
     CHECK(ledger->batches_written() == batches);
@@ -378,8 +361,7 @@ TEST_CASE("concurrent appends are grouped into a gapless chain") {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
-        absl::StatusOr<Head> h =
-            ledger->Append(Entry("BW-1", absl::StrCat(t, "/", i)));
+        absl::StatusOr<Head> h = ledger->Append(Entry("BW-1", absl::StrCat(t, "/", i)));
         if (!h.ok()) {
           errors[t] = h.status();
           return;
@@ -432,8 +414,7 @@ TEST_CASE("on_sequenced sees the entry's sequence and hash") {
     v1::StateChange* change = t.record->add_history();
     change->set_state(v1::RECEIVED);
     change->set_sequence(after.sequence);
-    t.seen_value =
-        absl::StrCat("receipt for ", after.sequence, ":", after.hash);
+    t.seen_value = absl::StrCat("receipt for ", after.sequence, ":", after.hash);
     return absl::OkStatus();
   };
   v1::LedgerEntry expected_entry = t.entry;
@@ -442,14 +423,11 @@ TEST_CASE("on_sequenced sees the entry's sequence and hash") {
 
   CHECK(seen_by_callback.sequence == 2);
   CHECK(seen_by_callback.hash == h2.hash);
-  CHECK(h2.hash ==
-        crypto::Sha256(h1.hash + expected_entry.SerializeAsString()));
+  CHECK(h2.hash == crypto::Sha256(h1.hash + expected_entry.SerializeAsString()));
   absl::StatusOr<std::optional<std::string>> seen = ledger->GetSeen("msg-7");
   REQUIRE(seen.ok());
-  CHECK(*seen ==
-        std::optional<std::string>(absl::StrCat("receipt for 2:", h2.hash)));
-  absl::StatusOr<std::optional<v1::CertificateRecord>> record =
-      ledger->GetCertificate("BW-1");
+  CHECK(*seen == std::optional<std::string>(absl::StrCat("receipt for 2:", h2.hash)));
+  absl::StatusOr<std::optional<v1::CertificateRecord>> record = ledger->GetCertificate("BW-1");
   REQUIRE(record.ok());
   REQUIRE(record->has_value());
   REQUIRE((*record)->history_size() == 1);
@@ -476,8 +454,7 @@ TEST_CASE("a failing on_sequenced changes nothing") {
 
   CHECK(ledger->head().sequence == before.sequence);
   CHECK(ledger->head().hash == before.hash);
-  absl::StatusOr<std::optional<v1::CertificateRecord>> record =
-      ledger->GetCertificate("BW-2");
+  absl::StatusOr<std::optional<v1::CertificateRecord>> record = ledger->GetCertificate("BW-2");
   REQUIRE(record.ok());
   CHECK(!record->has_value());
   CHECK(ledger->OutboxSize() == 0);
@@ -551,10 +528,7 @@ TEST_CASE("Verify finds tampering") {
 
   SECTION("a modified entry is named") {
     third.set_detail("changed");
-    REQUIRE(ledger
-                .UnsafePutRawLogRecordForTest(
-                    3, f.RawRecord(third, f.heads[2].hash))
-                .ok());
+    REQUIRE(ledger.UnsafePutRawLogRecordForTest(3, f.RawRecord(third, f.heads[2].hash)).ok());
     VerifyResult v = ledger.Verify();
     CHECK(!v.ok);
     CHECK(v.first_bad_sequence == 3);
@@ -565,10 +539,8 @@ TEST_CASE("Verify finds tampering") {
   }
   SECTION("re-hashing a modified entry breaks the next link") {
     third.set_detail("changed");
-    const std::string hash =
-        crypto::Sha256(f.heads[1].hash + third.SerializeAsString());
-    REQUIRE(
-        ledger.UnsafePutRawLogRecordForTest(3, f.RawRecord(third, hash)).ok());
+    const std::string hash = crypto::Sha256(f.heads[1].hash + third.SerializeAsString());
+    REQUIRE(ledger.UnsafePutRawLogRecordForTest(3, f.RawRecord(third, hash)).ok());
     VerifyResult v = ledger.Verify();
     CHECK(!v.ok);
     CHECK(v.first_bad_sequence == 4);
@@ -576,10 +548,8 @@ TEST_CASE("Verify finds tampering") {
   }
   SECTION("an entry stored under another sequence") {
     third.set_sequence(9);
-    const std::string hash =
-        crypto::Sha256(f.heads[1].hash + third.SerializeAsString());
-    REQUIRE(
-        ledger.UnsafePutRawLogRecordForTest(3, f.RawRecord(third, hash)).ok());
+    const std::string hash = crypto::Sha256(f.heads[1].hash + third.SerializeAsString());
+    REQUIRE(ledger.UnsafePutRawLogRecordForTest(3, f.RawRecord(third, hash)).ok());
     VerifyResult v = ledger.Verify();
     CHECK(!v.ok);
     CHECK(v.first_bad_sequence == 3);
@@ -611,10 +581,8 @@ TEST_CASE("Verify finds tampering") {
   SECTION("an entry appended behind the ledger's back") {
     v1::LedgerEntry sixth = third;
     sixth.set_sequence(6);
-    const std::string hash =
-        crypto::Sha256(f.heads[4].hash + sixth.SerializeAsString());
-    REQUIRE(
-        ledger.UnsafePutRawLogRecordForTest(6, f.RawRecord(sixth, hash)).ok());
+    const std::string hash = crypto::Sha256(f.heads[4].hash + sixth.SerializeAsString());
+    REQUIRE(ledger.UnsafePutRawLogRecordForTest(6, f.RawRecord(sixth, hash)).ok());
     VerifyResult v = ledger.Verify();
     CHECK(!v.ok);
     CHECK(v.first_bad_sequence == 6);
@@ -688,10 +656,8 @@ TEST_CASE("outbox: due order, reschedule, delete, size") {
     CHECK(Due(*ledger, kT0).empty());
     CHECK(Ids(Due(*ledger, kT0 + absl::Seconds(2))) ==
           std::vector<std::string>{"b", "c"});  // due exactly now counts
-    CHECK(Ids(Due(*ledger, kT0 + absl::Milliseconds(2500), 1)) ==
-          std::vector<std::string>{"b"});
-    CHECK(Ids(Due(*ledger, kT0 + absl::Hours(1))) ==
-          std::vector<std::string>{"b", "c", "a"});
+    CHECK(Ids(Due(*ledger, kT0 + absl::Milliseconds(2500), 1)) == std::vector<std::string>{"b"});
+    CHECK(Ids(Due(*ledger, kT0 + absl::Hours(1))) == std::vector<std::string>{"b", "c", "a"});
 
     // Reschedule changes only due_at, attempts and last_error.
     v1::OutboxItem b = Item("b", kT0 + absl::Seconds(10));
@@ -702,8 +668,7 @@ TEST_CASE("outbox: due order, reschedule, delete, size") {
     REQUIRE(ledger->RescheduleOutbox(b).ok());
     CHECK(ledger->OutboxSize() == 3);
     CHECK(NextDue(*ledger) == kT0 + absl::Seconds(2));
-    CHECK(Ids(Due(*ledger, kT0 + absl::Seconds(5))) ==
-          std::vector<std::string>{"c", "a"});
+    CHECK(Ids(Due(*ledger, kT0 + absl::Seconds(5))) == std::vector<std::string>{"c", "a"});
     std::vector<v1::OutboxItem> all = Due(*ledger, kT0 + absl::Hours(1));
     REQUIRE(Ids(all) == std::vector<std::string>{"c", "a", "b"});
     CHECK(all[2].attempts() == 1);
@@ -716,10 +681,8 @@ TEST_CASE("outbox: due order, reschedule, delete, size") {
     t3.outbox_delete = {"c", "never-queued"};
     MustAppend(*ledger, std::move(t3));
     CHECK(ledger->OutboxSize() == 2);
-    CHECK(ledger->RescheduleOutbox(Item("c", kT0)).code() ==
-          absl::StatusCode::kNotFound);
-    CHECK(Ids(Due(*ledger, kT0 + absl::Hours(1))) ==
-          std::vector<std::string>{"a", "b"});
+    CHECK(ledger->RescheduleOutbox(Item("c", kT0)).code() == absl::StatusCode::kNotFound);
+    CHECK(Ids(Due(*ledger, kT0 + absl::Hours(1))) == std::vector<std::string>{"a", "b"});
 
     // Re-queueing an existing id replaces it and its due key.
     Transition t4 = Entry("BW-1", "requeue a");
@@ -730,8 +693,7 @@ TEST_CASE("outbox: due order, reschedule, delete, size") {
     t5.outbox_put.push_back(Item("a", kT0 + absl::Seconds(30)));
     MustAppend(*ledger, std::move(t5));
     CHECK(ledger->OutboxSize() == 2);
-    CHECK(Ids(Due(*ledger, kT0 + absl::Hours(1))) ==
-          std::vector<std::string>{"b", "a"});
+    CHECK(Ids(Due(*ledger, kT0 + absl::Hours(1))) == std::vector<std::string>{"b", "a"});
   }
   // The count is rebuilt on open.
   auto ledger = OpenLedger(dir.ledger());
@@ -802,8 +764,8 @@ TEST_CASE("a reschedule racing the deleting append never resurrects") {
 TEST_CASE("ListCertificates pages in number order") {
   TempDir dir;
   auto ledger = OpenLedger(dir.ledger());
-  const v1::CertificateState states[] = {v1::ISSUED, v1::DELIVERED, v1::ISSUED,
-                                         v1::DELIVERED, v1::CONFIRMED};
+  const v1::CertificateState states[] = {v1::ISSUED, v1::DELIVERED, v1::ISSUED, v1::DELIVERED,
+                                         v1::CONFIRMED};
   for (int i = 4; i >= 0; --i) {  // insertion order does not matter
     const std::string number = absl::StrCat("BW-", i);
     Transition t = Entry(number, "issued");
@@ -817,15 +779,12 @@ TEST_CASE("ListCertificates pages in number order") {
   };
   auto all = ledger->ListCertificates("", 10, nullptr);
   REQUIRE(all.ok());
-  CHECK(numbers(*all) ==
-        std::vector<std::string>{"BW-0", "BW-1", "BW-2", "BW-3", "BW-4"});
+  CHECK(numbers(*all) == std::vector<std::string>{"BW-0", "BW-1", "BW-2", "BW-3", "BW-4"});
   auto page = ledger->ListCertificates("BW-1", 2, nullptr);
   REQUIRE(page.ok());
   CHECK(numbers(*page) == std::vector<std::string>{"BW-2", "BW-3"});
-  auto delivered =
-      ledger->ListCertificates("", 1, [](const v1::CertificateRecord& r) {
-        return r.state() == v1::DELIVERED;
-      });
+  auto delivered = ledger->ListCertificates(
+      "", 1, [](const v1::CertificateRecord& r) { return r.state() == v1::DELIVERED; });
   REQUIRE(delivered.ok());
   CHECK(numbers(*delivered) == std::vector<std::string>{"BW-1"});
   auto past_end = ledger->ListCertificates("BW-4", 10, nullptr);
@@ -854,8 +813,7 @@ TEST_CASE("WaitForSequence wakes on append and times out otherwise") {
   CHECK(absl::Now() - start < absl::Seconds(5));
 
   const absl::Time wait_start = absl::Now();
-  Head timed_out =
-      ledger->WaitForSequence(3, wait_start + absl::Milliseconds(100));
+  Head timed_out = ledger->WaitForSequence(3, wait_start + absl::Milliseconds(100));
   CHECK(timed_out.sequence == 2);
   CHECK(absl::Now() - wait_start >= absl::Milliseconds(100));
 }
