@@ -41,6 +41,9 @@ class Metrics::Gauges : public prometheus::Collectable {
     out.push_back(Gauge("kpx_outbox_oldest_due_age_seconds",
                         "Age of the earliest due outbox message (0 when none is due).",
                         {{{}, oldest}}));
+    out.push_back(Gauge("kpx_outbox_stuck",
+                        "Messages queued longer than delivery.stuck_after_hours (still retried).",
+                        {{{}, static_cast<double>(node_->StuckMessages())}}));
     out.push_back(Gauge("kpx_node_healthy", "1 while the node can sign and write its ledger.",
                         {{{}, node_->Health().ok() ? 1.0 : 0.0}}));
 
@@ -161,6 +164,10 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const v1::NodeConfig& co
                      .Name("kpx_delivery_latency_seconds")
                      .Help("From queueing a message to its partner's signed receipt.")
                      .Register(*m->registry_);
+  m->write_failures_ = &prometheus::BuildCounter()
+                            .Name("kpx_ledger_write_failures_total")
+                            .Help("Ledger writes that failed on a background path, by step.")
+                            .Register(*m->registry_);
   m->gauges_ = std::make_shared<Gauges>(node, config);
   try {
     // prometheus-cpp reports a failed bind by throwing; keep that inside.
@@ -193,6 +200,10 @@ void Metrics::DeliveryRefused(const std::string& partner, absl::StatusCode code)
 
 void Metrics::Received(const std::string& partner, const std::string& kind) {
   received_->Add({{"partner", partner}, {"kind", kind}}).Increment();
+}
+
+void Metrics::LedgerWriteFailed(const std::string& step) {
+  write_failures_->Add({{"step", step}}).Increment();
 }
 
 void Metrics::Refused(const std::string& partner, absl::StatusCode code) {

@@ -41,6 +41,7 @@ class Metrics : public node::Observer {
   void DeliveryRefused(const std::string& partner, absl::StatusCode code) override;
   void Received(const std::string& partner, const std::string& kind) override;
   void Refused(const std::string& partner, absl::StatusCode code) override;
+  void LedgerWriteFailed(const std::string& step) override;
 
  private:
   class Gauges;
@@ -54,6 +55,7 @@ class Metrics : public node::Observer {
   prometheus::Family<prometheus::Counter>* refused_ = nullptr;
   prometheus::Family<prometheus::Counter>* delivery_refused_ = nullptr;
   prometheus::Family<prometheus::Histogram>* latency_ = nullptr;
+  prometheus::Family<prometheus::Counter>* write_failures_ = nullptr;
   int port_ = 0;
 };
 

@@ -57,4 +57,22 @@ absl::StatusOr<v1::NodeConfig> LoadConfig(const std::string& path) {
   return config;
 }
 
+void ApplyDefaults(v1::NodeConfig* config) {
+  if (config->data_dir().empty()) config->set_data_dir("data");
+  if (config->peer_listen().empty()) config->set_peer_listen("127.0.0.1:7400");
+  if (config->authority_listen().empty()) config->set_authority_listen("127.0.0.1:7401");
+  if (config->metrics_listen().empty()) config->set_metrics_listen("127.0.0.1:9464");
+  if (config->overdue_days() == 0) config->set_overdue_days(15);
+  if (config->authority_name().empty()) {
+    config->set_authority_name(absl::StrCat(config->participant(), " KP authority"));
+  }
+  v1::DeliveryConfig* d = config->mutable_delivery();
+  if (d->initial_backoff_ms() == 0) d->set_initial_backoff_ms(500);
+  if (d->max_backoff_ms() == 0) d->set_max_backoff_ms(60000);
+  if (d->batch_size() == 0) d->set_batch_size(256);
+  if (d->batch_size() > 1000) d->set_batch_size(1000);
+  if (d->rpc_timeout_ms() == 0) d->set_rpc_timeout_ms(10000);
+  if (d->stuck_after_hours() == 0) d->set_stuck_after_hours(168);
+}
+
 }  // namespace kpx::node

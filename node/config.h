@@ -15,6 +15,11 @@ namespace kpx::node {
 // Files named by the config are not read here.
 absl::StatusOr<v1::NodeConfig> LoadConfig(const std::string& path);
 
+// Sets every unset field of `config` that has a default to it (the
+// defaults are stated in proto/kpx/v1/config.proto). The only place a
+// default is set; idempotent.
+void ApplyDefaults(v1::NodeConfig* config);
+
 }  // namespace kpx::node
 
 #endif  // KPX_NODE_CONFIG_H_

@@ -1,37 +1,52 @@
-// kpx::node::Node: one Participant's node logic. It validates and signs
-// what its authorities issue, records every step in the ledger, delivers
-// outgoing messages through a Transport, and checks and records what peers
-// deliver. It includes no gRPC: gateway/ adapts it to the network.
+// kpx::node::Node: one Participant's node logic, wired from small parts.
+//
+// It validates and signs what its authorities issue, records every step in
+// the ledger, delivers outgoing messages through a Transport, and checks
+// and records what peers deliver. It includes no gRPC: gateway/ adapts it
+// to the network. Node itself only builds and connects the parts; each
+// does one job (docs/architecture.md walks the data path through them):
+//   keyring          trust list and signing keys, swapped together
+//   certificate_locks  serializes changes to one certificate
+//   authority_desk   submit, cancel, confirm, reject
+//   queries          get, list
+//   inbox            receive from peers: verify, plan, commit, report
+//   courier          deliver the outbox: send, check receipts, record
+//   sweeper          expiry, overdue log
+//   background_loop  the one thread that runs courier and sweeper
+// with pure helpers in messages, transitions and retry_policy.
 //
 // Concurrency: every public method is thread-safe. Changes to one
-// certificate are serialized by a lock striped on its number; changes to
-// different certificates run in parallel and share fsyncs through the
-// ledger's group commit. One background thread (StartDelivery) drains the
-// outbox; it can also be stepped by hand with DeliverDue() in tests.
+// certificate are serialized by its CertificateLock; changes to different
+// certificates run in parallel and share fsyncs through the ledger's group
+// commit. One background thread (StartDelivery) drains the outbox; tests
+// may instead step it with DeliverDue().
 //
 // Ownership: the Node does not own the Ledger or the Transport; both must
 // outlive it.
 #ifndef KPX_NODE_NODE_H_
 #define KPX_NODE_NODE_H_
 
-#include <atomic>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "absl/random/random.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "crypto/crypto.h"
 #include "kpx/v1/config.pb.h"
 #include "kpx/v1/ledger.pb.h"
 #include "kpx/v1/service.pb.h"
-#include "node/envelope.h"
+#include "node/authority_desk.h"
+#include "node/background_loop.h"
+#include "node/certificate_locks.h"
+#include "node/context.h"
+#include "node/courier.h"
+#include "node/inbox.h"
+#include "node/keyring.h"
 #include "node/observer.h"
+#include "node/queries.h"
+#include "node/sweeper.h"
 #include "node/transport.h"
 #include "node/trust_list.h"
 #include "storage/ledger.h"
@@ -40,21 +55,22 @@ namespace kpx::node {
 
 struct NodeOptions {
   std::string participant;
-  // Name of the authority, used in import confirmations.
+  // Name of the authority, used in import confirmations. Empty: the
+  // default of NodeConfig.authority_name.
   std::string authority_name;
   std::shared_ptr<const TrustList> trust_list;
-  // The keys this node may sign with (at least one). Each message is signed
-  // with the newest key valid at that moment on the trust list (latest
-  // not_before), so a rotation happens by itself when the new key's window
-  // opens.
+  // The keys this node may sign with (at least one); see keyring.h.
   std::vector<crypto::PrivateKey> signing_keys;
   storage::Ledger* ledger = nullptr;
   Transport* transport = nullptr;
-  v1::DeliveryConfig delivery;  // zero fields take the defaults
+  // Zero fields take NodeConfig's defaults (ApplyDefaults, node/config.h).
+  v1::DeliveryConfig delivery;
   // Days after which a certificate waiting for the importing authority is
-  // overdue (listed, counted, logged once a day). 0: 15.
+  // overdue (listed, counted, logged once a day). 0: the default.
   uint32_t overdue_days = 0;
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Seeds the retry jitter; 0: a random seed.
+  uint64_t random_seed = 0;
 };
 
 class Node : public Receiver {
@@ -64,68 +80,55 @@ class Node : public Receiver {
   static absl::StatusOr<std::unique_ptr<Node>> Create(NodeOptions options);
   ~Node() override;
 
-  const std::string& participant() const { return participant_; }
+  const std::string& participant() const { return ctx_.participant; }
   uint32_t overdue_days() const { return overdue_days_; }
-  storage::Ledger& ledger() { return *ledger_; }
+  const v1::DeliveryConfig& delivery() const { return delivery_; }
+  storage::Ledger& ledger() { return *ctx_.ledger; }
 
-  // ---- authority verbs (roles are checked by gateway/)
-
-  // Exporter: validates `cert` against the KP rules, signs it, and records
-  // it ISSUED with its delivery queued, in one ledger batch.
+  // ---- authority verbs (roles are checked by gateway/); see authority_desk.h
   absl::StatusOr<v1::CertificateRecord> Submit(v1::Certificate cert);
-  // Exporter: voids an ISSUED or DELIVERED certificate and tells the importer.
   absl::StatusOr<v1::CertificateRecord> Cancel(const std::string& number,
                                                const std::string& reason);
-  // Importer: confirms receipt of the shipment of a RECEIVED certificate
-  // and sends the signed confirmation to the exporter. `received_at`
-  // unset (InfinitePast) means now.
+  // `received_at` unset (InfinitePast) means now.
   absl::StatusOr<v1::CertificateRecord> Confirm(const std::string& number, absl::Time received_at);
-  // Importer: refuses the shipment of a RECEIVED certificate.
   absl::StatusOr<v1::CertificateRecord> Reject(const std::string& number,
                                                const std::string& reason);
-  // NotFound if this node has no certificate with that number.
+  // ---- queries; see queries.h
   absl::StatusOr<v1::CertificateRecord> Get(const std::string& number) const;
   absl::StatusOr<v1::ListCertificatesResponse> List(
       const v1::ListCertificatesRequest& request) const;
 
-  // ---- peers
-
-  // Checks and records messages delivered by `peer` (the identity its TLS
-  // certificate proves). One outcome per message: OK with our signed
-  // receipt (the original one for a redelivered message), or why it was
-  // refused; a refused message changes nothing.
+  // ---- peers; see inbox.h. `peer` is the identity its TLS certificate proves.
   std::vector<DeliveryOutcome> Receive(const std::string& peer,
                                        const std::vector<v1::SignedMessage>& messages) override;
 
   // ---- delivery and housekeeping
-
-  // Starts / stops the background delivery thread. Stop is idempotent and
-  // waits for an exchange in progress.
+  // Starts / stops the background thread. Stop is idempotent and waits for
+  // an exchange in progress.
   void StartDelivery();
   void StopDelivery();
-  // Wakes the delivery thread (new work queued).
+  // Wakes the background thread (new work queued).
   void Kick();
-  // One pass over the due outbox: delivers, records receipts, reschedules
-  // failures with backoff. Returns the number of messages attempted.
+  // One delivery pass; returns the number of messages attempted.
   size_t DeliverDue();
-  // Marks certificates whose validity ran out unconfirmed EXPIRED. Returns
-  // how many.
+  // Marks expired open certificates EXPIRED; returns how many.
   size_t ExpireDue();
-  // Logs one line per overdue certificate. Returns how many.
+  // Logs one line per overdue certificate; returns how many.
   size_t LogOverdue();
+  // Messages queued longer than delivery.stuck_after_hours (see courier.h).
+  size_t StuckMessages() const;
 
-  // The trust list in force; replaced atomically by SetTrustList.
+  // The trust list in force.
   std::shared_ptr<const TrustList> trust_list() const;
   void SetTrustList(std::shared_ptr<const TrustList> trust);
-
-  // Reports events to `observer` (not owned; may be null). Set before
-  // StartDelivery; it must outlive the node.
-  void SetObserver(Observer* observer) { observer_ = observer; }
-
   // Replaces the trust list and the signing keys together (a reload).
   // Refuses, changing nothing, if no key would be valid now.
   absl::Status Reconfigure(std::shared_ptr<const TrustList> trust,
                            std::vector<crypto::PrivateKey> keys);
+
+  // Reports events to `observer` (not owned; may be null). It must outlive
+  // the node or be cleared first.
+  void SetObserver(Observer* observer) { observer_.Set(observer); }
 
   // The key id a message signed now would carry; an error if no key is
   // valid now (the node then reports NOT_SERVING).
@@ -134,60 +137,21 @@ class Node : public Receiver {
   absl::Status Health() const;
 
  private:
-  class StripeLock;
-  explicit Node(NodeOptions options);
+  Node(NodeOptions options, std::unique_ptr<Keyring> keyring);
 
-  absl::Time Now() const { return clock_(); }
-  // The signer for a message created at `at`: the newest of keys_ valid
-  // then on the trust list.
-  absl::StatusOr<Signer> SignerAt(absl::Time at) const;
-  // Fills in `body`'s header (a new message id, returned in *message_id;
-  // this node as sender; `recipient`; now) and signs it with the key in
-  // force now.
-  absl::StatusOr<v1::SignedMessage> SignBody(v1::MessageBody body, const std::string& recipient,
-                                             std::string* message_id);
-  // Builds the transition for a locally initiated state change that sends
-  // `msg` to the partner.
-  absl::StatusOr<v1::CertificateRecord> SendStateChange(
-      const std::string& number, v1::Side side, v1::CertificateState to, const std::string& detail,
-      const std::function<absl::StatusOr<v1::MessageBody>(const v1::CertificateRecord&)>&
-          make_body);
-  // Appends `t` (whose record is set), stamping the record's last history
-  // item with the entry's sequence, and returns the stamped record.
-  absl::StatusOr<v1::CertificateRecord> AppendAndReturnRecord(storage::Transition t);
-  absl::StatusOr<storage::Transition> PrepareIncoming(const std::string& peer,
-                                                      const v1::MessageBody& body,
-                                                      const v1::SignedMessage& msg,
-                                                      const v1::CertificateRecord* current,
-                                                      absl::Time now);
-  absl::Duration Backoff(uint32_t attempts);
-  void DeliveryLoop();
-  void DeliverTo(const std::string& recipient, std::vector<v1::OutboxItem> items);
-
-  const std::string participant_;
-  const std::string authority_name_;
-  storage::Ledger* const ledger_;
-  Transport* const transport_;
-  v1::DeliveryConfig delivery_;
   const uint32_t overdue_days_;
-  const std::function<absl::Time()> clock_;
+  const v1::DeliveryConfig delivery_;
+  std::unique_ptr<Keyring> keyring_;
+  CertificateLocks locks_;
+  ObserverSlot observer_;
+  const NodeContext ctx_;
 
-  mutable absl::Mutex trust_mu_;
-  std::shared_ptr<const TrustList> trust_ ABSL_GUARDED_BY(trust_mu_);
-  std::shared_ptr<const std::vector<crypto::PrivateKey>> keys_ ABSL_GUARDED_BY(trust_mu_);
-
-  std::atomic<Observer*> observer_{nullptr};
-
-  static constexpr int kStripes = 64;
-  mutable absl::Mutex stripes_[kStripes];
-
-  absl::Mutex rng_mu_;
-  absl::BitGen rng_ ABSL_GUARDED_BY(rng_mu_);
-
-  absl::Mutex loop_mu_;
-  bool stop_ ABSL_GUARDED_BY(loop_mu_) = false;
-  bool kicked_ ABSL_GUARDED_BY(loop_mu_) = false;
-  std::thread loop_;
+  AuthorityDesk desk_;
+  Queries queries_;
+  Inbox inbox_;
+  Courier courier_;
+  Sweeper sweeper_;
+  BackgroundLoop loop_;
 };
 
 }  // namespace kpx::node

@@ -1,11 +1,18 @@
-// Hooks through which a Node reports what happens, for metrics. The node
-// calls them from its own threads: Received and Refused after the batch is
-// decided and written, Delivered and DeliveryRefused once the peer's answer
-// is checked, just before it is recorded. An Observer must be thread-safe
-// and quick (no I/O).
+// Hooks through which a Node reports what happens, for metrics.
+//
+// Every event fires after the ledger write it reports has succeeded:
+// Received and Refused once a received batch is decided and written,
+// Delivered and DeliveryRefused once the peer's answer is checked and
+// recorded. LedgerWriteFailed fires when a write on a background path
+// (receive, delivery, expiry) fails; the failure is also logged with the
+// message id.
+//
+// An Observer must be thread-safe and quick (no I/O): the node calls it
+// from its own threads.
 #ifndef KPX_NODE_OBSERVER_H_
 #define KPX_NODE_OBSERVER_H_
 
+#include <atomic>
 #include <string>
 
 #include "absl/status/status.h"
@@ -26,6 +33,21 @@ class Observer {
   virtual void Received(const std::string& partner, const std::string& kind) = 0;
   // We refused a message from a peer.
   virtual void Refused(const std::string& partner, absl::StatusCode code) = 0;
+  // A ledger write on a background path failed; `step` is "receive",
+  // "deliver", "reschedule" or "expire".
+  virtual void LedgerWriteFailed(const std::string& step) = 0;
+};
+
+// Where a node's parts find the observer; it may be set or cleared at any
+// time (the Observer must outlive the node, or be cleared first).
+class ObserverSlot {
+ public:
+  void Set(Observer* o) { observer_.store(o); }
+  // Null when none is set.
+  Observer* get() const { return observer_.load(); }
+
+ private:
+  std::atomic<Observer*> observer_{nullptr};
 };
 
 }  // namespace kpx::node

@@ -1,0 +1,255 @@
+#include "node/courier.h"
+
+#include <map>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "node/envelope.h"
+#include "node/log.h"
+#include "node/transitions.h"
+#include "node/util.h"
+
+namespace kpx::node {
+
+struct Courier::Attempt {
+  enum class Fate { kRecorded, kRetried, kWriteFailed };
+  v1::OutboxItem item;
+  DeliveryOutcome outcome;
+  Fate fate = Fate::kRetried;
+};
+
+absl::Status CheckReceipt(const v1::SignedMessage& receipt, const v1::OutboxItem& item,
+                          const std::string& recipient, const TrustList& trust, absl::Time now) {
+  absl::StatusOr<v1::MessageBody> rb = VerifyMessage(receipt, recipient, trust, now);
+  if (!rb.ok()) {
+    return absl::UnavailableError(absl::StrCat("receipt refused: ", rb.status().message()));
+  }
+  if (!rb->has_receipt() || rb->receipt().message_id() != item.message_id() ||
+      rb->receipt().message_digest() != MessageDigest(item.message())) {
+    return absl::UnavailableError("receipt does not match the message");
+  }
+  return absl::OkStatus();
+}
+
+Courier::Courier(const NodeContext& ctx, Transport* transport, const v1::DeliveryConfig& delivery,
+                 uint64_t seed)
+    : ctx_(ctx),
+      transport_(transport),
+      delivery_(delivery),
+      stuck_after_(absl::Hours(delivery.stuck_after_hours())),
+      retry_(absl::Milliseconds(delivery.initial_backoff_ms()),
+             absl::Milliseconds(delivery.max_backoff_ms()), seed) {}
+
+size_t Courier::DeliverDue() {
+  absl::StatusOr<std::vector<v1::OutboxItem>> due =
+      ctx_.ledger->DueOutbox(ctx_.Now(), delivery_.batch_size() * 4);
+  if (!due.ok()) {
+    log::Error("outbox_read_failed", {{"reason", due.status().message()}});
+    return 0;
+  }
+  std::map<std::string, std::vector<v1::OutboxItem>> by_recipient;
+  for (v1::OutboxItem& it : *due) {
+    std::vector<v1::OutboxItem>& v = by_recipient[it.recipient()];
+    if (v.size() < delivery_.batch_size()) v.push_back(std::move(it));
+  }
+  size_t n = 0;
+  std::vector<std::thread> threads;
+  for (auto& [recipient, items] : by_recipient) {
+    n += items.size();
+    if (by_recipient.size() == 1) {
+      DeliverTo(recipient, std::move(items));
+    } else {
+      threads.emplace_back([this, r = recipient, its = std::move(items)]() mutable {
+        DeliverTo(r, std::move(its));
+      });
+    }
+  }
+  for (std::thread& t : threads) t.join();
+  return n;
+}
+
+size_t Courier::stuck() const {
+  absl::MutexLock l(&stuck_mu_);
+  return stuck_.size();
+}
+
+void Courier::DeliverTo(const std::string& recipient, std::vector<v1::OutboxItem> items) {
+  const absl::Time now = ctx_.Now();
+  std::shared_ptr<const TrustList> trust = ctx_.keyring->trust();
+  std::vector<DeliveryOutcome> outcomes = Send(recipient, items, *trust, now);
+  std::vector<Attempt> attempts(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    attempts[i].item = std::move(items[i]);
+    attempts[i].outcome = std::move(outcomes[i]);
+  }
+  Record(recipient, attempts, now);
+}
+
+std::vector<DeliveryOutcome> Courier::Send(const std::string& recipient,
+                                           const std::vector<v1::OutboxItem>& items,
+                                           const TrustList& trust, absl::Time now) {
+  if (absl::Status s = trust.CheckActive(recipient, now); !s.ok()) {
+    return std::vector<DeliveryOutcome>(items.size(), {s, {}});
+  }
+  std::vector<v1::SignedMessage> msgs;
+  msgs.reserve(items.size());
+  for (const v1::OutboxItem& it : items) msgs.push_back(it.message());
+  std::vector<DeliveryOutcome> outcomes = transport_->Deliver(recipient, msgs);
+  if (outcomes.size() != items.size()) {
+    return std::vector<DeliveryOutcome>(
+        items.size(),
+        {absl::UnavailableError("transport returned a wrong number of outcomes"), {}});
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!outcomes[i].status.ok()) continue;
+    outcomes[i].status = CheckReceipt(outcomes[i].receipt, items[i], recipient, trust, now);
+  }
+  return outcomes;
+}
+
+void Courier::Record(const std::string& recipient, std::vector<Attempt>& attempts, absl::Time now) {
+  std::vector<v1::OutboxItem> retries;
+  std::vector<std::string> numbers;
+  for (const Attempt& a : attempts) numbers.push_back(a.item.certificate_number());
+  {
+    CertificateLock lock(*ctx_.locks, numbers);
+    std::vector<storage::Transition> transitions = Plan(attempts, now, retries);
+    if (!transitions.empty()) {
+      absl::StatusOr<std::vector<storage::Head>> heads =
+          ctx_.ledger->AppendAll(std::move(transitions));
+      if (!heads.ok()) {
+        if (Observer* obs = ctx_.observer->get(); obs != nullptr) obs->LedgerWriteFailed("deliver");
+        for (Attempt& a : attempts) {
+          if (a.fate != Attempt::Fate::kRecorded) continue;
+          a.fate = Attempt::Fate::kWriteFailed;
+          log::Error("ledger_write_failed", {{"step", "deliver"},
+                                             {"message", a.item.message_id()},
+                                             {"certificate", a.item.certificate_number()},
+                                             {"partner", recipient},
+                                             {"reason", heads.status().message()}});
+        }
+      }
+    }
+  }
+  Reschedule(recipient, retries);
+  Report(recipient, attempts, now);
+}
+
+std::vector<storage::Transition> Courier::Plan(std::vector<Attempt>& attempts, absl::Time now,
+                                               std::vector<v1::OutboxItem>& retries) {
+  std::map<std::string, v1::CertificateRecord> overlay;  // records as this batch leaves them
+  std::vector<storage::Transition> transitions;
+  for (Attempt& a : attempts) {
+    const absl::Status& st = a.outcome.status;
+    const std::string& number = a.item.certificate_number();
+    if (!st.ok() && IsRetryable(st)) {
+      retries.push_back(Retry(a.item, st, now));
+      continue;
+    }
+    std::optional<v1::CertificateRecord> rec;
+    if (auto it = overlay.find(number); it != overlay.end()) {
+      rec = it->second;
+    } else if (st.ok()) {
+      absl::StatusOr<std::optional<v1::CertificateRecord>> r = ctx_.ledger->GetCertificate(number);
+      if (!r.ok()) {
+        // Recording the receipt without its state change would leave the
+        // certificate ISSUED for ever: keep the item queued instead (the
+        // peer answers the resend with its original receipt).
+        a.outcome.status = absl::UnavailableError(
+            absl::StrCat("reading certificate ", number, ": ", r.status().message()));
+        retries.push_back(Retry(a.item, a.outcome.status, now));
+        continue;
+      }
+      rec = *std::move(r);
+    }
+    storage::Transition t = DeliveryTransition(a.item, st, a.outcome.receipt, std::move(rec), now);
+    if (t.record.has_value()) overlay[number] = *t.record;
+    a.fate = Attempt::Fate::kRecorded;
+    transitions.push_back(std::move(t));
+  }
+  return transitions;
+}
+
+v1::OutboxItem Courier::Retry(const v1::OutboxItem& item, const absl::Status& why, absl::Time now) {
+  v1::OutboxItem next = item;
+  next.set_attempts(item.attempts() + 1);
+  next.set_last_error(std::string(why.message()));
+  *next.mutable_due_at() = ToTimestamp(now + retry_.Backoff(next.attempts()));
+  NoteStuck(next, now);
+  return next;
+}
+
+void Courier::Reschedule(const std::string& recipient, const std::vector<v1::OutboxItem>& retries) {
+  if (retries.empty()) return;
+  // One synced batch for every retry of this pass. Should it fail, the
+  // items stay due and are tried again on the next pass.
+  if (absl::Status s = ctx_.ledger->RescheduleOutboxAll(retries); !s.ok()) {
+    if (Observer* obs = ctx_.observer->get(); obs != nullptr) obs->LedgerWriteFailed("reschedule");
+    for (const v1::OutboxItem& item : retries) {
+      log::Error("ledger_write_failed", {{"step", "reschedule"},
+                                         {"message", item.message_id()},
+                                         {"certificate", item.certificate_number()},
+                                         {"partner", recipient},
+                                         {"reason", s.message()}});
+    }
+  }
+}
+
+void Courier::Report(const std::string& recipient, const std::vector<Attempt>& attempts,
+                     absl::Time now) {
+  Observer* obs = ctx_.observer->get();
+  for (const Attempt& a : attempts) {
+    if (a.fate == Attempt::Fate::kWriteFailed) continue;  // logged as such
+    const absl::Status& st = a.outcome.status;
+    const std::string attempt = std::to_string(a.item.attempts() + 1);
+    if (st.ok()) {
+      log::Info("delivered", {{"message", a.item.message_id()},
+                              {"certificate", a.item.certificate_number()},
+                              {"partner", recipient},
+                              {"attempt", attempt}});
+      v1::MessageBody sent;
+      const bool parsed = sent.ParseFromString(a.item.message().body());
+      if (obs != nullptr) {
+        obs->Delivered(recipient, parsed ? v1::MessageKind_Name(sent.header().kind()) : "UNPARSED",
+                       now - FromTimestamp(a.item.queued_at()));
+      }
+      continue;
+    }
+    const bool permanent = a.fate == Attempt::Fate::kRecorded;
+    log::Warn(permanent ? "delivery_refused" : "delivery_failed",
+              {{"message", a.item.message_id()},
+               {"certificate", a.item.certificate_number()},
+               {"partner", recipient},
+               {"attempt", attempt},
+               {"code", absl::StatusCodeToString(st.code())},
+               {"reason", st.message()}});
+    if (permanent && obs != nullptr) obs->DeliveryRefused(recipient, st.code());
+  }
+  for (const Attempt& a : attempts) {
+    if (a.fate == Attempt::Fate::kRecorded) NoteGone(a.item.message_id());
+  }
+}
+
+void Courier::NoteStuck(const v1::OutboxItem& item, absl::Time now) {
+  const absl::Duration age = now - FromTimestamp(item.queued_at());
+  if (age < stuck_after_) return;
+  bool first = false;
+  {
+    absl::MutexLock l(&stuck_mu_);
+    first = stuck_.insert(item.message_id()).second;
+  }
+  if (!first) return;
+  log::Error("delivery_stuck", {{"message", item.message_id()},
+                                {"certificate", item.certificate_number()},
+                                {"partner", item.recipient()},
+                                {"queued_days", std::to_string(age / absl::Hours(24))},
+                                {"attempts", std::to_string(item.attempts())},
+                                {"last_error", item.last_error()}});
+}
+
+void Courier::NoteGone(const std::string& message_id) {
+  absl::MutexLock l(&stuck_mu_);
+  stuck_.erase(message_id);
+}
+
+}  // namespace kpx::node

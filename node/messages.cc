@@ -1,0 +1,96 @@
+#include "node/messages.h"
+
+#include "node/util.h"
+
+namespace kpx::node {
+
+v1::MessageBody CertificateBody(const v1::Certificate& cert) {
+  v1::MessageBody b;
+  b.mutable_header()->set_kind(v1::CERTIFICATE);
+  *b.mutable_certificate() = cert;
+  return b;
+}
+
+v1::MessageBody CancellationBody(const std::string& number, const std::string& reason) {
+  v1::MessageBody b;
+  b.mutable_header()->set_kind(v1::CANCELLATION);
+  b.mutable_cancellation()->set_certificate_number(number);
+  b.mutable_cancellation()->set_reason(reason);
+  return b;
+}
+
+v1::MessageBody ConfirmationBody(const v1::CertificateRecord& rec, absl::Time received_at,
+                                 const std::string& authority) {
+  const v1::Certificate& c = rec.certificate();
+  v1::MessageBody b;
+  b.mutable_header()->set_kind(v1::IMPORT_CONFIRMATION);
+  v1::ImportConfirmation* ic = b.mutable_confirmation();
+  ic->set_certificate_number(c.number());
+  ic->set_number_of_parcels(c.number_of_parcels());
+  ic->set_total_carats_hundredths(c.total_carats_hundredths());
+  ic->set_total_value_usd_cents(c.total_value_usd_cents());
+  *ic->mutable_importer() = c.importer();
+  *ic->mutable_exporter() = c.exporter();
+  *ic->mutable_received_at() = ToTimestamp(received_at);
+  ic->set_importing_authority(authority);
+  ic->set_certificate_digest(rec.certificate_digest());
+  return b;
+}
+
+v1::MessageBody RejectionBody(const v1::CertificateRecord& rec, const std::string& reason) {
+  v1::MessageBody b;
+  b.mutable_header()->set_kind(v1::REJECTION);
+  b.mutable_rejection()->set_certificate_number(rec.certificate().number());
+  b.mutable_rejection()->set_reason(reason);
+  b.mutable_rejection()->set_certificate_digest(rec.certificate_digest());
+  return b;
+}
+
+v1::MessageBody ReceiptBody(const std::string& message_id, const std::string& digest,
+                            const storage::Head& head, absl::Time received_at) {
+  v1::MessageBody b;
+  b.mutable_header()->set_kind(v1::DELIVERY_RECEIPT);
+  v1::DeliveryReceipt* r = b.mutable_receipt();
+  r->set_message_id(message_id);
+  r->set_message_digest(digest);
+  r->set_ledger_sequence(head.sequence);
+  r->set_ledger_hash(head.hash);
+  *r->mutable_received_at() = ToTimestamp(received_at);
+  return b;
+}
+
+const std::string& CertificateNumberOf(const v1::MessageBody& body) {
+  switch (body.payload_case()) {
+    case v1::MessageBody::kCertificate:
+      return body.certificate().number();
+    case v1::MessageBody::kConfirmation:
+      return body.confirmation().certificate_number();
+    case v1::MessageBody::kRejection:
+      return body.rejection().certificate_number();
+    case v1::MessageBody::kCancellation:
+      return body.cancellation().certificate_number();
+    default: {
+      static const std::string* empty = new std::string;
+      return *empty;
+    }
+  }
+}
+
+absl::StatusOr<Sealed> Seal(const Keyring& keyring, v1::MessageBody body,
+                            const std::string& recipient, absl::Time now) {
+  Sealed out;
+  out.message_id = NewMessageId();
+  v1::Header* h = body.mutable_header();
+  h->set_message_id(out.message_id);
+  h->set_sender(keyring.participant());
+  h->set_recipient(recipient);
+  *h->mutable_created_at() = ToTimestamp(now);
+  absl::StatusOr<Signer> signer = keyring.SignerAt(now);
+  if (!signer.ok()) return signer.status();
+  absl::StatusOr<v1::SignedMessage> msg = signer->Sign(body);
+  if (!msg.ok()) return msg.status();
+  out.message = *std::move(msg);
+  return out;
+}
+
+}  // namespace kpx::node

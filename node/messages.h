@@ -1,0 +1,53 @@
+// The messages a node sends: pure builders of each payload, and sealing
+// (addressing and signing) a body with the node's key in force.
+//
+// The builders read only their arguments; they are what docs/protocol.md
+// describes, field by field. Thread-safe.
+#ifndef KPX_NODE_MESSAGES_H_
+#define KPX_NODE_MESSAGES_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "kpx/v1/ledger.pb.h"
+#include "kpx/v1/message.pb.h"
+#include "node/keyring.h"
+#include "storage/ledger.h"
+
+namespace kpx::node {
+
+// The exporter's certificate.
+v1::MessageBody CertificateBody(const v1::Certificate& cert);
+// The exporter voids `number`.
+v1::MessageBody CancellationBody(const std::string& number, const std::string& reason);
+// The importer confirms receipt of the shipment of `rec` (a RECEIVED record)
+// at `received_at`, as `authority`.
+v1::MessageBody ConfirmationBody(const v1::CertificateRecord& rec, absl::Time received_at,
+                                 const std::string& authority);
+// The importer refuses the shipment of `rec`.
+v1::MessageBody RejectionBody(const v1::CertificateRecord& rec, const std::string& reason);
+// Our receipt for message `message_id` (SHA-256 `digest` of its signed
+// bytes), stored as ledger entry `head`.
+v1::MessageBody ReceiptBody(const std::string& message_id, const std::string& digest,
+                            const storage::Head& head, absl::Time received_at);
+
+// The certificate number a payload is about; empty for receipts and
+// bodies without payload.
+const std::string& CertificateNumberOf(const v1::MessageBody& body);
+
+// A sealed message: the signed bytes and the id its header carries.
+struct Sealed {
+  std::string message_id;
+  v1::SignedMessage message;
+};
+
+// Fills in `body`'s header (a new random message id, `keyring`'s
+// Participant as sender, `recipient`, `now` as creation time) and signs it
+// with the key in force at `now`.
+absl::StatusOr<Sealed> Seal(const Keyring& keyring, v1::MessageBody body,
+                            const std::string& recipient, absl::Time now);
+
+}  // namespace kpx::node
+
+#endif  // KPX_NODE_MESSAGES_H_

@@ -1,0 +1,51 @@
+#include "node/queries.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "node/state.h"
+#include "node/util.h"
+
+namespace kpx::node {
+
+bool MatchesFilter(const v1::ListCertificatesRequest& req, const v1::CertificateRecord& r,
+                   absl::Time now, uint32_t overdue_days) {
+  if (req.state() != v1::CERTIFICATE_STATE_UNSPECIFIED && r.state() != req.state()) return false;
+  if (!req.partner().empty() && r.partner() != req.partner()) return false;
+  const absl::Time issued = FromTimestamp(r.certificate().issued_at());
+  if (IsSet(req.issued_from()) && issued < FromTimestamp(req.issued_from())) return false;
+  if (IsSet(req.issued_until()) && issued >= FromTimestamp(req.issued_until())) return false;
+  const uint32_t days = req.overdue_days() > 0 ? req.overdue_days()
+                        : req.overdue()        ? overdue_days
+                                               : 0;
+  return days == 0 || IsOverdue(r, now, absl::Hours(24) * days);
+}
+
+Queries::Queries(const NodeContext& ctx, uint32_t overdue_days)
+    : ctx_(ctx), overdue_days_(overdue_days) {}
+
+absl::StatusOr<v1::CertificateRecord> Queries::Get(const std::string& number) const {
+  absl::StatusOr<std::optional<v1::CertificateRecord>> rec = ctx_.ledger->GetCertificate(number);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) {
+    return absl::NotFoundError(absl::StrCat("no certificate ", number, " at ", ctx_.participant));
+  }
+  return **std::move(rec);
+}
+
+absl::StatusOr<v1::ListCertificatesResponse> Queries::List(
+    const v1::ListCertificatesRequest& req) const {
+  const size_t limit =
+      req.page_size() == 0 ? kDefaultListPageSize : std::min(req.page_size(), kMaxListPageSize);
+  const absl::Time now = ctx_.Now();
+  absl::StatusOr<std::vector<v1::CertificateRecord>> recs = ctx_.ledger->ListCertificates(
+      req.page_token(), limit + 1,
+      [&](const v1::CertificateRecord& r) { return MatchesFilter(req, r, now, overdue_days_); });
+  if (!recs.ok()) return recs.status();
+  v1::ListCertificatesResponse resp;
+  for (size_t i = 0; i < recs->size() && i < limit; ++i) *resp.add_certificates() = (*recs)[i];
+  if (recs->size() > limit) resp.set_next_page_token((*recs)[limit - 1].certificate().number());
+  return resp;
+}
+
+}  // namespace kpx::node

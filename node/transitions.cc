@@ -1,0 +1,239 @@
+#include "node/transitions.h"
+
+#include "absl/strings/str_cat.h"
+#include "node/envelope.h"
+#include "node/rules.h"
+#include "node/state.h"
+#include "node/util.h"
+
+namespace kpx::node {
+namespace {
+
+constexpr char kExpiredDetail[] = "validity ran out unconfirmed";
+
+v1::LedgerEntry MakeEntry(v1::EntryKind kind, const std::string& number, const std::string& partner,
+                          v1::CertificateState state, const std::string& message_id,
+                          absl::Time now) {
+  v1::LedgerEntry e;
+  e.set_kind(kind);
+  e.set_certificate_number(number);
+  e.set_partner(partner);
+  e.set_state(state);
+  e.set_message_id(message_id);
+  *e.mutable_recorded_at() = ToTimestamp(now);
+  return e;
+}
+
+v1::OutboxItem MakeOutboxItem(const v1::SignedMessage& msg, const std::string& id,
+                              const std::string& recipient, const std::string& number,
+                              absl::Time now) {
+  v1::OutboxItem item;
+  item.set_message_id(id);
+  item.set_recipient(recipient);
+  item.set_certificate_number(number);
+  *item.mutable_message() = msg;
+  *item.mutable_due_at() = ToTimestamp(now);
+  *item.mutable_queued_at() = ToTimestamp(now);
+  return item;
+}
+
+// Records `msg` (id `id`) as received and `rec` moved to `to`.
+storage::Transition Received(const IncomingContext& ctx, const std::string& id,
+                             const v1::SignedMessage& msg, v1::CertificateRecord rec,
+                             v1::CertificateState to, const std::string& number,
+                             const std::string& detail) {
+  storage::Transition t;
+  t.seen_message_id = id;
+  t.entry = MakeEntry(v1::RECEIVED_MESSAGE, number, ctx.peer, to, id, ctx.now);
+  t.entry.set_detail(detail);
+  *t.entry.mutable_message() = msg;
+  AddHistory(rec, to, ctx.now, id, detail);
+  t.record = std::move(rec);
+  return t;
+}
+
+absl::StatusOr<storage::Transition> PlanCertificate(const IncomingContext& ctx,
+                                                    const std::string& id,
+                                                    const v1::Certificate& cert,
+                                                    const v1::SignedMessage& msg,
+                                                    const v1::CertificateRecord* current) {
+  if (cert.importing_participant() != ctx.self) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("certificate is for ", cert.importing_participant(), ", not ", ctx.self));
+  }
+  if (absl::Status s = ValidateCertificate(cert, ctx.peer, ctx.trust, ctx.now); !s.ok()) {
+    return absl::InvalidArgumentError(s.message());
+  }
+  if (current != nullptr) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("certificate number ", cert.number(), " was already received"));
+  }
+  v1::CertificateRecord rec;
+  *rec.mutable_certificate() = cert;
+  rec.set_side(v1::IMPORTING);
+  rec.set_partner(ctx.peer);
+  rec.set_certificate_message_id(id);
+  rec.set_certificate_digest(MessageDigest(msg));
+  *rec.mutable_delivered_at() = ToTimestamp(ctx.now);
+  return Received(ctx, id, msg, std::move(rec), v1::RECEIVED, cert.number(), "");
+}
+
+// An answer (confirmation or rejection) about a certificate we issued.
+absl::StatusOr<storage::Transition> PlanAnswer(const IncomingContext& ctx, const std::string& id,
+                                               const std::string& number, const std::string& digest,
+                                               v1::CertificateState to, const std::string& detail,
+                                               const v1::SignedMessage& msg,
+                                               const v1::CertificateRecord* current) {
+  if (current == nullptr || current->side() != v1::EXPORTING || current->partner() != ctx.peer) {
+    return absl::NotFoundError(
+        absl::StrCat(ctx.self, " issued no certificate ", number, " to ", ctx.peer));
+  }
+  if (absl::Status s = CheckTransition(v1::EXPORTING, current->state(), to); !s.ok()) return s;
+  if (digest != current->certificate_digest()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(to == v1::CONFIRMED ? "confirmation" : "rejection",
+                     " names a different certificate digest"));
+  }
+  return Received(ctx, id, msg, *current, to, number, detail);
+}
+
+absl::StatusOr<storage::Transition> PlanCancellation(const IncomingContext& ctx,
+                                                     const std::string& id,
+                                                     const v1::Cancellation& c,
+                                                     const v1::SignedMessage& msg,
+                                                     const v1::CertificateRecord* current) {
+  if (current == nullptr || current->side() != v1::IMPORTING || current->partner() != ctx.peer) {
+    return absl::NotFoundError(absl::StrCat(ctx.self, " received no certificate ",
+                                            c.certificate_number(), " from ", ctx.peer));
+  }
+  if (absl::Status s = CheckTransition(v1::IMPORTING, current->state(), v1::CANCELLED); !s.ok()) {
+    return s;
+  }
+  return Received(ctx, id, msg, *current, v1::CANCELLED, c.certificate_number(), c.reason());
+}
+
+}  // namespace
+
+void AddHistory(v1::CertificateRecord& rec, v1::CertificateState state, absl::Time at,
+                const std::string& message_id, const std::string& detail) {
+  rec.set_state(state);
+  v1::StateChange* h = rec.add_history();
+  h->set_state(state);
+  *h->mutable_at() = ToTimestamp(at);
+  h->set_message_id(message_id);
+  h->set_detail(detail);
+}
+
+absl::Status StampHistory(const storage::Head& head, storage::Transition& t) {
+  if (t.record.has_value() && t.record->history_size() > 0) {
+    t.record->mutable_history()->rbegin()->set_sequence(head.sequence);
+  }
+  return absl::OkStatus();
+}
+
+storage::Transition IssueTransition(const v1::Certificate& cert, const std::string& message_id,
+                                    const v1::SignedMessage& msg, absl::Time now) {
+  const std::string& importer = cert.importing_participant();
+  storage::Transition t;
+  t.entry = MakeEntry(v1::SENT, cert.number(), importer, v1::ISSUED, message_id, now);
+  *t.entry.mutable_message() = msg;
+  v1::CertificateRecord rec;
+  *rec.mutable_certificate() = cert;
+  rec.set_side(v1::EXPORTING);
+  rec.set_partner(importer);
+  rec.set_certificate_message_id(message_id);
+  rec.set_certificate_digest(MessageDigest(msg));
+  AddHistory(rec, v1::ISSUED, now, message_id, "");
+  t.record = std::move(rec);
+  t.outbox_put.push_back(MakeOutboxItem(msg, message_id, importer, cert.number(), now));
+  return t;
+}
+
+storage::Transition SendTransition(v1::CertificateRecord rec, v1::CertificateState to,
+                                   const std::string& detail, const std::string& message_id,
+                                   const v1::SignedMessage& msg, absl::Time now) {
+  const std::string number = rec.certificate().number();
+  storage::Transition t;
+  t.entry = MakeEntry(v1::SENT, number, rec.partner(), to, message_id, now);
+  t.entry.set_detail(detail);
+  *t.entry.mutable_message() = msg;
+  t.outbox_put.push_back(MakeOutboxItem(msg, message_id, rec.partner(), number, now));
+  AddHistory(rec, to, now, message_id, detail);
+  t.record = std::move(rec);
+  return t;
+}
+
+absl::StatusOr<storage::Transition> PlanIncoming(const IncomingContext& ctx,
+                                                 const v1::MessageBody& body,
+                                                 const v1::SignedMessage& msg,
+                                                 const v1::CertificateRecord* current) {
+  const std::string& id = body.header().message_id();
+  switch (body.payload_case()) {
+    case v1::MessageBody::kCertificate:
+      return PlanCertificate(ctx, id, body.certificate(), msg, current);
+    case v1::MessageBody::kConfirmation: {
+      const v1::ImportConfirmation& c = body.confirmation();
+      return PlanAnswer(ctx, id, c.certificate_number(), c.certificate_digest(), v1::CONFIRMED, "",
+                        msg, current);
+    }
+    case v1::MessageBody::kRejection: {
+      const v1::Rejection& r = body.rejection();
+      return PlanAnswer(ctx, id, r.certificate_number(), r.certificate_digest(), v1::REJECTED,
+                        r.reason(), msg, current);
+    }
+    case v1::MessageBody::kCancellation:
+      return PlanCancellation(ctx, id, body.cancellation(), msg, current);
+    case v1::MessageBody::kReceipt:
+      return absl::InvalidArgumentError("receipts travel only in Deliver responses");
+    default:
+      return absl::InvalidArgumentError("message has no payload");
+  }
+}
+
+storage::Transition DeliveryTransition(const v1::OutboxItem& item, const absl::Status& status,
+                                       const v1::SignedMessage& receipt,
+                                       std::optional<v1::CertificateRecord> current,
+                                       absl::Time now) {
+  const std::string& number = item.certificate_number();
+  storage::Transition t;
+  t.outbox_delete.push_back(item.message_id());
+  if (status.ok()) {
+    t.entry = MakeEntry(v1::RECEIPT, number, item.recipient(), v1::CERTIFICATE_STATE_UNSPECIFIED,
+                        item.message_id(), now);
+    *t.entry.mutable_receipt() = receipt;
+  } else {
+    t.entry = MakeEntry(v1::DELIVERY_FAILED, number, item.recipient(),
+                        v1::CERTIFICATE_STATE_UNSPECIFIED, item.message_id(), now);
+    t.entry.set_detail(
+        absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message()));
+  }
+  if (status.ok() && current.has_value() &&
+      current->certificate_message_id() == item.message_id() && current->state() == v1::ISSUED) {
+    AddHistory(*current, v1::DELIVERED, now, item.message_id(), "");
+    *current->mutable_delivered_at() = ToTimestamp(now);
+    t.entry.set_state(v1::DELIVERED);
+    t.record = std::move(current);
+    t.on_sequenced = StampHistory;
+  }
+  return t;
+}
+
+bool IsExpirable(const v1::CertificateRecord& r, absl::Time now) {
+  const bool open =
+      (r.side() == v1::EXPORTING && (r.state() == v1::ISSUED || r.state() == v1::DELIVERED)) ||
+      (r.side() == v1::IMPORTING && r.state() == v1::RECEIVED);
+  return open && now >= FromTimestamp(r.certificate().expires_at());
+}
+
+storage::Transition ExpiryTransition(v1::CertificateRecord rec, absl::Time now) {
+  storage::Transition t;
+  t.entry =
+      MakeEntry(v1::STATE_CHANGE, rec.certificate().number(), rec.partner(), v1::EXPIRED, "", now);
+  t.entry.set_detail(kExpiredDetail);
+  AddHistory(rec, v1::EXPIRED, now, "", kExpiredDetail);
+  t.record = std::move(rec);
+  t.on_sequenced = StampHistory;
+  return t;
+}
+
+}  // namespace kpx::node

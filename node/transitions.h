@@ -1,0 +1,85 @@
+// Pure builders of ledger transitions (storage::Transition): what each
+// step of a certificate's life writes, in one atomic batch.
+//
+// Nothing here reads the ledger, the clock or a key: the inputs are the
+// record as it stands, the message and the time, so each builder is unit
+// tested on its own (tests/transitions_test.cc). The parts that lock,
+// read and append (authority_desk, inbox, courier, sweeper) call these.
+#ifndef KPX_NODE_TRANSITIONS_H_
+#define KPX_NODE_TRANSITIONS_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "kpx/v1/ledger.pb.h"
+#include "kpx/v1/message.pb.h"
+#include "node/transport.h"
+#include "node/trust_list.h"
+#include "storage/ledger.h"
+
+namespace kpx::node {
+
+// Sets `rec`'s state to `state` and appends the history item saying so.
+void AddHistory(v1::CertificateRecord& rec, v1::CertificateState state, absl::Time at,
+                const std::string& message_id, const std::string& detail);
+
+// An on_sequenced hook that stamps the record's last history item with the
+// entry's sequence.
+absl::Status StampHistory(const storage::Head& head, storage::Transition& t);
+
+// Exporter, submit: the certificate recorded ISSUED, its message queued.
+storage::Transition IssueTransition(const v1::Certificate& cert, const std::string& message_id,
+                                    const v1::SignedMessage& msg, absl::Time now);
+
+// Either side, a locally initiated change of `rec` to `to` whose message
+// `msg` goes to the partner (cancel, confirm, reject).
+storage::Transition SendTransition(v1::CertificateRecord rec, v1::CertificateState to,
+                                   const std::string& detail, const std::string& message_id,
+                                   const v1::SignedMessage& msg, absl::Time now);
+
+// What a node knows when it plans a message received from a peer.
+struct IncomingContext {
+  const std::string& self;  // this node's Participant
+  const std::string& peer;  // the sender, as TLS and the signature proved
+  const TrustList& trust;
+  absl::Time now;
+};
+
+// The transition that records `body` (verified, signed bytes `msg`) given
+// the certificate's record as it stands (`current`, null if none):
+//   certificate   -> a new IMPORTING record, RECEIVED (KP rules re-checked)
+//   confirmation  -> our EXPORTING record CONFIRMED (digest must match)
+//   rejection     -> our EXPORTING record REJECTED (digest must match)
+//   cancellation  -> the IMPORTING record CANCELLED
+// The transition marks the message id seen; its on_sequenced is left for
+// the caller (the receipt is signed once the sequence is known).
+// Errors: InvalidArgument (malformed, wrong recipient, rules, digest),
+// AlreadyExists (certificate received before), NotFound (no such record
+// with this peer), FailedPrecondition (state does not allow it).
+absl::StatusOr<storage::Transition> PlanIncoming(const IncomingContext& ctx,
+                                                 const v1::MessageBody& body,
+                                                 const v1::SignedMessage& msg,
+                                                 const v1::CertificateRecord* current);
+
+// Exporter or importer, after a delivery attempt that ended for good:
+// `status` OK with the peer's checked `receipt`, or a permanent refusal.
+// Removes the item from the outbox and records the receipt (RECEIPT) or
+// the refusal (DELIVERY_FAILED). The first receipt for a certificate
+// message moves `current` (the record, if any) from ISSUED to DELIVERED.
+storage::Transition DeliveryTransition(const v1::OutboxItem& item, const absl::Status& status,
+                                       const v1::SignedMessage& receipt,
+                                       std::optional<v1::CertificateRecord> current,
+                                       absl::Time now);
+
+// True for a record still open (ISSUED or DELIVERED at the exporter,
+// RECEIVED at the importer) whose certificate has expired at `now`.
+bool IsExpirable(const v1::CertificateRecord& rec, absl::Time now);
+
+// `rec` (expirable) recorded EXPIRED.
+storage::Transition ExpiryTransition(v1::CertificateRecord rec, absl::Time now);
+
+}  // namespace kpx::node
+
+#endif  // KPX_NODE_TRANSITIONS_H_
