@@ -151,8 +151,11 @@ for spec in "$@"; do
   [[ -z ${BASH_REMATCH[5]} ]] || metrics=$((10#${BASH_REMATCH[5]}))
   [[ -z ${seen_codes[$code]:-} ]] || die "Participant $code given twice"
   seen_codes[$code]=1
+  ((peer >= 1 && peer <= 65535)) || die "peer port $peer in '$spec' is out of range"
   for port in "$peer" "$auth" ${metrics:+"$metrics"}; do
-    ((port >= 1 && port <= 65535)) || die "port $port in '$spec' is out of range"
+    # 0 (authority and metrics only): any free port; the node logs the one it bound.
+    ((port >= 0 && port <= 65535)) || die "port $port in '$spec' is out of range"
+    ((port == 0)) && continue
     [[ -z ${seen_ports[$port]:-} ]] || die "port $port is used twice"
     seen_ports[$port]=1
   done

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -26,21 +27,37 @@ std::string KpxdPath() { return KPX_KPXD_PATH; }
 std::string KpxctlPath() { return KPX_KPXCTL_PATH; }
 std::string SourceDir() { return KPX_SOURCE_DIR; }
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+ReservedPort::ReservedPort() {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int one = 1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot bind a loopback port");
-  }
   socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  if (fd_ < 0 || ::setsockopt(fd_, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+      ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    if (fd_ >= 0) ::close(fd_);
+    throw std::runtime_error("cannot reserve a loopback port");
+  }
+  port_ = ntohs(addr.sin_port);
 }
+
+ReservedPort::~ReservedPort() { ::close(fd_); }
+
+namespace {
+
+// The port a kpxd process logged for `listener` ("authority", "metrics")
+// in its "listening" line, text or JSON (authority="127.0.0.1:0 port 41235",
+// "metrics":"port 9464"); 0 if none (metrics off).
+int LoggedPort(const std::string& line, const std::string& listener) {
+  const std::regex re(listener + "\"?[=:]\"?[^\" ]*( port |port )([0-9]+)");
+  std::smatch m;
+  return std::regex_search(line, m, re) ? std::stoi(m[2].str()) : 0;
+}
+
+}  // namespace
 
 int Run(const std::string& command) {
   int rc = std::system(command.c_str());
@@ -48,10 +65,13 @@ int Run(const std::string& command) {
 }
 
 GrpcFederation::GrpcFederation(const std::vector<std::string>& codes, bool metrics) {
+  // Peer ports go on the trust list before any node starts, so they are
+  // reserved for the federation's lifetime; authority and metrics
+  // listeners bind port 0 and the bound port is read back after start.
   std::string specs;
   for (const std::string& c : codes) {
-    ports_[c] = {FreePort(), FreePort()};
-    absl::StrAppend(&specs, " ", c, ":", ports_[c].first, ":", ports_[c].second);
+    peer_ports_[c] = std::make_unique<ReservedPort>();
+    absl::StrAppend(&specs, " ", c, ":", peer_ports_[c]->port(), ":0");
   }
   const std::string cmd =
       absl::StrCat("bash ", SourceDir(), "/deploy/pki.sh ", tmp_.path(), specs, " >/dev/null");
@@ -64,8 +84,7 @@ GrpcFederation::GrpcFederation(const std::vector<std::string>& codes, bool metri
       AppendConfig(c, "metrics_listen: \"off\"");
       continue;
     }
-    metrics_ports_[c] = FreePort();
-    AppendConfig(c, absl::StrCat("metrics_listen: \"127.0.0.1:", metrics_ports_[c], "\""));
+    AppendConfig(c, "metrics_listen: \"127.0.0.1:0\"");
   }
 }
 
@@ -95,16 +114,38 @@ gateway::NodeServer& GrpcFederation::StartInProcess(const std::string& code) {
   absl::StatusOr<std::unique_ptr<gateway::NodeServer>> s =
       gateway::NodeServer::Start(Config(code), ConfigPath(code));
   if (!s.ok()) throw std::runtime_error(std::string(s.status().message()));
-  servers_[code] = *std::move(s);
-  return *servers_[code];
+  return Started(code, *std::move(s));
 }
 
 gateway::NodeServer& GrpcFederation::StartInProcess(const std::string& code,
                                                     const v1::NodeConfig& config) {
   absl::StatusOr<std::unique_ptr<gateway::NodeServer>> s = gateway::NodeServer::Start(config);
   if (!s.ok()) throw std::runtime_error(std::string(s.status().message()));
-  servers_[code] = *std::move(s);
+  return Started(code, *std::move(s));
+}
+
+gateway::NodeServer& GrpcFederation::Started(const std::string& code,
+                                             std::unique_ptr<gateway::NodeServer> server) {
+  authority_ports_[code] = server->authority_port();
+  metrics_ports_[code] = server->metrics_port();
+  servers_[code] = std::move(server);
   return *servers_[code];
+}
+
+int GrpcFederation::PeerPort(const std::string& code) const { return peer_ports_.at(code)->port(); }
+
+int GrpcFederation::AuthorityPort(const std::string& code) const {
+  auto it = authority_ports_.find(code);
+  if (it == authority_ports_.end()) throw std::runtime_error(code + " has not started");
+  return it->second;
+}
+
+int GrpcFederation::MetricsPort(const std::string& code) const {
+  auto it = metrics_ports_.find(code);
+  if (it == metrics_ports_.end() || it->second == 0) {
+    throw std::runtime_error(code + " has not started with metrics on");
+  }
+  return it->second;
 }
 
 void GrpcFederation::StopInProcess(const std::string& code) { servers_.erase(code); }
@@ -143,7 +184,13 @@ void GrpcFederation::StartProcess(const std::string& code,
     std::ifstream in(log);
     std::stringstream text;
     text << in.rdbuf();
-    if (text.str().find("listening", skip) != std::string::npos) return;
+    if (const size_t at = text.str().find("listening", skip); at != std::string::npos) {
+      const std::string line = text.str().substr(at, text.str().find('\n', at) - at);
+      authority_ports_[code] = LoggedPort(line, "authority");
+      metrics_ports_[code] = LoggedPort(line, "metrics");
+      if (authority_ports_[code] == 0) throw std::runtime_error("no authority port in " + log);
+      return;
+    }
     int status;
     if (::waitpid(pid, &status, WNOHANG) == pid) {
       pids_.erase(code);
@@ -203,7 +250,7 @@ bool GrpcFederation::WaitForState(const std::string& code, const std::string& nu
 
 std::string GrpcFederation::KpxctlEnv(const std::string& code, const std::string& role) const {
   const std::string base = absl::StrCat(tmp_.path(), "/", code, "/");
-  return absl::StrCat("KPX_NODE=127.0.0.1:", ports_.at(code).second, " KPX_CERT=", base, role,
+  return absl::StrCat("KPX_NODE=127.0.0.1:", AuthorityPort(code), " KPX_CERT=", base, role,
                       ".pem KPX_KEY=", base, role, ".key KPX_CA=", base,
                       "ca.pem KPX_SERVER_NAME=node.", absl::AsciiStrToLower(code), ".kpx");
 }

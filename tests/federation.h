@@ -16,8 +16,21 @@
 
 namespace kpx::testing {
 
-// A loopback port that was free a moment ago.
-int FreePort();
+// A loopback TCP port held (bound, not listening, with SO_REUSEPORT) for
+// the object's lifetime: no other process can take it, while a gRPC
+// server (which sets SO_REUSEPORT too) can listen on it.
+class ReservedPort {
+ public:
+  ReservedPort();
+  ~ReservedPort();
+  ReservedPort(const ReservedPort&) = delete;
+  ReservedPort& operator=(const ReservedPort&) = delete;
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
 
 // Runs a shell command; returns its exit status.
 int Run(const std::string& command);
@@ -35,9 +48,12 @@ class GrpcFederation {
   void AppendConfig(const std::string& code, const std::string& text);
   std::string ConfigPath(const std::string& code) const;
   v1::NodeConfig Config(const std::string& code) const;
-  int PeerPort(const std::string& code) const { return ports_.at(code).first; }
-  int AuthorityPort(const std::string& code) const { return ports_.at(code).second; }
-  int MetricsPort(const std::string& code) const { return metrics_ports_.at(code); }
+  // The peer port is reserved up front (it is on the trust list); the
+  // authority and metrics ports are the ones the node bound (port 0), known
+  // once it has started.
+  int PeerPort(const std::string& code) const;
+  int AuthorityPort(const std::string& code) const;
+  int MetricsPort(const std::string& code) const;
 
   // In-process node.
   // In-process node, from its config file (so Reload re-reads it).
@@ -70,8 +86,12 @@ class GrpcFederation {
   std::string KpxctlEnv(const std::string& code, const std::string& role) const;
 
  private:
+  gateway::NodeServer& Started(const std::string& code,
+                               std::unique_ptr<gateway::NodeServer> server);
+
   TempDir tmp_;
-  std::map<std::string, std::pair<int, int>> ports_;
+  std::map<std::string, std::unique_ptr<ReservedPort>> peer_ports_;
+  std::map<std::string, int> authority_ports_;
   std::map<std::string, int> metrics_ports_;
   std::map<std::string, std::unique_ptr<gateway::NodeServer>> servers_;
   std::map<std::string, int> pids_;

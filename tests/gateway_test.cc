@@ -165,7 +165,10 @@ TEST_CASE("each role may only use its own verbs", "[grpc][roles]") {
         *crypto::ReadFile(fed.dir() + "/BW/ca.pem"), "node.bw.kpx"));
     CHECK(stub->SubmitCertificate(&ctx, req, &rec).error_code() == grpc::StatusCode::UNAVAILABLE);
   }
-  // Only the exporter's certificate was stored (issued, then its receipt).
+  // Only the exporter's certificate was stored (issued, then its receipt):
+  // wait until it has arrived and its receipt is recorded.
+  REQUIRE(fed.WaitForState("EU", "BW-R-2", v1::RECEIVED));
+  REQUIRE(fed.WaitForState("BW", "BW-R-2", v1::DELIVERED));
   for (const char* code : {"BW", "EU"}) {
     storage::Ledger& ledger = fed.server(code).node().ledger();
     std::vector<v1::LedgerEntry> entries = *ledger.ReadEntries(1, 100);

@@ -1,0 +1,425 @@
+// Unit tests of node/'s pure parts, without a ledger or a transport:
+// PlanIncoming over payload x side x state, the delivery transition,
+// receipt checks with forged, mismatched and valid receipts, retry
+// classification and backoff, and the list filter.
+#include <catch2/catch.hpp>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "node/courier.h"
+#include "node/envelope.h"
+#include "node/messages.h"
+#include "node/queries.h"
+#include "node/retry_policy.h"
+#include "node/transitions.h"
+#include "node/trust_list.h"
+#include "node/util.h"
+#include "test_util.h"
+
+namespace kpx {
+namespace {
+
+using node::IncomingContext;
+
+const absl::Time kNow = absl::FromUnixSeconds(1800000000);
+
+// BW and EU on one trust list, each with an Ed25519 key generated here.
+class Keys {
+ public:
+  Keys() {
+    v1::TrustList proto;
+    for (const char* code : {"BW", "EU", "AE"}) {
+      keys_.emplace(code, *crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519));
+      v1::Participant* p = proto.add_participants();
+      p->set_code(code);
+      p->set_status(v1::ACTIVE);
+      v1::SigningKey* k = p->add_signing_keys();
+      k->set_key_id(keys_.at(code).key_id());
+      k->set_algorithm(v1::ED25519);
+      k->set_public_key_pem(keys_.at(code).public_key().ToPem());
+    }
+    trust_ = *node::TrustList::FromProto(proto);
+  }
+  const node::TrustList& trust() const { return *trust_; }
+
+  v1::SignedMessage Sign(const std::string& signer, const std::string& recipient,
+                         v1::MessageBody body) const {
+    v1::Header* h = body.mutable_header();
+    h->set_message_id(node::NewMessageId());
+    h->set_sender(signer);
+    h->set_recipient(recipient);
+    *h->mutable_created_at() = node::ToTimestamp(kNow);
+    return *node::Signer(signer, keys_.at(signer)).Sign(body);
+  }
+
+ private:
+  std::map<std::string, crypto::PrivateKey> keys_;
+  std::shared_ptr<const node::TrustList> trust_;
+};
+
+const Keys& TestKeys() {
+  static const Keys* keys = new Keys;
+  return *keys;
+}
+
+v1::CertificateRecord Record(v1::Side side, v1::CertificateState state, const std::string& partner,
+                             const std::string& digest) {
+  v1::CertificateRecord r;
+  *r.mutable_certificate() = testing::ValidCertificate("BW-7", "BW", "EU", kNow - absl::Hours(1));
+  r.set_side(side);
+  r.set_state(state);
+  r.set_partner(partner);
+  r.set_certificate_digest(digest);
+  r.set_certificate_message_id("c0ffee");
+  return r;
+}
+
+enum class Payload { kCertificate, kConfirmation, kRejection, kCancellation, kReceipt, kNone };
+
+v1::MessageBody Body(Payload p, const std::string& digest) {
+  const v1::Certificate cert = testing::ValidCertificate("BW-7", "BW", "EU", kNow - absl::Hours(1));
+  v1::MessageBody b;
+  switch (p) {
+    case Payload::kCertificate:
+      return node::CertificateBody(cert);
+    case Payload::kConfirmation: {
+      v1::CertificateRecord r;
+      *r.mutable_certificate() = cert;
+      r.set_certificate_digest(digest);
+      return node::ConfirmationBody(r, kNow, "EU authority");
+    }
+    case Payload::kRejection: {
+      v1::CertificateRecord r;
+      *r.mutable_certificate() = cert;
+      r.set_certificate_digest(digest);
+      return node::RejectionBody(r, "seal broken");
+    }
+    case Payload::kCancellation:
+      return node::CancellationBody("BW-7", "issued in error");
+    case Payload::kReceipt:
+      return node::ReceiptBody("ab", "cd", {1, std::string(32, '\0')}, kNow);
+    case Payload::kNone:
+      b.mutable_header()->set_kind(v1::CERTIFICATE);
+      return b;
+  }
+  return b;
+}
+
+struct PlanCase {
+  const char* name;
+  Payload payload;
+  const char* sender;  // the peer
+  const char* self;    // the receiving node
+  // The record as it stands at the receiver; nullopt: none.
+  std::optional<std::pair<v1::Side, v1::CertificateState>> current;
+  absl::StatusCode want;
+  v1::CertificateState want_state;  // when OK
+};
+
+constexpr auto E = v1::EXPORTING;
+constexpr auto I = v1::IMPORTING;
+using C = absl::StatusCode;
+
+const PlanCase kPlanCases[] = {
+    {"certificate, new", Payload::kCertificate, "BW", "EU", std::nullopt, C::kOk, v1::RECEIVED},
+    {"certificate, again",
+     Payload::kCertificate,
+     "BW",
+     "EU",
+     {{I, v1::RECEIVED}},
+     C::kAlreadyExists},
+    {"certificate, for another node", Payload::kCertificate, "BW", "AE", std::nullopt,
+     C::kInvalidArgument},
+    {"certificate, from a non-exporter", Payload::kCertificate, "AE", "EU", std::nullopt,
+     C::kInvalidArgument},
+    {"confirmation, none issued", Payload::kConfirmation, "EU", "BW", std::nullopt, C::kNotFound},
+    {"confirmation of ISSUED",
+     Payload::kConfirmation,
+     "EU",
+     "BW",
+     {{E, v1::ISSUED}},
+     C::kOk,
+     v1::CONFIRMED},
+    {"confirmation of DELIVERED",
+     Payload::kConfirmation,
+     "EU",
+     "BW",
+     {{E, v1::DELIVERED}},
+     C::kOk,
+     v1::CONFIRMED},
+    {"confirmation of CONFIRMED",
+     Payload::kConfirmation,
+     "EU",
+     "BW",
+     {{E, v1::CONFIRMED}},
+     C::kFailedPrecondition},
+    {"confirmation of CANCELLED",
+     Payload::kConfirmation,
+     "EU",
+     "BW",
+     {{E, v1::CANCELLED}},
+     C::kFailedPrecondition},
+    {"confirmation of EXPIRED",
+     Payload::kConfirmation,
+     "EU",
+     "BW",
+     {{E, v1::EXPIRED}},
+     C::kFailedPrecondition},
+    {"confirmation of a received one",
+     Payload::kConfirmation,
+     "EU",
+     "BW",
+     {{I, v1::RECEIVED}},
+     C::kNotFound},
+    {"confirmation from another partner",
+     Payload::kConfirmation,
+     "AE",
+     "BW",
+     {{E, v1::DELIVERED}},
+     C::kNotFound},
+    {"rejection of DELIVERED",
+     Payload::kRejection,
+     "EU",
+     "BW",
+     {{E, v1::DELIVERED}},
+     C::kOk,
+     v1::REJECTED},
+    {"rejection of REJECTED",
+     Payload::kRejection,
+     "EU",
+     "BW",
+     {{E, v1::REJECTED}},
+     C::kFailedPrecondition},
+    {"rejection, none issued", Payload::kRejection, "EU", "BW", std::nullopt, C::kNotFound},
+    {"cancellation of RECEIVED",
+     Payload::kCancellation,
+     "BW",
+     "EU",
+     {{I, v1::RECEIVED}},
+     C::kOk,
+     v1::CANCELLED},
+    {"cancellation of CONFIRMED",
+     Payload::kCancellation,
+     "BW",
+     "EU",
+     {{I, v1::CONFIRMED}},
+     C::kFailedPrecondition},
+    {"cancellation of EXPIRED",
+     Payload::kCancellation,
+     "BW",
+     "EU",
+     {{I, v1::EXPIRED}},
+     C::kFailedPrecondition},
+    {"cancellation, never received", Payload::kCancellation, "BW", "EU", std::nullopt,
+     C::kNotFound},
+    {"cancellation of our own",
+     Payload::kCancellation,
+     "BW",
+     "EU",
+     {{E, v1::ISSUED}},
+     C::kNotFound},
+    {"receipt as a message", Payload::kReceipt, "BW", "EU", std::nullopt, C::kInvalidArgument},
+    {"no payload", Payload::kNone, "BW", "EU", std::nullopt, C::kInvalidArgument},
+};
+
+TEST_CASE("PlanIncoming over payload, side and state", "[parts][plan]") {
+  const std::string digest = "digest-of-the-certificate";
+  for (const PlanCase& c : kPlanCases) {
+    SECTION(c.name) {
+      const v1::MessageBody body = Body(c.payload, digest);
+      const v1::SignedMessage msg = TestKeys().Sign(c.sender, c.self, body);
+      v1::MessageBody signed_body;
+      REQUIRE(signed_body.ParseFromString(msg.body()));
+      std::optional<v1::CertificateRecord> current;
+      // Records are BW's certificate: EU is the partner at BW, BW at EU.
+      if (c.current) {
+        const v1::Side side = c.current->first;
+        current = Record(side, c.current->second, side == E ? "EU" : "BW", digest);
+      }
+      const std::string self = c.self, peer = c.sender;
+      const IncomingContext ctx{self, peer, TestKeys().trust(), kNow};
+      absl::StatusOr<storage::Transition> t =
+          node::PlanIncoming(ctx, signed_body, msg, current ? &*current : nullptr);
+      CHECK(t.status().code() == c.want);
+      if (!t.ok()) continue;
+      const std::string& id = signed_body.header().message_id();
+      REQUIRE(t->record.has_value());
+      CHECK(t->record->state() == c.want_state);
+      CHECK(t->record->history().rbegin()->message_id() == id);
+      CHECK(t->entry.kind() == v1::RECEIVED_MESSAGE);
+      CHECK(t->entry.state() == c.want_state);
+      CHECK(t->entry.partner() == peer);
+      CHECK(t->seen_message_id == id);
+      CHECK(t->outbox_put.empty());
+      if (c.payload == Payload::kCertificate) {
+        CHECK(t->record->side() == v1::IMPORTING);
+        CHECK(t->record->certificate_digest() == node::MessageDigest(msg));
+      }
+    }
+  }
+}
+
+TEST_CASE("an answer naming another certificate digest is refused", "[parts][plan]") {
+  const v1::SignedMessage msg = TestKeys().Sign("EU", "BW", Body(Payload::kConfirmation, "other"));
+  v1::MessageBody body;
+  REQUIRE(body.ParseFromString(msg.body()));
+  const v1::CertificateRecord current = Record(E, v1::DELIVERED, "EU", "the-digest");
+  const std::string self = "BW", peer = "EU";
+  absl::StatusOr<storage::Transition> t =
+      node::PlanIncoming({self, peer, TestKeys().trust(), kNow}, body, msg, &current);
+  CHECK(t.status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("the delivery transition records receipts and refusals", "[parts][deliver]") {
+  v1::OutboxItem item;
+  item.set_message_id("c0ffee");
+  item.set_recipient("EU");
+  item.set_certificate_number("BW-7");
+  const v1::SignedMessage receipt = TestKeys().Sign("EU", "BW", Body(Payload::kReceipt, ""));
+
+  SECTION("the first receipt for the certificate moves it to DELIVERED") {
+    storage::Transition t = node::DeliveryTransition(item, absl::OkStatus(), receipt,
+                                                     Record(E, v1::ISSUED, "EU", "d"), kNow);
+    CHECK(t.entry.kind() == v1::RECEIPT);
+    CHECK(t.entry.state() == v1::DELIVERED);
+    REQUIRE(t.record.has_value());
+    CHECK(t.record->state() == v1::DELIVERED);
+    CHECK(node::FromTimestamp(t.record->delivered_at()) == kNow);
+    CHECK(t.outbox_delete == std::vector<std::string>{"c0ffee"});
+  }
+  SECTION("a receipt for a later message leaves the record alone") {
+    item.set_message_id("beef");
+    storage::Transition t = node::DeliveryTransition(item, absl::OkStatus(), receipt,
+                                                     Record(E, v1::DELIVERED, "EU", "d"), kNow);
+    CHECK(t.entry.kind() == v1::RECEIPT);
+    CHECK_FALSE(t.record.has_value());
+  }
+  SECTION("a permanent refusal is recorded with its code") {
+    storage::Transition t =
+        node::DeliveryTransition(item, absl::InvalidArgumentError("bad HS code"), {},
+                                 Record(E, v1::ISSUED, "EU", "d"), kNow);
+    CHECK(t.entry.kind() == v1::DELIVERY_FAILED);
+    CHECK(t.entry.detail() == "INVALID_ARGUMENT: bad HS code");
+    CHECK_FALSE(t.record.has_value());
+    CHECK(t.outbox_delete == std::vector<std::string>{"c0ffee"});
+  }
+}
+
+TEST_CASE("receipts are checked: forged, mismatched and valid", "[parts][receipt]") {
+  const v1::SignedMessage sent = TestKeys().Sign("BW", "EU", Body(Payload::kCertificate, ""));
+  v1::MessageBody sent_body;
+  REQUIRE(sent_body.ParseFromString(sent.body()));
+  v1::OutboxItem item;
+  item.set_message_id(sent_body.header().message_id());
+  item.set_recipient("EU");
+  *item.mutable_message() = sent;
+  const std::string digest = node::MessageDigest(sent);
+  const storage::Head head{5, std::string(32, 'h')};
+  auto receipt_from = [&](const std::string& signer, const std::string& id,
+                          const std::string& dig) {
+    return TestKeys().Sign(signer, "BW", node::ReceiptBody(id, dig, head, kNow));
+  };
+  const node::TrustList& trust = TestKeys().trust();
+  const std::string id = item.message_id();
+
+  CHECK(node::CheckReceipt(receipt_from("EU", id, digest), item, "EU", trust, kNow).ok());
+  CHECK(node::CheckReceipt(receipt_from("AE", id, digest), item, "EU", trust, kNow).code() ==
+        absl::StatusCode::kUnavailable);
+  CHECK(
+      node::CheckReceipt(receipt_from("EU", node::NewMessageId(), digest), item, "EU", trust, kNow)
+          .code() == absl::StatusCode::kUnavailable);
+  CHECK(
+      node::CheckReceipt(receipt_from("EU", id, "other digest"), item, "EU", trust, kNow).code() ==
+      absl::StatusCode::kUnavailable);
+  v1::SignedMessage forged = receipt_from("EU", id, digest);
+  forged.mutable_signature()->back() ^= 1;
+  CHECK(node::CheckReceipt(forged, item, "EU", trust, kNow).code() ==
+        absl::StatusCode::kUnavailable);
+  const v1::SignedMessage not_a_receipt =
+      TestKeys().Sign("EU", "BW", Body(Payload::kCancellation, ""));
+  CHECK(node::CheckReceipt(not_a_receipt, item, "EU", trust, kNow).code() ==
+        absl::StatusCode::kUnavailable);
+}
+
+TEST_CASE("retry is an allow-list of passing failures", "[parts][retry]") {
+  const std::map<absl::StatusCode, bool> want = {
+      {C::kUnavailable, true},       {C::kDeadlineExceeded, true},
+      {C::kResourceExhausted, true}, {C::kOutOfRange, true},
+      {C::kPermissionDenied, true},  {C::kUnauthenticated, true},
+      {C::kInvalidArgument, false},  {C::kFailedPrecondition, false},
+      {C::kAlreadyExists, false},    {C::kNotFound, false},
+      {C::kInternal, false},         {C::kUnknown, false},
+      {C::kDataLoss, false},         {C::kAborted, false},
+      {C::kCancelled, false},        {C::kUnimplemented, false},
+  };
+  for (const auto& [code, retry] : want) {
+    INFO(absl::StatusCodeToString(code));
+    CHECK(node::IsRetryable(absl::Status(code, "x")) == retry);
+  }
+}
+
+TEST_CASE("backoff doubles with bounded jitter and is reproducible from its seed",
+          "[parts][retry]") {
+  node::RetryPolicy a(absl::Milliseconds(500), absl::Seconds(60), 42);
+  node::RetryPolicy b(absl::Milliseconds(500), absl::Seconds(60), 42);
+  absl::Duration nominal = absl::Milliseconds(500);
+  for (uint32_t attempt = 1; attempt <= 12; ++attempt) {
+    const absl::Duration d = a.Backoff(attempt);
+    CHECK(d == b.Backoff(attempt));
+    CHECK(d >= std::min(nominal * 0.8, absl::Seconds(60)));
+    CHECK(d <= std::min(nominal * 1.2, absl::Seconds(60)));
+    if (nominal < absl::Seconds(60)) nominal *= 2;  // doubling stops at the maximum
+  }
+  node::RetryPolicy c(absl::Milliseconds(500), absl::Seconds(60), 43);
+  bool differs = false;
+  node::RetryPolicy a2(absl::Milliseconds(500), absl::Seconds(60), 42);
+  for (uint32_t attempt = 1; attempt <= 5; ++attempt) {
+    differs |= a2.Backoff(attempt) != c.Backoff(attempt);
+  }
+  CHECK(differs);
+}
+
+TEST_CASE("the list filter", "[parts][list]") {
+  v1::CertificateRecord r = Record(E, v1::DELIVERED, "EU", "d");
+  *r.mutable_certificate()->mutable_issued_at() = node::ToTimestamp(kNow - absl::Hours(24 * 20));
+  *r.mutable_delivered_at() = node::ToTimestamp(kNow - absl::Hours(24 * 16));
+  auto req = [](auto fill) {
+    v1::ListCertificatesRequest q;
+    fill(q);
+    return q;
+  };
+  using Q = v1::ListCertificatesRequest;
+  struct Row {
+    const char* name;
+    Q q;
+    bool keep;
+  } rows[] = {
+      {"no filter", Q(), true},
+      {"state matches", req([](Q& q) { q.set_state(v1::DELIVERED); }), true},
+      {"state differs", req([](Q& q) { q.set_state(v1::CONFIRMED); }), false},
+      {"partner matches", req([](Q& q) { q.set_partner("EU"); }), true},
+      {"partner differs", req([](Q& q) { q.set_partner("AE"); }), false},
+      {"issued after from",
+       req([](Q& q) { *q.mutable_issued_from() = node::ToTimestamp(kNow - absl::Hours(24 * 21)); }),
+       true},
+      {"issued before from",
+       req([](Q& q) { *q.mutable_issued_from() = node::ToTimestamp(kNow - absl::Hours(24 * 19)); }),
+       false},
+      {"until is exclusive", req([](Q& q) {
+         *q.mutable_issued_until() = node::ToTimestamp(kNow - absl::Hours(24 * 20));
+       }),
+       false},
+      {"overdue by the node's 15 days", req([](Q& q) { q.set_overdue(true); }), true},
+      {"not overdue after 17 days", req([](Q& q) { q.set_overdue_days(17); }), false},
+      {"overdue after 10 days", req([](Q& q) { q.set_overdue_days(10); }), true},
+  };
+  for (const Row& row : rows) {
+    INFO(row.name);
+    CHECK(node::MatchesFilter(row.q, r, kNow, 15) == row.keep);
+  }
+}
+
+}  // namespace
+}  // namespace kpx
