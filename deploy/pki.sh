@@ -236,7 +236,7 @@ authority_clients { common_name: "$code-importer" roles: IMPORTER }
 authority_clients { common_name: "$code-auditor" roles: AUDITOR }
 authority_clients { common_name: "$code-operator" roles: OPERATOR }
 # Defaults, shown for reference:
-# delivery { initial_backoff_ms: 500 max_backoff_ms: 60000 batch_size: 256 rpc_timeout_ms: 10000 }
+# delivery { initial_backoff_ms: 500 max_backoff_ms: 60000 batch_size: 256 rpc_timeout_ms: 10000 stuck_after_hours: 168 }
 # overdue_days: 15
 EOF
   if [[ -n $metrics ]]; then

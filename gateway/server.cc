@@ -93,8 +93,12 @@ constexpr char kAuthorityService[] = "kpx.v1.AuthorityService";
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(const v1::NodeConfig& config,
+absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(const v1::NodeConfig& given,
                                                               const std::string& config_path) {
+  // LoadConfig has filled the defaults already; a config built by hand (in
+  // tests) gets them here.
+  v1::NodeConfig config = given;
+  node::ApplyDefaults(&config);
   absl::StatusOr<Material> material = LoadMaterial(config);
   if (!material.ok()) return material.status();
 
@@ -123,13 +127,11 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(const v1::NodeConf
   // transport is only used by the node's delivery threads, which stop
   // before the node and the transport are destroyed.
   std::shared_ptr<const node::TrustList> initial = material->trust;
-  const uint32_t timeout_ms =
-      config.delivery().rpc_timeout_ms() ? config.delivery().rpc_timeout_ms() : 10000;
   NodeServer* self = s.get();
   s->transport_ = std::make_unique<GrpcTransport>(
       material->identity,
       [self, initial]() { return self->node_ ? self->node_->trust_list() : initial; },
-      absl::Milliseconds(timeout_ms));
+      absl::Milliseconds(config.delivery().rpc_timeout_ms()));
 
   node::NodeOptions opts;
   opts.participant = config.participant();

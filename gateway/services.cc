@@ -4,13 +4,15 @@
 #include "absl/strings/str_join.h"
 #include "gateway/status.h"
 #include "gateway/tls.h"
+#include "node/config.h"
 #include "node/log.h"
 #include "node/util.h"
 
 namespace kpx::gateway {
 namespace {
 
-constexpr int kMaxMessagesPerDeliver = 1000;
+// What senders are told to stay within (delivery.batch_size is cut to it).
+constexpr int kMaxMessagesPerDeliver = static_cast<int>(node::kMaxDeliveryBatchSize);
 const std::set<v1::Role> kExporter = {v1::EXPORTER};
 const std::set<v1::Role> kImporter = {v1::IMPORTER};
 const std::set<v1::Role> kAuditor = {v1::AUDITOR};

@@ -1,5 +1,6 @@
 #include "node/config.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -18,6 +19,24 @@ void Resolve(const std::filesystem::path& base, std::string* path) {
 
 }  // namespace
 
+void ApplyDefaults(v1::NodeConfig* config) {
+  if (config->data_dir().empty()) config->set_data_dir("data");
+  if (config->peer_listen().empty()) config->set_peer_listen("127.0.0.1:7400");
+  if (config->authority_listen().empty()) config->set_authority_listen("127.0.0.1:7401");
+  if (config->metrics_listen().empty()) config->set_metrics_listen("127.0.0.1:9464");
+  if (config->overdue_days() == 0) config->set_overdue_days(15);
+  if (config->authority_name().empty() && !config->participant().empty()) {
+    config->set_authority_name(absl::StrCat(config->participant(), " KP authority"));
+  }
+  v1::DeliveryConfig* d = config->mutable_delivery();
+  if (d->initial_backoff_ms() == 0) d->set_initial_backoff_ms(500);
+  if (d->max_backoff_ms() == 0) d->set_max_backoff_ms(60000);
+  if (d->batch_size() == 0) d->set_batch_size(256);
+  d->set_batch_size(std::min(d->batch_size(), kMaxDeliveryBatchSize));
+  if (d->rpc_timeout_ms() == 0) d->set_rpc_timeout_ms(10000);
+  if (d->stuck_after_hours() == 0) d->set_stuck_after_hours(168);
+}
+
 absl::StatusOr<v1::NodeConfig> LoadConfig(const std::string& path) {
   absl::StatusOr<std::string> text = crypto::ReadFile(path);
   if (!text.ok()) return text.status();
@@ -35,15 +54,13 @@ absl::StatusOr<v1::NodeConfig> LoadConfig(const std::string& path) {
   if (config.authority_client_ca_file().empty()) return missing("authority_client_ca_file");
   if (config.signing_key_file().empty()) return missing("signing_key_file");
   if (config.trust_list_file().empty()) return missing("trust_list_file");
-  if (config.data_dir().empty()) config.set_data_dir("data");
-  if (config.peer_listen().empty()) config.set_peer_listen("127.0.0.1:7400");
-  if (config.authority_listen().empty()) config.set_authority_listen("127.0.0.1:7401");
   for (const v1::AuthorityClient& c : config.authority_clients()) {
     if (c.common_name().empty() || c.roles().empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": every authority_clients entry needs common_name and roles"));
     }
   }
+  ApplyDefaults(&config);
   const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
   Resolve(base, config.mutable_data_dir());
   Resolve(base, config.mutable_tls_cert_file());
@@ -52,27 +69,7 @@ absl::StatusOr<v1::NodeConfig> LoadConfig(const std::string& path) {
   Resolve(base, config.mutable_signing_key_file());
   Resolve(base, config.mutable_trust_list_file());
   for (std::string& f : *config.mutable_additional_signing_key_files()) Resolve(base, &f);
-  if (config.metrics_listen().empty()) config.set_metrics_listen("127.0.0.1:9464");
-  if (config.overdue_days() == 0) config.set_overdue_days(15);
   return config;
-}
-
-void ApplyDefaults(v1::NodeConfig* config) {
-  if (config->data_dir().empty()) config->set_data_dir("data");
-  if (config->peer_listen().empty()) config->set_peer_listen("127.0.0.1:7400");
-  if (config->authority_listen().empty()) config->set_authority_listen("127.0.0.1:7401");
-  if (config->metrics_listen().empty()) config->set_metrics_listen("127.0.0.1:9464");
-  if (config->overdue_days() == 0) config->set_overdue_days(15);
-  if (config->authority_name().empty()) {
-    config->set_authority_name(absl::StrCat(config->participant(), " KP authority"));
-  }
-  v1::DeliveryConfig* d = config->mutable_delivery();
-  if (d->initial_backoff_ms() == 0) d->set_initial_backoff_ms(500);
-  if (d->max_backoff_ms() == 0) d->set_max_backoff_ms(60000);
-  if (d->batch_size() == 0) d->set_batch_size(256);
-  if (d->batch_size() > 1000) d->set_batch_size(1000);
-  if (d->rpc_timeout_ms() == 0) d->set_rpc_timeout_ms(10000);
-  if (d->stuck_after_hours() == 0) d->set_stuck_after_hours(168);
 }
 
 }  // namespace kpx::node

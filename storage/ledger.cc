@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
 #include "storage/keys.h"
@@ -122,7 +123,15 @@ absl::Status Ledger::Impl::Load() {
 }
 
 absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& dir) {
+  return Open(dir, LedgerOptions());
+}
+
+absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& dir,
+                                                     const LedgerOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  if (options.file_system != nullptr) impl->env = rocksdb::NewCompositeEnv(options.file_system);
   rocksdb::DBOptions db_options;
+  if (impl->env != nullptr) db_options.env = impl->env.get();
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   // A node runs for years; keep file handles bounded (tables past this are
@@ -155,7 +164,6 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& dir) {
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &handles, &raw);
   if (!s.ok()) return FromRocks(s, absl::StrCat("opening ledger in ", dir));
 
-  auto impl = std::make_unique<Impl>();
   impl->db.reset(raw);
   impl->default_cf = handles[0];
   impl->log_cf = handles[1];

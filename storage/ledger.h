@@ -35,7 +35,20 @@
 #include "absl/time/time.h"
 #include "kpx/v1/ledger.pb.h"
 
+namespace rocksdb {
+class FileSystem;
+}  // namespace rocksdb
+
 namespace kpx::storage {
+
+// How Ledger::Open reaches the disk. The default is what the node uses.
+struct LedgerOptions {
+  // Every file of the ledger is created, written, synced and read through
+  // this file system; null: RocksDB's default (the local disk). Tests pass
+  // a wrapper that injects faults (tests/fault_fs.h). Shared with the
+  // ledger, which keeps it alive until it is closed.
+  std::shared_ptr<rocksdb::FileSystem> file_system;
+};
 
 struct Head {
   uint64_t sequence = 0;  // 0: empty ledger
@@ -78,6 +91,9 @@ class Ledger {
   // Opens or creates the ledger in `dir`. Reopening after a crash resumes
   // at the last committed entry.
   static absl::StatusOr<std::unique_ptr<Ledger>> Open(const std::string& dir);
+  // The same, through `options` (see LedgerOptions).
+  static absl::StatusOr<std::unique_ptr<Ledger>> Open(const std::string& dir,
+                                                      const LedgerOptions& options);
   ~Ledger();
 
   Ledger(const Ledger&) = delete;

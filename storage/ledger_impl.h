@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "kpx/v1/ledger.pb.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
 #include "storage/ledger.h"
 
 namespace kpx::storage {
@@ -56,7 +57,9 @@ class Ledger::Impl {
   // The stored meta head, or the empty head if none was ever written.
   absl::StatusOr<Head> ReadStoredHead(const rocksdb::ReadOptions& ro) const;
 
-  // Set once in Open, then read-only. Handles are released before the DB.
+  // Set once in Open, then read-only. Handles are released before the DB,
+  // the DB before the Env it was opened with (null: the default Env).
+  std::unique_ptr<rocksdb::Env> env;
   std::unique_ptr<rocksdb::DB> db;
   rocksdb::ColumnFamilyHandle* log_cf = nullptr;
   rocksdb::ColumnFamilyHandle* certs_cf = nullptr;

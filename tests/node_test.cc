@@ -15,7 +15,9 @@
 #include "node/state.h"
 #include "node/trust_list.h"
 #include "node/util.h"
+#include "storage/ledger.h"
 #include "test_util.h"
+#include "tests/fault_fs.h"
 
 namespace kpx {
 namespace {
@@ -82,6 +84,17 @@ class Federation {
     o.clock = [this] { return clock_.Now(); };
     nodes_[code] = *Node::Create(std::move(o));
     network_.Register(code, nodes_[code].get());
+  }
+
+  // Stops a node and starts it again over its ledger opened with `options`
+  // (a fault-injecting file system, say).
+  void Restart(const std::string& code, const storage::LedgerOptions& options) {
+    Stop(code);
+    absl::StatusOr<std::unique_ptr<storage::Ledger>> ledger =
+        storage::Ledger::Open(dir_.Sub(code), options);
+    REQUIRE(ledger.ok());
+    ledgers_[code] = *std::move(ledger);
+    Start(code);
   }
 
   // Takes a node off the network and closes its ledger, as a crash would.
@@ -445,6 +458,40 @@ TEST_CASE("the outbox survives a restart and retries with backoff", "[node][outb
   CHECK(f.State("EU", "BW-O-1") == v1::RECEIVED);
   CHECK(f["BW"].ledger().OutboxSize() == 0);
   CHECK(f["EU"].ledger().head().sequence == 1);
+}
+
+TEST_CASE("a node whose ledger refuses writes reports unhealthy until reopened", "[node][health]") {
+  Federation f;
+  auto fs = std::make_shared<testing::FaultFileSystem>();
+  storage::LedgerOptions faulty;
+  faulty.file_system = fs;
+  f.Restart("BW", faulty);
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-H-1", "BW", "EU")).ok());
+  CHECK(f["BW"].Health().ok());
+
+  fs->FailSyncs(true);
+  CHECK_FALSE(f["BW"].Submit(ValidCertificate("BW-H-2", "BW", "EU")).ok());
+  fs->FailSyncs(false);
+  // The disk works again, but the ledger refuses writes until reopened, and
+  // the node says so (the gateway turns this into NOT_SERVING).
+  const absl::Status health = f["BW"].Health();
+  CHECK_FALSE(health.ok());
+  CHECK(health == f.ledger("BW").WriteStatus());
+  CHECK(health.message().find("injected sync failure") != absl::string_view::npos);
+  CHECK_FALSE(f["BW"].Submit(ValidCertificate("BW-H-3", "BW", "EU")).ok());
+  CHECK_FALSE(f["BW"].Health().ok());
+  CHECK(f.State("BW", "BW-H-1") == v1::ISSUED);  // reads still answer
+
+  // Restarted on the plain disk: healthy, with what it acknowledged only.
+  f.Restart("BW", storage::LedgerOptions());
+  CHECK(f["BW"].Health().ok());
+  CHECK(f.State("BW", "BW-H-1") == v1::ISSUED);
+  CHECK(f.State("BW", "BW-H-2") == v1::CERTIFICATE_STATE_UNSPECIFIED);
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-H-3", "BW", "EU")).ok());
+  f.Settle();
+  CHECK(f.State("EU", "BW-H-1") == v1::RECEIVED);
+  CHECK(f.State("EU", "BW-H-3") == v1::RECEIVED);
+  CHECK(f.ledger("BW").Verify().ok);
 }
 
 TEST_CASE("certificates past their expiry become EXPIRED on both sides", "[node][expiry]") {

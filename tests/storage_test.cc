@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "crypto/crypto.h"
 #include "kpx/v1/ledger.pb.h"
 #include "storage/ledger.h"
+#include "tests/fault_fs.h"
 
 namespace kpx::storage {
 namespace {
@@ -816,6 +819,162 @@ TEST_CASE("WaitForSequence wakes on append and times out otherwise") {
   Head timed_out = ledger->WaitForSequence(3, wait_start + absl::Milliseconds(100));
   CHECK(timed_out.sequence == 2);
   CHECK(absl::Now() - wait_start >= absl::Milliseconds(100));
+}
+
+// ------------------------------------------------------ failed writes (fault_fs)
+
+using testing::FaultFileSystem;
+
+std::unique_ptr<Ledger> OpenLedgerOn(const std::string& dir, std::shared_ptr<FaultFileSystem> fs) {
+  LedgerOptions options;
+  options.file_system = std::move(fs);
+  absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(dir, options);
+  INFO(ledger.status().ToString());
+  REQUIRE(ledger.ok());
+  return *std::move(ledger);
+}
+
+// The detail of every stored entry, in sequence order.
+std::vector<std::string> Details(const Ledger& ledger) {
+  std::vector<std::string> details;
+  for (const v1::LedgerEntry& e : Entries(ledger, 1, 1'000'000)) details.push_back(e.detail());
+  return details;
+}
+
+TEST_CASE("after a failed sync every write is refused until the ledger is reopened") {
+  TempDir dir;
+  auto fs = std::make_shared<FaultFileSystem>();
+  // Whether the bytes of the failed write reached the disk anyway.
+  const bool reached_disk = GENERATE(false, true);
+  INFO("failed write reached the disk: " << reached_disk);
+  fs->SetOnFailedSync(reached_disk ? FaultFileSystem::OnFailedSync::kKeepUnsynced
+                                   : FaultFileSystem::OnFailedSync::kLoseUnsynced);
+  Head acknowledged;
+  {
+    auto ledger = OpenLedgerOn(dir.ledger(), fs);
+    Transition first = Entry("BW-1", "acknowledged 1");
+    first.record = Record("BW-1", v1::ISSUED);
+    first.outbox_put.push_back(Item("m1", kT0));
+    MustAppend(*ledger, std::move(first));
+    acknowledged = MustAppend(*ledger, Entry("BW-1", "acknowledged 2"));
+    REQUIRE(ledger->WriteStatus().ok());
+
+    fs->FailSyncs(true);
+    const absl::Status failed = ledger->Append(Entry("BW-1", "failed")).status();
+    REQUIRE_FALSE(failed.ok());
+    CHECK(failed.message().find("injected sync failure") != absl::string_view::npos);
+    CHECK(fs->failed_syncs() == 1);
+    fs->FailSyncs(false);
+
+    // The disk works again, but what reached it is unknown: every write is
+    // refused with the reason, and none reaches the disk.
+    CHECK(ledger->WriteStatus() == failed);
+    Transition refused = Entry("BW-1", "refused 1");
+    bool sequenced = false;
+    refused.on_sequenced = [&](const Head&, Transition&) {
+      sequenced = true;
+      return absl::OkStatus();
+    };
+    CHECK(ledger->Append(std::move(refused)).status() == failed);
+    CHECK_FALSE(sequenced);  // refused before it is given a sequence
+    std::vector<Transition> two;
+    two.push_back(Entry("BW-1", "refused 2"));
+    two.push_back(Entry("BW-1", "refused 3"));
+    CHECK(ledger->AppendAll(std::move(two)).status() == failed);
+    const v1::OutboxItem later = Item("m1", kT0 + absl::Hours(1));
+    CHECK(ledger->RescheduleOutbox(later) == failed);
+    CHECK(ledger->RescheduleOutboxAll(std::span<const v1::OutboxItem>(&later, 1)) == failed);
+    CHECK(fs->failed_syncs() == 1);
+    CHECK(ledger->WriteStatus() == failed);
+
+    // Reads still work and show what was acknowledged.
+    CHECK(ledger->head().sequence == 2);
+    CHECK(ledger->head().hash == acknowledged.hash);
+    CHECK(Details(*ledger) == std::vector<std::string>{"acknowledged 1", "acknowledged 2"});
+    absl::StatusOr<std::optional<v1::CertificateRecord>> record = ledger->GetCertificate("BW-1");
+    REQUIRE(record.ok());
+    REQUIRE(record->has_value());
+    CHECK((*record)->state() == v1::ISSUED);
+    CHECK(Ids(Due(*ledger, kT0)) == std::vector<std::string>{"m1"});
+    CHECK(ledger->Verify().ok);
+  }
+
+  // Reopened on the plain disk: the acknowledged entries, then the failed
+  // one only if its bytes reached the disk; none of the refused ones.
+  auto ledger = OpenLedger(dir.ledger());
+  CHECK(ledger->WriteStatus().ok());
+  std::vector<std::string> expected = {"acknowledged 1", "acknowledged 2"};
+  if (reached_disk) expected.push_back("failed");
+  CHECK(Details(*ledger) == expected);
+  CHECK(ledger->head().sequence == expected.size());
+  VerifyResult verified = ledger->Verify();
+  CHECK(verified.ok);
+  CHECK(verified.entries_checked == expected.size());
+  std::vector<v1::OutboxItem> due = Due(*ledger, absl::InfiniteFuture());
+  REQUIRE(Ids(due) == std::vector<std::string>{"m1"});
+  CHECK(due[0].due_at().seconds() == absl::ToUnixSeconds(kT0));  // the reschedule was refused
+
+  // And it writes again.
+  CHECK(MustAppend(*ledger, Entry("BW-1", "after reopen")).sequence == expected.size() + 1);
+  CHECK(ledger->RescheduleOutbox(Item("m1", kT0 + absl::Hours(2))).ok());
+  CHECK(ledger->Verify().ok);
+}
+
+TEST_CASE("appends racing a failing sync: acknowledged entries survive, failed ones are absent") {
+  TempDir dir;
+  auto fs = std::make_shared<FaultFileSystem>();  // a failed sync loses its data
+  constexpr int kThreads = 6;
+  constexpr int kMaxPerThread = 100'000;  // a bound, in case the failure never came
+  std::vector<std::vector<std::string>> acknowledged(kThreads);
+  std::vector<std::vector<std::string>> failed(kThreads);
+  {
+    auto ledger = OpenLedgerOn(dir.ledger(), fs);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      // Each appends until refused twice.
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kMaxPerThread && failed[t].size() < 2; ++i) {
+          const std::string detail = absl::StrCat(t, "/", i);
+          if (ledger->Append(Entry("BW-1", detail)).ok()) {
+            acknowledged[t].push_back(detail);
+          } else {
+            failed[t].push_back(detail);
+          }
+        }
+      });
+    }
+    // Syncs start failing while the threads are appending.
+    CHECK(ledger->WaitForSequence(200, absl::Now() + absl::Seconds(60)).sequence >= 200);
+    fs->FailSyncs(true);
+    for (std::thread& t : threads) t.join();
+    // One synced batch failed (possibly several callers grouped in it);
+    // everything after it was refused without touching the disk.
+    CHECK(fs->failed_syncs() == 1);
+    CHECK_FALSE(ledger->WriteStatus().ok());
+  }
+  fs->FailSyncs(false);
+
+  auto ledger = OpenLedger(dir.ledger());
+  const std::vector<std::string> stored = Details(*ledger);
+  const std::set<std::string> stored_set(stored.begin(), stored.end());
+  CHECK(stored_set.size() == stored.size());  // no duplicate
+  std::set<std::string> expected;
+  size_t failures = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    INFO("thread " << t);
+    CHECK(failed[t].size() == 2);
+    failures += failed[t].size();
+    expected.insert(acknowledged[t].begin(), acknowledged[t].end());
+    for (const std::string& detail : failed[t]) CHECK(stored_set.count(detail) == 0);
+  }
+  CHECK(stored_set == expected);
+  CHECK(ledger->head().sequence == expected.size());
+  CHECK(expected.size() >= 200);
+  CHECK(failures == 2 * kThreads);
+  VerifyResult verified = ledger->Verify();  // gapless chain ending at the head
+  CHECK(verified.ok);
+  CHECK(verified.entries_checked == expected.size());
+  CHECK(MustAppend(*ledger, Entry("BW-1", "after reopen")).sequence == expected.size() + 1);
 }
 
 }  // namespace
