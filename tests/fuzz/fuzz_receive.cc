@@ -12,7 +12,8 @@
 //     1  the rest is a kpx.v1.MessageBody, signed as it is by the peer;
 //     2,3  the rest is a MessageBody whose header is completed before the
 //        peer signs it (sender, recipient AE, a message id derived from the
-//        input, created_at now, kind from the payload, where unset), so
+//        input, created_at now, kind from the payload, the digest of the
+//        certificate a confirmation or rejection names, where unset), so
 //        inputs reach the KP rules and the state machine.
 //   bits 2-3  the delivering peer: BW, EU, VE (suspended), AE (itself).
 //   bit 4     the signed message is delivered twice in one batch.
@@ -128,8 +129,25 @@ class Harness {
   }
 
   // Fills what a well-behaved sender always sets, keeping what the input
-  // set, so the fuzzer need not guess a valid message id or timestamp.
-  static void Complete(const std::string& peer, std::string_view raw, v1::MessageBody& body) {
+  // set, so the fuzzer need not guess a valid message id, timestamp or
+  // digest.
+  // A confirmation or rejection without a certificate digest gets the one
+  // of the record it names, if the node has that record.
+  void Complete(const std::string& peer, std::string_view raw, v1::MessageBody& body) const {
+    std::string* digest = nullptr;
+    std::string number;
+    if (body.has_confirmation()) {
+      digest = body.mutable_confirmation()->mutable_certificate_digest();
+      number = body.confirmation().certificate_number();
+    } else if (body.has_rejection()) {
+      digest = body.mutable_rejection()->mutable_certificate_digest();
+      number = body.rejection().certificate_number();
+    }
+    if (digest != nullptr && digest->empty()) {
+      if (absl::StatusOr<v1::CertificateRecord> r = node_->Get(number); r.ok()) {
+        *digest = r->certificate_digest();
+      }
+    }
     v1::Header* h = body.mutable_header();
     if (h->message_id().empty()) {
       h->set_message_id(crypto::HexEncode(crypto::Sha256(raw)).substr(0, 32));
@@ -145,6 +163,12 @@ class Harness {
     const uint64_t before = ledger_->head().sequence;
     std::vector<node::DeliveryOutcome> out = node_->Receive(peer, messages);
     Require(out.size() == messages.size(), "one outcome per message");
+    // KPX_FUZZ_VERBOSE=1: print each outcome (to check what seeds reach).
+    static const bool verbose = std::getenv("KPX_FUZZ_VERBOSE") != nullptr;
+    for (const node::DeliveryOutcome& o : out) {
+      if (verbose)
+        std::fprintf(stderr, "outcome from %s: %s\n", peer.c_str(), o.status.ToString().c_str());
+    }
     bool any_ok = false;
     for (const node::DeliveryOutcome& o : out) {
       if (!o.status.ok()) continue;

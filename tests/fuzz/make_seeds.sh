@@ -16,9 +16,16 @@ readonly ISSUED=1798675200   # 2026-12-31T00:00:00Z
 readonly EXPIRES=1803859200  # 2027-03-01T00:00:00Z
 readonly NOW=1798804800      # 2027-01-01T12:00:00Z
 
+# Empties a corpus folder but for its regression-*.seed files: inputs that
+# once found a bug, kept as they were found.
+fresh() {
+  mkdir -p "$1"
+  find "$1" -type f ! -name 'regression-*' -delete
+}
+
 # ---- fuzz_pem: certificates, chains and keys, valid and damaged
 pem=$corpus/fuzz_pem
-rm -rf "$pem" && mkdir -p "$pem"
+fresh "$pem"
 q() { "$@" 2>/dev/null; }
 q openssl req -x509 -newkey ed25519 -nodes -keyout "$pem/key-ed25519-pkcs8.seed" \
   -out "$pem/cert-ed25519.seed" -subj "/CN=node.bw.kpx/O=Fuzz Seed" -days 3650
@@ -42,7 +49,7 @@ chmod 644 "$pem"/*
 
 # ---- fuzz_certificate_json: kpxctl submit files
 json=$corpus/fuzz_certificate_json
-rm -rf "$json" && mkdir -p "$json"
+fresh "$json"
 sed -e 's/@NUMBER@/BW-2026-0001/' -e 's/@ISSUED_AT@/2026-12-31T00:00:00Z/' \
   -e 's/@EXPIRES_AT@/2027-03-01T00:00:00Z/' "$repo/deploy/examples/certificate.json" \
   >"$json/valid.seed"
@@ -60,7 +67,7 @@ head -c 400 "$json/valid.seed" >"$json/truncated.seed"
 
 # ---- fuzz_text_config: trust lists and node configurations
 text=$corpus/fuzz_text_config
-rm -rf "$text" && mkdir -p "$text"
+fresh "$text"
 cp "$repo/deploy/config/trust-list.example.textpb" "$text/trust-list-example.seed"
 cp "$repo/deploy/config/kpxd.example.textpb" "$text/kpxd-example.seed"
 openssl genpkey -algorithm ed25519 -out "$tmp/sign.key"
@@ -99,7 +106,7 @@ sed -e '/signing_key_file/d' "$text/kpxd-minimal.seed" >"$text/kpxd-missing-fiel
 
 # ---- fuzz_receive: a mode byte, then a MessageBody or a DeliverRequest
 recv=$corpus/fuzz_receive
-rm -rf "$recv" && mkdir -p "$recv"
+fresh "$recv"
 encode() {  # encode TYPE MODE-BYTE-OCTAL OUT < textpb
   { printf "\\$2"; protoc -I "$repo/proto" -I /usr/include --encode="$1" \
     kpx/v1/message.proto kpx/v1/service.proto; } >"$3"
