@@ -235,9 +235,18 @@ absl::StatusOr<PrivateKey> PrivateKey::Generate(Algorithm a) {
 absl::StatusOr<PrivateKey> PrivateKey::FromPem(std::string_view pem) {
   BioPtr bio = MemBio(pem);
   if (bio == nullptr) return InvalidWithOpenSsl("private key PEM too large");
-  EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr);
+  KeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr));
   if (key == nullptr) return InvalidWithOpenSsl("private key PEM");
-  return Adopt(key);
+  // An EC key file carries its public point beside the private scalar; if
+  // they disagree (a damaged or spliced file) every signature would fail
+  // to verify under the key id derived from that point. Found by fuzz_pem.
+  std::unique_ptr<EVP_PKEY_CTX, Free<EVP_PKEY_CTX_free>> ctx(
+      EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
+  if (ctx == nullptr) return InternalWithOpenSsl("EVP_PKEY_CTX_new_from_pkey");
+  if (EVP_PKEY_pairwise_check(ctx.get()) != 1) {
+    return InvalidWithOpenSsl("private key PEM: public and private halves do not match");
+  }
+  return Adopt(key.release());
 }
 
 absl::StatusOr<PrivateKey> PrivateKey::FromRawEd25519(std::string_view seed) {

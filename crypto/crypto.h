@@ -117,6 +117,7 @@ absl::Status VerifyCertificateChain(std::string_view leaf_pem, std::string_view 
                                     absl::Time now);
 
 // Reads a whole file; NotFound / PermissionDenied with the path in the message.
+// Reads into the heap only, so it is safe on threads with small stacks.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 
 }  // namespace kpx::crypto

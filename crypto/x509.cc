@@ -168,10 +168,18 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   // "e": O_CLOEXEC, so the descriptor never leaks into a child process.
   std::unique_ptr<std::FILE, FileClose> f(std::fopen(path.c_str(), "rbe"));
   if (f == nullptr) return absl::ErrnoToStatus(errno, path);
+  // Reads straight into the string's heap buffer, never through a large
+  // stack buffer: callers include threads kpx does not own and whose
+  // stacks are small (the metrics server's, about 100 KiB).
+  constexpr size_t kChunk = 1 << 16;
   std::string out;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f.get())) > 0) out.append(buf, n);
+  for (;;) {
+    const size_t have = out.size();
+    out.resize(have + kChunk);
+    const size_t n = std::fread(out.data() + have, 1, kChunk, f.get());
+    out.resize(have + n);
+    if (n < kChunk) break;
+  }
   if (std::ferror(f.get())) return absl::ErrnoToStatus(errno, path);
   return out;
 }

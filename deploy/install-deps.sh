@@ -17,6 +17,10 @@ readonly PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libssl-dev librocksdb-dev libspdlog-dev prometheus-cpp-dev catch2
   openssl iproute2 ca-certificates
+  # CI (deploy/test.sh, docs/testing.md): the format check, the clang
+  # build with thread-safety analysis, sanitizers and libFuzzer, ninja and
+  # ccache for faster rebuilds, git to list the tracked sources.
+  clang-14 libclang-rt-14-dev clang-format-14 ninja-build ccache git
 )
 
 case ${1:-} in

@@ -1,6 +1,9 @@
 #include "gateway/metrics.h"
 
+#include <sys/stat.h>
+
 #include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -16,78 +19,35 @@
 
 namespace kpx::gateway {
 
-// Gauges read from the node at scrape time. Counting certificates by state
-// scans the certificate index, so the result is cached for a few seconds:
-// a scraper polling fast cannot turn into a full scan per request.
+// Gauges read from the node at scrape time, on a prometheus-cpp (civetweb)
+// worker thread whose stack is small (about 100 KiB): nothing here may put
+// a large buffer on the stack. Counting certificates by state scans the
+// certificate index, so the result is cached for a few seconds: a scraper
+// polling fast cannot turn into a full scan per request. The TLS
+// certificates' expiry is read from their files at most once a minute, or
+// sooner when a file is replaced (its inode, size or mtime changes).
 class Metrics::Gauges : public prometheus::Collectable {
  public:
-  Gauges(node::Node* node, const v1::NodeConfig& config) : node_(node), config_(config) {}
+  Gauges(node::Node* node, const v1::NodeConfig& config)
+      : node_(node),
+        tls_files_{{"node", TlsFile{config.tls_cert_file()}},
+                   {"authority_client_ca", TlsFile{config.authority_client_ca_file()}}} {}
 
   std::vector<prometheus::MetricFamily> Collect() const override {
     const absl::Time now = absl::Now();
     std::vector<prometheus::MetricFamily> out;
-    storage::Ledger& ledger = node_->ledger();
-    out.push_back(Gauge("kpx_ledger_head_sequence", "Sequence of the last ledger entry.",
-                        {{{}, static_cast<double>(ledger.head().sequence)}}));
-    out.push_back(Gauge("kpx_ledger_size_bytes", "Approximate ledger size on disk.",
-                        {{{}, static_cast<double>(ledger.ApproximateSizeBytes())}}));
-    out.push_back(Gauge("kpx_outbox_depth", "Messages waiting for delivery.",
-                        {{{}, static_cast<double>(ledger.OutboxSize())}}));
-    double oldest = 0;
-    if (absl::StatusOr<std::vector<v1::OutboxItem>> due = ledger.DueOutbox(now, 1);
-        due.ok() && !due->empty()) {
-      oldest = absl::ToDoubleSeconds(now - node::FromTimestamp((*due)[0].queued_at()));
-    }
-    out.push_back(Gauge("kpx_outbox_oldest_due_age_seconds",
-                        "Age of the earliest due outbox message (0 when none is due).",
-                        {{{}, oldest}}));
+    AddLedgerGauges(now, out);
     out.push_back(Gauge("kpx_outbox_stuck",
                         "Messages queued longer than delivery.stuck_after_hours (still retried).",
                         {{{}, static_cast<double>(node_->StuckMessages())}}));
     out.push_back(Gauge("kpx_node_healthy", "1 while the node can sign and write its ledger.",
                         {{{}, node_->Health().ok() ? 1.0 : 0.0}}));
-
-    Counts c = CertificateCounts(now);
-    std::vector<Sample> by_state;
-    for (int s = v1::ISSUED; s <= v1::EXPIRED; ++s) {
-      by_state.push_back(
-          {{{"state", v1::CertificateState_Name(static_cast<v1::CertificateState>(s))}},
-           static_cast<double>(c.by_state[s])});
-    }
-    out.push_back(Gauge("kpx_certificates", "Certificates by current state.", by_state));
-    out.push_back(Gauge("kpx_certificates_overdue",
-                        "Certificates waiting for the importing authority longer than "
-                        "overdue_days.",
-                        {{{}, static_cast<double>(c.overdue)}}));
-
-    std::vector<Sample> tls;
-    if (absl::StatusOr<std::string> pem = crypto::ReadFile(config_.tls_cert_file()); pem.ok()) {
-      if (absl::StatusOr<crypto::CertificateInfo> info = crypto::ParseCertificatePem(*pem);
-          info.ok()) {
-        tls.push_back({{{"certificate", "node"}}, Days(info->not_after - now)});
-      }
-    }
-    if (absl::StatusOr<std::string> pem = crypto::ReadFile(config_.authority_client_ca_file());
-        pem.ok()) {
-      if (absl::StatusOr<crypto::CertificateInfo> info = crypto::ParseCertificatePem(*pem);
-          info.ok()) {
-        tls.push_back({{{"certificate", "authority_client_ca"}}, Days(info->not_after - now)});
-      }
-    }
+    AddCertificateGauges(now, out);
     out.push_back(Gauge("kpx_tls_certificate_expiry_days",
-                        "Days until a TLS certificate of this node expires.", tls));
-
-    std::vector<Sample> keys;
-    std::shared_ptr<const node::TrustList> trust = node_->trust_list();
-    if (const v1::Participant* p = trust->Find(node_->participant()); p != nullptr) {
-      for (const v1::SigningKey& k : p->signing_keys()) {
-        if (!node::IsSet(k.not_after())) continue;  // no expiry
-        keys.push_back({{{"participant", p->code()}, {"key_id", k.key_id()}},
-                        Days(node::FromTimestamp(k.not_after()) - now)});
-      }
-    }
+                        "Days until a TLS certificate of this node expires.", TlsExpiry(now)));
     out.push_back(Gauge("kpx_signing_key_expiry_days",
-                        "Days until a signing key of this Participant leaves its window.", keys));
+                        "Days until a signing key of this Participant leaves its window.",
+                        SigningKeyExpiry(now)));
     return out;
   }
 
@@ -100,6 +60,25 @@ class Metrics::Gauges : public prometheus::Collectable {
     std::map<int, uint64_t> by_state;
     uint64_t overdue = 0;
   };
+  // What identifies one version of a file without reading it.
+  struct FileStamp {
+    ino_t inode = 0;
+    off_t size = -1;
+    struct timespec mtime = {};
+    bool operator==(const FileStamp& o) const {
+      return inode == o.inode && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+             mtime.tv_nsec == o.mtime.tv_nsec;
+    }
+  };
+  // A TLS certificate file and what was last read from it.
+  struct TlsFile {
+    explicit TlsFile(std::string p) : path(std::move(p)) {}
+    std::string path;
+    std::optional<FileStamp> stamp;  // of the version last read
+    absl::Time read_at = absl::InfinitePast();
+    std::optional<absl::Time> not_after;  // none: missing or unreadable
+  };
+  static constexpr absl::Duration kTlsRereadEvery = absl::Minutes(1);
 
   static double Days(absl::Duration d) { return absl::ToDoubleHours(d) / 24; }
 
@@ -118,6 +97,39 @@ class Metrics::Gauges : public prometheus::Collectable {
     return f;
   }
 
+  void AddLedgerGauges(absl::Time now, std::vector<prometheus::MetricFamily>& out) const {
+    storage::Ledger& ledger = node_->ledger();
+    out.push_back(Gauge("kpx_ledger_head_sequence", "Sequence of the last ledger entry.",
+                        {{{}, static_cast<double>(ledger.head().sequence)}}));
+    out.push_back(Gauge("kpx_ledger_size_bytes", "Approximate ledger size on disk.",
+                        {{{}, static_cast<double>(ledger.ApproximateSizeBytes())}}));
+    out.push_back(Gauge("kpx_outbox_depth", "Messages waiting for delivery.",
+                        {{{}, static_cast<double>(ledger.OutboxSize())}}));
+    double oldest = 0;
+    if (absl::StatusOr<std::vector<v1::OutboxItem>> due = ledger.DueOutbox(now, 1);
+        due.ok() && !due->empty()) {
+      oldest = absl::ToDoubleSeconds(now - node::FromTimestamp((*due)[0].queued_at()));
+    }
+    out.push_back(Gauge("kpx_outbox_oldest_due_age_seconds",
+                        "Age of the earliest due outbox message (0 when none is due).",
+                        {{{}, oldest}}));
+  }
+
+  void AddCertificateGauges(absl::Time now, std::vector<prometheus::MetricFamily>& out) const {
+    Counts c = CertificateCounts(now);
+    std::vector<Sample> by_state;
+    for (int s = v1::ISSUED; s <= v1::EXPIRED; ++s) {
+      by_state.push_back(
+          {{{"state", v1::CertificateState_Name(static_cast<v1::CertificateState>(s))}},
+           static_cast<double>(c.by_state[s])});
+    }
+    out.push_back(Gauge("kpx_certificates", "Certificates by current state.", by_state));
+    out.push_back(Gauge("kpx_certificates_overdue",
+                        "Certificates waiting for the importing authority longer than "
+                        "overdue_days.",
+                        {{{}, static_cast<double>(c.overdue)}}));
+  }
+
   Counts CertificateCounts(absl::Time now) const {
     absl::MutexLock l(&mu_);
     if (now - counted_at_ < absl::Seconds(10)) return counts_;
@@ -133,11 +145,58 @@ class Metrics::Gauges : public prometheus::Collectable {
     return c;
   }
 
+  static std::optional<FileStamp> Stamp(const std::string& path) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    return FileStamp{st.st_ino, st.st_size, st.st_mtim};
+  }
+
+  // Re-reads `f` if it changed or was last read a minute ago or more.
+  static void Refresh(TlsFile& f, absl::Time now) {
+    std::optional<FileStamp> stamp = Stamp(f.path);
+    if (stamp == f.stamp && now - f.read_at < kTlsRereadEvery) return;
+    f.stamp = stamp;
+    f.read_at = now;
+    f.not_after.reset();
+    if (!stamp.has_value()) return;
+    absl::StatusOr<std::string> pem = crypto::ReadFile(f.path);
+    if (!pem.ok()) return;
+    absl::StatusOr<crypto::CertificateInfo> info = crypto::ParseCertificatePem(*pem);
+    if (info.ok()) f.not_after = info->not_after;
+  }
+
+  std::vector<Sample> TlsExpiry(absl::Time now) const {
+    absl::MutexLock l(&tls_mu_);
+    std::vector<Sample> out;
+    for (auto& [label, file] : tls_files_) {
+      Refresh(file, now);
+      if (file.not_after.has_value()) {
+        out.push_back({{{"certificate", label}}, Days(*file.not_after - now)});
+      }
+    }
+    return out;
+  }
+
+  std::vector<Sample> SigningKeyExpiry(absl::Time now) const {
+    std::vector<Sample> keys;
+    std::shared_ptr<const node::TrustList> trust = node_->trust_list();
+    if (const v1::Participant* p = trust->Find(node_->participant()); p != nullptr) {
+      for (const v1::SigningKey& k : p->signing_keys()) {
+        if (!node::IsSet(k.not_after())) continue;  // no expiry
+        keys.push_back({{{"participant", p->code()}, {"key_id", k.key_id()}},
+                        Days(node::FromTimestamp(k.not_after()) - now)});
+      }
+    }
+    return keys;
+  }
+
   node::Node* const node_;
-  const v1::NodeConfig config_;
   mutable absl::Mutex mu_;
   mutable Counts counts_ ABSL_GUARDED_BY(mu_);
   mutable absl::Time counted_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  mutable absl::Mutex tls_mu_;
+  // Label value ("node", "authority_client_ca") -> its file.
+  mutable std::map<std::string, TlsFile> tls_files_ ABSL_GUARDED_BY(tls_mu_);
 };
 
 absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const v1::NodeConfig& config,

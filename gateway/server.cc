@@ -190,9 +190,18 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(const v1::NodeConf
 void NodeServer::WatchHealth() {
   bool last_ok = true;
   bool first = true;
-  absl::MutexLock l(&health_mu_);
-  while (!stopping_) {
-    health_mu_.Unlock();
+  auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(health_mu_) { return stopping_; };
+  for (;;) {
+    {
+      // health_mu_ guards only stopping_: it is held while waiting (up to
+      // a second between checks, none before the first) and never while
+      // the node is asked or the servers are told.
+      absl::MutexLock l(&health_mu_);
+      if (first ? stopping_
+                : health_mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::Seconds(1))) {
+        return;
+      }
+    }
     const absl::Status health = node_->Health();
     const bool ok = health.ok();
     for (grpc::Server* server : {peer_server_.get(), authority_server_.get()}) {
@@ -211,9 +220,6 @@ void NodeServer::WatchHealth() {
     }
     first = false;
     last_ok = ok;
-    health_mu_.Lock();
-    auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(health_mu_) { return stopping_; };
-    health_mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::Seconds(1));
   }
 }
 

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Regenerates the seed corpora under tests/fuzz/corpus/ (committed; run
+# this only to change them). Inputs are public test data: the PEM seeds'
+# keys are throwaway keys made here, used by no node. Timestamps match the
+# fuzzers' fixed clock (2027-01-01T12:00:00Z, tests/fuzz/fuzz_util.h).
+# Seeds are named *.seed so that no ignore rule (*.pem, *.key) hides them.
+# Needs openssl and protoc (deploy/install-deps.sh).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+corpus=$here/corpus
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+readonly ISSUED=1798675200   # 2026-12-31T00:00:00Z
+readonly EXPIRES=1803859200  # 2027-03-01T00:00:00Z
+readonly NOW=1798804800      # 2027-01-01T12:00:00Z
+
+# Empties a corpus folder but for its regression-*.seed files: inputs that
+# once found a bug, kept as they were found.
+fresh() {
+  mkdir -p "$1"
+  find "$1" -type f ! -name 'regression-*' -delete
+}
+
+# ---- fuzz_pem: certificates, chains and keys, valid and damaged
+pem=$corpus/fuzz_pem
+fresh "$pem"
+q() { "$@" 2>/dev/null; }
+q openssl req -x509 -newkey ed25519 -nodes -keyout "$pem/key-ed25519-pkcs8.seed" \
+  -out "$pem/cert-ed25519.seed" -subj "/CN=node.bw.kpx/O=Fuzz Seed" -days 3650
+openssl pkey -in "$pem/key-ed25519-pkcs8.seed" -pubout -out "$pem/pub-ed25519.seed"
+openssl ecparam -name prime256v1 -genkey -noout -out "$pem/key-ec-p256.seed"
+openssl pkey -in "$pem/key-ec-p256.seed" -pubout -out "$pem/pub-ec-p256.seed"
+q openssl req -x509 -key "$pem/key-ec-p256.seed" -out "$tmp/ca.crt" -subj "/CN=Fuzz Seed CA" \
+  -days 3650 -addext basicConstraints=critical,CA:TRUE
+openssl ecparam -name prime256v1 -genkey -noout -out "$tmp/leaf.key"
+openssl req -new -key "$tmp/leaf.key" -subj "/CN=node.eu.kpx" -out "$tmp/leaf.csr"
+q openssl x509 -req -in "$tmp/leaf.csr" -CA "$tmp/ca.crt" -CAkey "$pem/key-ec-p256.seed" \
+  -CAcreateserial -days 365 -out "$tmp/leaf.crt"
+{ cat "$tmp/leaf.crt"; echo "#CA"; cat "$tmp/ca.crt"; } >"$pem/chain-leaf-ca.seed"
+{ cat "$tmp/leaf.crt"; echo "#CA"; cat "$pem/cert-ed25519.seed"; } >"$pem/chain-wrong-ca.seed"
+q openssl req -x509 -newkey ed25519 -keyout /dev/null -nodes -out "$pem/two-cn.seed" \
+  -subj "/CN=node.bw.kpx/CN=node.evil.kpx" -days 30
+head -c 300 "$pem/cert-ed25519.seed" >"$pem/truncated-cert.seed"
+sed '3s/./!/5' "$pem/cert-ed25519.seed" >"$pem/damaged-base64.seed"
+q openssl genpkey -algorithm rsa -pkeyopt rsa_keygen_bits:1024 -out "$pem/rsa-key-refused.seed"
+chmod 644 "$pem"/*
+
+# ---- fuzz_certificate_json: kpxctl submit files
+json=$corpus/fuzz_certificate_json
+fresh "$json"
+sed -e 's/@NUMBER@/BW-2026-0001/' -e 's/@ISSUED_AT@/2026-12-31T00:00:00Z/' \
+  -e 's/@EXPIRES_AT@/2027-03-01T00:00:00Z/' "$repo/deploy/examples/certificate.json" \
+  >"$json/valid.seed"
+sed -e '/"title"/d' -e '/"statement"/d' "$json/valid.seed" >"$json/fixed-texts-filled.seed"
+sed -e 's/"totalCaratsHundredths": "250975"/"totalCaratsHundredths": "250976"/' \
+  "$json/valid.seed" >"$json/bad-total.seed"
+sed -e 's/"7102.21"/"7102.29"/' "$json/valid.seed" >"$json/bad-hs-code.seed"
+sed -e 's/"importingParticipant": "EU"/"importingParticipant": "VE"/' \
+  "$json/valid.seed" >"$json/suspended-importer.seed"
+sed -e 's/"originCountries": \["BW"\]/"mixedOrigin": true, "originCountries": ["BW", "ZA"]/' \
+  "$json/valid.seed" >"$json/mixed-origin.seed"
+sed -e 's/"caratsHundredths": "125040"/"caratsHundredths": "-125040"/' \
+  "$json/valid.seed" >"$json/negative-carats.seed"
+head -c 400 "$json/valid.seed" >"$json/truncated.seed"
+
+# ---- fuzz_text_config: trust lists and node configurations
+text=$corpus/fuzz_text_config
+fresh "$text"
+cp "$repo/deploy/config/trust-list.example.textpb" "$text/trust-list-example.seed"
+cp "$repo/deploy/config/kpxd.example.textpb" "$text/kpxd-example.seed"
+openssl genpkey -algorithm ed25519 -out "$tmp/sign.key"
+openssl pkey -in "$tmp/sign.key" -pubout -out "$tmp/sign.pub"
+key_id=$(openssl pkey -pubin -in "$tmp/sign.pub" -outform DER | sha256sum | cut -d' ' -f1)
+pub=$(awk '{ printf "%s\\n", $0 }' "$tmp/sign.pub")
+cat >"$text/trust-list-small.seed" <<TXT
+version: 1
+participants {
+  code: "BW"
+  name: "Botswana"
+  endpoint: "127.0.0.1:7400"
+  status: ACTIVE
+  signing_keys {
+    key_id: "$key_id"
+    algorithm: ED25519
+    public_key_pem: "$pub"
+    not_before { seconds: $ISSUED }
+    not_after { seconds: $EXPIRES }
+  }
+}
+participants { code: "VE" name: "Venezuela" status: SUSPENDED }
+TXT
+sed -e "s/$key_id/${key_id%?}0/" "$text/trust-list-small.seed" >"$text/trust-list-wrong-key-id.seed"
+sed -e 's/code: "VE"/code: "BW"/' "$text/trust-list-small.seed" >"$text/trust-list-duplicate.seed"
+cat >"$text/kpxd-minimal.seed" <<'TXT'
+participant: "BW"
+tls_cert_file: "node.pem"
+tls_key_file: "node.key"
+authority_client_ca_file: "ca.pem"
+signing_key_file: "signing.key"
+trust_list_file: "trust-list.textpb"
+authority_clients { common_name: "BW-exporter" roles: EXPORTER }
+TXT
+sed -e '/signing_key_file/d' "$text/kpxd-minimal.seed" >"$text/kpxd-missing-field.seed"
+
+# ---- fuzz_receive: a mode byte, then a MessageBody or a DeliverRequest
+recv=$corpus/fuzz_receive
+fresh "$recv"
+encode() {  # encode TYPE MODE-BYTE-OCTAL OUT < textpb
+  { printf "\\$2"; protoc -I "$repo/proto" -I /usr/include --encode="$1" \
+    kpx/v1/message.proto kpx/v1/service.proto; } >"$3"
+}
+certificate() {  # certificate EXPORTER IMPORTER NUMBER
+  cat <<TXT
+certificate {
+  title: "Kimberley Process Certificate"
+  statement: "The rough diamonds in this shipment have been handled in accordance with the provisions of the Kimberley Process International Certification Scheme for rough diamonds."
+  number: "$3" exporting_participant: "$1" importing_participant: "$2"
+  origin_countries: "$1"
+  issued_at { seconds: $ISSUED } expires_at { seconds: $EXPIRES }
+  issuing_authority: "Government Diamond Valuator"
+  exporter { name: "Okavango Diamond Company" address: "Gaborone, Botswana" }
+  importer { name: "Emirates Rough DMCC" address: "Almas Tower, Dubai" }
+  parcels { hs_code: "7102.31" carats_hundredths: 125050 value_usd_cents: 31262500 }
+  parcels { hs_code: "7102.21" carats_hundredths: 40000 value_usd_cents: 1800000 }
+  number_of_parcels: 2 total_carats_hundredths: 165050 total_value_usd_cents: 33062500
+}
+TXT
+}
+# Mode byte: bits 0-1 mode, 2-3 peer (BW EU VE AE), 4 twice, 5 BW's key.
+certificate BW AE BW-2026-0001 | encode kpx.v1.MessageBody 002 "$recv/certificate-bw.seed"
+certificate BW AE BW-2026-0001 | encode kpx.v1.MessageBody 022 "$recv/certificate-twice.seed"
+certificate EU AE EU-2026-0001 | encode kpx.v1.MessageBody 006 "$recv/certificate-eu.seed"
+certificate VE AE VE-2026-0001 | encode kpx.v1.MessageBody 012 "$recv/certificate-suspended.seed"
+certificate EU AE EU-2026-0002 | encode kpx.v1.MessageBody 046 "$recv/certificate-wrong-key.seed"
+certificate BW EU BW-2026-0002 | encode kpx.v1.MessageBody 002 "$recv/certificate-not-for-us.seed"
+{ echo "header { message_id: \"0123456789abcdef0123456789abcdef\" sender: \"BW\""
+  echo "  recipient: \"AE\" created_at { seconds: $NOW } kind: CERTIFICATE }"
+  certificate BW AE BW-2026-0003; } | encode kpx.v1.MessageBody 001 "$recv/full-header.seed"
+encode kpx.v1.MessageBody 002 "$recv/confirmation.seed" <<'TXT'
+confirmation {
+  certificate_number: "AE-2026-0001" number_of_parcels: 2
+  total_carats_hundredths: 165050 total_value_usd_cents: 33062500
+  importer { name: "Antwerp Rough Trading NV" address: "Hoveniersstraat 2, 2018 Antwerpen, Belgium" }
+  exporter { name: "Okavango Diamond Company" address: "Plot 63016, Gaborone, Botswana" }
+  importing_authority: "Botswana KP Authority"
+}
+TXT
+echo 'rejection { certificate_number: "AE-2026-0001" reason: "parcel count differs" }' |
+  encode kpx.v1.MessageBody 002 "$recv/rejection.seed"
+echo 'rejection { certificate_number: "AE-2026-0002" reason: "not ours" }' |
+  encode kpx.v1.MessageBody 002 "$recv/rejection-wrong-peer.seed"
+echo 'cancellation { certificate_number: "BW-2026-0001" reason: "issued in error" }' |
+  encode kpx.v1.MessageBody 002 "$recv/cancellation.seed"
+echo "receipt { message_id: \"0123456789abcdef0123456789abcdef\" ledger_sequence: 1 }" |
+  encode kpx.v1.MessageBody 002 "$recv/receipt.seed"
+echo 'messages { body: "\022\004\022\002BW" signer: "BW" key_id: "00" algorithm: ED25519 signature: "x" }' |
+  encode kpx.v1.DeliverRequest 000 "$recv/deliver-request-forged.seed"
+echo "Seeds written under $corpus"
