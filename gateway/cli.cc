@@ -360,6 +360,11 @@ int Main(const Program& p, int argc, char** argv) {
   if (!failure) failure = Complete(p, *c, &inv);
   if (!failure) failure = c->run(inv);
   if (!failure) return 0;
+  if (failure->exit_code == 2 && !absl::StrContains(failure->status.message(), "--help)")) {
+    // A usage error found by the command itself: point to its help too.
+    *failure =
+        UsageError(absl::StrCat(failure->status.message(), " (see ", Words(p, c), " --help)"));
+  }
   Report(p, *failure, p.output_option && WantsJson(tokens));
   return failure->exit_code;
 }

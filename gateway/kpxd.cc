@@ -99,14 +99,14 @@ Result CheckConfigFile(const std::string& path) {
 Result Default(const Invocation& inv) {
   if (inv.Has("check-config")) {
     if (inv.Has("config") || inv.Has("log-format")) {
-      return UsageError("--check-config FILE runs alone (see kpxd --help)");
+      return UsageError("--check-config FILE runs alone");
     }
     return CheckConfigFile(inv.Get("check-config"));
   }
-  if (!inv.Has("config")) return UsageError("give --config FILE (see kpxd --help)");
+  if (!inv.Has("config")) return UsageError("give --config FILE");
   const std::string format = inv.Has("log-format") ? inv.Get("log-format") : "text";
   if (format != "text" && format != "json") {
-    return UsageError("--log-format takes text or json (see kpxd --help)");
+    return UsageError("--log-format takes text or json");
   }
   return RunNode(inv.Get("config"), format);
 }
