@@ -469,27 +469,12 @@ Result OutboxList(const Invocation& inv) {
 
 // ---------------------------------------------------------------- the table
 
-kpx::cli::Program MakeProgram() {
-  using kpx::cli::Arg;
-  using kpx::cli::Flag;
-  kpx::cli::Program p;
-  p.name = "kpxctl";
-  p.version = KPX_VERSION;
-  p.summary = "the command-line client of a kpx node's authority listener";
-  p.output_option = true;
-  p.globals = {
-      {"node", "HOST:PORT", "the node's authority listener", false, "KPX_NODE"},
-      {"cert", "FILE", "this client's certificate (PEM)", false, "KPX_CERT"},
-      {"key", "FILE", "this client's private key (PEM)", false, "KPX_KEY"},
-      {"ca", "FILE", "CA the node's certificate chains to", false, "KPX_CA"},
-      {"server-name", "NAME", "name to check on the node's certificate", false, "KPX_SERVER_NAME"},
-      {"timeout", "DURATION",
-       "deadline per call, e.g. 30s, 2m (default 30s; 30m for ledger "
-       "verify/export and node backup; none for ledger watch)"},
-  };
+using kpx::cli::Command;
+using kpx::cli::Flag;
+
+std::vector<Command> CertCommands() {
   const Flag reason{"reason", "TEXT", "why (recorded and sent to the other Participant)"};
-  const Flag from_seq{"from-seq", "N", "start at ledger sequence N (default 1)"};
-  p.commands = {
+  return {
       {{"cert", "submit"},
        "issue a certificate (exporter)",
        {{"FILE.json"}},
@@ -531,6 +516,12 @@ kpx::cli::Program MakeProgram() {
        {reason},
        "",
        CertCancel},
+  };
+}
+
+std::vector<Command> OtherCommands() {
+  const Flag from_seq{"from-seq", "N", "start at ledger sequence N (default 1)"};
+  return {
       {{"ledger", "verify"}, "re-check the node's hash chain (auditor)", {}, {}, "", LedgerVerify},
       {{"ledger", "export"},
        "the ledger as JSON lines, whatever -o says (auditor)",
@@ -569,6 +560,26 @@ kpx::cli::Program MakeProgram() {
        "",
        OutboxList},
   };
+}
+
+kpx::cli::Program MakeProgram() {
+  kpx::cli::Program p;
+  p.name = "kpxctl";
+  p.version = KPX_VERSION;
+  p.summary = "the command-line client of a kpx node's authority listener";
+  p.output_option = true;
+  p.globals = {
+      {"node", "HOST:PORT", "the node's authority listener", false, "KPX_NODE"},
+      {"cert", "FILE", "this client's certificate (PEM)", false, "KPX_CERT"},
+      {"key", "FILE", "this client's private key (PEM)", false, "KPX_KEY"},
+      {"ca", "FILE", "CA the node's certificate chains to", false, "KPX_CA"},
+      {"server-name", "NAME", "name to check on the node's certificate", false, "KPX_SERVER_NAME"},
+      {"timeout", "DURATION",
+       "deadline per call, e.g. 30s, 2m (default 30s; 30m for ledger "
+       "verify/export and node backup; none for ledger watch)"},
+  };
+  p.commands = CertCommands();
+  for (Command& c : OtherCommands()) p.commands.push_back(std::move(c));
   return p;
 }
 
