@@ -12,7 +12,7 @@
 #   ROOT/etc/kpx/kpxd.textpb.example             commented kpx.v1.NodeConfig
 #   ROOT/etc/systemd/system/kpxd.service         ExecStart = PREFIX/bin/kpxd
 #   ROOT/var/lib/kpx/                            mode 700, kpx:kpx (ledger)
-#   ROOT/var/lib/kpx/backups/                    mode 700, kpx:kpx (kpxctl backup)
+#   ROOT/var/lib/kpx/backups/                    mode 700, kpx:kpx (kpxctl node backup)
 # and, unless --no-user, the system user and group kpx.
 #
 # Safe to run again (for example after an upgrade): it replaces the

@@ -114,18 +114,18 @@ ctl() {
   )
 }
 
-# Waits until `kpxctl get NUMBER` at CODE (read as ROLE) lists STATE.
+# Waits until `kpxctl cert get NUMBER` at CODE (read as ROLE) lists STATE.
 wait_for_state() {
   local code=$1 role=$2 number=$3 state=$4
   local out="" deadline=$((SECONDS + STATE_TIMEOUT))
   while ((SECONDS < deadline)); do
-    if out=$(ctl "$code" "$role" get "$number" 2>&1) && grep -qw -- "$state" <<<"$out"; then
+    if out=$(ctl "$code" "$role" cert get "$number" 2>&1) && grep -qw -- "$state" <<<"$out"; then
       echo "  $code: $state"
       return 0
     fi
     sleep 0.5
   done
-  echo "  last 'kpxctl get $number' at $code said:" >&2
+  echo "  last 'kpxctl cert get $number' at $code said:" >&2
   indent <<<"$out" >&2
   die "$code did not show $number as $state within ${STATE_TIMEOUT}s"
 }
@@ -154,8 +154,8 @@ echo "  BW -> EU, 3 parcels of rough diamonds," \
   "$((carats / 100)).$(printf '%02d' $((carats % 100))) ct," \
   "USD $((cents / 100)).$(printf '%02d' $((cents % 100)))"
 echo "  issued $issued_at, expires $expires_at; file: $cert"
-echo "  \$ kpxctl submit $cert    (as BW-exporter)"
-ctl BW exporter submit "$cert" | indent || die "kpxctl submit was refused"
+echo "  \$ kpxctl cert submit $cert    (as BW-exporter)"
+ctl BW exporter cert submit "$cert" | indent || die "kpxctl cert submit was refused"
 
 # ---- 5: delivery -----------------------------------------------------------------
 
@@ -167,15 +167,15 @@ wait_for_state EU importer "$number" RECEIVED
 # ---- 6: confirmation -------------------------------------------------------------
 
 section "6/6 The EU's importing authority confirms the shipment arrived"
-echo "  \$ kpxctl confirm $number    (as EU-importer)"
-ctl EU importer confirm "$number" | indent || die "kpxctl confirm was refused"
+echo "  \$ kpxctl cert confirm $number    (as EU-importer)"
+ctl EU importer cert confirm "$number" | indent || die "kpxctl cert confirm was refused"
 echo "  waiting for the signed import confirmation to reach BW..."
 wait_for_state BW exporter "$number" CONFIRMED
 
 # ---- results ---------------------------------------------------------------------
 
 section "The certificate's journey, as BW's ledger records it"
-ctl BW exporter get "$number" | indent || die "kpxctl get failed at BW"
+ctl BW exporter cert get "$number" | indent || die "kpxctl cert get failed at BW"
 
 section "Ledger checks (hash chains re-verified by each Participant's auditor)"
 for code in BW EU; do
@@ -184,8 +184,8 @@ for code in BW EU; do
 done
 
 section "Operations: BW's node answers a standard health check and a Prometheus scrape"
-echo "  $ kpxctl health    (grpc.health.v1, as BW-auditor)"
-ctl BW auditor health | indent || die "BW's node is not SERVING"
+echo "  $ kpxctl node health    (grpc.health.v1, as BW-auditor)"
+ctl BW auditor node health | indent || die "BW's node is not SERVING"
 metrics_port=$(sed -n 's/^metrics_listen: "127\.0\.0\.1:\([0-9]*\)"$/\1/p' "$scratch/BW/node.textpb")
 [[ -n $metrics_port ]] || die "BW's node.textpb names no metrics port"
 echo "  $ GET http://127.0.0.1:$metrics_port/metrics    (a few of the samples)"
@@ -204,6 +204,6 @@ both ledgers verify. The nodes stop now; keys, ledgers and logs stay in
   $scratch
 To run a federation yourself:
   deploy/local-federation.sh start DIR BW AE EU
-  set -a; . DIR/BW/exporter.env; set +a; $kpxctl list
+  set -a; . DIR/BW/exporter.env; set +a; $kpxctl cert list
   deploy/local-federation.sh stop DIR
 EOF

@@ -1,6 +1,6 @@
 // A client of the standard gRPC health-checking protocol
 // (grpc.health.v1.Health/Check), as grpc_health_probe and load balancers
-// speak it. Used by `kpxctl health` and the tests.
+// speak it. Used by `kpxctl node health` and the tests.
 #ifndef KPX_GATEWAY_HEALTH_CLIENT_H_
 #define KPX_GATEWAY_HEALTH_CLIENT_H_
 

@@ -1,6 +1,7 @@
-// kpxctl: the command-line client of a node's AuthorityService.
+// kpxctl: the command-line client of a node's AuthorityService, as a table
+// of NOUN VERB commands (gateway/cli.h parses and documents them):
 //
-//   kpxctl [connection flags] COMMAND [args]
+//   kpxctl [GLOBAL OPTIONS] NOUN VERB [ARGS] [FLAGS]     (globals anywhere)
 //
 // Connection (flag, or environment variable):
 //   --node HOST:PORT    KPX_NODE          the node's authority listener
@@ -9,464 +10,579 @@
 //   --ca FILE           KPX_CA            CA the node's certificate chains to
 //   --server-name NAME  KPX_SERVER_NAME   name to check on the node's certificate
 //
-// Every failure prints one line on stderr and exits non-zero.
-#include <unistd.h>
-
+// Every failure prints one line on stderr (text, or one JSON object with
+// -o json) and exits non-zero: 2 for bad usage, 1 otherwise. kpxctl only
+// talks to a node; offline work on a data folder is `kpxd restore|verify`.
 #include <cstdio>
-#include <filesystem>
-#include <iostream>
-#include <map>
-#include <optional>
+#include <memory>
 #include <string>
 #include <thread>
-#include <variant>
-#include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "crypto/crypto.h"
+#include "gateway/cli.h"
 #include "gateway/health_client.h"
+#include "gateway/status.h"
 #include "gateway/tls.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
 #include "kpx/v1/service.grpc.pb.h"
-#include "node/util.h"
-#include "storage/ledger.h"
+
+#ifndef KPX_VERSION
+#define KPX_VERSION "unknown"
+#endif
 
 namespace {
 
-using kpx::node::FormatRfc3339;
-using kpx::node::FromTimestamp;
+using google::protobuf::util::TimeUtil;
+using kpx::cli::Fail;
+using kpx::cli::Failure;
+using kpx::cli::Invocation;
+using kpx::cli::Result;
+using kpx::cli::UsageError;
 
-constexpr char kUsage[] =
-    "usage: kpxctl [--node HOST:PORT --cert FILE --key FILE --ca FILE --server-name NAME] "
-    "COMMAND\n"
-    "commands:\n"
-    "  submit FILE.json                 issue a certificate (kpx.v1.Certificate as JSON)\n"
-    "  get NUMBER [--json]              a certificate's state and journey\n"
-    "  list [--state S] [--partner P] [--from DATE] [--until DATE] [--overdue [DAYS]] [--json]\n"
-    "  confirm NUMBER [--received-at TIME]\n"
-    "  reject NUMBER --reason TEXT\n"
-    "  cancel NUMBER --reason TEXT\n"
-    "  watch [--from SEQ] [--json]      follow ledger events; resumes after reconnecting\n"
-    "  ledger verify                    walk the node's hash chain\n"
-    "  ledger export [--from SEQ]       ledger entries as JSON lines\n"
-    "  health [SERVICE]                 grpc.health.v1 check of the node (any role)\n"
-    "  reload                           node re-reads trust list, signing keys, TLS files\n"
-    "  backup DIR                       online ledger backup into DIR on the node's machine\n"
-    "  restore BACKUP_DIR DATA_DIR      (local, node stopped) restore a backup into an\n"
-    "                                   empty data folder and verify it\n";
+constexpr absl::Duration kDefaultTimeout = absl::Seconds(30);
+constexpr absl::Duration kLongTimeout = absl::Minutes(30);  // verify, export, backup
 
-struct Args {
-  std::vector<std::string> positional;
-  std::map<std::string, std::string> flags;
-  bool Has(const std::string& f) const { return flags.count(f) > 0; }
-  std::string Get(const std::string& f, const char* env = nullptr) const {
-    if (auto it = flags.find(f); it != flags.end()) return it->second;
-    if (env != nullptr) {
-      if (const char* v = std::getenv(env)) return v;
-    }
-    return "";
-  }
-};
+// ---------------------------------------------------------------- output
 
-// What a command reports on failure: main prints it as one line.
-struct Failure {
-  std::string message;
-  int code = 1;
-};
-
-const std::map<std::string, bool> kFlagTakesValue = {
-    {"node", true},        {"cert", true},    {"key", true},     {"ca", true},
-    {"server-name", true}, {"state", true},   {"partner", true}, {"from", true},
-    {"until", true},       {"overdue", true}, {"reason", true},  {"received-at", true},
-    {"json", false},       {"help", false}};
-
-std::optional<Failure> Parse(int argc, char** argv, Args* args) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--", 0) != 0) {
-      args->positional.push_back(a);
-      continue;
-    }
-    std::string name = a.substr(2), value;
-    if (size_t eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    } else if (name == "overdue") {
-      // The number of days is optional: without it the node's own setting.
-      if (i + 1 < argc && !std::string(argv[i + 1]).empty() &&
-          absl::ascii_isdigit(argv[i + 1][0])) {
-        value = argv[++i];
-      }
-    } else if (auto it = kFlagTakesValue.find(name); it != kFlagTakesValue.end() && it->second) {
-      if (i + 1 >= argc) return Failure{absl::StrCat("--", name, " needs a value"), 2};
-      value = argv[++i];
-    }
-    if (!kFlagTakesValue.count(name)) return Failure{absl::StrCat("unknown flag --", name), 2};
-    args->flags[name] = value;
-  }
-  return std::nullopt;
-}
-
-std::string Json(const google::protobuf::Message& m, bool pretty = false) {
+std::string Json(const google::protobuf::Message& m) {
   std::string out;
   google::protobuf::util::JsonPrintOptions opts;
-  opts.add_whitespace = pretty;
-  opts.preserve_proto_field_names = false;
   (void)google::protobuf::util::MessageToJsonString(m, &out, opts);
-  if (!out.empty() && out.back() == '\n') out.pop_back();
   return out;
+}
+
+// One JSON object per line on stdout (-o json), else the text line(s).
+void Print(const Invocation& inv, const google::protobuf::Message& m, const std::string& text) {
+  if (inv.json) {
+    std::printf("%s\n", Json(m).c_str());
+  } else {
+    std::fputs(text.c_str(), stdout);
+  }
+  std::fflush(stdout);
+}
+
+void Set(google::protobuf::Struct& s, const char* key, const std::string& v) {
+  (*s.mutable_fields())[key].set_string_value(v);
+}
+void Set(google::protobuf::Struct& s, const char* key, double v) {
+  (*s.mutable_fields())[key].set_number_value(v);
+}
+
+// RFC 3339 UTC to the second, e.g. "2026-11-27T18:00:00Z".
+std::string Time(const google::protobuf::Timestamp& ts) {
+  google::protobuf::Timestamp whole = ts;
+  whole.set_nanos(0);
+  return TimeUtil::ToString(whole);
 }
 
 std::string Decimal(int64_t hundredths) {
   return absl::StrFormat("%d.%02d", hundredths / 100, hundredths % 100);
 }
 
-Failure RpcFailure(const char* what, const grpc::Status& s) {
-  static const char* kNames[] = {"OK",
-                                 "CANCELLED",
-                                 "UNKNOWN",
-                                 "INVALID_ARGUMENT",
-                                 "DEADLINE_EXCEEDED",
-                                 "NOT_FOUND",
-                                 "ALREADY_EXISTS",
-                                 "PERMISSION_DENIED",
-                                 "RESOURCE_EXHAUSTED",
-                                 "FAILED_PRECONDITION",
-                                 "ABORTED",
-                                 "OUT_OF_RANGE",
-                                 "UNIMPLEMENTED",
-                                 "INTERNAL",
-                                 "UNAVAILABLE",
-                                 "DATA_LOSS",
-                                 "UNAUTHENTICATED"};
-  int c = s.error_code();
-  const char* name = (c >= 0 && c <= 16) ? kNames[c] : "ERROR";
-  return Failure{absl::StrCat(what, ": ", name, ": ", s.error_message())};
-}
-
-class Client {
- public:
-  static std::variant<Client, Failure> Connect(const Args& args) {
-    const std::string node = args.Get("node", "KPX_NODE");
-    const std::string cert = args.Get("cert", "KPX_CERT");
-    const std::string key = args.Get("key", "KPX_KEY");
-    const std::string ca = args.Get("ca", "KPX_CA");
-    if (node.empty() || cert.empty() || key.empty() || ca.empty()) {
-      return Failure{"set --node, --cert, --key and --ca (or KPX_NODE, KPX_CERT, KPX_KEY, KPX_CA)",
-                     2};
-    }
-    absl::StatusOr<kpx::gateway::TlsIdentity> id = kpx::gateway::LoadTlsIdentity(cert, key);
-    if (!id.ok()) return Failure{std::string(id.status().message())};
-    absl::StatusOr<std::string> ca_pem = kpx::crypto::ReadFile(ca);
-    if (!ca_pem.ok()) return Failure{std::string(ca_pem.status().message())};
-    return Client(kpx::gateway::MutualTlsChannel(node, *id, *ca_pem,
-                                                 args.Get("server-name", "KPX_SERVER_NAME")));
-  }
-
-  kpx::v1::AuthorityService::Stub* operator->() { return stub_.get(); }
-  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
-
- private:
-  explicit Client(std::shared_ptr<grpc::Channel> channel)
-      : channel_(channel), stub_(kpx::v1::AuthorityService::NewStub(channel)) {}
-  std::shared_ptr<grpc::Channel> channel_;
-  std::shared_ptr<kpx::v1::AuthorityService::Stub> stub_;
-};
-
-// A context with a deadline, for unary calls.
-std::unique_ptr<grpc::ClientContext> Ctx(absl::Duration timeout = absl::Seconds(30)) {
-  auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  return ctx;
-}
-
-void PrintRecord(const kpx::v1::CertificateRecord& r) {
+std::string RecordText(const kpx::v1::CertificateRecord& r) {
   const kpx::v1::Certificate& c = r.certificate();
-  std::printf("certificate %s  %s -> %s  state %s\n", c.number().c_str(),
-              c.exporting_participant().c_str(), c.importing_participant().c_str(),
-              kpx::v1::CertificateState_Name(r.state()).c_str());
-  std::printf("  %d parcel(s), %s ct, USD %s, issued %s, expires %s\n", c.number_of_parcels(),
-              Decimal(c.total_carats_hundredths()).c_str(),
-              Decimal(c.total_value_usd_cents()).c_str(),
-              FormatRfc3339(FromTimestamp(c.issued_at())).c_str(),
-              FormatRfc3339(FromTimestamp(c.expires_at())).c_str());
-  std::printf("  journey at %s:\n", r.side() == kpx::v1::EXPORTING
-                                        ? c.exporting_participant().c_str()
-                                        : c.importing_participant().c_str());
+  std::string out = absl::StrFormat(
+      "certificate %s  %s -> %s  state %s\n"
+      "  %d parcel(s), %s ct, USD %s, issued %s, expires %s\n  journey at %s:\n",
+      c.number(), c.exporting_participant(), c.importing_participant(),
+      kpx::v1::CertificateState_Name(r.state()), c.number_of_parcels(),
+      Decimal(c.total_carats_hundredths()), Decimal(c.total_value_usd_cents()), Time(c.issued_at()),
+      Time(c.expires_at()),
+      r.side() == kpx::v1::EXPORTING ? c.exporting_participant() : c.importing_participant());
   for (const kpx::v1::StateChange& h : r.history()) {
-    std::printf("    %-10s %s  seq %llu%s%s\n", kpx::v1::CertificateState_Name(h.state()).c_str(),
-                FormatRfc3339(FromTimestamp(h.at())).c_str(),
-                static_cast<unsigned long long>(h.sequence()), h.detail().empty() ? "" : "  ",
-                h.detail().c_str());
+    absl::StrAppendFormat(&out, "    %-10s %s  seq %d%s%s\n",
+                          kpx::v1::CertificateState_Name(h.state()), Time(h.at()), h.sequence(),
+                          h.detail().empty() ? "" : "  ", h.detail());
   }
+  return out;
 }
 
-void PrintEntry(const kpx::v1::LedgerEntry& e, bool json) {
-  if (json) {
-    std::printf("%s\n", Json(e).c_str());
-  } else {
-    std::printf("%llu  %s  %-16s %s  %s  %s\n", static_cast<unsigned long long>(e.sequence()),
-                FormatRfc3339(FromTimestamp(e.recorded_at())).c_str(),
-                kpx::v1::EntryKind_Name(e.kind()).c_str(), e.certificate_number().c_str(),
-                e.partner().c_str(),
-                e.state() ? kpx::v1::CertificateState_Name(e.state()).c_str() : "-");
-  }
-  std::fflush(stdout);
+std::string EntryText(const kpx::v1::LedgerEntry& e) {
+  return absl::StrFormat("%d  %s  %-16s %s  %s  %s\n", e.sequence(), Time(e.recorded_at()),
+                         kpx::v1::EntryKind_Name(e.kind()), e.certificate_number(), e.partner(),
+                         e.state() ? kpx::v1::CertificateState_Name(e.state()) : "-");
 }
 
-std::optional<Failure> ParseTime(const std::string& text, google::protobuf::Timestamp* ts) {
-  absl::Time t;
-  std::string err;
-  if (!absl::ParseTime(absl::RFC3339_full, text, &t, &err) &&
-      !absl::ParseTime("%Y-%m-%d", text, absl::UTCTimeZone(), &t, &err)) {
-    return Failure{absl::StrCat("bad time '", text, "': use 2026-11-27 or RFC 3339"), 2};
+// ---------------------------------------------------------------- input
+
+Result ParseTime(const std::string& flag, const std::string& text,
+                 google::protobuf::Timestamp* ts) {
+  if (TimeUtil::FromString(text, ts) || TimeUtil::FromString(text + "T00:00:00Z", ts)) {
+    return std::nullopt;
   }
-  *ts = kpx::node::ToTimestamp(t);
+  return UsageError(absl::StrCat("--", flag, ": bad time '", text,
+                                 "': use 2026-11-27 or RFC 3339 (2026-11-27T18:00:00Z)"));
+}
+
+Result ParseSequence(const Invocation& inv, uint64_t* seq) {
+  *seq = 1;
+  if (inv.Has("from-seq") && (!absl::SimpleAtoi(inv.Get("from-seq"), seq) || *seq == 0)) {
+    return UsageError("--from-seq takes a ledger sequence number (1 or more)");
+  }
   return std::nullopt;
 }
 
-std::optional<Failure> Run(const Args& args) {
-  const std::vector<std::string>& p = args.positional;
-  if (p.empty() || args.Has("help")) return Failure{kUsage, 2};
-  const std::string& cmd = p[0];
-  auto need = [&](size_t n) -> std::optional<Failure> {
-    if (p.size() != n) {
-      return Failure{absl::StrCat("'", cmd, "': wrong number of arguments (see kpxctl --help)"), 2};
-    }
-    return std::nullopt;
-  };
-  const bool json = args.Has("json");
+// ---------------------------------------------------------------- connection
 
-  if (cmd == "restore") {
-    if (auto f = need(3)) return f;
-    absl::StatusOr<kpx::storage::VerifyResult> r =
-        kpx::storage::Ledger::Restore(p[1], (std::filesystem::path(p[2]) / "ledger").string());
-    if (!r.ok()) return Failure{absl::StrCat("restore: ", r.status().message())};
-    std::printf("restored into %s: ledger OK, %llu entries, head %llu %s\n", p[2].c_str(),
-                static_cast<unsigned long long>(r->entries_checked),
-                static_cast<unsigned long long>(r->head.sequence),
-                kpx::crypto::HexEncode(r->head.hash).c_str());
-    return std::nullopt;
-  }
+struct Client {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<kpx::v1::AuthorityService::Stub> stub;
+  absl::Duration timeout;
+  bool timeout_given = false;
 
-  std::variant<Client, Failure> connected = Client::Connect(args);
-  if (auto* f = std::get_if<Failure>(&connected)) return *f;
-  Client& client = std::get<Client>(connected);
+  // A context whose deadline is the command's timeout from now.
+  std::unique_ptr<grpc::ClientContext> Context() const {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    return ctx;
+  }
+};
 
-  if (cmd == "submit") {
-    if (auto f = need(2)) return f;
-    absl::StatusOr<std::string> text = kpx::crypto::ReadFile(p[1]);
-    if (!text.ok()) return Failure{std::string(text.status().message())};
-    kpx::v1::SubmitCertificateRequest req;
-    auto st = google::protobuf::util::JsonStringToMessage(*text, req.mutable_certificate());
-    if (!st.ok()) return Failure{absl::StrCat(p[1], ": not a kpx.v1.Certificate: ", st.ToString())};
-    kpx::v1::CertificateRecord resp;
-    grpc::Status s = client->SubmitCertificate(Ctx().get(), req, &resp);
-    if (!s.ok()) return RpcFailure("submit", s);
-    if (json) {
-      std::printf("%s\n", Json(resp, true).c_str());
+// Connects as the invocation says; `timeout` unless --timeout is given.
+Result Connect(const Invocation& inv, absl::Duration timeout, Client* client) {
+  if (inv.Has("timeout")) {
+    if (!absl::ParseDuration(inv.Get("timeout"), &timeout) || timeout <= absl::ZeroDuration()) {
+      return UsageError(
+          absl::StrCat("--timeout: bad duration '", inv.Get("timeout"), "': use e.g. 30s, 2m, 1h"));
+    }
+    client->timeout_given = true;
+  }
+  client->timeout = timeout;
+  for (const char* f : {"node", "cert", "key", "ca"}) {
+    if (inv.Get(f).empty()) {
+      return UsageError(
+          "set --node, --cert, --key and --ca (or KPX_NODE, KPX_CERT, KPX_KEY, KPX_CA)");
+    }
+  }
+  absl::StatusOr<kpx::gateway::TlsIdentity> id =
+      kpx::gateway::LoadTlsIdentity(inv.Get("cert"), inv.Get("key"));
+  if (!id.ok()) return Fail(id.status());
+  absl::StatusOr<std::string> ca = kpx::crypto::ReadFile(inv.Get("ca"));
+  if (!ca.ok()) return Fail(ca.status());
+  client->channel =
+      kpx::gateway::MutualTlsChannel(inv.Get("node"), *id, *ca, inv.Get("server-name"));
+  client->stub = kpx::v1::AuthorityService::NewStub(client->channel);
+  return std::nullopt;
+}
+
+Failure RpcFailure(const std::string& what, const grpc::Status& s) {
+  return Fail(kpx::gateway::FromGrpc(s), what);
+}
+
+// ---------------------------------------------------------------- cert
+
+Result CertSubmit(const Invocation& inv) {
+  absl::StatusOr<std::string> text = kpx::crypto::ReadFile(inv.args[0]);
+  if (!text.ok()) return Fail(text.status(), "cert submit");
+  kpx::v1::SubmitCertificateRequest req;
+  auto st = google::protobuf::util::JsonStringToMessage(*text, req.mutable_certificate());
+  if (!st.ok()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+                    inv.args[0], ": not a kpx.v1.Certificate: ", st.message().as_string())),
+                "cert submit");
+  }
+  Client client;
+  if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+  kpx::v1::CertificateRecord resp;
+  grpc::Status s = client.stub->SubmitCertificate(client.Context().get(), req, &resp);
+  if (!s.ok()) return RpcFailure("cert submit", s);
+  Print(inv, resp,
+        absl::StrFormat("submitted %s to %s: %s\n", resp.certificate().number(), resp.partner(),
+                        kpx::v1::CertificateState_Name(resp.state())));
+  return std::nullopt;
+}
+
+Result CertGet(const Invocation& inv) {
+  Client client;
+  if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+  kpx::v1::GetCertificateRequest req;
+  req.set_number(inv.args[0]);
+  kpx::v1::CertificateRecord resp;
+  grpc::Status s = client.stub->GetCertificate(client.Context().get(), req, &resp);
+  if (!s.ok()) return RpcFailure("cert get", s);
+  Print(inv, resp, RecordText(resp));
+  return std::nullopt;
+}
+
+// The filters of `cert list` from its flags.
+Result ListFilters(const Invocation& inv, kpx::v1::ListCertificatesRequest* req) {
+  if (inv.Has("state")) {
+    kpx::v1::CertificateState st;
+    if (!kpx::v1::CertificateState_Parse(inv.Get("state"), &st)) {
+      return UsageError(absl::StrCat("--state: unknown state '", inv.Get("state"),
+                                     "' (ISSUED, DELIVERED, RECEIVED, CONFIRMED, REJECTED, "
+                                     "CANCELLED, EXPIRED)"));
+    }
+    req->set_state(st);
+  }
+  req->set_partner(inv.Get("partner"));
+  if (inv.Has("issued-from")) {
+    if (Result r = ParseTime("issued-from", inv.Get("issued-from"), req->mutable_issued_from())) {
+      return r;
+    }
+  }
+  if (inv.Has("issued-until")) {
+    if (Result r =
+            ParseTime("issued-until", inv.Get("issued-until"), req->mutable_issued_until())) {
+      return r;
+    }
+  }
+  if (inv.Has("overdue")) {
+    uint32_t days = 0;
+    if (inv.Get("overdue").empty()) {
+      req->set_overdue(true);
+    } else if (!absl::SimpleAtoi(inv.Get("overdue"), &days) || days == 0) {
+      return UsageError("--overdue takes a positive number of days");
     } else {
-      std::printf("submitted %s to %s: %s\n", resp.certificate().number().c_str(),
-                  resp.partner().c_str(), kpx::v1::CertificateState_Name(resp.state()).c_str());
-    }
-    return std::nullopt;
-  }
-  if (cmd == "get") {
-    if (auto f = need(2)) return f;
-    kpx::v1::GetCertificateRequest req;
-    req.set_number(p[1]);
-    kpx::v1::CertificateRecord resp;
-    grpc::Status s = client->GetCertificate(Ctx().get(), req, &resp);
-    if (!s.ok()) return RpcFailure("get", s);
-    if (json) {
-      std::printf("%s\n", Json(resp, true).c_str());
-    } else {
-      PrintRecord(resp);
-    }
-    return std::nullopt;
-  }
-  if (cmd == "list") {
-    if (auto f = need(1)) return f;
-    kpx::v1::ListCertificatesRequest req;
-    if (args.Has("state")) {
-      kpx::v1::CertificateState st;
-      if (!kpx::v1::CertificateState_Parse(args.Get("state"), &st)) {
-        return Failure{absl::StrCat("unknown state '", args.Get("state"), "'"), 2};
-      }
-      req.set_state(st);
-    }
-    req.set_partner(args.Get("partner"));
-    if (args.Has("from")) {
-      if (auto f = ParseTime(args.Get("from"), req.mutable_issued_from())) return f;
-    }
-    if (args.Has("until")) {
-      if (auto f = ParseTime(args.Get("until"), req.mutable_issued_until())) return f;
-    }
-    if (args.Has("overdue")) {
-      uint32_t days = 0;
-      if (args.Get("overdue").empty()) {
-        req.set_overdue(true);
-      } else if (!absl::SimpleAtoi(args.Get("overdue"), &days) || days == 0) {
-        return Failure{"--overdue takes a positive number of days", 2};
-      } else {
-        req.set_overdue_days(days);
-      }
-    }
-    req.set_page_size(500);
-    do {
-      kpx::v1::ListCertificatesResponse resp;
-      grpc::Status s = client->ListCertificates(Ctx().get(), req, &resp);
-      if (!s.ok()) return RpcFailure("list", s);
-      for (const kpx::v1::CertificateRecord& r : resp.certificates()) {
-        if (json) {
-          std::printf("%s\n", Json(r).c_str());
-        } else {
-          std::printf("%-24s %-10s %s %s  issued %s\n", r.certificate().number().c_str(),
-                      kpx::v1::CertificateState_Name(r.state()).c_str(),
-                      r.side() == kpx::v1::EXPORTING ? "to  " : "from", r.partner().c_str(),
-                      FormatRfc3339(FromTimestamp(r.certificate().issued_at())).c_str());
-        }
-      }
-      req.set_page_token(resp.next_page_token());
-    } while (!req.page_token().empty());
-    return std::nullopt;
-  }
-  if (cmd == "confirm" || cmd == "reject" || cmd == "cancel") {
-    if (auto f = need(2)) return f;
-    kpx::v1::CertificateRecord resp;
-    grpc::Status s;
-    if (cmd == "confirm") {
-      kpx::v1::ConfirmReceiptRequest req;
-      req.set_number(p[1]);
-      if (args.Has("received-at")) {
-        if (auto f = ParseTime(args.Get("received-at"), req.mutable_received_at())) return f;
-      }
-      s = client->ConfirmReceipt(Ctx().get(), req, &resp);
-    } else {
-      if (args.Get("reason").empty()) return Failure{absl::StrCat(cmd, " needs --reason"), 2};
-      if (cmd == "reject") {
-        kpx::v1::RejectShipmentRequest req;
-        req.set_number(p[1]);
-        req.set_reason(args.Get("reason"));
-        s = client->RejectShipment(Ctx().get(), req, &resp);
-      } else {
-        kpx::v1::CancelCertificateRequest req;
-        req.set_number(p[1]);
-        req.set_reason(args.Get("reason"));
-        s = client->CancelCertificate(Ctx().get(), req, &resp);
-      }
-    }
-    if (!s.ok()) return RpcFailure(cmd.c_str(), s);
-    std::printf("%s: %s\n", resp.certificate().number().c_str(),
-                kpx::v1::CertificateState_Name(resp.state()).c_str());
-    return std::nullopt;
-  }
-  if (cmd == "watch") {
-    if (auto f = need(1)) return f;
-    uint64_t next = 1;
-    if (args.Has("from") && !absl::SimpleAtoi(args.Get("from"), &next)) {
-      return Failure{"--from needs a sequence number", 2};
-    }
-    // Follow until interrupted; after a dropped connection, resume from the
-    // entry after the last one printed.
-    while (true) {
-      kpx::v1::WatchRequest req;
-      req.set_from_sequence(next);
-      grpc::ClientContext ctx;
-      std::unique_ptr<grpc::ClientReader<kpx::v1::LedgerEntry>> reader = client->Watch(&ctx, req);
-      kpx::v1::LedgerEntry e;
-      while (reader->Read(&e)) {
-        PrintEntry(e, json);
-        next = e.sequence() + 1;
-      }
-      grpc::Status s = reader->Finish();
-      if (s.error_code() != grpc::StatusCode::UNAVAILABLE) return RpcFailure("watch", s);
-      std::fprintf(stderr, "watch: connection lost (%s); resuming from %llu\n",
-                   s.error_message().c_str(), static_cast<unsigned long long>(next));
-      std::this_thread::sleep_for(std::chrono::seconds(1));
+      req->set_overdue_days(days);
     }
   }
-  if (cmd == "ledger" && p.size() == 2 && p[1] == "verify") {
-    kpx::v1::VerifyLedgerResponse resp;
-    grpc::Status s = client->VerifyLedger(Ctx(absl::Minutes(30)).get(), {}, &resp);
-    if (!s.ok()) return RpcFailure("ledger verify", s);
-    if (!resp.ok()) {
-      return Failure{absl::StrCat("ledger BROKEN at entry ", resp.first_bad_sequence(), ": ",
-                                  resp.problem(), " (", resp.entries_checked(),
-                                  " entries checked)")};
+  return std::nullopt;
+}
+
+Result CertList(const Invocation& inv) {
+  kpx::v1::ListCertificatesRequest req;
+  if (Result r = ListFilters(inv, &req)) return r;
+  Client client;
+  if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+  req.set_page_size(500);
+  do {
+    kpx::v1::ListCertificatesResponse resp;
+    grpc::Status s = client.stub->ListCertificates(client.Context().get(), req, &resp);
+    if (!s.ok()) return RpcFailure("cert list", s);
+    for (const kpx::v1::CertificateRecord& r : resp.certificates()) {
+      Print(inv, r,
+            absl::StrFormat("%-24s %-10s %s %s  issued %s\n", r.certificate().number(),
+                            kpx::v1::CertificateState_Name(r.state()),
+                            r.side() == kpx::v1::EXPORTING ? "to  " : "from", r.partner(),
+                            Time(r.certificate().issued_at())));
     }
-    std::printf("ledger OK: %llu entries, head %llu %s\n",
-                static_cast<unsigned long long>(resp.entries_checked()),
-                static_cast<unsigned long long>(resp.head_sequence()),
-                kpx::crypto::HexEncode(resp.head_hash()).c_str());
-    return std::nullopt;
+    req.set_page_token(resp.next_page_token());
+  } while (!req.page_token().empty());
+  return std::nullopt;
+}
+
+// confirm, reject and cancel: one call returning the record.
+using RecordCall =
+    std::function<grpc::Status(Client&, grpc::ClientContext*, kpx::v1::CertificateRecord*)>;
+
+Result Transition(const Invocation& inv, const std::string& what, const RecordCall& call) {
+  Client client;
+  if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+  kpx::v1::CertificateRecord resp;
+  grpc::Status s = call(client, client.Context().get(), &resp);
+  if (!s.ok()) return RpcFailure(what, s);
+  Print(inv, resp,
+        absl::StrFormat("%s: %s\n", resp.certificate().number(),
+                        kpx::v1::CertificateState_Name(resp.state())));
+  return std::nullopt;
+}
+
+Result CertConfirm(const Invocation& inv) {
+  kpx::v1::ConfirmReceiptRequest req;
+  req.set_number(inv.args[0]);
+  if (inv.Has("received-at")) {
+    if (Result r = ParseTime("received-at", inv.Get("received-at"), req.mutable_received_at())) {
+      return r;
+    }
   }
-  if (cmd == "ledger" && p.size() == 2 && p[1] == "export") {
-    kpx::v1::ExportLedgerRequest req;
-    uint64_t from = 1;
-    if (args.Has("from") && !absl::SimpleAtoi(args.Get("from"), &from)) {
-      return Failure{"--from needs a sequence number", 2};
-    }
-    req.set_from_sequence(from);
+  return Transition(inv, "cert confirm", [&](Client& c, grpc::ClientContext* ctx, auto* resp) {
+    return c.stub->ConfirmReceipt(ctx, req, resp);
+  });
+}
+
+Result CertReject(const Invocation& inv) {
+  if (inv.Get("reason").empty()) return UsageError("cert reject needs --reason TEXT");
+  kpx::v1::RejectShipmentRequest req;
+  req.set_number(inv.args[0]);
+  req.set_reason(inv.Get("reason"));
+  return Transition(inv, "cert reject", [&](Client& c, grpc::ClientContext* ctx, auto* resp) {
+    return c.stub->RejectShipment(ctx, req, resp);
+  });
+}
+
+Result CertCancel(const Invocation& inv) {
+  if (inv.Get("reason").empty()) return UsageError("cert cancel needs --reason TEXT");
+  kpx::v1::CancelCertificateRequest req;
+  req.set_number(inv.args[0]);
+  req.set_reason(inv.Get("reason"));
+  return Transition(inv, "cert cancel", [&](Client& c, grpc::ClientContext* ctx, auto* resp) {
+    return c.stub->CancelCertificate(ctx, req, resp);
+  });
+}
+
+// ---------------------------------------------------------------- ledger
+
+Result LedgerVerify(const Invocation& inv) {
+  Client client;
+  if (Result r = Connect(inv, kLongTimeout, &client)) return r;
+  kpx::v1::VerifyLedgerResponse resp;
+  grpc::Status s = client.stub->VerifyLedger(client.Context().get(), {}, &resp);
+  if (!s.ok()) return RpcFailure("ledger verify", s);
+  if (!resp.ok()) {
+    const std::string why =
+        absl::StrCat("ledger BROKEN at entry ", resp.first_bad_sequence(), ": ", resp.problem(),
+                     " (", resp.entries_checked(), " entries checked)");
+    return Failure{absl::DataLossError(why), 1, why};
+  }
+  google::protobuf::Struct out;
+  (*out.mutable_fields())["ok"].set_bool_value(true);
+  Set(out, "entriesChecked", static_cast<double>(resp.entries_checked()));
+  Set(out, "headSequence", static_cast<double>(resp.head_sequence()));
+  Set(out, "headHash", kpx::crypto::HexEncode(resp.head_hash()));
+  Print(inv, out,
+        absl::StrFormat("ledger OK: %d entries, head %d %s\n", resp.entries_checked(),
+                        resp.head_sequence(), kpx::crypto::HexEncode(resp.head_hash())));
+  return std::nullopt;
+}
+
+// Always JSON lines: an export is meant for archives and other tools.
+Result LedgerExport(const Invocation& inv) {
+  kpx::v1::ExportLedgerRequest req;
+  uint64_t from = 1;
+  if (Result r = ParseSequence(inv, &from)) return r;
+  req.set_from_sequence(from);
+  Client client;
+  if (Result r = Connect(inv, kLongTimeout, &client)) return r;
+  std::unique_ptr<grpc::ClientContext> ctx = client.Context();
+  auto reader = client.stub->ExportLedger(ctx.get(), req);
+  kpx::v1::LedgerEntry e;
+  while (reader->Read(&e)) std::printf("%s\n", Json(e).c_str());
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return RpcFailure("ledger export", s);
+  return std::nullopt;
+}
+
+// Follows until interrupted (or --timeout passes: then exits 0); after a
+// dropped connection resumes from the entry after the last one printed.
+Result LedgerWatch(const Invocation& inv) {
+  uint64_t next = 1;
+  if (Result r = ParseSequence(inv, &next)) return r;
+  Client client;
+  if (Result r = Connect(inv, absl::InfiniteDuration(), &client)) return r;
+  const absl::Time deadline = absl::Now() + client.timeout;
+  while (true) {
+    kpx::v1::WatchRequest req;
+    req.set_from_sequence(next);
     grpc::ClientContext ctx;
-    auto reader = client->ExportLedger(&ctx, req);
+    if (client.timeout_given) ctx.set_deadline(absl::ToChronoTime(deadline));
+    auto reader = client.stub->Watch(&ctx, req);
     kpx::v1::LedgerEntry e;
-    while (reader->Read(&e)) PrintEntry(e, /*json=*/true);
+    while (reader->Read(&e)) {
+      Print(inv, e, EntryText(e));
+      next = e.sequence() + 1;
+    }
     grpc::Status s = reader->Finish();
-    if (!s.ok()) return RpcFailure("ledger export", s);
-    return std::nullopt;
+    if (client.timeout_given && s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      return std::nullopt;
+    }
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE) return RpcFailure("ledger watch", s);
+    std::fprintf(stderr, "kpxctl: ledger watch: connection lost (%s); resuming from %llu\n",
+                 s.error_message().c_str(), static_cast<unsigned long long>(next));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
   }
-  if (cmd == "health") {
-    if (p.size() > 2) return Failure{"'health': wrong number of arguments (see kpxctl --help)", 2};
-    const std::string service = p.size() == 2 ? p[1] : "";
-    absl::StatusOr<kpx::gateway::ServingStatus> st =
-        kpx::gateway::CheckHealth(client.channel(), service);
-    if (!st.ok()) return Failure{absl::StrCat("health: ", st.status().ToString())};
-    static const char* kNames[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
-    std::printf("%s%s%s\n", service.c_str(), service.empty() ? "" : ": ",
-                kNames[static_cast<int>(*st)]);
-    if (*st != kpx::gateway::ServingStatus::kServing) return Failure{"health: not serving", 1};
-    return std::nullopt;
+}
+
+// ---------------------------------------------------------------- node
+
+Result NodeHealth(const Invocation& inv) {
+  Client client;
+  if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+  const std::string service = inv.args.empty() ? "" : inv.args[0];
+  absl::StatusOr<kpx::gateway::ServingStatus> st =
+      kpx::gateway::CheckHealth(client.channel, service);
+  if (!st.ok()) return Fail(st.status(), "node health");
+  static const char* kNames[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
+  const std::string name = kNames[static_cast<int>(*st)];
+  google::protobuf::Struct out;
+  Set(out, "service", service);
+  Set(out, "status", name);
+  Print(inv, out, absl::StrCat(service, service.empty() ? "" : ": ", name, "\n"));
+  if (*st != kpx::gateway::ServingStatus::kServing) {
+    return Failure{absl::UnavailableError(absl::StrCat("node is ", name)), 1,
+                   "node health: not serving"};
   }
-  if (cmd == "reload") {
-    if (auto f = need(1)) return f;
-    kpx::v1::ReloadResponse resp;
-    grpc::Status s = client->Reload(Ctx().get(), {}, &resp);
-    if (!s.ok()) return RpcFailure("reload", s);
-    std::printf("reloaded: trust list version %llu, %d participants\n",
-                static_cast<unsigned long long>(resp.trust_list_version()), resp.participants());
-    return std::nullopt;
-  }
-  if (cmd == "backup") {
-    if (auto f = need(2)) return f;
-    kpx::v1::BackupRequest req;
-    req.set_directory(p[1]);
-    kpx::v1::BackupResponse resp;
-    grpc::Status s = client->Backup(Ctx(absl::Minutes(30)).get(), req, &resp);
-    if (!s.ok()) return RpcFailure("backup", s);
-    std::printf("backup in %s: head %llu %s\n", resp.directory().c_str(),
-                static_cast<unsigned long long>(resp.head_sequence()),
-                kpx::crypto::HexEncode(resp.head_hash()).c_str());
-    return std::nullopt;
-  }
-  return Failure{absl::StrCat("unknown command '", absl::StrJoin(p, " "), "' (see kpxctl --help)"),
-                 2};
+  return std::nullopt;
+}
+
+Result NodeReload(const Invocation& inv) {
+  Client client;
+  if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+  kpx::v1::ReloadResponse resp;
+  grpc::Status s = client.stub->Reload(client.Context().get(), {}, &resp);
+  if (!s.ok()) return RpcFailure("node reload", s);
+  Print(inv, resp,
+        absl::StrFormat("reloaded: trust list version %d, %d participants\n",
+                        resp.trust_list_version(), resp.participants()));
+  return std::nullopt;
+}
+
+Result NodeBackup(const Invocation& inv) {
+  Client client;
+  if (Result r = Connect(inv, kLongTimeout, &client)) return r;
+  kpx::v1::BackupRequest req;
+  req.set_directory(inv.args[0]);
+  kpx::v1::BackupResponse resp;
+  grpc::Status s = client.stub->Backup(client.Context().get(), req, &resp);
+  if (!s.ok()) return RpcFailure("node backup", s);
+  google::protobuf::Struct out;
+  Set(out, "directory", resp.directory());
+  Set(out, "headSequence", static_cast<double>(resp.head_sequence()));
+  Set(out, "headHash", kpx::crypto::HexEncode(resp.head_hash()));
+  Print(inv, out,
+        absl::StrFormat("backup in %s: head %d %s\n", resp.directory(), resp.head_sequence(),
+                        kpx::crypto::HexEncode(resp.head_hash())));
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------- outbox
+
+std::string OutboxText(const kpx::v1::OutboxSummary& m) {
+  return absl::StrFormat("%s  to %s  %-19s %s  attempts %d  queued %s  due %s%s%s\n",
+                         m.message_id(), m.recipient(), kpx::v1::MessageKind_Name(m.kind()),
+                         m.certificate_number(), m.attempts(), Time(m.queued_at()),
+                         Time(m.due_at()), m.stuck() ? "  STUCK" : "",
+                         m.last_error().empty() ? "" : "  last error: " + m.last_error());
+}
+
+Result OutboxList(const Invocation& inv) {
+  Client client;
+  if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+  kpx::v1::ListOutboxRequest req;
+  req.set_stuck_only(inv.Has("stuck"));
+  req.set_page_size(500);
+  do {
+    kpx::v1::ListOutboxResponse resp;
+    grpc::Status s = client.stub->ListOutbox(client.Context().get(), req, &resp);
+    if (!s.ok()) return RpcFailure("outbox list", s);
+    for (const kpx::v1::OutboxSummary& m : resp.messages()) Print(inv, m, OutboxText(m));
+    req.set_page_token(resp.next_page_token());
+  } while (!req.page_token().empty());
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------- the table
+
+using kpx::cli::Command;
+using kpx::cli::Flag;
+
+std::vector<Command> CertCommands() {
+  const Flag reason{"reason", "TEXT", "why (recorded and sent to the other Participant)"};
+  return {
+      {{"cert", "submit"},
+       "issue a certificate (exporter)",
+       {{"FILE.json"}},
+       {},
+       "FILE.json holds a kpx.v1.Certificate as protobuf JSON (deploy/examples/certificate.json).",
+       CertSubmit},
+      {{"cert", "get"},
+       "a certificate's state and journey (any role)",
+       {{"NUMBER"}},
+       {},
+       "",
+       CertGet},
+      {{"cert", "list"},
+       "certificates, filtered (any role)",
+       {},
+       {{"state", "S", "only in state S (ISSUED, DELIVERED, RECEIVED, CONFIRMED, ...)"},
+        {"partner", "P", "only with Participant P"},
+        {"issued-from", "DATE", "issued at or after DATE (2026-11-27 or RFC 3339)"},
+        {"issued-until", "DATE", "issued before DATE"},
+        {"overdue", "DAYS", "waiting for the importer > DAYS (default: the node's overdue_days)",
+         true}},
+       "",
+       CertList},
+      {{"cert", "confirm"},
+       "confirm the shipment arrived (importer)",
+       {{"NUMBER"}},
+       {{"received-at", "TIME", "when it arrived (default now)"}},
+       "",
+       CertConfirm},
+      {{"cert", "reject"},
+       "refuse the shipment (importer)",
+       {{"NUMBER"}},
+       {reason},
+       "",
+       CertReject},
+      {{"cert", "cancel"},
+       "void a certificate before confirmation (exporter)",
+       {{"NUMBER"}},
+       {reason},
+       "",
+       CertCancel},
+  };
+}
+
+std::vector<Command> OtherCommands() {
+  const Flag from_seq{"from-seq", "N", "start at ledger sequence N (default 1)"};
+  return {
+      {{"ledger", "verify"}, "re-check the node's hash chain (auditor)", {}, {}, "", LedgerVerify},
+      {{"ledger", "export"},
+       "the ledger as JSON lines, whatever -o says (auditor)",
+       {},
+       {from_seq},
+       "",
+       LedgerExport},
+      {{"ledger", "watch"},
+       "follow ledger entries as they are appended (any role)",
+       {},
+       {from_seq},
+       "Resumes after a lost connection. With --timeout, stops after that long and exits 0.",
+       LedgerWatch},
+      {{"node", "health"},
+       "grpc.health.v1 check (any client certificate); exits 0 only when SERVING",
+       {{"SERVICE", true}},
+       {},
+       "SERVICE: empty (the node), kpx.v1.AuthorityService or kpx.v1.PeerService.",
+       NodeHealth},
+      {{"node", "reload"},
+       "re-read trust list, signing keys and TLS files (operator)",
+       {},
+       {},
+       "",
+       NodeReload},
+      {{"node", "backup"},
+       "online ledger backup into DIR on the node's machine (operator)",
+       {{"DIR"}},
+       {},
+       "DIR must be absolute and must not exist yet.",
+       NodeBackup},
+      {{"outbox", "list"},
+       "messages waiting for delivery (operator, auditor)",
+       {},
+       {{"stuck", "", "only those queued longer than the node's delivery.stuck_after_hours"}},
+       "",
+       OutboxList},
+  };
+}
+
+kpx::cli::Program MakeProgram() {
+  kpx::cli::Program p;
+  p.name = "kpxctl";
+  p.version = KPX_VERSION;
+  p.summary = "the command-line client of a kpx node's authority listener";
+  p.output_option = true;
+  p.globals = {
+      {"node", "HOST:PORT", "the node's authority listener", false, "KPX_NODE"},
+      {"cert", "FILE", "this client's certificate (PEM)", false, "KPX_CERT"},
+      {"key", "FILE", "this client's private key (PEM)", false, "KPX_KEY"},
+      {"ca", "FILE", "CA the node's certificate chains to", false, "KPX_CA"},
+      {"server-name", "NAME", "name to check on the node's certificate", false, "KPX_SERVER_NAME"},
+      {"timeout", "DURATION",
+       "deadline per call, e.g. 30s, 2m (default 30s; 30m for ledger "
+       "verify/export and node backup; none for ledger watch)"},
+  };
+  p.commands = CertCommands();
+  for (Command& c : OtherCommands()) p.commands.push_back(std::move(c));
+  return p;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  Args args;
-  std::optional<Failure> f = Parse(argc, argv, &args);
-  if (!f) f = Run(args);
-  if (!f) return 0;
-  std::string msg = f->message;
-  if (!msg.empty() && msg.back() == '\n') msg.pop_back();
-  std::fprintf(stderr, "kpxctl: %s\n", msg.c_str());
-  return f->code;
-}
+int main(int argc, char** argv) { return kpx::cli::Main(MakeProgram(), argc, argv); }

@@ -1,52 +1,62 @@
-// kpxd: runs one Participant's node.
+// kpxd: runs one Participant's node, and works on its files offline.
 //
-//   kpxd --config FILE [--log-format text|json]
+//   kpxd --config FILE [--log-format text|json]   run the node
+//   kpxd --check-config FILE                     check a config, start nothing
+//   kpxd restore BACKUP_DIR DATA_DIR             (node stopped) restore a backup
+//   kpxd verify --data-dir DIR                   (node stopped) verify a ledger
+//   kpxd --version | --help
 //
-// Logs to stderr, one event per line. Logs "listening" once both listeners
-// are up. SIGHUP re-reads the trust list, signing keys and TLS files
-// (refusing malformed ones and keeping what is in force); SIGTERM or SIGINT
-// stop it cleanly. Exits 0 after a clean stop, 1 with one line of reason if
-// it cannot start, 2 on bad usage.
+// Running, it logs to stderr, one event per line, and logs "listening"
+// once both listeners are up. SIGHUP re-reads the trust list, signing keys
+// and TLS files (refusing malformed ones and keeping what is in force);
+// SIGTERM or SIGINT stop it cleanly. Exits 0 after a clean stop, 1 with
+// one line of reason if it cannot start (or a check fails), 2 on bad usage.
 #include <signal.h>
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 
+#include "absl/strings/str_cat.h"
+#include "crypto/crypto.h"
+#include "gateway/check_config.h"
+#include "gateway/cli.h"
 #include "gateway/server.h"
 #include "node/config.h"
 #include "node/log.h"
+#include "storage/ledger.h"
+
+#ifndef KPX_VERSION
+#define KPX_VERSION "unknown"
+#endif
 
 namespace {
 
-int Usage() {
-  std::fprintf(stderr, "usage: kpxd --config FILE [--log-format text|json]\n");
-  return 2;
+using kpx::cli::Failure;
+using kpx::cli::Invocation;
+using kpx::cli::Result;
+using kpx::cli::UsageError;
+
+// A failure shown as its message alone ("kpxd: MESSAGE").
+Failure Plain(const absl::Status& s) { return Failure{s, 1, std::string(s.message())}; }
+
+// Waits for SIGTERM/SIGINT, reloading on SIGHUP; the signals are blocked.
+void Serve(kpx::gateway::NodeServer& s, const sigset_t& signals) {
+  while (true) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == SIGHUP) {
+      (void)s.Reload();  // logs what it did or why it refused
+      continue;
+    }
+    kpx::log::Info("stopping", {{"signal", strsignal(sig)}});
+    return;
+  }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::string config_path;
-  std::string log_format = "text";
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&](const std::string& flag, std::string* out) {
-      if (arg == flag && i + 1 < argc) {
-        *out = argv[++i];
-        return true;
-      }
-      if (arg.rfind(flag + "=", 0) == 0) {
-        *out = arg.substr(flag.size() + 1);
-        return true;
-      }
-      return false;
-    };
-    if (!value("--config", &config_path) && !value("--log-format", &log_format)) return Usage();
-  }
-  if (config_path.empty() || (log_format != "text" && log_format != "json")) return Usage();
-
-  // Block the signals in every thread; main waits for them below.
+Result RunNode(const std::string& config_path, const std::string& log_format) {
+  // Block the signals in every thread; Serve waits for them.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -56,16 +66,10 @@ int main(int argc, char** argv) {
 
   kpx::log::Init(log_format == "json" ? kpx::log::Format::kJson : kpx::log::Format::kText);
   absl::StatusOr<kpx::v1::NodeConfig> config = kpx::node::LoadConfig(config_path);
-  if (!config.ok()) {
-    std::fprintf(stderr, "kpxd: %s\n", std::string(config.status().message()).c_str());
-    return 1;
-  }
+  if (!config.ok()) return Plain(config.status());
   absl::StatusOr<std::unique_ptr<kpx::gateway::NodeServer>> server =
       kpx::gateway::NodeServer::Start(*config, config_path);
-  if (!server.ok()) {
-    std::fprintf(stderr, "kpxd: %s\n", std::string(server.status().message()).c_str());
-    return 1;
-  }
+  if (!server.ok()) return Plain(server.status());
   kpx::gateway::NodeServer& s = **server;
   kpx::log::Info(
       "listening",
@@ -74,19 +78,113 @@ int main(int argc, char** argv) {
        {"authority", absl::StrCat(config->authority_listen(), " port ", s.authority_port())},
        {"metrics", s.metrics_port() ? absl::StrCat("port ", s.metrics_port()) : "off"},
        {"ledger_head", std::to_string(s.node().ledger().head().sequence)}});
-
-  while (true) {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (sig == SIGHUP) {
-      (void)s.Reload();  // logs what it did or why it refused
-      continue;
-    }
-    kpx::log::Info("stopping", {{"signal", strsignal(sig)}});
-    break;
-  }
+  Serve(s, signals);
   s.Shutdown();
   server->reset();
   kpx::log::Info("stopped", {{"participant", config->participant()}});
-  return 0;
+  return std::nullopt;
 }
+
+Result CheckConfigFile(const std::string& path) {
+  const std::vector<std::string> problems = kpx::gateway::CheckConfig(path, absl::Now());
+  for (const std::string& p : problems) std::printf("%s\n", p.c_str());
+  if (problems.empty()) {
+    std::printf("config OK\n");
+    return std::nullopt;
+  }
+  return Plain(
+      absl::FailedPreconditionError(absl::StrCat(path, ": ", problems.size(), " problem(s)")));
+}
+
+Result Default(const Invocation& inv) {
+  if (inv.Has("check-config")) {
+    if (inv.Has("config") || inv.Has("log-format")) {
+      return UsageError("--check-config FILE runs alone");
+    }
+    return CheckConfigFile(inv.Get("check-config"));
+  }
+  if (!inv.Has("config")) return UsageError("give --config FILE");
+  const std::string format = inv.Has("log-format") ? inv.Get("log-format") : "text";
+  if (format != "text" && format != "json") {
+    return UsageError("--log-format takes text or json");
+  }
+  return RunNode(inv.Get("config"), format);
+}
+
+void PrintVerified(const char* what, const kpx::storage::VerifyResult& r) {
+  std::printf("%sledger OK: %llu entries, head %llu %s\n", what,
+              static_cast<unsigned long long>(r.entries_checked),
+              static_cast<unsigned long long>(r.head.sequence),
+              kpx::crypto::HexEncode(r.head.hash).c_str());
+}
+
+Result Restore(const Invocation& inv) {
+  const std::string& data_dir = inv.args[1];
+  absl::StatusOr<kpx::storage::VerifyResult> r = kpx::storage::Ledger::Restore(
+      inv.args[0], (std::filesystem::path(data_dir) / "ledger").string());
+  if (!r.ok())
+    return Plain(absl::Status(r.status().code(), absl::StrCat("restore: ", r.status().message())));
+  PrintVerified(absl::StrCat("restored into ", data_dir, ": ").c_str(), *r);
+  return std::nullopt;
+}
+
+Result Verify(const Invocation& inv) {
+  if (inv.Get("data-dir").empty()) return UsageError("kpxd verify needs --data-dir DIR");
+  const std::filesystem::path dir = std::filesystem::path(inv.Get("data-dir")) / "ledger";
+  std::error_code ec;
+  // Open would create an empty ledger: refuse a folder that holds none.
+  if (!std::filesystem::exists(dir / "CURRENT", ec)) {
+    return Plain(absl::NotFoundError(absl::StrCat("verify: no ledger in ", dir.string())));
+  }
+  absl::StatusOr<std::unique_ptr<kpx::storage::Ledger>> ledger =
+      kpx::storage::Ledger::Open(dir.string());
+  if (!ledger.ok()) {
+    return Plain(absl::Status(
+        ledger.status().code(),
+        absl::StrCat("verify: ", ledger.status().message(), " (is kpxd still running on it?)")));
+  }
+  const kpx::storage::VerifyResult r = (*ledger)->Verify();
+  if (!r.ok) {
+    return Plain(
+        absl::DataLossError(absl::StrCat("ledger BROKEN at entry ", r.first_bad_sequence, ": ",
+                                         r.problem, " (", r.entries_checked, " entries checked)")));
+  }
+  PrintVerified("", r);
+  return std::nullopt;
+}
+
+kpx::cli::Program MakeProgram() {
+  kpx::cli::Program p;
+  p.name = "kpxd";
+  p.version = KPX_VERSION;
+  p.summary = "runs one kpx Participant's node";
+  p.commands = {
+      {{},
+       "run the node (--config), or only check its config (--check-config)",
+       {},
+       {{"config", "FILE", "the node's config (kpx.v1.NodeConfig, text format)"},
+        {"log-format", "text|json", "log line format (default text)"},
+        {"check-config", "FILE",
+         "check FILE and every file it names, the trust list entry, addresses and data_dir; "
+         "print each problem or 'config OK'; start nothing"}},
+       "Signals: SIGHUP reloads trust list, signing keys and TLS files; SIGTERM/SIGINT stop.",
+       Default},
+      {{"restore"},
+       "(node stopped) copy a backup into DATA_DIR/ledger, absent or empty, and verify it",
+       {{"BACKUP_DIR"}, {"DATA_DIR"}},
+       {},
+       "BACKUP_DIR is a folder written by 'kpxctl node backup'. Run as the node's user.",
+       Restore},
+      {{"verify"},
+       "(node stopped) re-check the hash chain of the ledger in DIR/ledger",
+       {},
+       {{"data-dir", "DIR", "the node's data folder (data_dir)"}},
+       "Exits 1 if the ledger is broken. A running node: use 'kpxctl ledger verify'.",
+       Verify},
+  };
+  return p;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return kpx::cli::Main(MakeProgram(), argc, argv); }

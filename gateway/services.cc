@@ -13,10 +13,13 @@ namespace {
 
 // What senders are told to stay within (delivery.batch_size is cut to it).
 constexpr int kMaxMessagesPerDeliver = static_cast<int>(node::kMaxDeliveryBatchSize);
+constexpr uint32_t kDefaultOutboxPage = 100;
+constexpr uint32_t kMaxOutboxPage = 1000;
 const std::set<v1::Role> kExporter = {v1::EXPORTER};
 const std::set<v1::Role> kImporter = {v1::IMPORTER};
 const std::set<v1::Role> kAuditor = {v1::AUDITOR};
 const std::set<v1::Role> kOperator = {v1::OPERATOR};
+const std::set<v1::Role> kOperatorOrAuditor = {v1::OPERATOR, v1::AUDITOR};
 const std::set<v1::Role> kAnyRole = {v1::EXPORTER, v1::IMPORTER, v1::AUDITOR, v1::OPERATOR};
 
 // Logs a refused authority call and turns it into the gRPC status.
@@ -28,6 +31,24 @@ grpc::Status Refused(const char* verb, const std::string& who, const std::string
                                   {"code", absl::StatusCodeToString(s.code())},
                                   {"reason", s.message()}});
   return ToGrpc(s);
+}
+
+// What an operator sees of an outbox item: no signed bytes.
+v1::OutboxSummary Summarize(const v1::OutboxItem& item, absl::Time now, absl::Duration stuck) {
+  v1::OutboxSummary m;
+  m.set_message_id(item.message_id());
+  m.set_recipient(item.recipient());
+  m.set_certificate_number(item.certificate_number());
+  // The kind is only shown: a body that does not parse (which the node
+  // never queues) is listed as MESSAGE_KIND_UNSPECIFIED.
+  v1::MessageBody body;
+  if (body.ParseFromString(item.message().body())) m.set_kind(body.header().kind());
+  m.set_attempts(item.attempts());
+  *m.mutable_queued_at() = item.queued_at();
+  *m.mutable_due_at() = item.due_at();
+  m.set_last_error(item.last_error());
+  m.set_stuck(now - node::FromTimestamp(item.queued_at()) > stuck);
+  return m;
 }
 
 grpc::Status Answer(const char* verb, const std::string& who, const std::string& number,
@@ -83,7 +104,10 @@ grpc::Status PeerServiceImpl::Deliver(grpc::ServerContext* ctx, const v1::Delive
 
 AuthorityServiceImpl::AuthorityServiceImpl(node::Node* node, const v1::NodeConfig& config,
                                            OperatorHooks hooks)
-    : node_(node), hooks_(std::move(hooks)) {
+    : node_(node),
+      hooks_(std::move(hooks)),
+      // The node's delivery settings, with their defaults applied.
+      stuck_after_(absl::Hours(node->delivery().stuck_after_hours())) {
   for (const v1::AuthorityClient& c : config.authority_clients()) {
     for (int r : c.roles()) roles_[c.common_name()].insert(static_cast<v1::Role>(r));
   }
@@ -241,6 +265,32 @@ grpc::Status AuthorityServiceImpl::Backup(grpc::ServerContext* ctx, const v1::Ba
   absl::StatusOr<v1::BackupResponse> r = hooks_.backup(req->directory());
   if (!r.ok()) return Refused("Backup", who, "", r.status());
   *resp = *std::move(r);
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthorityServiceImpl::ListOutbox(grpc::ServerContext* ctx,
+                                              const v1::ListOutboxRequest* req,
+                                              v1::ListOutboxResponse* resp) {
+  std::string who;
+  if (grpc::Status s = Authorize(*ctx, "ListOutbox", kOperatorOrAuditor, &who); !s.ok()) return s;
+  const size_t page =
+      req->page_size() == 0 ? kDefaultOutboxPage : std::min(req->page_size(), kMaxOutboxPage);
+  const absl::Time now = absl::Now();
+  std::string after = req->page_token();
+  // With stuck_only, read on until the page is full or the outbox ends.
+  while (static_cast<size_t>(resp->messages_size()) < page) {
+    absl::StatusOr<std::vector<v1::OutboxItem>> items = node_->ledger().ListOutbox(after, page);
+    if (!items.ok()) return ToGrpc(items.status());
+    for (const v1::OutboxItem& item : *items) {
+      after = item.message_id();
+      v1::OutboxSummary m = Summarize(item, now, stuck_after_);
+      if (req->stuck_only() && !m.stuck()) continue;
+      *resp->add_messages() = std::move(m);
+      if (static_cast<size_t>(resp->messages_size()) == page) break;
+    }
+    if (items->size() < page) return grpc::Status::OK;  // the end of the outbox
+  }
+  resp->set_next_page_token(after);
   return grpc::Status::OK;
 }
 

@@ -71,6 +71,10 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
                       v1::ReloadResponse* resp) override;
   grpc::Status Backup(grpc::ServerContext* ctx, const v1::BackupRequest* req,
                       v1::BackupResponse* resp) override;
+  // Operator and auditor. Pages through the outbox in message id order;
+  // the page token is the last message id of the previous page.
+  grpc::Status ListOutbox(grpc::ServerContext* ctx, const v1::ListOutboxRequest* req,
+                          v1::ListOutboxResponse* resp) override;
 
  private:
   // OK if the caller holds one of `allowed`; PERMISSION_DENIED naming the
@@ -83,6 +87,8 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
 
   node::Node* const node_;
   const OperatorHooks hooks_;
+  // A message queued longer than this is stuck (delivery.stuck_after_hours).
+  const absl::Duration stuck_after_;
   std::map<std::string, std::set<v1::Role>> roles_;  // by Common Name
   std::atomic<bool> stopping_{false};
 };

@@ -355,4 +355,27 @@ absl::Status Ledger::UnsafeDeleteLogRecordForTest(uint64_t sequence) {
                    "deleting raw log record");
 }
 
+absl::StatusOr<std::vector<v1::OutboxItem>> Ledger::ListOutbox(const std::string& after_message_id,
+                                                               size_t limit) const {
+  std::vector<v1::OutboxItem> items;
+  if (limit == 0) return items;
+  rocksdb::ReadOptions scan;
+  const std::string upper(1, keys::kOutboxItemPrefix + 1);
+  const rocksdb::Slice upper_slice(upper);
+  scan.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(scan, impl_->outbox_cf));
+  const std::string start = keys::OutboxItemKey(after_message_id);
+  it->Seek(start);
+  if (!after_message_id.empty() && it->Valid() && it->key() == rocksdb::Slice(start)) it->Next();
+  for (; it->Valid() && items.size() < limit; it->Next()) {
+    v1::OutboxItem& item = items.emplace_back();
+    if (!item.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(
+          absl::StrCat("outbox item ", it->key().ToString().substr(1), " is unreadable"));
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "listing the outbox");
+  return items;
+}
+
 }  // namespace kpx::storage

@@ -140,6 +140,11 @@ class Ledger {
   absl::StatusOr<std::optional<absl::Time>> NextDue() const;
   // Number of items in the outbox.
   uint64_t OutboxSize() const;
+  // A read-only page of the outbox for listings: items in message id order
+  // starting after `after_message_id` (empty: from the first), at most
+  // `limit`, read at one point in time. Delivery uses DueOutbox instead.
+  absl::StatusOr<std::vector<v1::OutboxItem>> ListOutbox(const std::string& after_message_id,
+                                                         size_t limit) const;
   // Rewrites an outbox item (new due_at, attempts, last_error) in one synced
   // batch. NotFound if the item has left the outbox meanwhile. Only those
   // three fields are taken from `item`; the rest stays as queued. Goes

@@ -64,6 +64,18 @@ int Run(const std::string& command) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+Output Capture(const std::string& command) {
+  Output o{-1, ""};
+  FILE* f = ::popen((command + " 2>&1").c_str(), "r");
+  if (f == nullptr) return o;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) o.out.append(buf, n);
+  int rc = ::pclose(f);
+  o.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return o;
+}
+
 GrpcFederation::GrpcFederation(const std::vector<std::string>& codes, bool metrics) {
   // Peer ports go on the trust list before any node starts, so they are
   // reserved for the federation's lifetime; authority and metrics

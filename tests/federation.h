@@ -35,6 +35,13 @@ class ReservedPort {
 // Runs a shell command; returns its exit status.
 int Run(const std::string& command);
 
+struct Output {
+  int exit_code;
+  std::string out;  // stdout and stderr together
+};
+// Runs a shell command; returns its exit status and everything it printed.
+Output Capture(const std::string& command);
+
 class GrpcFederation {
  public:
   // Generates PKI and configs for `codes` with fresh ports.

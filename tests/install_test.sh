@@ -133,6 +133,9 @@ check "kpxd installed, mode 755" mode_is 755 "$root/usr/bin/kpxd"
 check "kpxctl installed, mode 755" mode_is 755 "$root/usr/bin/kpxctl"
 check "kpxd is the built binary" cmp -s "$bin/kpxd" "$root/usr/bin/kpxd"
 check "kpxctl is the built binary" cmp -s "$bin/kpxctl" "$root/usr/bin/kpxctl"
+check "installed kpxd and kpxctl print their version" bash -c \
+  "'$root/usr/bin/kpxd' --version | grep -qE '^kpxd [0-9]+[.][0-9]+[.][0-9]+\$' &&
+   '$root/usr/bin/kpxctl' --version | grep -qE '^kpxctl [0-9]+[.][0-9]+[.][0-9]+\$'"
 check "pki.sh in share/kpx, mode 755" mode_is 755 "$root/usr/share/kpx/pki.sh"
 check "pki.sh is deploy/pki.sh" cmp -s "$src/deploy/pki.sh" "$root/usr/share/kpx/pki.sh"
 check "trust-list example in share/kpx" test -f "$trust_example"

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "federation.h"
 #include "gateway/health_client.h"
 #include "google/protobuf/text_format.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "node/envelope.h"
 #include "node/util.h"
@@ -277,13 +279,26 @@ TEST_CASE("an online backup restores into a node that resumes without duplicates
   const uint64_t eu_head = fed.server("EU").node().ledger().head().sequence;
   CHECK(eu_head == 3);
 
-  // BW's disk is lost; the operator restores the backup with kpxctl.
+  // With the node stopped, its ledger verifies offline.
   fed.StopInProcess("BW");
+  const std::string kpxd = testing::KpxdPath();
+  testing::Output o = testing::Capture(kpxd + " verify --data-dir " + fed.Config("BW").data_dir());
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.rfind("ledger OK: 6 entries", 0) == 0);
+  o = testing::Capture(kpxd + " verify --data-dir " + fed.dir() + "/nowhere");
+  CHECK(o.exit_code == 1);
+  CHECK(o.out.find("no ledger in") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(fed.dir() + "/nowhere"));
+
+  // BW's disk is lost; the operator restores the backup with kpxd.
   const std::string restored = fed.dir() + "/BW/restored";
-  REQUIRE(testing::Run(testing::KpxctlPath() + " restore " + backup + " " + restored +
-                       " >/dev/null") == 0);
-  CHECK(testing::Run(testing::KpxctlPath() + " restore " + backup + " " + restored +
-                     " 2>/dev/null") != 0);  // not into a non-empty folder
+  o = testing::Capture(kpxd + " restore " + backup + " " + restored);
+  REQUIRE(o.exit_code == 0);
+  CHECK(o.out.rfind("restored into " + restored + ": ledger OK: 3 entries", 0) == 0);
+  CHECK(testing::Run(kpxd + " restore " + backup + " " + restored + " 2>/dev/null") ==
+        1);  // not into a non-empty folder
+  o = testing::Capture(kpxd + " verify --data-dir " + restored);
+  CHECK(o.out.rfind("ledger OK: 3 entries", 0) == 0);
   v1::NodeConfig config = fed.Config("BW");
   config.set_data_dir(restored);
   fed.StartInProcess("BW", config);
@@ -378,6 +393,84 @@ TEST_CASE("key rotation and a suspension on a running federation", "[ops][rotati
   REQUIRE(Submit(fed, "BW", ValidCertificate("BW-S-3", "BW", "EU")).ok());
   CHECK(fed.WaitForState("EU", "BW-S-3", v1::RECEIVED));
   for (const char* c : {"BW", "AE", "EU"}) CHECK(fed.server(c).node().ledger().Verify().ok);
+}
+
+// Polls `command` until its output contains `needle` (or 20 s pass).
+testing::Output WaitForOutput(const std::string& command, const std::string& needle) {
+  testing::Output o = testing::Capture(command);
+  for (int i = 0; i < 400 && o.out.find(needle) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    o = testing::Capture(command);
+  }
+  return o;
+}
+
+TEST_CASE("kpxctl outbox list shows what waits for a stopped peer", "[ops][outbox]") {
+  GrpcFederation fed({"BW", "EU"});
+  fed.AppendConfig("BW", "delivery { initial_backoff_ms: 100 max_backoff_ms: 300 }");
+  fed.StartInProcess("BW");  // EU is down
+  REQUIRE(Submit(fed, "BW", ValidCertificate("BW-O-1", "BW", "EU")).ok());
+  REQUIRE(Submit(fed, "BW", ValidCertificate("BW-O-2", "BW", "EU")).ok());
+  const std::string kpxctl = " " + testing::KpxctlPath();
+  const std::string op = fed.KpxctlEnv("BW", "operator") + kpxctl;
+
+  // Text: one line per message, with the error of the last attempt.
+  testing::Output o = WaitForOutput(op + " outbox list", "last error: ");
+  INFO(o.out);
+  CHECK(o.exit_code == 0);
+  CHECK(std::count(o.out.begin(), o.out.end(), '\n') == 2);
+  CHECK(o.out.find("to EU  CERTIFICATE") != std::string::npos);
+  CHECK(o.out.find("BW-O-1") != std::string::npos);
+  CHECK(o.out.find("STUCK") == std::string::npos);
+
+  // JSON: one OutboxSummary per line.
+  o = testing::Capture(op + " -o json outbox list");
+  REQUIRE(o.exit_code == 0);
+  const std::string first = o.out.substr(0, o.out.find('\n'));
+  v1::OutboxSummary m;
+  REQUIRE(google::protobuf::util::JsonStringToMessage(first, &m).ok());
+  CHECK(m.recipient() == "EU");
+  CHECK(m.kind() == v1::CERTIFICATE);
+  CHECK(m.message_id().size() == 32);
+  CHECK(absl::Now() - node::FromTimestamp(m.queued_at()) < absl::Minutes(5));
+  CHECK_FALSE(m.stuck());
+
+  // Nothing has waited for delivery.stuck_after_hours (default 7 days).
+  o = testing::Capture(op + " outbox list --stuck");
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.empty());
+
+  // Pages: the token is the last message id of the page.
+  auto auditor = fed.Authority("BW", "auditor");
+  v1::ListOutboxRequest req;
+  req.set_page_size(1);
+  std::vector<std::string> seen;
+  do {
+    grpc::ClientContext ctx;
+    v1::ListOutboxResponse resp;
+    REQUIRE(auditor->ListOutbox(&ctx, req, &resp).ok());
+    for (const v1::OutboxSummary& s : resp.messages()) seen.push_back(s.certificate_number());
+    req.set_page_token(resp.next_page_token());
+  } while (!req.page_token().empty() && seen.size() < 10);
+  std::sort(seen.begin(), seen.end());
+  CHECK(seen == std::vector<std::string>{"BW-O-1", "BW-O-2"});
+
+  // Roles: operator and auditor only.
+  CHECK(testing::Capture(fed.KpxctlEnv("BW", "auditor") + kpxctl + " outbox list").exit_code == 0);
+  for (const char* role : {"exporter", "importer"}) {
+    o = testing::Capture(fed.KpxctlEnv("BW", role) + kpxctl + " outbox list");
+    CHECK(o.exit_code == 1);
+    CHECK(o.out.find("PERMISSION_DENIED") != std::string::npos);
+    CHECK(o.out.find("ListOutbox") != std::string::npos);
+  }
+
+  // EU comes up: the outbox empties.
+  fed.StartInProcess("EU");
+  REQUIRE(fed.WaitForState("BW", "BW-O-2", v1::DELIVERED));
+  REQUIRE(fed.WaitForState("BW", "BW-O-1", v1::DELIVERED));
+  o = testing::Capture(op + " outbox list");
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.empty());
 }
 
 }  // namespace

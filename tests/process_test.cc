@@ -4,13 +4,16 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "crypto/crypto.h"
 #include "federation.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "node/util.h"
@@ -21,22 +24,8 @@ namespace {
 using testing::GrpcFederation;
 using testing::ValidCertificate;
 
-struct Output {
-  int exit_code;
-  std::string out;  // stdout and stderr together
-};
-
-Output Capture(const std::string& command) {
-  Output o{-1, ""};
-  FILE* f = ::popen((command + " 2>&1").c_str(), "r");
-  if (f == nullptr) return o;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) o.out.append(buf, n);
-  int rc = ::pclose(f);
-  o.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  return o;
-}
+using testing::Capture;
+using testing::Output;
 
 std::vector<v1::LedgerEntry> Export(GrpcFederation& fed, const std::string& code) {
   auto stub = fed.Authority(code, "auditor");
@@ -115,15 +104,15 @@ TEST_CASE("kpxctl drives a node and reports failures in one line", "[process][kp
   const std::string file = fed.dir() + "/cert.json";
   std::ofstream(file) << json;
 
-  Output o = Capture(exporter + " submit " + file);
+  Output o = Capture(exporter + " cert submit " + file);
   CHECK(o.exit_code == 0);
   CHECK(o.out.find("submitted BW-CLI-1") != std::string::npos);
   REQUIRE(fed.WaitForState("EU", "BW-CLI-1", v1::RECEIVED));
-  o = Capture(importer + " confirm BW-CLI-1");
+  o = Capture(importer + " cert confirm BW-CLI-1");
   CHECK(o.exit_code == 0);
   REQUIRE(fed.WaitForState("BW", "BW-CLI-1", v1::CONFIRMED));
 
-  o = Capture(exporter + " get BW-CLI-1");
+  o = Capture(exporter + " cert get BW-CLI-1");
   CHECK(o.exit_code == 0);
   const size_t issued = o.out.find("ISSUED"), delivered = o.out.find("DELIVERED"),
                confirmed = o.out.find("CONFIRMED", o.out.find("journey"));
@@ -138,23 +127,136 @@ TEST_CASE("kpxctl drives a node and reports failures in one line", "[process][kp
   o = Capture(auditor + " ledger export");
   CHECK(o.exit_code == 0);
   CHECK(std::count(o.out.begin(), o.out.end(), '\n') == 3);
-  o = Capture(auditor + " list --state CONFIRMED");
+  o = Capture(auditor + " cert list --state CONFIRMED");
   CHECK(o.out.find("BW-CLI-1") != std::string::npos);
 
   // Failures: one line, non-zero.
   for (const std::string& cmd :
-       {exporter + " get BW-NOPE", exporter + " ledger verify", exporter + " submit /nonexistent",
-        importer + " confirm BW-CLI-1", exporter + " frobnicate", exporter + " cancel BW-CLI-1"}) {
+       {exporter + " cert get BW-NOPE", exporter + " ledger verify",
+        exporter + " cert submit /nonexistent", importer + " cert confirm BW-CLI-1",
+        exporter + " frobnicate", exporter + " cert cancel BW-CLI-1"}) {
     o = Capture(cmd);
     INFO(cmd << "\n" << o.out);
     CHECK(o.exit_code != 0);
     CHECK(std::count(o.out.begin(), o.out.end(), '\n') <= 1);
     CHECK(o.out.rfind("kpxctl: ", 0) == 0);
   }
-  o = Capture(exporter + " get BW-NOPE");
+  o = Capture(exporter + " cert get BW-NOPE");
   CHECK(o.out.find("NOT_FOUND") != std::string::npos);
   o = Capture(exporter + " ledger verify");
   CHECK(o.out.find("PERMISSION_DENIED") != std::string::npos);
+}
+
+// One line, exit 2, naming the command's --help.
+void CheckUsageError(const std::string& command, const std::string& help) {
+  Output o = Capture(command);
+  INFO(command << "\n" << o.out);
+  CHECK(o.exit_code == 2);
+  CHECK(std::count(o.out.begin(), o.out.end(), '\n') == 1);
+  CHECK(o.out.rfind("kpxctl: ", 0) == 0);
+  CHECK(o.out.find(help + " --help") != std::string::npos);
+}
+
+bool IsVersionLine(const std::string& program, const std::string& out) {
+  const std::string prefix = program + " ";
+  if (out.rfind(prefix, 0) != 0 || out.back() != '\n') return false;
+  const std::string v = out.substr(prefix.size(), out.size() - prefix.size() - 1);
+  return std::count(v.begin(), v.end(), '.') == 2 &&
+         v.find_first_not_of("0123456789.") == std::string::npos;
+}
+
+TEST_CASE("kpxctl's command line is strict, speaks JSON and documents itself",
+          "[process][kpxctl][cli]") {
+  GrpcFederation fed({"BW", "EU"});
+  fed.StartProcess("BW");
+  const std::string kpxctl = testing::KpxctlPath();
+  const std::string exporter = fed.KpxctlEnv("BW", "exporter") + " " + kpxctl;
+  const std::string auditor = fed.KpxctlEnv("BW", "auditor") + " " + kpxctl;
+  std::string json;
+  REQUIRE(google::protobuf::util::MessageToJsonString(ValidCertificate("BW-J-1", "BW", "EU"), &json)
+              .ok());
+  const std::string file = fed.dir() + "/cert.json";
+  std::ofstream(file) << json;
+  REQUIRE(Capture(exporter + " cert submit " + file).exit_code == 0);
+
+  // Misplaced, unknown and borrowed flags, wrong arity: usage errors.
+  CheckUsageError(exporter + " cert get BW-J-1 --state ISSUED", "kpxctl cert get");
+  CheckUsageError(exporter + " cert get BW-J-1 --reason x", "kpxctl cert get");
+  CheckUsageError(exporter + " cert list --frobnicate", "kpxctl cert list");
+  CheckUsageError(exporter + " cert list --state ISSUED --state DELIVERED", "kpxctl cert list");
+  CheckUsageError(exporter + " --state ISSUED cert list", "kpxctl");
+  CheckUsageError(exporter + " cert get", "kpxctl cert get");
+  CheckUsageError(exporter + " cert get BW-J-1 BW-J-2", "kpxctl cert get");
+  CheckUsageError(exporter + " cert reject BW-J-1", "kpxctl cert reject");
+  CheckUsageError(exporter + " cert", "kpxctl");
+  CheckUsageError(exporter + " ledger watch --from-seq x", "kpxctl ledger watch");
+  CheckUsageError(exporter + " cert get BW-J-1 --timeout soon", "kpxctl cert get");
+  // Global options go anywhere; the text output is unchanged by them.
+  Output o = Capture(exporter + " cert get BW-J-1 --timeout 10s");
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.rfind("certificate BW-J-1  BW -> EU  state", 0) == 0);
+
+  // -o json: each line of output is one JSON object, errors included.
+  o = Capture(exporter + " -o json cert get BW-J-1");
+  REQUIRE(o.exit_code == 0);
+  v1::CertificateRecord rec;
+  REQUIRE(google::protobuf::util::JsonStringToMessage(o.out, &rec).ok());
+  CHECK(rec.certificate().number() == "BW-J-1");
+  o = Capture(auditor + " cert list --output=json");
+  REQUIRE(o.exit_code == 0);
+  CHECK(std::count(o.out.begin(), o.out.end(), '\n') == 1);
+  REQUIRE(google::protobuf::util::JsonStringToMessage(o.out, &rec).ok());
+  CHECK(rec.partner() == "EU");
+  for (const auto& [command, code, exit_code] :
+       std::vector<std::tuple<std::string, std::string, int>>{
+           {exporter + " cert get BW-NOPE -o json", "NOT_FOUND", 1},
+           {exporter + " -o json ledger verify", "PERMISSION_DENIED", 1},
+           {exporter + " -o json cert get", "INVALID_ARGUMENT", 2}}) {
+    o = Capture(command);
+    INFO(command << "\n" << o.out);
+    CHECK(o.exit_code == exit_code);
+    google::protobuf::Struct error;
+    REQUIRE(google::protobuf::util::JsonStringToMessage(o.out, &error).ok());
+    const google::protobuf::Struct& e = error.fields().at("error").struct_value();
+    CHECK(e.fields().at("code").string_value() == code);
+    CHECK_FALSE(e.fields().at("message").string_value().empty());
+  }
+  o = Capture(auditor + " -o json ledger verify");
+  google::protobuf::Struct verified;
+  REQUIRE(google::protobuf::util::JsonStringToMessage(o.out, &verified).ok());
+  CHECK(verified.fields().at("ok").bool_value());
+
+  // A watch with --timeout ends by itself, after printing what there is.
+  o = Capture(auditor + " ledger watch --timeout 1s --from-seq 1");
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.rfind("1  ", 0) == 0);
+  CHECK(o.out.find("SENT") != std::string::npos);
+
+  // Help per command and the version; neither needs a node.
+  o = Capture(kpxctl + " cert list --help");
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.rfind("usage: kpxctl cert list", 0) == 0);
+  CHECK(o.out.find("--issued-from DATE") != std::string::npos);
+  o = Capture(kpxctl + " --help");
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.find("outbox list") != std::string::npos);
+  CHECK(IsVersionLine("kpxctl", Capture(kpxctl + " --version").out));
+  CHECK(IsVersionLine("kpxd", Capture(testing::KpxdPath() + " --version").out));
+}
+
+TEST_CASE("kpxd checks a config without starting", "[process][config]") {
+  GrpcFederation fed({"BW"});
+  Output o = Capture(testing::KpxdPath() + " --check-config " + fed.ConfigPath("BW"));
+  CHECK(o.exit_code == 0);
+  CHECK(o.out == "config OK\n");
+  std::filesystem::remove(fed.dir() + "/BW/signing.key");
+  o = Capture(testing::KpxdPath() + " --check-config " + fed.ConfigPath("BW"));
+  CHECK(o.exit_code == 1);
+  CHECK(o.out.find("signing_key_file") != std::string::npos);
+  CHECK(o.out.find("1 problem(s)") != std::string::npos);
+  o = Capture(testing::KpxdPath() + " --config " + fed.ConfigPath("BW") + " --frobnicate");
+  CHECK(o.exit_code == 2);
+  CHECK_FALSE(std::filesystem::exists(fed.dir() + "/BW/data"));
 }
 
 TEST_CASE("kpxd refuses a bad config with one line", "[process][config]") {
@@ -173,10 +275,10 @@ TEST_CASE("kpxd reloads on SIGHUP, keeps a good trust list, logs JSON lines", "[
   GrpcFederation fed({"BW", "EU"});
   fed.StartProcess("BW", {"--log-format", "json"});
   const std::string auditor = fed.KpxctlEnv("BW", "auditor") + " " + testing::KpxctlPath();
-  Output o = Capture(auditor + " health");
+  Output o = Capture(auditor + " node health");
   CHECK(o.exit_code == 0);
   CHECK(o.out == "SERVING\n");
-  o = Capture(auditor + " list --overdue");
+  o = Capture(auditor + " cert list --overdue");
   CHECK(o.exit_code == 0);
   CHECK(o.out.empty());
 
@@ -201,15 +303,15 @@ TEST_CASE("kpxd reloads on SIGHUP, keeps a good trust list, logs JSON lines", "[
   std::ofstream(path, std::ios::trunc) << "participants { code: ";
   fed.SignalProcess("BW", SIGHUP);
   CHECK(log_has(R"("event":"reload_refused")"));
-  o = Capture(auditor + " health");
+  o = Capture(auditor + " node health");
   CHECK(o.exit_code == 0);  // still serving with the list in force
 
   // Operators may reload through the API too; other roles may not.
   std::ofstream(path, std::ios::trunc) << good;
-  o = Capture(fed.KpxctlEnv("BW", "operator") + " " + testing::KpxctlPath() + " reload");
+  o = Capture(fed.KpxctlEnv("BW", "operator") + " " + testing::KpxctlPath() + " node reload");
   CHECK(o.exit_code == 0);
   CHECK(o.out.find("trust list version 1") != std::string::npos);
-  o = Capture(auditor + " reload");
+  o = Capture(auditor + " node reload");
   CHECK(o.out.find("PERMISSION_DENIED") != std::string::npos);
 
   fed.KillProcess("BW", /*crash=*/false);

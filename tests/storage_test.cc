@@ -977,5 +977,41 @@ TEST_CASE("appends racing a failing sync: acknowledged entries survive, failed o
   CHECK(MustAppend(*ledger, Entry("BW-1", "after reopen")).sequence == expected.size() + 1);
 }
 
+TEST_CASE("ListOutbox pages through the outbox in message id order, read-only") {
+  TempDir dir;
+  auto ledger = OpenLedger(dir.ledger());
+  Transition t = Entry("BW-1", "send five");
+  for (const char* id : {"e", "b", "d", "a", "c"}) {  // due order is not id order
+    v1::OutboxItem item = Item(id, kT0 + absl::Seconds(id[0] - 'a'));
+    item.set_attempts(id[0] - 'a');
+    t.outbox_put.push_back(item);
+  }
+  MustAppend(*ledger, std::move(t));
+  auto page = [&](const std::string& after, size_t limit) {
+    absl::StatusOr<std::vector<v1::OutboxItem>> items = ledger->ListOutbox(after, limit);
+    INFO(items.status().ToString());
+    REQUIRE(items.ok());
+    return *items;
+  };
+  CHECK(Ids(page("", 10)) == std::vector<std::string>{"a", "b", "c", "d", "e"});
+  CHECK(Ids(page("", 2)) == std::vector<std::string>{"a", "b"});
+  CHECK(Ids(page("b", 2)) == std::vector<std::string>{"c", "d"});
+  CHECK(Ids(page("d", 2)) == std::vector<std::string>{"e"});
+  CHECK(page("e", 2).empty());
+  CHECK(Ids(page("bb", 1)) == std::vector<std::string>{"c"});  // after an absent id
+  CHECK(page("", 0).empty());
+  const std::vector<v1::OutboxItem> all = page("", 10);
+  CHECK(all[3].attempts() == 3);  // whole items, as queued
+  CHECK(all[3].message().body() == "body of d");
+  // Listing changes nothing: the due index and the count are as before.
+  CHECK(ledger->OutboxSize() == 5);
+  CHECK(Ids(Due(*ledger, kT0 + absl::Hours(1))) ==
+        std::vector<std::string>{"a", "b", "c", "d", "e"});
+  Transition done = Entry("BW-1", "delivered c");
+  done.outbox_delete.push_back("c");
+  MustAppend(*ledger, std::move(done));
+  CHECK(Ids(page("b", 2)) == std::vector<std::string>{"d", "e"});
+}
+
 }  // namespace
 }  // namespace kpx::storage

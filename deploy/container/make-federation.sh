@@ -134,7 +134,7 @@ done
 cat <<EOF
 make-federation.sh: BW, AE and EU in $dir
   start:   KPX_FED_DIR=$dir docker compose -p kpx -f $repo/deploy/container/compose.yaml up -d --build
-  kpxctl:  set -a; . $dir/BW/exporter.env; set +a; kpxctl list
+  kpxctl:  set -a; . $dir/BW/exporter.env; set +a; kpxctl cert list
   A changed trust list ($dir/trust-list.textpb) must be copied into every
   $dir/CODE/node/ and the nodes reloaded (docker compose -p kpx ... kill -s HUP).
 EOF
