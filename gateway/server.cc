@@ -14,7 +14,6 @@
 #include "node/trust_list.h"
 
 namespace kpx::gateway {
-namespace {
 
 // What a node reads from the files its config names; loaded whole before
 // anything is replaced, so a bad file changes nothing.
@@ -23,6 +22,8 @@ struct Material {
   std::vector<crypto::PrivateKey> keys;
   TlsIdentity identity;
 };
+
+namespace {
 
 absl::StatusOr<Material> LoadMaterial(const v1::NodeConfig& config) {
   Material m;
@@ -105,60 +106,74 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(const v1::NodeConf
   std::unique_ptr<NodeServer> s(new NodeServer);
   s->config_ = config;
   s->config_path_ = config_path;
+  if (absl::Status st = s->OpenData(*material); !st.ok()) return st;
+  if (absl::Status st = s->BuildNode(*material); !st.ok()) return st;
+  if (absl::Status st = s->StartListeners(); !st.ok()) return st;
+  s->node_->StartDelivery();
+  NodeServer* self = s.get();
+  s->health_thread_ = std::thread([self] { self->WatchHealth(); });
+  return s;
+}
+
+absl::Status NodeServer::OpenData(const Material& material) {
   std::error_code ec;
-  const std::filesystem::path data(config.data_dir());
+  const std::filesystem::path data(config_.data_dir());
   std::filesystem::create_directories(data / "tls", ec);
   if (ec) {
     return absl::PermissionDeniedError(
         absl::StrCat("cannot create ", (data / "tls").string(), ": ", ec.message()));
   }
-  s->peer_roots_file_ = (data / "tls" / "peer-roots.pem").string();
-  if (absl::Status st = WriteFileAtomically(s->peer_roots_file_, material->trust->AllCasPem());
+  peer_roots_file_ = (data / "tls" / "peer-roots.pem").string();
+  if (absl::Status st = WriteFileAtomically(peer_roots_file_, material.trust->AllCasPem());
       !st.ok()) {
     return st;
   }
   absl::StatusOr<std::unique_ptr<storage::Ledger>> ledger =
       storage::Ledger::Open((data / "ledger").string());
   if (!ledger.ok()) return ledger.status();
-  s->ledger_ = *std::move(ledger);
+  ledger_ = *std::move(ledger);
+  return absl::OkStatus();
+}
 
+absl::Status NodeServer::BuildNode(const Material& material) {
   // The transport asks the node for the trust list in force, so a reload
   // reaches both. The node is set before delivery starts, and the
   // transport is only used by the node's delivery threads, which stop
   // before the node and the transport are destroyed.
-  std::shared_ptr<const node::TrustList> initial = material->trust;
-  NodeServer* self = s.get();
-  s->transport_ = std::make_unique<GrpcTransport>(
-      material->identity,
-      [self, initial]() { return self->node_ ? self->node_->trust_list() : initial; },
-      absl::Milliseconds(config.delivery().rpc_timeout_ms()));
+  std::shared_ptr<const node::TrustList> initial = material.trust;
+  transport_ = std::make_unique<GrpcTransport>(
+      material.identity, [this, initial]() { return node_ ? node_->trust_list() : initial; },
+      absl::Milliseconds(config_.delivery().rpc_timeout_ms()));
 
   node::NodeOptions opts;
-  opts.participant = config.participant();
-  opts.authority_name = config.authority_name();
-  opts.trust_list = material->trust;
-  opts.signing_keys = material->keys;
-  opts.ledger = s->ledger_.get();
-  opts.transport = s->transport_.get();
-  opts.delivery = config.delivery();
-  opts.overdue_days = config.overdue_days();
+  opts.participant = config_.participant();
+  opts.authority_name = config_.authority_name();
+  opts.trust_list = material.trust;
+  opts.signing_keys = material.keys;
+  opts.ledger = ledger_.get();
+  opts.transport = transport_.get();
+  opts.delivery = config_.delivery();
+  opts.overdue_days = config_.overdue_days();
   absl::StatusOr<std::unique_ptr<node::Node>> node = node::Node::Create(std::move(opts));
   if (!node.ok()) return node.status();
-  s->node_ = *std::move(node);
+  node_ = *std::move(node);
 
-  if (config.metrics_listen() != "off") {
-    absl::StatusOr<std::unique_ptr<Metrics>> metrics = Metrics::Start(config, s->node_.get());
+  if (config_.metrics_listen() != "off") {
+    absl::StatusOr<std::unique_ptr<Metrics>> metrics = Metrics::Start(config_, node_.get());
     if (!metrics.ok()) return metrics.status();
-    s->metrics_ = *std::move(metrics);
-    s->node_->SetObserver(s->metrics_.get());
+    metrics_ = *std::move(metrics);
+    node_->SetObserver(metrics_.get());
   }
+  return absl::OkStatus();
+}
 
-  s->peer_service_ = std::make_unique<PeerServiceImpl>(s->node_.get());
+absl::Status NodeServer::StartListeners() {
+  peer_service_ = std::make_unique<PeerServiceImpl>(node_.get());
   OperatorHooks hooks;
-  hooks.reload = [self] { return self->Reload(); };
-  hooks.backup = [self](const std::string& dir) { return self->Backup(dir); };
-  s->authority_service_ =
-      std::make_unique<AuthorityServiceImpl>(s->node_.get(), config, std::move(hooks));
+  hooks.reload = [this] { return Reload(); };
+  hooks.backup = [this](const std::string& dir) { return Backup(dir); };
+  authority_service_ =
+      std::make_unique<AuthorityServiceImpl>(node_.get(), config_, std::move(hooks));
 
   // Standard health checking and reflection on both listeners, so that
   // ordinary gRPC tools can probe and explore a node.
@@ -168,23 +183,20 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(const v1::NodeConf
   // certificate, a new authority client CA or new peer roots after a
   // trust-list reload take effect without a restart.
   absl::StatusOr<std::unique_ptr<grpc::Server>> peer =
-      Listen(config.peer_listen(),
-             WatchedMutualTlsServerCredentials(config.tls_key_file(), config.tls_cert_file(),
-                                               s->peer_roots_file_),
-             s->peer_service_.get(), &s->peer_port_);
+      Listen(config_.peer_listen(),
+             WatchedMutualTlsServerCredentials(config_.tls_key_file(), config_.tls_cert_file(),
+                                               peer_roots_file_),
+             peer_service_.get(), &peer_port_);
   if (!peer.ok()) return peer.status();
-  s->peer_server_ = *std::move(peer);
+  peer_server_ = *std::move(peer);
   absl::StatusOr<std::unique_ptr<grpc::Server>> authority =
-      Listen(config.authority_listen(),
-             WatchedMutualTlsServerCredentials(config.tls_key_file(), config.tls_cert_file(),
-                                               config.authority_client_ca_file()),
-             s->authority_service_.get(), &s->authority_port_);
+      Listen(config_.authority_listen(),
+             WatchedMutualTlsServerCredentials(config_.tls_key_file(), config_.tls_cert_file(),
+                                               config_.authority_client_ca_file()),
+             authority_service_.get(), &authority_port_);
   if (!authority.ok()) return authority.status();
-  s->authority_server_ = *std::move(authority);
-
-  s->node_->StartDelivery();
-  s->health_thread_ = std::thread([self] { self->WatchHealth(); });
-  return s;
+  authority_server_ = *std::move(authority);
+  return absl::OkStatus();
 }
 
 void NodeServer::WatchHealth() {

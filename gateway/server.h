@@ -32,6 +32,7 @@
 namespace kpx::gateway {
 
 class Metrics;
+struct Material;
 
 class NodeServer {
  public:
@@ -64,6 +65,10 @@ class NodeServer {
 
  private:
   NodeServer() = default;
+  // Start's steps, in order; each fails with one line.
+  absl::Status OpenData(const Material& material);   // tls/peer-roots.pem, the ledger
+  absl::Status BuildNode(const Material& material);  // transport, node, metrics
+  absl::Status StartListeners();                     // services and both gRPC servers
   void WatchHealth();
 
   v1::NodeConfig config_;

@@ -23,8 +23,6 @@ absl::StatusOr<v1::SignedMessage> Signer::Sign(const v1::MessageBody& body) cons
   return msg;
 }
 
-namespace {
-
 v1::MessageKind KindOf(const v1::MessageBody& body) {
   switch (body.payload_case()) {
     case v1::MessageBody::kCertificate:
@@ -41,8 +39,6 @@ v1::MessageKind KindOf(const v1::MessageBody& body) {
       return v1::MESSAGE_KIND_UNSPECIFIED;
   }
 }
-
-}  // namespace
 
 absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
                                               const std::string& expected_signer,

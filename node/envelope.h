@@ -51,6 +51,10 @@ absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
                                               const std::string& expected_signer,
                                               const TrustList& trust, absl::Time now);
 
+// The kind a body's header must declare for its payload;
+// MESSAGE_KIND_UNSPECIFIED for a body without payload.
+v1::MessageKind KindOf(const v1::MessageBody& body);
+
 // SHA-256 of the signed bytes: what receipts and confirmations refer to.
 std::string MessageDigest(const v1::SignedMessage& msg);
 

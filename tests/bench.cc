@@ -733,7 +733,8 @@ void Breakdown(const Flags& f) {
   v1::TrustList trust_proto;
   trust_proto.set_version(1);
   for (const char* code : {"BW", "EU"}) {
-    keys.emplace(code, *crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519));
+    keys.emplace(code,
+                 kpx::testing::Must(crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519)));
     v1::Participant* p = trust_proto.add_participants();
     p->set_code(code);
     p->set_name(std::string("Participant ") + code);
@@ -770,7 +771,7 @@ void Breakdown(const Flags& f) {
       *h->mutable_created_at() = node::ToTimestamp(now);
       h->set_kind(v1::CERTIFICATE);
       *body.mutable_certificate() = ValidCertificate(number, "BW", "EU", now);
-      v1::SignedMessage msg = *signer.Sign(body);
+      v1::SignedMessage msg = kpx::testing::Must(signer.Sign(body));
       storage::Transition& t = ts[i];
       t.entry.set_kind(v1::SENT);
       t.entry.set_certificate_number(number);
@@ -1223,7 +1224,7 @@ void Costs(const Flags&) {
   constexpr int kOps = 2000;
   std::string sig;
   absl::Time t = absl::Now();
-  for (int i = 0; i < kOps; ++i) sig = *key->Sign(bytes);
+  for (int i = 0; i < kOps; ++i) sig = kpx::testing::Must(key->Sign(bytes));
   const double sign_us = absl::ToDoubleMicroseconds(absl::Now() - t) / kOps;
   t = absl::Now();
   int bad = 0;

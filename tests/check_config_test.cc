@@ -21,7 +21,7 @@ using testing::GrpcFederation;
 void Edit(GrpcFederation& fed, const std::string& code, const std::string& from,
           const std::string& to) {
   const std::string path = fed.ConfigPath(code);
-  std::string text = *crypto::ReadFile(path);
+  std::string text = kpx::testing::Must(crypto::ReadFile(path));
   REQUIRE(text.find(from) != std::string::npos);
   absl::StrReplaceAll({{from, to}}, &text);
   std::ofstream(path, std::ios::trunc) << text;

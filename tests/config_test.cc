@@ -150,7 +150,7 @@ std::string FieldText(const google::protobuf::Message& m,
 TEST_CASE("docs/operations.md states the defaults ApplyDefaults sets", "[config]") {
   // "| `name` | default | what |": the default's first word, unquoted.
   std::map<std::string, std::string> documented;
-  std::istringstream ops(*crypto::ReadFile(SourceDir() + "/docs/operations.md"));
+  std::istringstream ops(kpx::testing::Must(crypto::ReadFile(SourceDir() + "/docs/operations.md")));
   for (std::string line; std::getline(ops, line);) {
     if (line.rfind("| `", 0) != 0) continue;
     const size_t name_end = line.find("` |", 3);

@@ -90,7 +90,7 @@ GrpcFederation::GrpcFederation(const std::vector<std::string>& codes, bool metri
   if (Run(cmd) != 0) throw std::runtime_error("pki.sh failed: " + cmd);
   // Several nodes share this machine: each gets its own metrics port.
   for (const std::string& c : codes) {
-    const std::string text = *crypto::ReadFile(ConfigPath(c));
+    const std::string text = kpx::testing::Must(crypto::ReadFile(ConfigPath(c)));
     if (text.find("\nmetrics_listen") != std::string::npos) continue;
     if (!metrics) {
       AppendConfig(c, "metrics_listen: \"off\"");
@@ -227,7 +227,7 @@ std::unique_ptr<v1::AuthorityService::Stub> GrpcFederation::Authority(const std:
   absl::StatusOr<gateway::TlsIdentity> id =
       gateway::LoadTlsIdentity(base + role + ".pem", base + role + ".key");
   if (!id.ok()) throw std::runtime_error(std::string(id.status().message()));
-  const std::string ca = *crypto::ReadFile(base + "ca.pem");
+  const std::string ca = kpx::testing::Must(crypto::ReadFile(base + "ca.pem"));
   return v1::AuthorityService::NewStub(
       gateway::MutualTlsChannel(absl::StrCat("127.0.0.1:", AuthorityPort(code)), *id, ca,
                                 absl::StrCat("node.", absl::AsciiStrToLower(code), ".kpx")));
@@ -239,7 +239,8 @@ std::unique_ptr<v1::PeerService::Stub> GrpcFederation::Peer(const std::string& f
   absl::StatusOr<gateway::TlsIdentity> id =
       gateway::LoadTlsIdentity(mine + "node.pem", mine + "node.key");
   if (!id.ok()) throw std::runtime_error(std::string(id.status().message()));
-  const std::string ca = *crypto::ReadFile(absl::StrCat(tmp_.path(), "/", to, "/ca.pem"));
+  const std::string ca =
+      kpx::testing::Must(crypto::ReadFile(absl::StrCat(tmp_.path(), "/", to, "/ca.pem")));
   return v1::PeerService::NewStub(
       gateway::MutualTlsChannel(absl::StrCat("127.0.0.1:", PeerPort(to)), *id, ca,
                                 absl::StrCat("node.", absl::AsciiStrToLower(to), ".kpx")));

@@ -162,7 +162,7 @@ TEST_CASE("each role may only use its own verbs", "[grpc][roles]") {
     auto stub = v1::AuthorityService::NewStub(gateway::MutualTlsChannel(
         absl::StrCat("127.0.0.1:", fed.AuthorityPort("BW")),
         *gateway::LoadTlsIdentity(fed.dir() + "/EU/exporter.pem", fed.dir() + "/EU/exporter.key"),
-        *crypto::ReadFile(fed.dir() + "/BW/ca.pem"), "node.bw.kpx"));
+        kpx::testing::Must(crypto::ReadFile(fed.dir() + "/BW/ca.pem")), "node.bw.kpx"));
     CHECK(stub->SubmitCertificate(&ctx, req, &rec).error_code() == grpc::StatusCode::UNAVAILABLE);
   }
   // Only the exporter's certificate was stored (issued, then its receipt):
@@ -171,7 +171,7 @@ TEST_CASE("each role may only use its own verbs", "[grpc][roles]") {
   REQUIRE(fed.WaitForState("BW", "BW-R-2", v1::DELIVERED));
   for (const char* code : {"BW", "EU"}) {
     storage::Ledger& ledger = fed.server(code).node().ledger();
-    std::vector<v1::LedgerEntry> entries = *ledger.ReadEntries(1, 100);
+    std::vector<v1::LedgerEntry> entries = kpx::testing::Must(ledger.ReadEntries(1, 100));
     CHECK_FALSE(entries.empty());
     for (const v1::LedgerEntry& e : entries) {
       CHECK(e.certificate_number() == "BW-R-2");
@@ -187,7 +187,7 @@ TEST_CASE("peers are refused when TLS identity, signature or status do not hold"
   {
     v1::TrustList t;
     REQUIRE(google::protobuf::TextFormat::ParseFromString(
-        *crypto::ReadFile(eu_config.trust_list_file()), &t));
+        kpx::testing::Must(crypto::ReadFile(eu_config.trust_list_file())), &t));
     for (auto& p : *t.mutable_participants()) {
       if (p.code() == "VE") p.set_status(v1::SUSPENDED);
     }
@@ -201,8 +201,8 @@ TEST_CASE("peers are refused when TLS identity, signature or status do not hold"
   storage::Ledger& eu_ledger = fed.server("EU").node().ledger();
 
   auto sign = [&](const std::string& signer, const v1::Certificate& cert) {
-    crypto::PrivateKey key =
-        *crypto::PrivateKey::FromPem(*crypto::ReadFile(fed.dir() + "/" + signer + "/signing.key"));
+    crypto::PrivateKey key = kpx::testing::Must(
+        crypto::PrivateKey::FromPem(*crypto::ReadFile(fed.dir() + "/" + signer + "/signing.key")));
     v1::MessageBody b;
     b.mutable_header()->set_message_id(node::NewMessageId());
     b.mutable_header()->set_sender(signer);
@@ -210,7 +210,7 @@ TEST_CASE("peers are refused when TLS identity, signature or status do not hold"
     b.mutable_header()->set_kind(v1::CERTIFICATE);
     *b.mutable_header()->mutable_created_at() = node::ToTimestamp(absl::Now());
     *b.mutable_certificate() = cert;
-    return *node::Signer(signer, key).Sign(b);
+    return kpx::testing::Must(node::Signer(signer, key).Sign(b));
   };
   auto deliver = [&](const std::string& tls_as, const v1::SignedMessage& m) {
     auto stub = fed.Peer(tls_as, "EU");
@@ -250,7 +250,7 @@ TEST_CASE("peers are refused when TLS identity, signature or status do not hold"
     auto stub = v1::PeerService::NewStub(gateway::MutualTlsChannel(
         absl::StrCat("127.0.0.1:", fed.PeerPort("EU")),
         *gateway::LoadTlsIdentity(fed.dir() + "/BW/auditor.pem", fed.dir() + "/BW/auditor.key"),
-        *crypto::ReadFile(fed.dir() + "/EU/ca.pem"), "node.eu.kpx"));
+        kpx::testing::Must(crypto::ReadFile(fed.dir() + "/EU/ca.pem")), "node.eu.kpx"));
     grpc::ClientContext ctx;
     v1::DeliverRequest req;
     *req.add_messages() = sign("BW", cert);
@@ -259,11 +259,11 @@ TEST_CASE("peers are refused when TLS identity, signature or status do not hold"
   }
   SECTION("a node whose CA is on no trust list cannot connect") {
     GrpcFederation outsiders({"ZA"});
-    auto stub = v1::PeerService::NewStub(
-        gateway::MutualTlsChannel(absl::StrCat("127.0.0.1:", fed.PeerPort("EU")),
-                                  *gateway::LoadTlsIdentity(outsiders.dir() + "/ZA/node.pem",
-                                                            outsiders.dir() + "/ZA/node.key"),
-                                  *crypto::ReadFile(fed.dir() + "/EU/ca.pem"), "node.eu.kpx"));
+    auto stub = v1::PeerService::NewStub(gateway::MutualTlsChannel(
+        absl::StrCat("127.0.0.1:", fed.PeerPort("EU")),
+        *gateway::LoadTlsIdentity(outsiders.dir() + "/ZA/node.pem",
+                                  outsiders.dir() + "/ZA/node.key"),
+        kpx::testing::Must(crypto::ReadFile(fed.dir() + "/EU/ca.pem")), "node.eu.kpx"));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     v1::DeliverResponse resp;

@@ -31,7 +31,8 @@ class Keys {
   Keys() {
     v1::TrustList proto;
     for (const char* code : {"BW", "EU", "AE"}) {
-      keys_.emplace(code, *crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519));
+      keys_.emplace(code,
+                    kpx::testing::Must(crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519)));
       v1::Participant* p = proto.add_participants();
       p->set_code(code);
       p->set_status(v1::ACTIVE);
@@ -40,7 +41,7 @@ class Keys {
       k->set_algorithm(v1::ED25519);
       k->set_public_key_pem(keys_.at(code).public_key().ToPem());
     }
-    trust_ = *node::TrustList::FromProto(proto);
+    trust_ = kpx::testing::Must(node::TrustList::FromProto(proto));
   }
   const node::TrustList& trust() const { return *trust_; }
 
@@ -51,7 +52,7 @@ class Keys {
     h->set_sender(signer);
     h->set_recipient(recipient);
     *h->mutable_created_at() = node::ToTimestamp(kNow);
-    return *node::Signer(signer, keys_.at(signer)).Sign(body);
+    return kpx::testing::Must(node::Signer(signer, keys_.at(signer)).Sign(body));
   }
 
  private:

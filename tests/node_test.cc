@@ -50,7 +50,7 @@ class Federation {
     for (const char* code : {"BW", "AE", "EU", "VE"}) {
       auto alg =
           std::string(code) == "EU" ? crypto::Algorithm::kEcdsaP256 : crypto::Algorithm::kEd25519;
-      keys_.emplace(code, *crypto::PrivateKey::Generate(alg));
+      keys_.emplace(code, kpx::testing::Must(crypto::PrivateKey::Generate(alg)));
       v1::Participant* p = trust_proto_.add_participants();
       p->set_code(code);
       p->set_name(std::string("Participant ") + code);
@@ -60,7 +60,7 @@ class Federation {
       k->set_algorithm(node::ToProtoAlgorithm(alg));
       k->set_public_key_pem(keys_.at(code).public_key().ToPem());
     }
-    trust_ = *node::TrustList::FromProto(trust_proto_);
+    trust_ = kpx::testing::Must(node::TrustList::FromProto(trust_proto_));
     for (const char* code : {"BW", "AE", "EU"}) Start(code);
   }
 
@@ -70,7 +70,7 @@ class Federation {
 
   void Start(const std::string& code) {
     if (ledgers_[code] == nullptr) {
-      ledgers_[code] = *storage::Ledger::Open(dir_.Sub(code));
+      ledgers_[code] = kpx::testing::Must(storage::Ledger::Open(dir_.Sub(code)));
     }
     transports_[code] = std::make_unique<node::MemoryTransport>(&network_, code);
     node::NodeOptions o;
@@ -82,7 +82,8 @@ class Federation {
     o.delivery.set_initial_backoff_ms(1000);
     o.delivery.set_max_backoff_ms(8000);
     o.clock = [this] { return clock_.Now(); };
-    nodes_[code] = *Node::Create(std::move(o));
+    o.random_seed = 1000 + static_cast<uint64_t>(code[0]);  // reproducible retry jitter
+    nodes_[code] = kpx::testing::Must(Node::Create(std::move(o)));
     network_.Register(code, nodes_[code].get());
   }
 
@@ -134,7 +135,7 @@ class Federation {
     h->set_sender(signer);
     h->set_recipient(recipient);
     *h->mutable_created_at() = node::ToTimestamp(clock_.Now());
-    return *node::Signer(signer, keys_.at(signer)).Sign(body);
+    return kpx::testing::Must(node::Signer(signer, keys_.at(signer)).Sign(body));
   }
 
   v1::SignedMessage CertificateMessage(const std::string& signer, const std::string& recipient,
@@ -372,7 +373,7 @@ TEST_CASE("received messages are checked and refusals change nothing", "[node][s
     b.mutable_header()->set_kind(v1::CERTIFICATE);
     *b.mutable_header()->mutable_created_at() = node::ToTimestamp(f.clock().Now() + absl::Hours(1));
     *b.mutable_certificate() = cert;
-    v1::SignedMessage m = *node::Signer("BW", f.key("BW")).Sign(b);
+    v1::SignedMessage m = kpx::testing::Must(node::Signer("BW", f.key("BW")).Sign(b));
     // Retryable (not dropped): the sender tries again later.
     CHECK(receive_one("BW", m).code() == absl::StatusCode::kOutOfRange);
   }
@@ -494,6 +495,83 @@ TEST_CASE("a node whose ledger refuses writes reports unhealthy until reopened",
   CHECK(f.ledger("BW").Verify().ok);
 }
 
+// Counts what a node reports, as gateway::Metrics would.
+class CountingObserver : public node::Observer {
+ public:
+  void Delivered(const std::string&, const std::string&, absl::Duration) override {
+    Add("delivered");
+  }
+  void DeliveryRefused(const std::string&, absl::StatusCode) override { Add("delivery_refused"); }
+  void Received(const std::string&, const std::string&) override { Add("received"); }
+  void Refused(const std::string&, absl::StatusCode) override { Add("refused"); }
+  void LedgerWriteFailed(const std::string& step) override { Add("write_failed:" + step); }
+  int Count(const std::string& what) {
+    absl::MutexLock l(&mu_);
+    return counts_[what];
+  }
+
+ private:
+  void Add(const std::string& what) {
+    absl::MutexLock l(&mu_);
+    ++counts_[what];
+  }
+  absl::Mutex mu_;
+  std::map<std::string, int> counts_;
+};
+
+TEST_CASE("a failed write while recording a receipt is counted, reported after, and loses nothing",
+          "[node][health][outbox]") {
+  Federation f;
+  auto fs = std::make_shared<testing::FaultFileSystem>();
+  storage::LedgerOptions faulty;
+  faulty.file_system = fs;
+  f.Restart("BW", faulty);
+  CountingObserver obs;
+  f["BW"].SetObserver(&obs);
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-W-1", "BW", "EU")).ok());
+
+  fs->FailSyncs(true);
+  CHECK(f["BW"].DeliverDue() == 1);  // EU stores it and answers; BW cannot record that
+  fs->FailSyncs(false);
+  CHECK(f.State("EU", "BW-W-1") == v1::RECEIVED);
+  CHECK(obs.Count("write_failed:deliver") == 1);
+  CHECK(obs.Count("delivered") == 0);  // events follow the write they report
+  CHECK(f.State("BW", "BW-W-1") == v1::ISSUED);
+  CHECK(f.ledger("BW").OutboxSize() == 1);  // still queued
+  f["BW"].SetObserver(nullptr);
+
+  // Restarted on a working disk, BW sends again; EU answers with the
+  // original receipt and stores nothing twice.
+  const uint64_t eu_head = f.ledger("EU").head().sequence;
+  f.Restart("BW", storage::LedgerOptions());
+  f.Settle();
+  CHECK(f.State("BW", "BW-W-1") == v1::DELIVERED);
+  CHECK(f.ledger("BW").OutboxSize() == 0);
+  CHECK(f.ledger("EU").head().sequence == eu_head);
+  CHECK(f.ledger("BW").Verify().ok);
+}
+
+TEST_CASE("a message queued past stuck_after is reported, still retried and delivered",
+          "[node][outbox]") {
+  Federation f;
+  f.Disconnect("EU");
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-S-1", "BW", "EU")).ok());
+  CHECK(f["BW"].DeliverDue() == 1);  // EU is unreachable: rescheduled
+  CHECK(f["BW"].StuckMessages() == 0);
+  f.clock().Advance(absl::Hours(24 * 7) + absl::Minutes(1));  // past the default 168 hours
+  CHECK(f["BW"].DeliverDue() == 1);
+  CHECK(f["BW"].StuckMessages() == 1);
+  CHECK(f["BW"].DeliverDue() == 0);  // not due again before its backoff
+  CHECK(f["BW"].StuckMessages() == 1);
+
+  f.Reconnect("EU");
+  f.clock().Advance(absl::Seconds(10));  // past the test's 8 s maximum backoff
+  f.Settle();
+  CHECK(f.State("BW", "BW-S-1") == v1::DELIVERED);
+  CHECK(f.State("EU", "BW-S-1") == v1::RECEIVED);
+  CHECK(f["BW"].StuckMessages() == 0);
+}
+
 TEST_CASE("certificates past their expiry become EXPIRED on both sides", "[node][expiry]") {
   Federation f;
   REQUIRE(f["BW"].Submit(ValidCertificate("BW-E-1", "BW", "EU")).ok());
@@ -569,7 +647,8 @@ TEST_CASE("a cancellation arriving in one batch with its certificate applies in 
 }
 
 TEST_CASE("trust list loading refuses inconsistent lists", "[node][trust]") {
-  crypto::PrivateKey k = *crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519);
+  crypto::PrivateKey k =
+      kpx::testing::Must(crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519));
   v1::TrustList t;
   v1::Participant* p = t.add_participants();
   p->set_code("BW");
@@ -595,7 +674,7 @@ TEST_CASE("trust list loading refuses inconsistent lists", "[node][trust]") {
   later.mutable_participants(0)->set_status(v1::SUSPENDED);
   const absl::Time from = absl::FromUnixSeconds(1'900'000'000);
   *later.mutable_participants(0)->mutable_suspended_from() = node::ToTimestamp(from);
-  auto list = *node::TrustList::FromProto(later);
+  auto list = kpx::testing::Must(node::TrustList::FromProto(later));
   CHECK(list->CheckActive("BW", from - absl::Seconds(1)).ok());
   CHECK(list->CheckActive("BW", from).code() == absl::StatusCode::kPermissionDenied);
 }
@@ -603,9 +682,9 @@ TEST_CASE("trust list loading refuses inconsistent lists", "[node][trust]") {
 TEST_CASE("the config reference and the example config cover every NodeConfig field",
           "[node][config]") {
   const std::string src = std::getenv("KPX_SOURCE_DIR") ? std::getenv("KPX_SOURCE_DIR") : ".";
-  const std::string ops = *crypto::ReadFile(src + "/docs/operations.md");
+  const std::string ops = kpx::testing::Must(crypto::ReadFile(src + "/docs/operations.md"));
   const std::string example_path = src + "/deploy/config/kpxd.example.textpb";
-  const std::string example = *crypto::ReadFile(example_path);
+  const std::string example = kpx::testing::Must(crypto::ReadFile(example_path));
   // The example must load as a real config (files it names are not read).
   absl::StatusOr<v1::NodeConfig> loaded = node::LoadConfig(example_path);
   REQUIRE(loaded.ok());

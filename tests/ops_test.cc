@@ -43,7 +43,8 @@ std::shared_ptr<grpc::Channel> AuthorityChannel(GrpcFederation& fed, const std::
   return gateway::MutualTlsChannel(
       absl::StrCat("127.0.0.1:", fed.AuthorityPort(code)),
       *gateway::LoadTlsIdentity(base + role + ".pem", base + role + ".key"),
-      *crypto::ReadFile(base + "ca.pem"), "node." + absl::AsciiStrToLower(code) + ".kpx");
+      kpx::testing::Must(crypto::ReadFile(base + "ca.pem")),
+      "node." + absl::AsciiStrToLower(code) + ".kpx");
 }
 
 // GET http://127.0.0.1:port/path; returns the body.
@@ -90,7 +91,8 @@ grpc::Status Submit(GrpcFederation& fed, const std::string& code, const v1::Cert
 
 v1::TrustList ReadTrustList(const std::string& path) {
   v1::TrustList t;
-  REQUIRE(google::protobuf::TextFormat::ParseFromString(*crypto::ReadFile(path), &t));
+  REQUIRE(google::protobuf::TextFormat::ParseFromString(kpx::testing::Must(crypto::ReadFile(path)),
+                                                        &t));
   return t;
 }
 
@@ -200,10 +202,10 @@ TEST_CASE("both listeners offer server reflection", "[ops][reflection]") {
   CHECK(services.find("kpx.v1.AuthorityService") != std::string::npos);
   CHECK(services.find("grpc.health.v1.Health") != std::string::npos);
   const std::string base = fed.dir() + "/EU/";
-  const std::string peer = ReflectionListServices(
-      gateway::MutualTlsChannel(absl::StrCat("127.0.0.1:", fed.PeerPort("BW")),
-                                *gateway::LoadTlsIdentity(base + "node.pem", base + "node.key"),
-                                *crypto::ReadFile(fed.dir() + "/BW/ca.pem"), "node.bw.kpx"));
+  const std::string peer = ReflectionListServices(gateway::MutualTlsChannel(
+      absl::StrCat("127.0.0.1:", fed.PeerPort("BW")),
+      *gateway::LoadTlsIdentity(base + "node.pem", base + "node.key"),
+      kpx::testing::Must(crypto::ReadFile(fed.dir() + "/BW/ca.pem")), "node.bw.kpx"));
   CHECK(peer.find("kpx.v1.PeerService") != std::string::npos);
 }
 
@@ -216,7 +218,7 @@ TEST_CASE("a new Participant is enrolled with a trust-list reload, no restart",
     auto stub = v1::PeerService::NewStub(gateway::MutualTlsChannel(
         absl::StrCat("127.0.0.1:", fed.PeerPort("EU")),
         *gateway::LoadTlsIdentity(newcomer.dir() + "/ZA/node.pem", newcomer.dir() + "/ZA/node.key"),
-        *crypto::ReadFile(fed.dir() + "/EU/ca.pem"), "node.eu.kpx"));
+        kpx::testing::Must(crypto::ReadFile(fed.dir() + "/EU/ca.pem")), "node.eu.kpx"));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     v1::DeliverResponse resp;
@@ -318,7 +320,8 @@ TEST_CASE("key rotation and a suspension on a running federation", "[ops][rotati
     fed.AppendConfig(c, "delivery { initial_backoff_ms: 100 max_backoff_ms: 300 }");
   }
   // BW's next key, listed in its config before its window opens.
-  crypto::PrivateKey next = *crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519);
+  crypto::PrivateKey next =
+      kpx::testing::Must(crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519));
   std::ofstream(fed.dir() + "/BW/signing-2.key") << next.ToPem();
   fed.AppendConfig("BW", "additional_signing_key_files: \"signing-2.key\"");
   for (const char* c : {"BW", "AE", "EU"}) fed.StartInProcess(c);

@@ -290,7 +290,7 @@ TEST_CASE("kpxd reloads on SIGHUP, keeps a good trust list, logs JSON lines", "[
     return false;
   };
   const std::string path = fed.Config("BW").trust_list_file();
-  const std::string good = *crypto::ReadFile(path);
+  const std::string good = kpx::testing::Must(crypto::ReadFile(path));
   v1::TrustList v2;
   REQUIRE(node::ParseTextProto(good, "trust list", &v2).ok());
   v2.set_version(2);

@@ -4,14 +4,24 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "kpx/v1/certificate.pb.h"
 #include "node/rules.h"
 #include "node/util.h"
 
 namespace kpx::testing {
+
+// The value of `v`; throws (a test failure naming the status) if it holds
+// an error, so no test uses a StatusOr unchecked.
+template <typename T>
+T Must(absl::StatusOr<T> v) {
+  if (!v.ok()) throw std::runtime_error("unexpected error: " + v.status().ToString());
+  return *std::move(v);
+}
 
 // A fresh folder under /tmp, removed with everything in it on destruction.
 class TempDir {

@@ -110,24 +110,6 @@ class Harness {
   }
 
  private:
-  static v1::MessageKind KindOf(const v1::MessageBody& b) {
-    switch (b.payload_case()) {
-      case v1::MessageBody::kCertificate:
-        return v1::CERTIFICATE;
-      case v1::MessageBody::kConfirmation:
-        return v1::IMPORT_CONFIRMATION;
-      case v1::MessageBody::kRejection:
-        return v1::REJECTION;
-      case v1::MessageBody::kCancellation:
-        return v1::CANCELLATION;
-      case v1::MessageBody::kReceipt:
-        return v1::DELIVERY_RECEIPT;
-      case v1::MessageBody::PAYLOAD_NOT_SET:
-        break;
-    }
-    return v1::MESSAGE_KIND_UNSPECIFIED;
-  }
-
   // Fills what a well-behaved sender always sets, keeping what the input
   // set, so the fuzzer need not guess a valid message id, timestamp or
   // digest.
@@ -155,7 +137,7 @@ class Harness {
     if (h->sender().empty()) h->set_sender(peer);
     if (h->recipient().empty()) h->set_recipient(kSelf);
     if (!h->has_created_at()) *h->mutable_created_at() = node::ToTimestamp(FixedNow());
-    if (h->kind() == v1::MESSAGE_KIND_UNSPECIFIED) h->set_kind(KindOf(body));
+    if (h->kind() == v1::MESSAGE_KIND_UNSPECIFIED) h->set_kind(node::KindOf(body));
   }
 
   void Deliver(const std::string& peer, const std::vector<v1::SignedMessage>& messages) {
