@@ -236,6 +236,7 @@ for s in "${order[@]}"; do
   [[ ${result[$s]} == passed ]] || failures=$((failures + 1))
 done
 printf '  %-11s %8s s\n' total "$total"
+echo "stages: $((${#order[@]} - failures)) passed, $failures failed"
 if ((failures == 0)); then
   echo "test.sh: all stages passed"
   exit 0
