@@ -708,7 +708,7 @@ void Throughput(const Flags& f) {
   Say("target 5,000 certificates/s delivered with receipts: %s (%.0f%% of target)",
       Verdict(rate >= 5000).c_str(), rate / 50.0);
   // The delivery thread also sweeps for expired certificates once a minute
-  // (Node::DeliveryLoop -> ExpireDue), reading every certificate record;
+  // (BackgroundLoop -> Sweeper::ExpireDue), reading every certificate record;
   // deliveries wait meanwhile.
   const absl::Time e0 = absl::Now();
   const size_t expired = bw.node().ExpireDue();
