@@ -25,15 +25,16 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(NodeOptions options) {
   absl::StatusOr<std::unique_ptr<Keyring>> keyring = Keyring::Create(
       options.participant, options.trust_list, std::move(options.signing_keys), options.clock());
   if (!keyring.ok()) return keyring.status();
-  return std::unique_ptr<Node>(new Node(std::move(options), *std::move(keyring)));
+  const v1::NodeConfig defaults = Defaulted(options);
+  return std::unique_ptr<Node>(new Node(std::move(options), defaults, *std::move(keyring)));
 }
 
-Node::Node(NodeOptions o, std::unique_ptr<Keyring> keyring)
-    : overdue_days_(Defaulted(o).overdue_days()),
-      delivery_(Defaulted(o).delivery()),
+Node::Node(NodeOptions o, const v1::NodeConfig& defaults, std::unique_ptr<Keyring> keyring)
+    : overdue_days_(defaults.overdue_days()),
+      delivery_(defaults.delivery()),
       keyring_(std::move(keyring)),
       ctx_{o.participant, o.ledger, keyring_.get(), &locks_, &observer_, std::move(o.clock)},
-      desk_(ctx_, Defaulted(o).authority_name(), [this] { Kick(); }),
+      desk_(ctx_, defaults.authority_name(), [this] { Kick(); }),
       queries_(ctx_, overdue_days_),
       inbox_(ctx_),
       courier_(ctx_, o.transport, delivery_, o.random_seed != 0 ? o.random_seed : RandomSeed()),

@@ -137,7 +137,8 @@ class Node : public Receiver {
   absl::Status Health() const;
 
  private:
-  Node(NodeOptions options, std::unique_ptr<Keyring> keyring);
+  // `defaults`: the options' zero fields filled in (ApplyDefaults).
+  Node(NodeOptions options, const v1::NodeConfig& defaults, std::unique_ptr<Keyring> keyring);
 
   const uint32_t overdue_days_;
   const v1::DeliveryConfig delivery_;
