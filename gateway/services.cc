@@ -5,6 +5,7 @@
 #include "gateway/status.h"
 #include "gateway/tls.h"
 #include "node/config.h"
+#include "node/courier.h"
 #include "node/log.h"
 #include "node/util.h"
 
@@ -47,7 +48,7 @@ v1::OutboxSummary Summarize(const v1::OutboxItem& item, absl::Time now, absl::Du
   *m.mutable_queued_at() = item.queued_at();
   *m.mutable_due_at() = item.due_at();
   m.set_last_error(item.last_error());
-  m.set_stuck(now - node::FromTimestamp(item.queued_at()) > stuck);
+  m.set_stuck(node::IsStuck(item, now, stuck));
   return m;
 }
 

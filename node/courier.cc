@@ -31,6 +31,10 @@ absl::Status CheckReceipt(const v1::SignedMessage& receipt, const v1::OutboxItem
   return absl::OkStatus();
 }
 
+bool IsStuck(const v1::OutboxItem& item, absl::Time now, absl::Duration stuck_after) {
+  return now - FromTimestamp(item.queued_at()) > stuck_after;
+}
+
 Courier::Courier(const NodeContext& ctx, Transport* transport, const v1::DeliveryConfig& delivery,
                  uint64_t seed)
     : ctx_(ctx),
@@ -231,8 +235,8 @@ void Courier::Report(const std::string& recipient, const std::vector<Attempt>& a
 }
 
 void Courier::NoteStuck(const v1::OutboxItem& item, absl::Time now) {
+  if (!IsStuck(item, now, stuck_after_)) return;
   const absl::Duration age = now - FromTimestamp(item.queued_at());
-  if (age < stuck_after_) return;
   bool first = false;
   {
     absl::MutexLock l(&stuck_mu_);

@@ -44,6 +44,11 @@ namespace kpx::node {
 absl::Status CheckReceipt(const v1::SignedMessage& receipt, const v1::OutboxItem& item,
                           const std::string& recipient, const TrustList& trust, absl::Time now);
 
+// True if `item` has been queued longer than `stuck_after` at `now`: the
+// one definition of a stuck message (the courier's count and log, and
+// `kpxctl outbox list`).
+bool IsStuck(const v1::OutboxItem& item, absl::Time now, absl::Duration stuck_after);
+
 class Courier {
  public:
   // `delivery` has its defaults applied (node/config.h); `seed` seeds the
