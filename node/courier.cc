@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "node/batch_records.h"
 #include "node/envelope.h"
 #include "node/log.h"
 #include "node/transitions.h"
@@ -141,7 +142,7 @@ void Courier::Record(const std::string& recipient, std::vector<Attempt>& attempt
 
 std::vector<storage::Transition> Courier::Plan(std::vector<Attempt>& attempts, absl::Time now,
                                                std::vector<v1::OutboxItem>& retries) {
-  std::map<std::string, v1::CertificateRecord> overlay;  // records as this batch leaves them
+  BatchRecords records(ctx_.ledger);
   std::vector<storage::Transition> transitions;
   for (Attempt& a : attempts) {
     const absl::Status& st = a.outcome.status;
@@ -150,11 +151,9 @@ std::vector<storage::Transition> Courier::Plan(std::vector<Attempt>& attempts, a
       retries.push_back(Retry(a.item, st, now));
       continue;
     }
-    std::optional<v1::CertificateRecord> rec;
-    if (auto it = overlay.find(number); it != overlay.end()) {
-      rec = it->second;
-    } else if (st.ok()) {
-      absl::StatusOr<std::optional<v1::CertificateRecord>> r = ctx_.ledger->GetCertificate(number);
+    std::optional<v1::CertificateRecord> rec;  // only a receipt changes the record
+    if (st.ok()) {
+      absl::StatusOr<const v1::CertificateRecord*> r = records.Get(number);
       if (!r.ok()) {
         // Recording the receipt without its state change would leave the
         // certificate ISSUED for ever: keep the item queued instead (the
@@ -164,10 +163,10 @@ std::vector<storage::Transition> Courier::Plan(std::vector<Attempt>& attempts, a
         retries.push_back(Retry(a.item, a.outcome.status, now));
         continue;
       }
-      rec = *std::move(r);
+      if (*r != nullptr) rec = **r;
     }
     storage::Transition t = DeliveryTransition(a.item, st, a.outcome.receipt, std::move(rec), now);
-    if (t.record.has_value()) overlay[number] = *t.record;
+    if (t.record.has_value()) records.Set(number, *t.record);
     a.fate = Attempt::Fate::kRecorded;
     transitions.push_back(std::move(t));
   }

@@ -1,6 +1,9 @@
 #include "node/inbox.h"
 
+#include <map>
+
 #include "absl/strings/str_cat.h"
+#include "node/batch_records.h"
 #include "node/envelope.h"
 #include "node/log.h"
 #include "node/messages.h"
@@ -55,8 +58,7 @@ void Inbox::Verify(const std::string& peer, const TrustList& trust, absl::Time n
 
 std::vector<storage::Transition> Inbox::Plan(const std::string& peer, const TrustList& trust,
                                              absl::Time now, std::vector<Slot>& slots) {
-  std::map<std::string, v1::CertificateRecord> overlay;
-  std::map<std::string, bool> absent;
+  BatchRecords records(ctx_.ledger);
   std::map<std::string, size_t> first_with_id;
   std::vector<storage::Transition> transitions;
   const IncomingContext ictx{ctx_.participant, peer, trust, now};
@@ -80,7 +82,7 @@ std::vector<storage::Transition> Inbox::Plan(const std::string& peer, const Trus
       continue;
     }
     const std::string& number = CertificateNumberOf(*s.body);
-    absl::StatusOr<const v1::CertificateRecord*> current = Current(number, overlay, absent);
+    absl::StatusOr<const v1::CertificateRecord*> current = records.Get(number);
     if (!current.ok()) {
       s.outcome.status = current.status();
       continue;
@@ -90,27 +92,13 @@ std::vector<storage::Transition> Inbox::Plan(const std::string& peer, const Trus
       s.outcome.status = t.status();
       continue;
     }
-    overlay[number] = *t->record;
+    records.Set(number, *t->record);
     first_with_id[id] = i;
     SignReceiptWhenSequenced(peer, now, s, *t);
     s.planned = true;
     transitions.push_back(*std::move(t));
   }
   return transitions;
-}
-
-absl::StatusOr<const v1::CertificateRecord*> Inbox::Current(
-    const std::string& number, std::map<std::string, v1::CertificateRecord>& overlay,
-    std::map<std::string, bool>& absent) const {
-  if (auto it = overlay.find(number); it != overlay.end()) return &it->second;
-  if (absent.count(number) > 0) return nullptr;
-  absl::StatusOr<std::optional<v1::CertificateRecord>> rec = ctx_.ledger->GetCertificate(number);
-  if (!rec.ok()) return rec.status();
-  if (!rec->has_value()) {
-    absent[number] = true;
-    return nullptr;
-  }
-  return &(overlay[number] = **std::move(rec));
 }
 
 void Inbox::SignReceiptWhenSequenced(const std::string& peer, absl::Time now, Slot& slot,

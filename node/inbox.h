@@ -18,7 +18,6 @@
 #ifndef KPX_NODE_INBOX_H_
 #define KPX_NODE_INBOX_H_
 
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,11 +50,6 @@ class Inbox {
   std::vector<storage::Transition> Plan(const std::string& peer, const TrustList& trust,
                                         absl::Time now, std::vector<Slot>& slots)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(*ctx_.locks);
-  // The record of `number` as the batch leaves it, read from the ledger
-  // into `overlay` on first use.
-  absl::StatusOr<const v1::CertificateRecord*> Current(
-      const std::string& number, std::map<std::string, v1::CertificateRecord>& overlay,
-      std::map<std::string, bool>& absent) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*ctx_.locks);
   // Signs slot's receipt once its entry is sequenced.
   void SignReceiptWhenSequenced(const std::string& peer, absl::Time now, Slot& slot,
                                 storage::Transition& t) const;
