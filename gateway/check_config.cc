@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/crypto.h"
 #include "node/config.h"
+#include "node/keyring.h"
 #include "node/trust_list.h"
 
 namespace kpx::gateway {
@@ -108,12 +109,14 @@ void CheckTrust(const v1::NodeConfig& c, const std::vector<crypto::PrivateKey>& 
     out->push_back(About("trust_list_file", c.trust_list_file(), s.message()));
     return;
   }
-  for (const crypto::PrivateKey& k : keys) {
-    if ((*trust)->FindKey(c.participant(), k.key_id(), now).ok()) return;
-  }
   if (!all_keys_read && keys.empty()) return;  // already reported
-  out->push_back(absl::StrCat("signing keys: none of the ", keys.size(), " key(s) is a key of ",
-                              c.participant(), " valid now on ", c.trust_list_file()));
+  // The check the node makes at start: one of the keys valid now.
+  if (absl::StatusOr<std::unique_ptr<node::Keyring>> ring =
+          node::Keyring::Create(c.participant(), *trust, keys, now);
+      !ring.ok()) {
+    out->push_back(
+        absl::StrCat("signing keys: ", ring.status().message(), " (", c.trust_list_file(), ")"));
+  }
 }
 
 void CheckAddress(const std::string& field, const std::string& address, bool may_be_off,
