@@ -49,6 +49,8 @@ v1::OutboxSummary Summarize(const v1::OutboxItem& item, absl::Time now, absl::Du
   *m.mutable_due_at() = item.due_at();
   m.set_last_error(item.last_error());
   m.set_stuck(node::IsStuck(item, now, stuck));
+  m.set_held(item.held());
+  m.set_waits_for(item.waits_for());
   return m;
 }
 
@@ -140,7 +142,7 @@ grpc::Status AuthorityServiceImpl::SubmitCertificate(grpc::ServerContext* ctx,
   std::string who;
   if (grpc::Status s = Authorize(*ctx, "SubmitCertificate", kExporter, &who); !s.ok()) return s;
   return Answer("SubmitCertificate", who, req->certificate().number(),
-                node_->Submit(req->certificate()), resp);
+                node_->Submit(req->certificate(), req->request_id()), resp);
 }
 
 grpc::Status AuthorityServiceImpl::CancelCertificate(grpc::ServerContext* ctx,
@@ -149,7 +151,7 @@ grpc::Status AuthorityServiceImpl::CancelCertificate(grpc::ServerContext* ctx,
   std::string who;
   if (grpc::Status s = Authorize(*ctx, "CancelCertificate", kExporter, &who); !s.ok()) return s;
   return Answer("CancelCertificate", who, req->number(),
-                node_->Cancel(req->number(), req->reason()), resp);
+                node_->Cancel(req->number(), req->reason(), req->request_id()), resp);
 }
 
 grpc::Status AuthorityServiceImpl::ConfirmReceipt(grpc::ServerContext* ctx,
@@ -159,7 +161,8 @@ grpc::Status AuthorityServiceImpl::ConfirmReceipt(grpc::ServerContext* ctx,
   if (grpc::Status s = Authorize(*ctx, "ConfirmReceipt", kImporter, &who); !s.ok()) return s;
   absl::Time at = node::IsSet(req->received_at()) ? node::FromTimestamp(req->received_at())
                                                   : absl::InfinitePast();
-  return Answer("ConfirmReceipt", who, req->number(), node_->Confirm(req->number(), at), resp);
+  return Answer("ConfirmReceipt", who, req->number(),
+                node_->Confirm(req->number(), at, req->request_id()), resp);
 }
 
 grpc::Status AuthorityServiceImpl::RejectShipment(grpc::ServerContext* ctx,
@@ -167,8 +170,8 @@ grpc::Status AuthorityServiceImpl::RejectShipment(grpc::ServerContext* ctx,
                                                   v1::CertificateRecord* resp) {
   std::string who;
   if (grpc::Status s = Authorize(*ctx, "RejectShipment", kImporter, &who); !s.ok()) return s;
-  return Answer("RejectShipment", who, req->number(), node_->Reject(req->number(), req->reason()),
-                resp);
+  return Answer("RejectShipment", who, req->number(),
+                node_->Reject(req->number(), req->reason(), req->request_id()), resp);
 }
 
 grpc::Status AuthorityServiceImpl::GetCertificate(grpc::ServerContext* ctx,

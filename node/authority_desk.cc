@@ -1,6 +1,8 @@
 #include "node/authority_desk.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "node/envelope.h"
 #include "node/messages.h"
 #include "node/rules.h"
@@ -20,14 +22,29 @@ absl::Status CheckReason(const std::string& reason, const char* what) {
   return absl::OkStatus();
 }
 
+absl::Status CheckRequestId(const std::string& id) {
+  if (id.size() > kMaxRequestIdBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("request_id is longer than ", kMaxRequestIdBytes, " characters"));
+  }
+  for (char c : id) {
+    if (!absl::ascii_isalnum(c) && c != '-' && c != '_') {
+      return absl::InvalidArgumentError("request_id may only contain A-Z, a-z, 0-9, '-', '_'");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 AuthorityDesk::AuthorityDesk(const NodeContext& ctx, std::string authority_name,
                              std::function<void()> queued)
     : ctx_(ctx), authority_name_(std::move(authority_name)), queued_(std::move(queued)) {}
 
-absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Submit(v1::Certificate cert) {
+absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Submit(v1::Certificate cert,
+                                                            const std::string& request_id) {
   const absl::Time now = ctx_.Now();
+  if (absl::Status s = CheckRequestId(request_id); !s.ok()) return s;
   FillFixedTexts(cert);
   if (absl::Status s = ValidateCertificate(cert, ctx_.participant, *ctx_.keyring->trust(), now);
       !s.ok()) {
@@ -40,67 +57,104 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Submit(v1::Certificate cert
   absl::StatusOr<std::optional<v1::CertificateRecord>> existing =
       ctx_.ledger->GetCertificate(cert.number());
   if (!existing.ok()) return existing.status();
-  if (existing->has_value()) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("certificate number ", cert.number(), " is already used"));
-  }
+  if (existing->has_value()) return Resubmitted(**existing, cert, request_id);
   absl::StatusOr<Sealed> sealed =
       Seal(*ctx_.keyring, CertificateBody(cert), cert.importing_participant(), now);
   if (!sealed.ok()) return sealed.status();
-  return Append(IssueTransition(cert, sealed->message_id, sealed->message, now));
+  storage::Transition t = IssueTransition(cert, sealed->message_id, sealed->message, now);
+  t.record->mutable_history()->rbegin()->set_request_id(request_id);
+  return Append(std::move(t));
+}
+
+absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Resubmitted(
+    const v1::CertificateRecord& existing, const v1::Certificate& cert,
+    const std::string& request_id) const {
+  const bool ours = existing.side() == v1::EXPORTING;
+  const bool same_request = !request_id.empty() && existing.history_size() > 0 &&
+                            existing.history(0).request_id() == request_id;
+  if (ours && (same_request ||
+               google::protobuf::util::MessageDifferencer::Equals(existing.certificate(), cert))) {
+    return existing;  // a retry of a submit that succeeded: its record
+  }
+  return absl::AlreadyExistsError(absl::StrCat(
+      "certificate number ", cert.number(), " is already used by a different certificate (",
+      ours ? "issued here at " : "received here at ",
+      existing.history_size() > 0 ? FormatRfc3339(FromTimestamp(existing.history(0).at())) : "?",
+      ")"));
 }
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Cancel(const std::string& number,
-                                                            const std::string& reason) {
+                                                            const std::string& reason,
+                                                            const std::string& request_id) {
   if (absl::Status s = CheckReason(reason, "a cancellation"); !s.ok()) return s;
-  return Change(number, v1::EXPORTING, v1::CANCELLED, reason,
+  return Change({number, v1::EXPORTING, v1::CANCELLED, reason, request_id},
                 [&](const v1::CertificateRecord&) -> absl::StatusOr<v1::MessageBody> {
                   return CancellationBody(number, reason);
                 });
 }
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Confirm(const std::string& number,
-                                                             absl::Time received_at) {
+                                                             absl::Time received_at,
+                                                             const std::string& request_id) {
   const absl::Time now = ctx_.Now();
   if (received_at == absl::InfinitePast()) received_at = now;
-  return Change(number, v1::IMPORTING, v1::CONFIRMED, "",
+  return Change({number, v1::IMPORTING, v1::CONFIRMED, "", request_id},
                 [&](const v1::CertificateRecord& rec) -> absl::StatusOr<v1::MessageBody> {
                   if (received_at > now + kMaxClockSkew) {
                     return absl::InvalidArgumentError("received_at is in the future");
+                  }
+                  // Validity governs arrival, not the officer's click.
+                  const absl::Time expires = FromTimestamp(rec.certificate().expires_at());
+                  if (received_at >= expires) {
+                    return absl::FailedPreconditionError(absl::StrCat(
+                        "the shipment arrived at ", FormatRfc3339(received_at),
+                        ", not before certificate ", number, " expired at ", FormatRfc3339(expires),
+                        ": it cannot be confirmed (reject it instead)"));
                   }
                   return ConfirmationBody(rec, received_at, authority_name_);
                 });
 }
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Reject(const std::string& number,
-                                                            const std::string& reason) {
+                                                            const std::string& reason,
+                                                            const std::string& request_id) {
   if (absl::Status s = CheckReason(reason, "a rejection"); !s.ok()) return s;
-  return Change(number, v1::IMPORTING, v1::REJECTED, reason,
+  return Change({number, v1::IMPORTING, v1::REJECTED, reason, request_id},
                 [&](const v1::CertificateRecord& rec) -> absl::StatusOr<v1::MessageBody> {
                   return RejectionBody(rec, reason);
                 });
 }
 
-absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Change(const std::string& number,
-                                                            v1::Side side, v1::CertificateState to,
-                                                            const std::string& detail,
+absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Change(const Verb& verb,
                                                             const BodyFor& make_body) {
   const absl::Time now = ctx_.Now();
-  CertificateLock lock(*ctx_.locks, number);
-  absl::StatusOr<v1::CertificateRecord> rec = Changeable(number, side, to, now);
+  if (absl::Status s = CheckRequestId(verb.request_id); !s.ok()) return s;
+  CertificateLock lock(*ctx_.locks, verb.number);
+  absl::StatusOr<v1::CertificateRecord> rec = Current(verb.number, verb.side);
   if (!rec.ok()) return rec.status();
+  if (AlreadyDone(*rec, verb)) return *std::move(rec);
+  if (absl::Status s = Changeable(*rec, verb.to, now); !s.ok()) return s;
   absl::StatusOr<v1::MessageBody> body = make_body(*rec);
   if (!body.ok()) return body.status();
   absl::StatusOr<Sealed> sealed = Seal(*ctx_.keyring, *std::move(body), rec->partner(), now);
   if (!sealed.ok()) return sealed.status();
-  return Append(
-      SendTransition(*std::move(rec), to, detail, sealed->message_id, sealed->message, now));
+  storage::Transition t = SendTransition(*std::move(rec), verb.to, verb.detail, sealed->message_id,
+                                         sealed->message, now);
+  t.record->mutable_history()->rbegin()->set_request_id(verb.request_id);
+  return Append(std::move(t));
 }
 
-absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Changeable(const std::string& number,
-                                                                v1::Side side,
-                                                                v1::CertificateState to,
-                                                                absl::Time now) {
+bool AuthorityDesk::AlreadyDone(const v1::CertificateRecord& rec, const Verb& verb) {
+  if (rec.state() == verb.to) return true;  // what was asked for holds
+  if (verb.request_id.empty()) return false;
+  for (const v1::StateChange& h : rec.history()) {
+    if (h.request_id() == verb.request_id) return true;  // done, and moved on since
+  }
+  return false;
+}
+
+absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Current(const std::string& number,
+                                                             v1::Side side) const {
   absl::StatusOr<std::optional<v1::CertificateRecord>> current =
       ctx_.ledger->GetCertificate(number);
   if (!current.ok()) return current.status();
@@ -109,17 +163,16 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Changeable(const std::strin
         absl::StrCat(side == v1::IMPORTING ? "no received certificate " : "no issued certificate ",
                      number, " at ", ctx_.participant));
   }
-  v1::CertificateRecord rec = **std::move(current);
-  if (absl::Status s = CheckTransition(side, rec.state(), to); !s.ok()) return s;
-  const absl::Time expires = FromTimestamp(rec.certificate().expires_at());
-  if (to != v1::CANCELLED && now >= expires) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("certificate ", number, " expired at ", FormatRfc3339(expires)));
-  }
+  return **std::move(current);
+}
+
+absl::Status AuthorityDesk::Changeable(const v1::CertificateRecord& rec, v1::CertificateState to,
+                                       absl::Time now) const {
+  if (absl::Status s = CheckTransition(rec.side(), rec.state(), to); !s.ok()) return s;
   if (absl::Status s = ctx_.keyring->trust()->CheckActive(rec.partner(), now); !s.ok()) {
     return absl::FailedPreconditionError(s.message());
   }
-  return rec;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Append(storage::Transition t) {

@@ -22,6 +22,8 @@ namespace kpx::node {
 
 // Longest reason a cancellation or rejection may give.
 inline constexpr size_t kMaxReasonBytes = 2048;
+// Longest client request id.
+inline constexpr size_t kMaxRequestIdBytes = 64;
 
 class AuthorityDesk {
  public:
@@ -29,31 +31,59 @@ class AuthorityDesk {
   // after each append that queued a message (it wakes the courier).
   AuthorityDesk(const NodeContext& ctx, std::string authority_name, std::function<void()> queued);
 
+  // Every verb takes an optional client `request_id` (at most 64 of
+  // [A-Za-z0-9-_]; InvalidArgument otherwise), stored with the change it
+  // makes. Verbs are idempotent: a verb whose result already holds (a
+  // repeated confirm of a CONFIRMED certificate), or a retry with the
+  // request id of a change made before, returns the record as it stands
+  // and changes nothing.
+
   // Exporter: validates `cert` against the KP rules, signs it, and records
-  // it ISSUED with its delivery queued. AlreadyExists if the number is used.
-  absl::StatusOr<v1::CertificateRecord> Submit(v1::Certificate cert);
+  // it ISSUED with its delivery queued. If the number is used: the existing
+  // record when it is the same certificate (or the same request id),
+  // AlreadyExists naming when the other one was recorded otherwise.
+  absl::StatusOr<v1::CertificateRecord> Submit(v1::Certificate cert,
+                                               const std::string& request_id = "");
   // Exporter: voids an ISSUED or DELIVERED certificate and tells the importer.
-  absl::StatusOr<v1::CertificateRecord> Cancel(const std::string& number,
-                                               const std::string& reason);
-  // Importer: confirms receipt of a RECEIVED certificate's shipment at
-  // `received_at` (InfinitePast: now; at most kMaxClockSkew ahead).
-  absl::StatusOr<v1::CertificateRecord> Confirm(const std::string& number, absl::Time received_at);
+  absl::StatusOr<v1::CertificateRecord> Cancel(const std::string& number, const std::string& reason,
+                                               const std::string& request_id = "");
+  // Importer: confirms receipt of a RECEIVED certificate's shipment, which
+  // arrived at `received_at` (InfinitePast: now; at most kMaxClockSkew
+  // ahead). The arrival must be before the certificate's expires_at; the
+  // confirmation may come later, until the node expires the certificate
+  // (confirm_grace_days after expires_at).
+  absl::StatusOr<v1::CertificateRecord> Confirm(const std::string& number, absl::Time received_at,
+                                                const std::string& request_id = "");
   // Importer: refuses the shipment of a RECEIVED certificate.
-  absl::StatusOr<v1::CertificateRecord> Reject(const std::string& number,
-                                               const std::string& reason);
+  absl::StatusOr<v1::CertificateRecord> Reject(const std::string& number, const std::string& reason,
+                                               const std::string& request_id = "");
 
  private:
   using BodyFor = std::function<absl::StatusOr<v1::MessageBody>(const v1::CertificateRecord&)>;
+  // A locally initiated change of `number` (ours on `side`) to `to`.
+  struct Verb {
+    const std::string& number;
+    v1::Side side;
+    v1::CertificateState to;
+    const std::string& detail;
+    const std::string& request_id;
+  };
 
-  // A locally initiated change of `number` (ours on `side`) to `to`, whose
-  // message `make_body` builds from the record as it stands.
-  absl::StatusOr<v1::CertificateRecord> Change(const std::string& number, v1::Side side,
-                                               v1::CertificateState to, const std::string& detail,
-                                               const BodyFor& make_body);
-  // The record of `number` on `side`, checked for a move to `to`.
-  absl::StatusOr<v1::CertificateRecord> Changeable(const std::string& number, v1::Side side,
-                                                   v1::CertificateState to, absl::Time now)
+  // The existing record of a resubmitted number, or AlreadyExists.
+  absl::StatusOr<v1::CertificateRecord> Resubmitted(const v1::CertificateRecord& existing,
+                                                    const v1::Certificate& cert,
+                                                    const std::string& request_id) const;
+  // Applies `verb`, whose message `make_body` builds from the record as it
+  // stands.
+  absl::StatusOr<v1::CertificateRecord> Change(const Verb& verb, const BodyFor& make_body);
+  // True if `verb` needs nothing done (see the idempotence rule above).
+  static bool AlreadyDone(const v1::CertificateRecord& rec, const Verb& verb);
+  // The record of `number` on `side`, or NotFound.
+  absl::StatusOr<v1::CertificateRecord> Current(const std::string& number, v1::Side side) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(*ctx_.locks);
+  // OK if `rec` may move to `to` now (state machine, partner active).
+  absl::Status Changeable(const v1::CertificateRecord& rec, v1::CertificateState to,
+                          absl::Time now) const;
   // Appends `t`, returning its record stamped with the entry's sequence.
   absl::StatusOr<v1::CertificateRecord> Append(storage::Transition t)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(*ctx_.locks);

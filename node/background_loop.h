@@ -1,13 +1,12 @@
-// kpx::node::BackgroundLoop: the node's one background thread.
+// kpx::node::BackgroundLoop: the node's housekeeping thread.
 //
-// It runs, in turn: the expiry sweep (once a minute), the overdue log
-// (once a day), and delivery passes while anything is due; then sleeps
-// until the next outbox item is due, Kick() is called, or a second
-// passes. While the ledger refuses writes it does not deliver (every
-// write would fail) and waits a second between checks.
+// It runs the expiry sweep once a minute and the overdue log once a day
+// (Sweeper); delivery runs on the Dispatcher's lanes, one per partner.
+// While the ledger refuses writes it skips the expiry sweep (its writes
+// would fail).
 //
-// Thread safety: Start, Stop and Kick may be called from any thread.
-// Stop is idempotent and waits for the pass in progress.
+// Thread safety: Start and Stop may be called from any thread. Stop is
+// idempotent and waits for the sweep in progress.
 #ifndef KPX_NODE_BACKGROUND_LOOP_H_
 #define KPX_NODE_BACKGROUND_LOOP_H_
 
@@ -16,21 +15,18 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "node/context.h"
-#include "node/courier.h"
 #include "node/sweeper.h"
 
 namespace kpx::node {
 
 class BackgroundLoop {
  public:
-  // None of the pointers is owned; all must outlive the loop.
-  BackgroundLoop(const NodeContext& ctx, Courier* courier, Sweeper* sweeper);
+  // `sweeper` is not owned and must outlive the loop.
+  BackgroundLoop(const NodeContext& ctx, Sweeper* sweeper);
   ~BackgroundLoop();
 
   void Start();
   void Stop();
-  // New work is queued: run a delivery pass now.
-  void Kick();
 
  private:
   void Run();
@@ -38,12 +34,10 @@ class BackgroundLoop {
   absl::Time Round(absl::Time& next_expiry, absl::Time& next_overdue);
 
   const NodeContext& ctx_;
-  Courier* const courier_;
   Sweeper* const sweeper_;
 
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  bool kicked_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_ ABSL_GUARDED_BY(mu_);
 };
 

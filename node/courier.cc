@@ -1,10 +1,12 @@
 #include "node/courier.h"
 
+#include <atomic>
 #include <map>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "node/batch_records.h"
+#include "node/config.h"
 #include "node/envelope.h"
 #include "node/log.h"
 #include "node/transitions.h"
@@ -45,40 +47,39 @@ Courier::Courier(const NodeContext& ctx, Transport* transport, const v1::Deliver
       retry_(absl::Milliseconds(delivery.initial_backoff_ms()),
              absl::Milliseconds(delivery.max_backoff_ms()), seed) {}
 
-size_t Courier::DeliverDue() {
+size_t Courier::DeliverDueTo(const std::string& recipient) {
   absl::StatusOr<std::vector<v1::OutboxItem>> due =
-      ctx_.ledger->DueOutbox(ctx_.Now(), delivery_.batch_size() * 4);
+      ctx_.ledger->DueOutboxFor(recipient, ctx_.Now(), delivery_.batch_size());
   if (!due.ok()) {
-    log::Error("outbox_read_failed", {{"reason", due.status().message()}});
+    log::Error("outbox_read_failed", {{"partner", recipient}, {"reason", due.status().message()}});
     return 0;
   }
-  std::map<std::string, std::vector<v1::OutboxItem>> by_recipient;
-  for (v1::OutboxItem& it : *due) {
-    std::vector<v1::OutboxItem>& v = by_recipient[it.recipient()];
-    if (v.size() < delivery_.batch_size()) v.push_back(std::move(it));
+  const size_t n = due->size();
+  if (n > 0) DeliverBatch(recipient, *std::move(due));
+  return n;
+}
+
+size_t Courier::DeliverDue() {
+  absl::StatusOr<std::vector<std::string>> recipients = ctx_.ledger->OutboxRecipients();
+  if (!recipients.ok()) {
+    log::Error("outbox_read_failed", {{"reason", recipients.status().message()}});
+    return 0;
   }
-  size_t n = 0;
+  std::atomic<size_t> n = 0;
   std::vector<std::thread> threads;
-  for (auto& [recipient, items] : by_recipient) {
-    n += items.size();
-    if (by_recipient.size() == 1) {
-      DeliverTo(recipient, std::move(items));
-    } else {
-      threads.emplace_back([this, r = recipient, its = std::move(items)]() mutable {
-        DeliverTo(r, std::move(its));
-      });
-    }
+  for (const std::string& r : *recipients) {
+    threads.emplace_back([this, &n, r] { n += DeliverDueTo(r); });
   }
   for (std::thread& t : threads) t.join();
   return n;
 }
 
 size_t Courier::stuck() const {
-  absl::MutexLock l(&stuck_mu_);
+  absl::MutexLock l(&mu_);
   return stuck_.size();
 }
 
-void Courier::DeliverTo(const std::string& recipient, std::vector<v1::OutboxItem> items) {
+void Courier::DeliverBatch(const std::string& recipient, std::vector<v1::OutboxItem> items) {
   const absl::Time now = ctx_.Now();
   std::shared_ptr<const TrustList> trust = ctx_.keyring->trust();
   std::vector<DeliveryOutcome> outcomes = Send(recipient, items, *trust, now);
@@ -87,7 +88,8 @@ void Courier::DeliverTo(const std::string& recipient, std::vector<v1::OutboxItem
     attempts[i].item = std::move(items[i]);
     attempts[i].outcome = std::move(outcomes[i]);
   }
-  Record(recipient, attempts, now);
+  const uint32_t backoff_at = NoteExchange(recipient, attempts, now);
+  Record(recipient, attempts, backoff_at, now);
 }
 
 std::vector<DeliveryOutcome> Courier::Send(const std::string& recipient,
@@ -112,13 +114,71 @@ std::vector<DeliveryOutcome> Courier::Send(const std::string& recipient,
   return outcomes;
 }
 
-void Courier::Record(const std::string& recipient, std::vector<Attempt>& attempts, absl::Time now) {
+uint32_t Courier::NoteExchange(const std::string& recipient, const std::vector<Attempt>& attempts,
+                               absl::Time now) {
+  bool answered = false;
+  for (const Attempt& a : attempts) {
+    if (a.outcome.status.ok() || !IsRetryable(a.outcome.status)) answered = true;
+  }
+  const absl::Status& first = attempts.front().outcome.status;
+  uint32_t failures = 0, failed_before = 0;
+  bool changed_error = false;
+  {
+    absl::MutexLock l(&mu_);
+    Partner& p = partners_[recipient];
+    failed_before = p.failures;
+    if (answered) {
+      p = Partner();
+    } else {
+      failures = ++p.failures;
+      const std::string error =
+          absl::StrCat(absl::StatusCodeToString(first.code()), ": ", first.message());
+      changed_error = error != p.last_error;
+      p.last_error = error;
+    }
+  }
+  if (answered) {
+    if (failed_before == 0) return 0;
+    log::Info("partner_reachable",
+              {{"partner", recipient}, {"failed_exchanges", std::to_string(failed_before)}});
+    ReleaseWaiting(recipient, now);
+    return 0;
+  }
+  if (changed_error) {
+    log::Warn("partner_unreachable", {{"partner", recipient},
+                                      {"code", absl::StatusCodeToString(first.code())},
+                                      {"reason", first.message()},
+                                      {"failed_exchanges", std::to_string(failures)}});
+  }
+  return failures;
+}
+
+void Courier::ReleaseWaiting(const std::string& recipient, absl::Time now) {
+  // Everything still waiting out a backoff for this partner goes now.
+  absl::StatusOr<std::vector<v1::OutboxItem>> waiting =
+      ctx_.ledger->DueOutboxFor(recipient, absl::InfiniteFuture(), kMaxDeliveryBatchSize * 4);
+  if (!waiting.ok()) {
+    log::Error("outbox_read_failed",
+               {{"partner", recipient}, {"reason", waiting.status().message()}});
+    return;
+  }
+  std::vector<v1::OutboxItem> due_now;
+  for (v1::OutboxItem& item : *waiting) {
+    if (FromTimestamp(item.due_at()) <= now) continue;
+    *item.mutable_due_at() = ToTimestamp(now);
+    due_now.push_back(std::move(item));
+  }
+  Reschedule(recipient, due_now);
+}
+
+void Courier::Record(const std::string& recipient, std::vector<Attempt>& attempts,
+                     uint32_t backoff_at, absl::Time now) {
   std::vector<v1::OutboxItem> retries;
   std::vector<std::string> numbers;
   for (const Attempt& a : attempts) numbers.push_back(a.item.certificate_number());
   {
     CertificateLock lock(*ctx_.locks, numbers);
-    std::vector<storage::Transition> transitions = Plan(attempts, now, retries);
+    std::vector<storage::Transition> transitions = Plan(attempts, backoff_at, now, retries);
     if (!transitions.empty()) {
       absl::StatusOr<std::vector<storage::Head>> heads =
           ctx_.ledger->AppendAll(std::move(transitions));
@@ -140,44 +200,65 @@ void Courier::Record(const std::string& recipient, std::vector<Attempt>& attempt
   Report(recipient, attempts, now);
 }
 
-std::vector<storage::Transition> Courier::Plan(std::vector<Attempt>& attempts, absl::Time now,
+std::vector<storage::Transition> Courier::Plan(std::vector<Attempt>& attempts, uint32_t backoff_at,
+                                               absl::Time now,
                                                std::vector<v1::OutboxItem>& retries) {
   BatchRecords records(ctx_.ledger);
   std::vector<storage::Transition> transitions;
   for (Attempt& a : attempts) {
     const absl::Status& st = a.outcome.status;
-    const std::string& number = a.item.certificate_number();
     if (!st.ok() && IsRetryable(st)) {
-      retries.push_back(Retry(a.item, st, now));
+      retries.push_back(Retry(a.item, st, backoff_at, now));
       continue;
     }
-    std::optional<v1::CertificateRecord> rec;  // only a receipt changes the record
-    if (st.ok()) {
-      absl::StatusOr<const v1::CertificateRecord*> r = records.Get(number);
-      if (!r.ok()) {
-        // Recording the receipt without its state change would leave the
-        // certificate ISSUED for ever: keep the item queued instead (the
-        // peer answers the resend with its original receipt).
-        a.outcome.status = absl::UnavailableError(
-            absl::StrCat("reading certificate ", number, ": ", r.status().message()));
-        retries.push_back(Retry(a.item, a.outcome.status, now));
-        continue;
-      }
-      if (*r != nullptr) rec = **r;
+    absl::StatusOr<storage::Transition> t = Finish(a, records, now);
+    if (!t.ok()) {
+      // Recording the outcome without its record change would leave the
+      // certificate's queue stuck: keep the item queued instead (the peer
+      // answers the resend with its original receipt).
+      a.outcome.status = t.status();
+      retries.push_back(Retry(a.item, a.outcome.status, 0, now));
+      continue;
     }
-    storage::Transition t = DeliveryTransition(a.item, st, a.outcome.receipt, std::move(rec), now);
-    if (t.record.has_value()) records.Set(number, *t.record);
+    if (t->record.has_value()) records.Set(a.item.certificate_number(), *t->record);
     a.fate = Attempt::Fate::kRecorded;
-    transitions.push_back(std::move(t));
+    transitions.push_back(*std::move(t));
   }
   return transitions;
 }
 
-v1::OutboxItem Courier::Retry(const v1::OutboxItem& item, const absl::Status& why, absl::Time now) {
+absl::StatusOr<storage::Transition> Courier::Finish(const Attempt& a, BatchRecords& records,
+                                                    absl::Time now) {
+  const std::string& number = a.item.certificate_number();
+  absl::StatusOr<const v1::CertificateRecord*> r = records.Get(number);
+  if (!r.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("reading certificate ", number, ": ", r.status().message()));
+  }
+  std::optional<v1::CertificateRecord> rec;
+  std::optional<v1::OutboxItem> next;
+  if (*r != nullptr) {
+    rec = **r;
+    if (const std::string* next_id = QueuedAfter(*rec, a.item.message_id()); next_id != nullptr) {
+      absl::StatusOr<std::optional<v1::OutboxItem>> n = ctx_.ledger->GetOutboxItem(*next_id);
+      if (!n.ok()) {
+        return absl::UnavailableError(
+            absl::StrCat("reading queued message ", *next_id, ": ", n.status().message()));
+      }
+      next = *std::move(n);
+    }
+  }
+  return DeliveryTransition(a.item, a.outcome.status, a.outcome.receipt, std::move(rec),
+                            std::move(next), now);
+}
+
+v1::OutboxItem Courier::Retry(const v1::OutboxItem& item, const absl::Status& why,
+                              uint32_t backoff_at, absl::Time now) {
   v1::OutboxItem next = item;
   next.set_attempts(item.attempts() + 1);
   next.set_last_error(std::string(why.message()));
-  *next.mutable_due_at() = ToTimestamp(now + retry_.Backoff(next.attempts()));
+  const uint32_t n = backoff_at > 0 ? backoff_at : next.attempts();
+  *next.mutable_due_at() = ToTimestamp(now + retry_.Backoff(n));
   NoteStuck(next, now);
   return next;
 }
@@ -218,15 +299,16 @@ void Courier::Report(const std::string& recipient, const std::vector<Attempt>& a
       }
       continue;
     }
-    const bool permanent = a.fate == Attempt::Fate::kRecorded;
-    log::Warn(permanent ? "delivery_refused" : "delivery_failed",
-              {{"message", a.item.message_id()},
-               {"certificate", a.item.certificate_number()},
-               {"partner", recipient},
-               {"attempt", attempt},
-               {"code", absl::StatusCodeToString(st.code())},
-               {"reason", st.message()}});
-    if (permanent && obs != nullptr) obs->DeliveryRefused(recipient, st.code());
+    // Retryable failures are summed up per partner (NoteExchange), not
+    // logged per attempt; a permanent refusal is final and logged.
+    if (a.fate != Attempt::Fate::kRecorded) continue;
+    log::Warn("delivery_refused", {{"message", a.item.message_id()},
+                                   {"certificate", a.item.certificate_number()},
+                                   {"partner", recipient},
+                                   {"attempt", attempt},
+                                   {"code", absl::StatusCodeToString(st.code())},
+                                   {"reason", st.message()}});
+    if (obs != nullptr) obs->DeliveryRefused(recipient, st.code());
   }
   for (const Attempt& a : attempts) {
     if (a.fate == Attempt::Fate::kRecorded) NoteGone(a.item.message_id());
@@ -238,7 +320,7 @@ void Courier::NoteStuck(const v1::OutboxItem& item, absl::Time now) {
   const absl::Duration age = now - FromTimestamp(item.queued_at());
   bool first = false;
   {
-    absl::MutexLock l(&stuck_mu_);
+    absl::MutexLock l(&mu_);
     first = stuck_.insert(item.message_id()).second;
   }
   if (!first) return;
@@ -251,7 +333,7 @@ void Courier::NoteStuck(const v1::OutboxItem& item, absl::Time now) {
 }
 
 void Courier::NoteGone(const std::string& message_id) {
-  absl::MutexLock l(&stuck_mu_);
+  absl::MutexLock l(&mu_);
   stuck_.erase(message_id);
 }
 

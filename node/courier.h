@@ -1,17 +1,29 @@
-// kpx::node::Courier: delivers what the outbox holds.
+// kpx::node::Courier: delivers what the outbox holds, partner by partner.
 //
-// One pass (DeliverDue) takes the due messages, at most one batch per
-// recipient, and handles each recipient on its own thread, so that a slow
-// peer does not hold up the others. Per recipient:
+// DeliverDueTo(recipient) takes one batch of the messages due for that
+// recipient and:
 //   send     one Deliver exchange (none if the recipient is suspended: the
 //            KP forbids it; the messages wait and go out on readmission);
 //   check    every receipt: signed by the recipient, about this message
 //            (CheckReceipt; a bad receipt counts as UNAVAILABLE);
 //   record   under the certificates' locks, in one synced batch: a receipt
 //            or a permanent refusal (retry_policy.h) leaves the outbox as a
-//            RECEIPT / DELIVERY_FAILED entry, and the first receipt for a
-//            certificate moves it ISSUED -> DELIVERED; then, in one more
-//            batch, every retryable failure is rescheduled with backoff.
+//            RECEIPT / DELIVERY_FAILED entry, releases the next message
+//            held behind it for the same certificate (messages about one
+//            certificate go in the order they were made), and the first
+//            receipt for a certificate moves it ISSUED -> DELIVERED; then,
+//            in one more batch, every retryable failure is rescheduled.
+// Backoff is per partner: an exchange the partner did not answer at all
+// (every message failed retryably) counts one more consecutive failure and
+// its messages wait Backoff(failures); the first exchange it answers again
+// resets the count and makes every message waiting for it due at once, so
+// a healed link drains without waiting out old delays. A partner going
+// unreachable is logged once (partner_unreachable), and once again when it
+// answers (partner_reachable, with the count of failed exchanges), not
+// once per attempt. Each partner is delivered to by one thread at a time
+// (a Dispatcher lane, or DeliverDue), so a slow or silent partner holds up
+// only its own messages.
+//
 // Logs and observer events follow the writes they report. A failed write
 // is logged with the message id and counted (Observer::LedgerWriteFailed);
 // the items stay queued and go again.
@@ -19,11 +31,13 @@
 // A message still queued stuck_after its queueing is "stuck": it keeps
 // being retried, is logged once as delivery_stuck and counted by stuck().
 //
-// Thread safety: DeliverDue is called by one thread at a time (the
-// background loop, or a test); stuck() from any thread.
+// Thread safety: DeliverDueTo may be called from any thread, but for one
+// recipient by one thread at a time; DeliverDue and stuck() from any thread
+// (DeliverDue not together with a running Dispatcher).
 #ifndef KPX_NODE_COURIER_H_
 #define KPX_NODE_COURIER_H_
 
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -32,6 +46,7 @@
 #include "absl/synchronization/mutex.h"
 #include "kpx/v1/config.pb.h"
 #include "kpx/v1/ledger.pb.h"
+#include "node/batch_records.h"
 #include "node/context.h"
 #include "node/retry_policy.h"
 #include "node/transport.h"
@@ -56,7 +71,10 @@ class Courier {
   Courier(const NodeContext& ctx, Transport* transport, const v1::DeliveryConfig& delivery,
           uint64_t seed);
 
-  // One pass over the due outbox. Returns the number of messages attempted.
+  // One batch for `recipient`. Returns the number of messages attempted.
+  size_t DeliverDueTo(const std::string& recipient);
+  // One batch for every recipient with messages due, each on its own
+  // thread; returns when all are done, with the number attempted.
   size_t DeliverDue();
 
   // Messages seen stuck (queued longer than stuck_after) and not yet gone.
@@ -64,18 +82,36 @@ class Courier {
 
  private:
   struct Attempt;  // one item with its outcome
+  // What the courier remembers of one partner between exchanges.
+  struct Partner {
+    uint32_t failures = 0;  // consecutive exchanges it did not answer
+    std::string last_error;
+  };
 
-  void DeliverTo(const std::string& recipient, std::vector<v1::OutboxItem> items);
+  void DeliverBatch(const std::string& recipient, std::vector<v1::OutboxItem> items);
   std::vector<DeliveryOutcome> Send(const std::string& recipient,
                                     const std::vector<v1::OutboxItem>& items,
                                     const TrustList& trust, absl::Time now);
-  void Record(const std::string& recipient, std::vector<Attempt>& attempts, absl::Time now);
+  // Updates the partner's failure count after an exchange; returns the
+  // backoff attempt number for its retryable failures (0: each message's
+  // own count), and releases waiting messages when it answers again.
+  uint32_t NoteExchange(const std::string& recipient, const std::vector<Attempt>& attempts,
+                        absl::Time now);
+  void ReleaseWaiting(const std::string& recipient, absl::Time now);
+  void Record(const std::string& recipient, std::vector<Attempt>& attempts, uint32_t backoff_at,
+              absl::Time now);
   // The transitions of the finished attempts; the retryable ones (and those
   // whose record could not be read) go to `retries`.
-  std::vector<storage::Transition> Plan(std::vector<Attempt>& attempts, absl::Time now,
-                                        std::vector<v1::OutboxItem>& retries)
+  std::vector<storage::Transition> Plan(std::vector<Attempt>& attempts, uint32_t backoff_at,
+                                        absl::Time now, std::vector<v1::OutboxItem>& retries)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(*ctx_.locks);
-  v1::OutboxItem Retry(const v1::OutboxItem& item, const absl::Status& why, absl::Time now);
+  // The DeliveryTransition of a finished attempt; Unavailable if the
+  // record or the next held message cannot be read.
+  absl::StatusOr<storage::Transition> Finish(const Attempt& a, BatchRecords& records,
+                                             absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(*ctx_.locks);
+  v1::OutboxItem Retry(const v1::OutboxItem& item, const absl::Status& why, uint32_t backoff_at,
+                       absl::Time now);
   void Reschedule(const std::string& recipient, const std::vector<v1::OutboxItem>& retries);
   void Report(const std::string& recipient, const std::vector<Attempt>& attempts, absl::Time now);
   void NoteStuck(const v1::OutboxItem& item, absl::Time now);
@@ -87,8 +123,9 @@ class Courier {
   const absl::Duration stuck_after_;
   RetryPolicy retry_;
 
-  mutable absl::Mutex stuck_mu_;
-  std::set<std::string> stuck_ ABSL_GUARDED_BY(stuck_mu_);
+  mutable absl::Mutex mu_;
+  std::set<std::string> stuck_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Partner> partners_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kpx::node

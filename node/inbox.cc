@@ -92,7 +92,7 @@ std::vector<storage::Transition> Inbox::Plan(const std::string& peer, const Trus
       s.outcome.status = t.status();
       continue;
     }
-    records.Set(number, *t->record);
+    if (t->record.has_value()) records.Set(number, *t->record);
     first_with_id[id] = i;
     SignReceiptWhenSequenced(peer, now, s, *t);
     s.planned = true;

@@ -46,6 +46,15 @@ v1::MessageBody RejectionBody(const v1::CertificateRecord& rec, const std::strin
   return b;
 }
 
+v1::MessageBody ExpiryBody(const v1::CertificateRecord& rec, absl::Time now) {
+  v1::MessageBody b;
+  b.mutable_header()->set_kind(v1::EXPIRY);
+  b.mutable_expiry()->set_certificate_number(rec.certificate().number());
+  b.mutable_expiry()->set_certificate_digest(rec.certificate_digest());
+  *b.mutable_expiry()->mutable_expired_at() = ToTimestamp(now);
+  return b;
+}
+
 v1::MessageBody ReceiptBody(const std::string& message_id, const std::string& digest,
                             const storage::Head& head, absl::Time received_at) {
   v1::MessageBody b;
@@ -69,6 +78,8 @@ const std::string& CertificateNumberOf(const v1::MessageBody& body) {
       return body.rejection().certificate_number();
     case v1::MessageBody::kCancellation:
       return body.cancellation().certificate_number();
+    case v1::MessageBody::kExpiry:
+      return body.expiry().certificate_number();
     default: {
       static const std::string* empty = new std::string;
       return *empty;

@@ -27,6 +27,8 @@ v1::MessageBody ConfirmationBody(const v1::CertificateRecord& rec, absl::Time re
                                  const std::string& authority);
 // The importer refuses the shipment of `rec`.
 v1::MessageBody RejectionBody(const v1::CertificateRecord& rec, const std::string& reason);
+// The importer's node: `rec` (RECEIVED) expired undecided at `now`.
+v1::MessageBody ExpiryBody(const v1::CertificateRecord& rec, absl::Time now);
 // Our receipt for message `message_id` (SHA-256 `digest` of its signed
 // bytes), stored as ledger entry `head`.
 v1::MessageBody ReceiptBody(const std::string& message_id, const std::string& digest,

@@ -12,6 +12,7 @@ v1::NodeConfig Defaulted(const NodeOptions& o) {
   c.set_authority_name(o.authority_name);
   *c.mutable_delivery() = o.delivery;
   c.set_overdue_days(o.overdue_days);
+  c.set_confirm_grace_days(o.confirm_grace_days);
   ApplyDefaults(&c);
   return c;
 }
@@ -38,25 +39,30 @@ Node::Node(NodeOptions o, const v1::NodeConfig& defaults, std::unique_ptr<Keyrin
       queries_(ctx_, overdue_days_),
       inbox_(ctx_),
       courier_(ctx_, o.transport, delivery_, o.random_seed != 0 ? o.random_seed : RandomSeed()),
-      sweeper_(ctx_, overdue_days_),
-      loop_(ctx_, &courier_, &sweeper_) {}
+      sweeper_(ctx_, overdue_days_, defaults.confirm_grace_days(), [this] { Kick(); }),
+      dispatcher_(ctx_, &courier_),
+      loop_(ctx_, &sweeper_) {}
 
 Node::~Node() { StopDelivery(); }
 
-absl::StatusOr<v1::CertificateRecord> Node::Submit(v1::Certificate cert) {
-  return desk_.Submit(std::move(cert));
+absl::StatusOr<v1::CertificateRecord> Node::Submit(v1::Certificate cert,
+                                                   const std::string& request_id) {
+  return desk_.Submit(std::move(cert), request_id);
 }
 absl::StatusOr<v1::CertificateRecord> Node::Cancel(const std::string& number,
-                                                   const std::string& reason) {
-  return desk_.Cancel(number, reason);
+                                                   const std::string& reason,
+                                                   const std::string& request_id) {
+  return desk_.Cancel(number, reason, request_id);
 }
 absl::StatusOr<v1::CertificateRecord> Node::Confirm(const std::string& number,
-                                                    absl::Time received_at) {
-  return desk_.Confirm(number, received_at);
+                                                    absl::Time received_at,
+                                                    const std::string& request_id) {
+  return desk_.Confirm(number, received_at, request_id);
 }
 absl::StatusOr<v1::CertificateRecord> Node::Reject(const std::string& number,
-                                                   const std::string& reason) {
-  return desk_.Reject(number, reason);
+                                                   const std::string& reason,
+                                                   const std::string& request_id) {
+  return desk_.Reject(number, reason, request_id);
 }
 absl::StatusOr<v1::CertificateRecord> Node::Get(const std::string& number) const {
   return queries_.Get(number);
@@ -71,9 +77,15 @@ std::vector<DeliveryOutcome> Node::Receive(const std::string& peer,
   return inbox_.Receive(peer, messages);
 }
 
-void Node::StartDelivery() { loop_.Start(); }
-void Node::StopDelivery() { loop_.Stop(); }
-void Node::Kick() { loop_.Kick(); }
+void Node::StartDelivery() {
+  dispatcher_.Start();
+  loop_.Start();
+}
+void Node::StopDelivery() {
+  loop_.Stop();
+  dispatcher_.Stop();
+}
+void Node::Kick() { dispatcher_.Kick(); }
 size_t Node::DeliverDue() { return courier_.DeliverDue(); }
 size_t Node::ExpireDue() { return sweeper_.ExpireDue(); }
 size_t Node::LogOverdue() { return sweeper_.LogOverdue(); }

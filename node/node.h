@@ -11,15 +11,16 @@
 //   queries          get, list
 //   inbox            receive from peers: verify, plan, commit, report
 //   courier          deliver the outbox: send, check receipts, record
-//   sweeper          expiry, overdue log
-//   background_loop  the one thread that runs courier and sweeper
+//   dispatcher       one delivery lane (thread) per partner
+//   sweeper          expiry (importer side), overdue log
+//   background_loop  the housekeeping thread that runs the sweeper
 // with pure helpers in messages, transitions and retry_policy.
 //
 // Concurrency: every public method is thread-safe. Changes to one
 // certificate are serialized by its CertificateLock; changes to different
 // certificates run in parallel and share fsyncs through the ledger's group
-// commit. One background thread (StartDelivery) drains the outbox; tests
-// may instead step it with DeliverDue().
+// commit. StartDelivery starts one delivery lane per partner and the
+// housekeeping thread; tests may instead step delivery with DeliverDue().
 //
 // Ownership: the Node does not own the Ledger or the Transport; both must
 // outlive it.
@@ -42,6 +43,7 @@
 #include "node/certificate_locks.h"
 #include "node/context.h"
 #include "node/courier.h"
+#include "node/dispatcher.h"
 #include "node/inbox.h"
 #include "node/keyring.h"
 #include "node/observer.h"
@@ -68,6 +70,9 @@ struct NodeOptions {
   // Days after which a certificate waiting for the importing authority is
   // overdue (listed, counted, logged once a day). 0: the default.
   uint32_t overdue_days = 0;
+  // Importer side: days after expiry during which a shipment that arrived
+  // in time may still be confirmed. 0: the default (NodeConfig).
+  uint32_t confirm_grace_days = 0;
   std::function<absl::Time()> clock = [] { return absl::Now(); };
   // Seeds the retry jitter; 0: a random seed.
   uint64_t random_seed = 0;
@@ -86,13 +91,15 @@ class Node : public Receiver {
   storage::Ledger& ledger() { return *ctx_.ledger; }
 
   // ---- authority verbs (roles are checked by gateway/); see authority_desk.h
-  absl::StatusOr<v1::CertificateRecord> Submit(v1::Certificate cert);
-  absl::StatusOr<v1::CertificateRecord> Cancel(const std::string& number,
-                                               const std::string& reason);
+  absl::StatusOr<v1::CertificateRecord> Submit(v1::Certificate cert,
+                                               const std::string& request_id = "");
+  absl::StatusOr<v1::CertificateRecord> Cancel(const std::string& number, const std::string& reason,
+                                               const std::string& request_id = "");
   // `received_at` unset (InfinitePast) means now.
-  absl::StatusOr<v1::CertificateRecord> Confirm(const std::string& number, absl::Time received_at);
-  absl::StatusOr<v1::CertificateRecord> Reject(const std::string& number,
-                                               const std::string& reason);
+  absl::StatusOr<v1::CertificateRecord> Confirm(const std::string& number, absl::Time received_at,
+                                                const std::string& request_id = "");
+  absl::StatusOr<v1::CertificateRecord> Reject(const std::string& number, const std::string& reason,
+                                               const std::string& request_id = "");
   // ---- queries; see queries.h
   absl::StatusOr<v1::CertificateRecord> Get(const std::string& number) const;
   absl::StatusOr<v1::ListCertificatesResponse> List(
@@ -103,15 +110,17 @@ class Node : public Receiver {
                                        const std::vector<v1::SignedMessage>& messages) override;
 
   // ---- delivery and housekeeping
-  // Starts / stops the background thread. Stop is idempotent and waits for
-  // an exchange in progress.
+  // Starts / stops the delivery lanes and the housekeeping thread. Stop is
+  // idempotent and waits for the exchanges in progress.
   void StartDelivery();
   void StopDelivery();
-  // Wakes the background thread (new work queued).
+  // Wakes the delivery lanes (new work queued).
   void Kick();
-  // One delivery pass; returns the number of messages attempted.
+  // One delivery pass: a batch per partner, concurrently; returns the
+  // number of messages attempted. Not while StartDelivery runs.
   size_t DeliverDue();
-  // Marks expired open certificates EXPIRED; returns how many.
+  // Importer side: marks RECEIVED certificates past expiry plus the
+  // confirmation grace EXPIRED and tells their exporters; returns how many.
   size_t ExpireDue();
   // Logs one line per overdue certificate; returns how many.
   size_t LogOverdue();
@@ -152,6 +161,7 @@ class Node : public Receiver {
   Inbox inbox_;
   Courier courier_;
   Sweeper sweeper_;
+  Dispatcher dispatcher_;
   BackgroundLoop loop_;
 };
 

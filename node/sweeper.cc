@@ -1,19 +1,24 @@
 #include "node/sweeper.h"
 
 #include "node/log.h"
+#include "node/messages.h"
 #include "node/state.h"
 #include "node/transitions.h"
 #include "node/util.h"
 
 namespace kpx::node {
 
-Sweeper::Sweeper(const NodeContext& ctx, uint32_t overdue_days)
-    : ctx_(ctx), overdue_days_(overdue_days) {}
+Sweeper::Sweeper(const NodeContext& ctx, uint32_t overdue_days, uint32_t confirm_grace_days,
+                 std::function<void()> queued)
+    : ctx_(ctx),
+      overdue_days_(overdue_days),
+      grace_(absl::Hours(24) * confirm_grace_days),
+      queued_(std::move(queued)) {}
 
 size_t Sweeper::ExpireDue() {
   const absl::Time now = ctx_.Now();
   absl::StatusOr<std::vector<v1::CertificateRecord>> found = ctx_.ledger->ListCertificates(
-      "", SIZE_MAX, [&](const v1::CertificateRecord& r) { return IsExpirable(r, now); });
+      "", SIZE_MAX, [&](const v1::CertificateRecord& r) { return IsExpirable(r, now, grace_); });
   if (!found.ok()) {
     log::Error("ledger_read_failed", {{"step", "expire"}, {"reason", found.status().message()}});
     return 0;
@@ -33,14 +38,23 @@ bool Sweeper::Expire(const std::string& number, absl::Time now) {
                {{"step", "expire"}, {"certificate", number}, {"reason", cur.status().message()}});
     return false;
   }
-  if (!cur->has_value() || !IsExpirable(**cur, now)) return false;  // changed meanwhile
-  absl::StatusOr<storage::Head> head = ctx_.ledger->Append(ExpiryTransition(**std::move(cur), now));
-  if (!head.ok()) {
+  if (!cur->has_value() || !IsExpirable(**cur, now, grace_)) return false;  // changed meanwhile
+  const v1::CertificateRecord& rec = **cur;
+  absl::StatusOr<Sealed> sealed = Seal(*ctx_.keyring, ExpiryBody(rec, now), rec.partner(), now);
+  absl::Status s = sealed.status();
+  if (s.ok()) {
+    s = ctx_.ledger
+            ->Append(SendTransition(rec, v1::EXPIRED, ExpiredDetail(), sealed->message_id,
+                                    sealed->message, now))
+            .status();
+  }
+  if (!s.ok()) {
     if (Observer* obs = ctx_.observer->get(); obs != nullptr) obs->LedgerWriteFailed("expire");
     log::Error("ledger_write_failed",
-               {{"step", "expire"}, {"certificate", number}, {"reason", head.status().message()}});
+               {{"step", "expire"}, {"certificate", number}, {"reason", s.message()}});
     return false;
   }
+  queued_();
   return true;
 }
 

@@ -1,11 +1,13 @@
 // kpx::node::Sweeper: housekeeping over the certificate records.
 //
-// ExpireDue marks open certificates whose validity ran out EXPIRED (each
-// in its own transition, re-checked under its lock, so a confirmation
-// that arrived meanwhile wins). LogOverdue logs one line per certificate
-// waiting for the importing authority longer than overdue_days.
-// Both scan the certificate index; the background loop runs them once a
-// minute and once a day. A failed read or write is logged and counted.
+// ExpireDue, on the importing side only, marks RECEIVED certificates whose
+// validity plus the confirmation grace ran out EXPIRED and tells the
+// exporter (an Expiry message), each in its own transition, re-checked
+// under its lock, so a confirmation made meanwhile wins. The exporter never
+// expires a certificate by its own clock: it records the importer's Expiry. LogOverdue logs one
+// line per certificate waiting for the importing authority longer than overdue_days. Both scan the
+// certificate index; the background loop runs them once a minute and once a day. A failed read or
+// write is logged and counted.
 //
 // Thread safety: each method may be called from any thread.
 #ifndef KPX_NODE_SWEEPER_H_
@@ -13,14 +15,19 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <string>
 
+#include "absl/time/time.h"
 #include "node/context.h"
 
 namespace kpx::node {
 
 class Sweeper {
  public:
-  Sweeper(const NodeContext& ctx, uint32_t overdue_days);
+  // `queued` is called after an expiry queued its message (wakes delivery).
+  Sweeper(const NodeContext& ctx, uint32_t overdue_days, uint32_t confirm_grace_days,
+          std::function<void()> queued);
 
   // Returns how many certificates it marked EXPIRED.
   size_t ExpireDue();
@@ -33,6 +40,8 @@ class Sweeper {
 
   const NodeContext& ctx_;
   const uint32_t overdue_days_;
+  const absl::Duration grace_;
+  const std::function<void()> queued_;
 };
 
 }  // namespace kpx::node

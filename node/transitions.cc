@@ -1,5 +1,6 @@
 #include "node/transitions.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "node/envelope.h"
 #include "node/rules.h"
@@ -9,7 +10,7 @@
 namespace kpx::node {
 namespace {
 
-constexpr char kExpiredDetail[] = "validity ran out unconfirmed";
+constexpr char kExpiredDetail[] = "validity ran out without a decision of the importing authority";
 
 v1::LedgerEntry MakeEntry(v1::EntryKind kind, const std::string& number, const std::string& partner,
                           v1::CertificateState state, const std::string& message_id,
@@ -37,6 +38,30 @@ v1::OutboxItem MakeOutboxItem(const v1::SignedMessage& msg, const std::string& i
   return item;
 }
 
+// Queues `msg` (id `id`) for `rec`'s partner behind any message about
+// `rec` still queued, so the partner receives them in order.
+void Enqueue(v1::CertificateRecord& rec, const v1::SignedMessage& msg, const std::string& id,
+             absl::Time now, storage::Transition& t) {
+  v1::OutboxItem item = MakeOutboxItem(msg, id, rec.partner(), rec.certificate().number(), now);
+  if (rec.queued_message_ids_size() > 0) {
+    item.set_held(true);
+    item.set_waits_for(*rec.queued_message_ids().rbegin());
+  }
+  rec.add_queued_message_ids(id);
+  t.outbox_put.push_back(std::move(item));
+}
+
+// Removes `id` from `rec`'s queue; false if it was not there.
+bool Dequeue(v1::CertificateRecord& rec, const std::string& id) {
+  auto* q = rec.mutable_queued_message_ids();
+  for (int i = 0; i < q->size(); ++i) {
+    if (q->Get(i) != id) continue;
+    q->erase(q->begin() + i);
+    return true;
+  }
+  return false;
+}
+
 // Records `msg` (id `id`) as received and `rec` moved to `to`.
 storage::Transition Received(const IncomingContext& ctx, const std::string& id,
                              const v1::SignedMessage& msg, v1::CertificateRecord rec,
@@ -49,6 +74,20 @@ storage::Transition Received(const IncomingContext& ctx, const std::string& id,
   *t.entry.mutable_message() = msg;
   AddHistory(rec, to, ctx.now, id, detail);
   t.record = std::move(rec);
+  return t;
+}
+
+// Records `msg` as received, noted in the ledger without changing the
+// record: a message that crossed a decision already made here.
+storage::Transition Noted(const IncomingContext& ctx, const std::string& id,
+                          const v1::SignedMessage& msg, const std::string& number,
+                          const std::string& detail) {
+  storage::Transition t;
+  t.seen_message_id = id;
+  t.entry = MakeEntry(v1::RECEIVED_MESSAGE, number, ctx.peer, v1::CERTIFICATE_STATE_UNSPECIFIED, id,
+                      ctx.now);
+  t.entry.set_detail(detail);
+  *t.entry.mutable_message() = msg;
   return t;
 }
 
@@ -78,21 +117,37 @@ absl::StatusOr<storage::Transition> PlanCertificate(const IncomingContext& ctx,
   return Received(ctx, id, msg, std::move(rec), v1::RECEIVED, cert.number(), "");
 }
 
-// An answer (confirmation or rejection) about a certificate we issued.
-absl::StatusOr<storage::Transition> PlanAnswer(const IncomingContext& ctx, const std::string& id,
-                                               const std::string& number, const std::string& digest,
-                                               v1::CertificateState to, const std::string& detail,
-                                               const v1::SignedMessage& msg,
-                                               const v1::CertificateRecord* current) {
+// The exporter's record of `number` issued to the peer, or NotFound.
+absl::Status CheckIssuedTo(const IncomingContext& ctx, const std::string& number,
+                           const v1::CertificateRecord* current) {
   if (current == nullptr || current->side() != v1::EXPORTING || current->partner() != ctx.peer) {
     return absl::NotFoundError(
         absl::StrCat(ctx.self, " issued no certificate ", number, " to ", ctx.peer));
   }
-  if (absl::Status s = CheckTransition(v1::EXPORTING, current->state(), to); !s.ok()) return s;
+  return absl::OkStatus();
+}
+
+// A decision of the importer's (confirmation, rejection, expiry) about a
+// certificate we issued. One that finds our certificate CANCELLED crossed
+// our cancellation: the importer cannot decide on a certificate after it
+// has received the cancellation (messages arrive in order), so it decided
+// first, and its decision stands (docs/protocol.md, "Convergence").
+absl::StatusOr<storage::Transition> PlanDecision(const IncomingContext& ctx, const std::string& id,
+                                                 const std::string& number,
+                                                 const std::string& digest, v1::CertificateState to,
+                                                 std::string detail, const v1::SignedMessage& msg,
+                                                 const v1::CertificateRecord* current) {
+  if (absl::Status s = CheckIssuedTo(ctx, number, current); !s.ok()) return s;
+  const std::string what = absl::AsciiStrToLower(v1::CertificateState_Name(to));
   if (digest != current->certificate_digest()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(to == v1::CONFIRMED ? "confirmation" : "rejection",
-                     " names a different certificate digest"));
+        absl::StrCat("the ", what, " message names a different certificate digest"));
+  }
+  if (current->state() == v1::CANCELLED) {
+    detail = absl::StrCat(detail.empty() ? "" : absl::StrCat(detail, "; "),
+                          "crossed our cancellation: the importing side's decision stands");
+  } else if (absl::Status s = CheckTransition(v1::EXPORTING, current->state(), to); !s.ok()) {
+    return s;
   }
   return Received(ctx, id, msg, *current, to, number, detail);
 }
@@ -102,14 +157,22 @@ absl::StatusOr<storage::Transition> PlanCancellation(const IncomingContext& ctx,
                                                      const v1::Cancellation& c,
                                                      const v1::SignedMessage& msg,
                                                      const v1::CertificateRecord* current) {
+  const std::string& number = c.certificate_number();
   if (current == nullptr || current->side() != v1::IMPORTING || current->partner() != ctx.peer) {
-    return absl::NotFoundError(absl::StrCat(ctx.self, " received no certificate ",
-                                            c.certificate_number(), " from ", ctx.peer));
+    return absl::NotFoundError(
+        absl::StrCat(ctx.self, " received no certificate ", number, " from ", ctx.peer));
   }
-  if (absl::Status s = CheckTransition(v1::IMPORTING, current->state(), v1::CANCELLED); !s.ok()) {
-    return s;
+  const v1::CertificateState state = current->state();
+  if (state == v1::CONFIRMED || state == v1::REJECTED || state == v1::EXPIRED) {
+    // We decided before the cancellation arrived; the exporter learns our
+    // decision from our message, which crossed this one. Kept, not applied.
+    return Noted(
+        ctx, id, msg, number,
+        absl::StrCat("cancellation crossed our decision: ", v1::CertificateState_Name(state),
+                     " stands; reason given: ", c.reason()));
   }
-  return Received(ctx, id, msg, *current, v1::CANCELLED, c.certificate_number(), c.reason());
+  if (absl::Status s = CheckTransition(v1::IMPORTING, state, v1::CANCELLED); !s.ok()) return s;
+  return Received(ctx, id, msg, *current, v1::CANCELLED, number, c.reason());
 }
 
 }  // namespace
@@ -144,8 +207,8 @@ storage::Transition IssueTransition(const v1::Certificate& cert, const std::stri
   rec.set_certificate_message_id(message_id);
   rec.set_certificate_digest(MessageDigest(msg));
   AddHistory(rec, v1::ISSUED, now, message_id, "");
+  Enqueue(rec, msg, message_id, now, t);
   t.record = std::move(rec);
-  t.outbox_put.push_back(MakeOutboxItem(msg, message_id, importer, cert.number(), now));
   return t;
 }
 
@@ -157,7 +220,7 @@ storage::Transition SendTransition(v1::CertificateRecord rec, v1::CertificateSta
   t.entry = MakeEntry(v1::SENT, number, rec.partner(), to, message_id, now);
   t.entry.set_detail(detail);
   *t.entry.mutable_message() = msg;
-  t.outbox_put.push_back(MakeOutboxItem(msg, message_id, rec.partner(), number, now));
+  Enqueue(rec, msg, message_id, now, t);
   AddHistory(rec, to, now, message_id, detail);
   t.record = std::move(rec);
   return t;
@@ -173,13 +236,18 @@ absl::StatusOr<storage::Transition> PlanIncoming(const IncomingContext& ctx,
       return PlanCertificate(ctx, id, body.certificate(), msg, current);
     case v1::MessageBody::kConfirmation: {
       const v1::ImportConfirmation& c = body.confirmation();
-      return PlanAnswer(ctx, id, c.certificate_number(), c.certificate_digest(), v1::CONFIRMED, "",
-                        msg, current);
+      return PlanDecision(ctx, id, c.certificate_number(), c.certificate_digest(), v1::CONFIRMED,
+                          "", msg, current);
     }
     case v1::MessageBody::kRejection: {
       const v1::Rejection& r = body.rejection();
-      return PlanAnswer(ctx, id, r.certificate_number(), r.certificate_digest(), v1::REJECTED,
-                        r.reason(), msg, current);
+      return PlanDecision(ctx, id, r.certificate_number(), r.certificate_digest(), v1::REJECTED,
+                          r.reason(), msg, current);
+    }
+    case v1::MessageBody::kExpiry: {
+      const v1::Expiry& e = body.expiry();
+      return PlanDecision(ctx, id, e.certificate_number(), e.certificate_digest(), v1::EXPIRED,
+                          kExpiredDetail, msg, current);
     }
     case v1::MessageBody::kCancellation:
       return PlanCancellation(ctx, id, body.cancellation(), msg, current);
@@ -190,10 +258,18 @@ absl::StatusOr<storage::Transition> PlanIncoming(const IncomingContext& ctx,
   }
 }
 
+const std::string* QueuedAfter(const v1::CertificateRecord& rec, const std::string& message_id) {
+  const auto& q = rec.queued_message_ids();
+  for (int i = 0; i + 1 < q.size(); ++i) {
+    if (q.Get(i) == message_id) return &q.Get(i + 1);
+  }
+  return nullptr;
+}
+
 storage::Transition DeliveryTransition(const v1::OutboxItem& item, const absl::Status& status,
                                        const v1::SignedMessage& receipt,
                                        std::optional<v1::CertificateRecord> current,
-                                       absl::Time now) {
+                                       std::optional<v1::OutboxItem> next, absl::Time now) {
   const std::string& number = item.certificate_number();
   storage::Transition t;
   t.outbox_delete.push_back(item.message_id());
@@ -207,33 +283,31 @@ storage::Transition DeliveryTransition(const v1::OutboxItem& item, const absl::S
     t.entry.set_detail(
         absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message()));
   }
-  if (status.ok() && current.has_value() &&
-      current->certificate_message_id() == item.message_id() && current->state() == v1::ISSUED) {
+  if (next.has_value()) {  // the next message about this certificate may go now
+    next->set_held(false);
+    next->clear_waits_for();
+    *next->mutable_due_at() = ToTimestamp(now);
+    t.outbox_put.push_back(*std::move(next));
+  }
+  if (!current.has_value()) return t;
+  bool changed = Dequeue(*current, item.message_id());
+  if (status.ok() && current->certificate_message_id() == item.message_id() &&
+      current->state() == v1::ISSUED) {
     AddHistory(*current, v1::DELIVERED, now, item.message_id(), "");
     *current->mutable_delivered_at() = ToTimestamp(now);
     t.entry.set_state(v1::DELIVERED);
-    t.record = std::move(current);
     t.on_sequenced = StampHistory;
+    changed = true;
   }
+  if (changed) t.record = std::move(current);
   return t;
 }
 
-bool IsExpirable(const v1::CertificateRecord& r, absl::Time now) {
-  const bool open =
-      (r.side() == v1::EXPORTING && (r.state() == v1::ISSUED || r.state() == v1::DELIVERED)) ||
-      (r.side() == v1::IMPORTING && r.state() == v1::RECEIVED);
-  return open && now >= FromTimestamp(r.certificate().expires_at());
+bool IsExpirable(const v1::CertificateRecord& r, absl::Time now, absl::Duration grace) {
+  return r.side() == v1::IMPORTING && r.state() == v1::RECEIVED &&
+         now >= FromTimestamp(r.certificate().expires_at()) + grace;
 }
 
-storage::Transition ExpiryTransition(v1::CertificateRecord rec, absl::Time now) {
-  storage::Transition t;
-  t.entry =
-      MakeEntry(v1::STATE_CHANGE, rec.certificate().number(), rec.partner(), v1::EXPIRED, "", now);
-  t.entry.set_detail(kExpiredDetail);
-  AddHistory(rec, v1::EXPIRED, now, "", kExpiredDetail);
-  t.record = std::move(rec);
-  t.on_sequenced = StampHistory;
-  return t;
-}
+const char* ExpiredDetail() { return kExpiredDetail; }
 
 }  // namespace kpx::node

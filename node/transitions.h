@@ -34,7 +34,8 @@ storage::Transition IssueTransition(const v1::Certificate& cert, const std::stri
                                     const v1::SignedMessage& msg, absl::Time now);
 
 // Either side, a locally initiated change of `rec` to `to` whose message
-// `msg` goes to the partner (cancel, confirm, reject).
+// `msg` goes to the partner (cancel, confirm, reject, expiry). The message
+// is queued behind any earlier one about the certificate still queued.
 storage::Transition SendTransition(v1::CertificateRecord rec, v1::CertificateState to,
                                    const std::string& detail, const std::string& message_id,
                                    const v1::SignedMessage& msg, absl::Time now);
@@ -52,7 +53,12 @@ struct IncomingContext {
 //   certificate   -> a new IMPORTING record, RECEIVED (KP rules re-checked)
 //   confirmation  -> our EXPORTING record CONFIRMED (digest must match)
 //   rejection     -> our EXPORTING record REJECTED (digest must match)
-//   cancellation  -> the IMPORTING record CANCELLED
+//   cancellation  -> the IMPORTING record CANCELLED; if the importer has
+//                    decided already (CONFIRMED, REJECTED, EXPIRED), only
+//                    noted: the decision stands (no record change)
+//   expiry        -> our EXPORTING record EXPIRED
+// A confirmation, rejection or expiry that finds our record CANCELLED
+// crossed our cancellation and is applied: the importer's decision stands.
 // The transition marks the message id seen; its on_sequenced is left for
 // the caller (the receipt is signed once the sequence is known).
 // Errors: InvalidArgument (malformed, wrong recipient, rules, digest),
@@ -63,22 +69,31 @@ absl::StatusOr<storage::Transition> PlanIncoming(const IncomingContext& ctx,
                                                  const v1::SignedMessage& msg,
                                                  const v1::CertificateRecord* current);
 
+// The message queued for `rec`'s certificate right after `message_id`
+// (held until that one has left the outbox), or null.
+const std::string* QueuedAfter(const v1::CertificateRecord& rec, const std::string& message_id);
+
 // Exporter or importer, after a delivery attempt that ended for good:
 // `status` OK with the peer's checked `receipt`, or a permanent refusal.
-// Removes the item from the outbox and records the receipt (RECEIPT) or
-// the refusal (DELIVERY_FAILED). The first receipt for a certificate
-// message moves `current` (the record, if any) from ISSUED to DELIVERED.
+// Removes the item from the outbox and from `current`'s queue and records
+// the receipt (RECEIPT) or the refusal (DELIVERY_FAILED); `next` (the
+// outbox item QueuedAfter names, if any) is released: due now. The first
+// receipt for a certificate message moves `current` from ISSUED to
+// DELIVERED.
 storage::Transition DeliveryTransition(const v1::OutboxItem& item, const absl::Status& status,
                                        const v1::SignedMessage& receipt,
                                        std::optional<v1::CertificateRecord> current,
-                                       absl::Time now);
+                                       std::optional<v1::OutboxItem> next, absl::Time now);
 
-// True for a record still open (ISSUED or DELIVERED at the exporter,
-// RECEIVED at the importer) whose certificate has expired at `now`.
-bool IsExpirable(const v1::CertificateRecord& rec, absl::Time now);
+// True for a certificate RECEIVED at the importer whose expires_at plus
+// `grace` (the confirmation grace, NodeConfig.confirm_grace_days) has
+// passed at `now`. Only the importer expires certificates: it then sends
+// an Expiry message (SendTransition to EXPIRED), and the exporter records
+// the expiry when that arrives, so one clock decides for both sides.
+bool IsExpirable(const v1::CertificateRecord& rec, absl::Time now, absl::Duration grace);
 
-// `rec` (expirable) recorded EXPIRED.
-storage::Transition ExpiryTransition(v1::CertificateRecord rec, absl::Time now);
+// The detail recorded with an expiry.
+const char* ExpiredDetail();
 
 }  // namespace kpx::node
 

@@ -94,6 +94,8 @@ class Ledger::Impl::GroupBuilder {
   absl::Status StageReschedule(const v1::OutboxItem& update);
   absl::Status DeleteOutbox(const std::string& id);
   absl::Status PutOutbox(const v1::OutboxItem& item);
+  // Removes `item`'s two due-index keys (none for a held item).
+  absl::Status DeleteDueKeys(const v1::OutboxItem& item);
   // The item as the batch so far would leave it: this writer's changes,
   // then earlier writers' in this group, then the DB.
   absl::StatusOr<OutboxState> CurrentOutbox(const std::string& id) const;
@@ -225,7 +227,7 @@ absl::Status Ledger::Impl::GroupBuilder::DeleteOutbox(const std::string& id) {
   if (!current.ok()) return current.status();
   // Already gone (delivered earlier, or never queued): nothing to undo.
   if (!current->has_value()) return absl::OkStatus();
-  absl::Status s = Delete(impl_.outbox_cf, keys::OutboxDueKey(**current));
+  absl::Status s = DeleteDueKeys(**current);
   if (s.ok()) s = Delete(impl_.outbox_cf, keys::OutboxItemKey(id));
   if (!s.ok()) return s;
   writer_outbox_.insert_or_assign(id, std::nullopt);
@@ -238,18 +240,28 @@ absl::Status Ledger::Impl::GroupBuilder::PutOutbox(const v1::OutboxItem& item) {
   if (!current.ok()) return current.status();
   absl::Status s;
   if (current->has_value()) {
-    // Replacing: drop the old due key, or the item would be due twice.
-    s = Delete(impl_.outbox_cf, keys::OutboxDueKey(**current));
+    // Replacing: drop the old due keys, or the item would be due twice.
+    s = DeleteDueKeys(**current);
   } else {
     ++writer_outbox_delta_;
   }
   if (s.ok()) {
     s = PutProto(impl_.outbox_cf, keys::OutboxItemKey(item.message_id()), item);
   }
-  if (s.ok()) s = Put(impl_.outbox_cf, keys::OutboxDueKey(item), "");
+  // A held item (waiting for an earlier message about its certificate) is
+  // in no due index: nothing delivers it until it is put again unheld.
+  if (s.ok() && !item.held()) s = Put(impl_.outbox_cf, keys::OutboxDueKey(item), "");
+  if (s.ok() && !item.held()) s = Put(impl_.outbox_cf, keys::RecipientDueKey(item), "");
   if (!s.ok()) return s;
   writer_outbox_.insert_or_assign(item.message_id(), item);
   return absl::OkStatus();
+}
+
+absl::Status Ledger::Impl::GroupBuilder::DeleteDueKeys(const v1::OutboxItem& item) {
+  if (item.held()) return absl::OkStatus();
+  absl::Status s = Delete(impl_.outbox_cf, keys::OutboxDueKey(item));
+  if (s.ok()) s = Delete(impl_.outbox_cf, keys::RecipientDueKey(item));
+  return s;
 }
 
 absl::StatusOr<OutboxState> Ledger::Impl::GroupBuilder::CurrentOutbox(const std::string& id) const {

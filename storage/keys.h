@@ -19,6 +19,7 @@ inline constexpr size_t kHashSize = 32;
 inline constexpr char kHeadKey[] = "head";
 inline constexpr char kOutboxItemPrefix = 'm';
 inline constexpr char kOutboxDuePrefix = 'd';
+inline constexpr char kOutboxRecipientDuePrefix = 'r';
 
 inline void AppendBigEndian(uint64_t v, std::string* out) {
   for (int shift = 56; shift >= 0; shift -= 8) {
@@ -71,15 +72,46 @@ inline std::string OutboxDueKey(const v1::OutboxItem& item) {
   return OutboxDueKey(DueMicros(item), item.message_id());
 }
 
+// The per-recipient due index: 'r' + length byte + recipient + big-endian
+// due micros + message id. Recipients are Participant codes (short).
+inline std::string RecipientDuePrefix(std::string_view recipient) {
+  std::string key(1, kOutboxRecipientDuePrefix);
+  key.push_back(static_cast<char>(recipient.size() & 0xff));
+  key.append(recipient.substr(0, 255));
+  return key;
+}
+
+inline std::string RecipientDueKey(const v1::OutboxItem& item) {
+  std::string key = RecipientDuePrefix(item.recipient());
+  AppendBigEndian(DueMicros(item), &key);
+  key.append(item.message_id());
+  return key;
+}
+
+// The recipient a per-recipient due key is for; nullopt if malformed.
+inline std::optional<std::string_view> ParseRecipientOfDueKey(std::string_view key) {
+  if (key.size() < 2 || key[0] != kOutboxRecipientDuePrefix) return std::nullopt;
+  const size_t n = static_cast<unsigned char>(key[1]);
+  if (key.size() < 2 + n + 8) return std::nullopt;
+  return key.substr(2, n);
+}
+
 struct DueKey {
   uint64_t due_micros;
   std::string_view message_id;
 };
 
+// Parses "prefix + big-endian due micros + message id" with a prefix of
+// `prefix_size` bytes; nullopt if too short.
+inline std::optional<DueKey> ParseDueKeyAfter(std::string_view key, size_t prefix_size) {
+  if (key.size() < prefix_size + 8) return std::nullopt;
+  return DueKey{ReadBigEndian(key.substr(prefix_size, 8)), key.substr(prefix_size + 8)};
+}
+
 // nullopt if `key` is not a due-index key.
 inline std::optional<DueKey> ParseOutboxDueKey(std::string_view key) {
-  if (key.size() < 9 || key[0] != kOutboxDuePrefix) return std::nullopt;
-  return DueKey{ReadBigEndian(key.substr(1, 8)), key.substr(9)};
+  if (key.empty() || key[0] != kOutboxDuePrefix) return std::nullopt;
+  return ParseDueKeyAfter(key, 1);
 }
 
 inline std::string EncodeHead(const Head& head) {

@@ -243,7 +243,21 @@ absl::StatusOr<std::optional<std::string>> Ledger::GetSeen(const std::string& me
   return value;
 }
 
-absl::StatusOr<std::vector<v1::OutboxItem>> Ledger::DueOutbox(absl::Time now, size_t limit) const {
+namespace {
+
+// The smallest key after every key that starts with `prefix`.
+std::string PrefixEnd(std::string prefix) {
+  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
+  if (!prefix.empty()) prefix.back() = static_cast<char>(prefix.back() + 1);
+  return prefix;
+}
+
+}  // namespace
+
+// Items of the due index under `prefix` (keys prefix + due + id) due at or
+// before `now`, earliest first, at most `limit`.
+absl::StatusOr<std::vector<v1::OutboxItem>> Ledger::ScanDue(const std::string& prefix,
+                                                            absl::Time now, size_t limit) const {
   std::vector<v1::OutboxItem> due;
   const int64_t now_micros = absl::ToUnixMicros(now);
   if (limit == 0 || now_micros < 0) return due;
@@ -254,13 +268,13 @@ absl::StatusOr<std::vector<v1::OutboxItem>> Ledger::DueOutbox(absl::Time now, si
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot.snapshot();
   rocksdb::ReadOptions scan = ro;
-  const std::string upper(1, keys::kOutboxDuePrefix + 1);
+  const std::string upper = PrefixEnd(prefix);
   const rocksdb::Slice upper_slice(upper);
   scan.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(scan, impl_->outbox_cf));
-  for (it->Seek(std::string(1, keys::kOutboxDuePrefix)); it->Valid() && due.size() < limit;
-       it->Next()) {
-    std::optional<keys::DueKey> key = keys::ParseOutboxDueKey(it->key().ToStringView());
+  for (it->Seek(prefix); it->Valid() && due.size() < limit; it->Next()) {
+    std::optional<keys::DueKey> key =
+        keys::ParseDueKeyAfter(it->key().ToStringView(), prefix.size());
     if (!key) return absl::DataLossError("malformed outbox due key");
     if (key->due_micros > static_cast<uint64_t>(now_micros)) break;
     std::string value;
@@ -271,7 +285,7 @@ absl::StatusOr<std::vector<v1::OutboxItem>> Ledger::DueOutbox(absl::Time now, si
                                        " named by the index"));
     }
     v1::OutboxItem item;
-    if (!item.ParseFromString(value) || keys::OutboxDueKey(item) != it->key().ToStringView()) {
+    if (!item.ParseFromString(value) || item.held() || keys::DueMicros(item) != key->due_micros) {
       return absl::DataLossError(absl::StrCat("outbox item ", std::string(key->message_id),
                                               " disagrees with its due index"));
     }
@@ -281,18 +295,70 @@ absl::StatusOr<std::vector<v1::OutboxItem>> Ledger::DueOutbox(absl::Time now, si
   return due;
 }
 
-absl::StatusOr<std::optional<absl::Time>> Ledger::NextDue() const {
+// The earliest due time under `prefix`, or nullopt if none.
+absl::StatusOr<std::optional<absl::Time>> Ledger::FirstDue(const std::string& prefix) const {
   rocksdb::ReadOptions scan;
-  const std::string upper(1, keys::kOutboxDuePrefix + 1);
+  const std::string upper = PrefixEnd(prefix);
   const rocksdb::Slice upper_slice(upper);
   scan.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(scan, impl_->outbox_cf));
-  it->Seek(std::string(1, keys::kOutboxDuePrefix));
+  it->Seek(prefix);
   if (!it->status().ok()) return FromRocks(it->status(), "reading the outbox");
   if (!it->Valid()) return std::nullopt;
-  std::optional<keys::DueKey> key = keys::ParseOutboxDueKey(it->key().ToStringView());
+  std::optional<keys::DueKey> key = keys::ParseDueKeyAfter(it->key().ToStringView(), prefix.size());
   if (!key) return absl::DataLossError("malformed outbox due key");
   return absl::FromUnixMicros(static_cast<int64_t>(key->due_micros));
+}
+
+absl::StatusOr<std::vector<v1::OutboxItem>> Ledger::DueOutbox(absl::Time now, size_t limit) const {
+  return ScanDue(std::string(1, keys::kOutboxDuePrefix), now, limit);
+}
+
+absl::StatusOr<std::optional<absl::Time>> Ledger::NextDue() const {
+  return FirstDue(std::string(1, keys::kOutboxDuePrefix));
+}
+
+absl::StatusOr<std::vector<v1::OutboxItem>> Ledger::DueOutboxFor(const std::string& recipient,
+                                                                 absl::Time now,
+                                                                 size_t limit) const {
+  return ScanDue(keys::RecipientDuePrefix(recipient), now, limit);
+}
+
+absl::StatusOr<std::optional<absl::Time>> Ledger::NextDueFor(const std::string& recipient) const {
+  return FirstDue(keys::RecipientDuePrefix(recipient));
+}
+
+absl::StatusOr<std::vector<std::string>> Ledger::OutboxRecipients() const {
+  std::vector<std::string> recipients;
+  rocksdb::ReadOptions scan;
+  const std::string lower(1, keys::kOutboxRecipientDuePrefix);
+  const std::string upper = PrefixEnd(lower);
+  const rocksdb::Slice upper_slice(upper);
+  scan.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(scan, impl_->outbox_cf));
+  // One seek per recipient: jump past each recipient's keys.
+  for (it->Seek(lower); it->Valid();
+       it->Seek(PrefixEnd(keys::RecipientDuePrefix(recipients.back())))) {
+    std::optional<std::string_view> r = keys::ParseRecipientOfDueKey(it->key().ToStringView());
+    if (!r) return absl::DataLossError("malformed outbox recipient key");
+    recipients.emplace_back(*r);
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading the outbox");
+  return recipients;
+}
+
+absl::StatusOr<std::optional<v1::OutboxItem>> Ledger::GetOutboxItem(
+    const std::string& message_id) const {
+  std::string value;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->outbox_cf,
+                                     keys::OutboxItemKey(message_id), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocks(s, "reading outbox item");
+  v1::OutboxItem item;
+  if (!item.ParseFromString(value)) {
+    return absl::DataLossError(absl::StrCat("outbox item ", message_id, " is unreadable"));
+  }
+  return item;
 }
 
 absl::StatusOr<std::vector<v1::LedgerEntry>> Ledger::ReadEntries(uint64_t from,

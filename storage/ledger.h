@@ -5,6 +5,8 @@
 //   certs     certificate number         -> CertificateRecord (current state)
 //   outbox    "m" + message id           -> OutboxItem
 //             "d" + big-endian due micros + message id -> "" (due index)
+//             "r" + length byte + recipient + due micros + message id -> ""
+//                 (due index per recipient; held items are in neither)
 //   seen      message id                 -> value given by the caller (the
 //                                           signed receipt we answered with)
 //   meta      "head"                     -> 8-byte big-endian sequence + 32-byte hash
@@ -135,10 +137,20 @@ class Ledger {
   absl::StatusOr<std::optional<std::string>> GetSeen(const std::string& message_id) const;
 
   // Outbox items due at or before `now`, earliest first, at most `limit`.
+  // Held items (OutboxItem.held: waiting for an earlier message about the
+  // same certificate) are never due; they become due when put unheld.
   absl::StatusOr<std::vector<v1::OutboxItem>> DueOutbox(absl::Time now, size_t limit) const;
   // Earliest due time in the outbox, or nullopt when it is empty.
   absl::StatusOr<std::optional<absl::Time>> NextDue() const;
-  // Number of items in the outbox.
+  // The same for the items addressed to `recipient` only.
+  absl::StatusOr<std::vector<v1::OutboxItem>> DueOutboxFor(const std::string& recipient,
+                                                           absl::Time now, size_t limit) const;
+  absl::StatusOr<std::optional<absl::Time>> NextDueFor(const std::string& recipient) const;
+  // Recipients with at least one item that is not held, in code order.
+  absl::StatusOr<std::vector<std::string>> OutboxRecipients() const;
+  // One outbox item, or nullopt if it is not queued.
+  absl::StatusOr<std::optional<v1::OutboxItem>> GetOutboxItem(const std::string& message_id) const;
+  // Number of items in the outbox (held ones included).
   uint64_t OutboxSize() const;
   // A read-only page of the outbox for listings: items in message id order
   // starting after `after_message_id` (empty: from the first), at most
@@ -196,6 +208,9 @@ class Ledger {
  private:
   class Impl;
   explicit Ledger(std::unique_ptr<Impl> impl);
+  absl::StatusOr<std::vector<v1::OutboxItem>> ScanDue(const std::string& prefix, absl::Time now,
+                                                      size_t limit) const;
+  absl::StatusOr<std::optional<absl::Time>> FirstDue(const std::string& prefix) const;
   std::unique_ptr<Impl> impl_;
 };
 

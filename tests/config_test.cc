@@ -35,6 +35,7 @@ v1::NodeConfig AllGiven() {
   c.set_authority_listen("10.0.0.1:17401");
   c.set_metrics_listen("off");
   c.set_overdue_days(30);
+  c.set_confirm_grace_days(7);
   c.set_authority_name("Botswana Kimberley Process Authority");
   v1::DeliveryConfig* d = c.mutable_delivery();
   d->set_initial_backoff_ms(100);
@@ -59,6 +60,7 @@ TEST_CASE("ApplyDefaults fills every documented default", "[config]") {
   CHECK(c.delivery().batch_size() == 256);
   CHECK(c.delivery().rpc_timeout_ms() == 10000);
   CHECK(c.delivery().stuck_after_hours() == 168);
+  CHECK(c.confirm_grace_days() == 30);
   // No default for these.
   CHECK(c.participant().empty());
   CHECK(c.tls_cert_file().empty());
@@ -190,7 +192,7 @@ TEST_CASE("docs/operations.md states the defaults ApplyDefaults sets", "[config]
   };
   check(defaults, "");
   check(defaults.delivery(), "delivery.");
-  CHECK(compared == 11);  // every defaulted field
+  CHECK(compared == 12);  // every defaulted field
 }
 
 }  // namespace

@@ -77,7 +77,15 @@ v1::CertificateRecord Record(v1::Side side, v1::CertificateState state, const st
   return r;
 }
 
-enum class Payload { kCertificate, kConfirmation, kRejection, kCancellation, kReceipt, kNone };
+enum class Payload {
+  kCertificate,
+  kConfirmation,
+  kRejection,
+  kCancellation,
+  kExpiry,
+  kReceipt,
+  kNone
+};
 
 v1::MessageBody Body(Payload p, const std::string& digest) {
   const v1::Certificate cert = testing::ValidCertificate("BW-7", "BW", "EU", kNow - absl::Hours(1));
@@ -99,6 +107,12 @@ v1::MessageBody Body(Payload p, const std::string& digest) {
     }
     case Payload::kCancellation:
       return node::CancellationBody("BW-7", "issued in error");
+    case Payload::kExpiry: {
+      v1::CertificateRecord r;
+      *r.mutable_certificate() = cert;
+      r.set_certificate_digest(digest);
+      return node::ExpiryBody(r, kNow);
+    }
     case Payload::kReceipt:
       return node::ReceiptBody("ab", "cd", {1, std::string(32, '\0')}, kNow);
     case Payload::kNone:
@@ -160,13 +174,14 @@ const PlanCase kPlanCases[] = {
      {{E, v1::CONFIRMED}},
      C::kFailedPrecondition,
      kNoState},
+    // Crossed our cancellation: the importer's decision stands.
     {"confirmation of CANCELLED",
      Payload::kConfirmation,
      "EU",
      "BW",
      {{E, v1::CANCELLED}},
-     C::kFailedPrecondition,
-     kNoState},
+     C::kOk,
+     v1::CONFIRMED},
     {"confirmation of EXPIRED",
      Payload::kConfirmation,
      "EU",
@@ -202,6 +217,41 @@ const PlanCase kPlanCases[] = {
      {{E, v1::REJECTED}},
      C::kFailedPrecondition,
      kNoState},
+    {"rejection of CANCELLED",
+     Payload::kRejection,
+     "EU",
+     "BW",
+     {{E, v1::CANCELLED}},
+     C::kOk,
+     v1::REJECTED},
+    {"expiry of DELIVERED",
+     Payload::kExpiry,
+     "EU",
+     "BW",
+     {{E, v1::DELIVERED}},
+     C::kOk,
+     v1::EXPIRED},
+    {"expiry of CANCELLED",
+     Payload::kExpiry,
+     "EU",
+     "BW",
+     {{E, v1::CANCELLED}},
+     C::kOk,
+     v1::EXPIRED},
+    {"expiry of CONFIRMED",
+     Payload::kExpiry,
+     "EU",
+     "BW",
+     {{E, v1::CONFIRMED}},
+     C::kFailedPrecondition,
+     kNoState},
+    {"expiry of a received one",
+     Payload::kExpiry,
+     "EU",
+     "BW",
+     {{I, v1::RECEIVED}},
+     C::kNotFound,
+     kNoState},
     {"rejection, none issued", Payload::kRejection, "EU", "BW", std::nullopt, C::kNotFound,
      kNoState},
     {"cancellation of RECEIVED",
@@ -211,18 +261,33 @@ const PlanCase kPlanCases[] = {
      {{I, v1::RECEIVED}},
      C::kOk,
      v1::CANCELLED},
+    // Crossed our decision: kept in the ledger, the record unchanged.
     {"cancellation of CONFIRMED",
      Payload::kCancellation,
      "BW",
      "EU",
      {{I, v1::CONFIRMED}},
-     C::kFailedPrecondition,
+     C::kOk,
+     kNoState},
+    {"cancellation of REJECTED",
+     Payload::kCancellation,
+     "BW",
+     "EU",
+     {{I, v1::REJECTED}},
+     C::kOk,
      kNoState},
     {"cancellation of EXPIRED",
      Payload::kCancellation,
      "BW",
      "EU",
      {{I, v1::EXPIRED}},
+     C::kOk,
+     kNoState},
+    {"cancellation of CANCELLED",
+     Payload::kCancellation,
+     "BW",
+     "EU",
+     {{I, v1::CANCELLED}},
      C::kFailedPrecondition,
      kNoState},
     {"cancellation, never received", Payload::kCancellation, "BW", "EU", std::nullopt, C::kNotFound,
@@ -260,6 +325,14 @@ TEST_CASE("PlanIncoming over payload, side and state", "[parts][plan]") {
       CHECK(t.status().code() == c.want);
       if (!t.ok()) continue;
       const std::string& id = signed_body.header().message_id();
+      CHECK(t->entry.kind() == v1::RECEIVED_MESSAGE);
+      CHECK(t->seen_message_id == id);
+      if (c.want_state == kNoState) {  // noted only
+        CHECK_FALSE(t->record.has_value());
+        CHECK(t->entry.state() == kNoState);
+        CHECK_THAT(t->entry.detail(), Catch::Matchers::Contains("stands"));
+        continue;
+      }
       REQUIRE(t->record.has_value());
       CHECK(t->record->state() == c.want_state);
       CHECK(t->record->history().rbegin()->message_id() == id);
@@ -295,8 +368,8 @@ TEST_CASE("the delivery transition records receipts and refusals", "[parts][deli
   const v1::SignedMessage receipt = TestKeys().Sign("EU", "BW", Body(Payload::kReceipt, ""));
 
   SECTION("the first receipt for the certificate moves it to DELIVERED") {
-    storage::Transition t = node::DeliveryTransition(item, absl::OkStatus(), receipt,
-                                                     Record(E, v1::ISSUED, "EU", "d"), kNow);
+    storage::Transition t = node::DeliveryTransition(
+        item, absl::OkStatus(), receipt, Record(E, v1::ISSUED, "EU", "d"), std::nullopt, kNow);
     CHECK(t.entry.kind() == v1::RECEIPT);
     CHECK(t.entry.state() == v1::DELIVERED);
     REQUIRE(t.record.has_value());
@@ -306,20 +379,67 @@ TEST_CASE("the delivery transition records receipts and refusals", "[parts][deli
   }
   SECTION("a receipt for a later message leaves the record alone") {
     item.set_message_id("beef");
-    storage::Transition t = node::DeliveryTransition(item, absl::OkStatus(), receipt,
-                                                     Record(E, v1::DELIVERED, "EU", "d"), kNow);
+    storage::Transition t = node::DeliveryTransition(
+        item, absl::OkStatus(), receipt, Record(E, v1::DELIVERED, "EU", "d"), std::nullopt, kNow);
     CHECK(t.entry.kind() == v1::RECEIPT);
     CHECK_FALSE(t.record.has_value());
   }
   SECTION("a permanent refusal is recorded with its code") {
     storage::Transition t =
         node::DeliveryTransition(item, absl::InvalidArgumentError("bad HS code"), {},
-                                 Record(E, v1::ISSUED, "EU", "d"), kNow);
+                                 Record(E, v1::ISSUED, "EU", "d"), std::nullopt, kNow);
     CHECK(t.entry.kind() == v1::DELIVERY_FAILED);
     CHECK(t.entry.detail() == "INVALID_ARGUMENT: bad HS code");
     CHECK_FALSE(t.record.has_value());
     CHECK(t.outbox_delete == std::vector<std::string>{"c0ffee"});
   }
+}
+
+TEST_CASE("messages about one certificate are queued in order and released one by one",
+          "[parts][order]") {
+  const v1::SignedMessage cert_msg = TestKeys().Sign("BW", "EU", Body(Payload::kCertificate, ""));
+  const v1::Certificate cert = testing::ValidCertificate("BW-7", "BW", "EU", kNow);
+  storage::Transition issue = node::IssueTransition(cert, "m1", cert_msg, kNow);
+  REQUIRE(issue.outbox_put.size() == 1);
+  CHECK_FALSE(issue.outbox_put[0].held());  // nothing ahead of it: due now
+  CHECK(node::FromTimestamp(issue.outbox_put[0].due_at()) == kNow);
+
+  const v1::SignedMessage cancel_msg =
+      TestKeys().Sign("BW", "EU", Body(Payload::kCancellation, ""));
+  storage::Transition cancel =
+      node::SendTransition(*issue.record, v1::CANCELLED, "withdrawn", "m2", cancel_msg, kNow);
+  REQUIRE(cancel.outbox_put.size() == 1);
+  CHECK(cancel.outbox_put[0].held());  // behind the certificate
+  CHECK(cancel.outbox_put[0].waits_for() == "m1");
+  REQUIRE(cancel.record.has_value());
+  CHECK(std::vector<std::string>(cancel.record->queued_message_ids().begin(),
+                                 cancel.record->queued_message_ids().end()) ==
+        std::vector<std::string>{"m1", "m2"});
+  REQUIRE(node::QueuedAfter(*cancel.record, "m1") != nullptr);
+  CHECK(*node::QueuedAfter(*cancel.record, "m1") == "m2");
+  CHECK(node::QueuedAfter(*cancel.record, "m2") == nullptr);
+
+  // The certificate's receipt releases the cancellation: due now.
+  v1::OutboxItem first = issue.outbox_put[0];
+  const absl::Time later = kNow + absl::Minutes(5);
+  storage::Transition receipt = node::DeliveryTransition(
+      first, absl::OkStatus(), {}, *cancel.record, cancel.outbox_put[0], later);
+  CHECK(receipt.outbox_delete == std::vector<std::string>{"m1"});
+  REQUIRE(receipt.outbox_put.size() == 1);
+  CHECK(receipt.outbox_put[0].message_id() == "m2");
+  CHECK_FALSE(receipt.outbox_put[0].held());
+  CHECK(node::FromTimestamp(receipt.outbox_put[0].due_at()) == later);
+  REQUIRE(receipt.record.has_value());
+  CHECK(std::vector<std::string>(receipt.record->queued_message_ids().begin(),
+                                 receipt.record->queued_message_ids().end()) ==
+        std::vector<std::string>{"m2"});
+  // A permanent refusal releases the next one too: it is the partner's
+  // answer to that message, and the queue must not stall behind it.
+  storage::Transition refused = node::DeliveryTransition(
+      first, absl::InvalidArgumentError("bad"), {}, *cancel.record, cancel.outbox_put[0], later);
+  CHECK(refused.entry.kind() == v1::DELIVERY_FAILED);
+  REQUIRE(refused.outbox_put.size() == 1);
+  CHECK_FALSE(refused.outbox_put[0].held());
 }
 
 TEST_CASE("receipts are checked: forged, mismatched and valid", "[parts][receipt]") {

@@ -5,10 +5,12 @@
 #include "node/node.h"
 
 #include <catch2/catch.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "node/config.h"
 #include "node/envelope.h"
 #include "node/rules.h"
@@ -105,6 +107,8 @@ class Federation {
     ledgers_.erase(code);
   }
   void Disconnect(const std::string& code) { network_.Unregister(code); }
+  // Routes deliveries for `code` to `r` instead of its node.
+  void Route(const std::string& code, node::Receiver* r) { network_.Register(code, r); }
   void Reconnect(const std::string& code) { network_.Register(code, nodes_[code].get()); }
 
   Node& operator[](const std::string& code) { return *nodes_.at(code); }
@@ -218,7 +222,11 @@ TEST_CASE("the importer rejects, the exporter cancels", "[node][journey]") {
   f.Settle();
 
   REQUIRE(f["EU"].Reject("BW-R-1", "seals broken on arrival").ok());
-  CHECK(f["EU"].Reject("BW-R-1", "again").status().code() == absl::StatusCode::kFailedPrecondition);
+  // A repeated verb whose result holds is answered with the record, unchanged.
+  absl::StatusOr<v1::CertificateRecord> again = f["EU"].Reject("BW-R-1", "again");
+  REQUIRE(again.ok());
+  CHECK(again->state() == v1::REJECTED);
+  CHECK(again->history().rbegin()->detail() == "seals broken on arrival");
   REQUIRE(f["BW"].Cancel("BW-C-1", "shipment withdrawn").ok());
   f.Settle();
   CHECK(f.State("BW", "BW-R-1") == v1::REJECTED);
@@ -572,19 +580,32 @@ TEST_CASE("a message queued past stuck_after is reported, still retried and deli
   CHECK(f["BW"].StuckMessages() == 0);
 }
 
-TEST_CASE("certificates past their expiry become EXPIRED on both sides", "[node][expiry]") {
-  Federation f;
+TEST_CASE("validity governs arrival; the importer's node alone decides expiry", "[node][expiry]") {
+  Federation f;  // certificates valid 30 days; confirmation grace 30 days (the default)
   REQUIRE(f["BW"].Submit(ValidCertificate("BW-E-1", "BW", "EU")).ok());
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-E-2", "BW", "EU")).ok());
   f.Settle();
-  CHECK(f["BW"].ExpireDue() == 0);
-  f.clock().Advance(absl::Hours(24 * 31));
+  const absl::Time expires = node::FromTimestamp(f["BW"].Get("BW-E-1")->certificate().expires_at());
+  f.clock().Advance(absl::Hours(24 * 31));  // past expiry, within the grace
+
+  // Arrived after expiry: refused. Arrived the day before: confirmed late.
   CHECK(f["EU"].Confirm("BW-E-1", absl::InfinitePast()).status().code() ==
         absl::StatusCode::kFailedPrecondition);
-  CHECK(f["BW"].ExpireDue() == 1);
-  CHECK(f["EU"].ExpireDue() == 1);
-  CHECK(f.State("BW", "BW-E-1") == v1::EXPIRED);
-  CHECK(f.State("EU", "BW-E-1") == v1::EXPIRED);
+  REQUIRE(f["EU"].Confirm("BW-E-2", expires - absl::Hours(24)).ok());
+  CHECK(f["BW"].ExpireDue() == 0);  // the exporter never expires by its own clock
+  CHECK(f["EU"].ExpireDue() == 0);  // within the grace
+  f.Settle();
+  CHECK(f.State("BW", "BW-E-2") == v1::CONFIRMED);
+
+  f.clock().Advance(absl::Hours(24 * 30));  // past the grace
   CHECK(f["BW"].ExpireDue() == 0);
+  CHECK(f["EU"].ExpireDue() == 1);
+  CHECK(f.State("EU", "BW-E-1") == v1::EXPIRED);
+  CHECK(f.State("BW", "BW-E-1") == v1::DELIVERED);  // until EU's Expiry arrives
+  f.Settle();
+  CHECK(f.State("BW", "BW-E-1") == v1::EXPIRED);
+  CHECK(f["EU"].ExpireDue() == 0);
+  CHECK(f["EU"].Reject("BW-E-1", "late").status().code() == absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_CASE("listing filters by state, partner, date and overdue, with paging", "[node][list]") {
@@ -632,18 +653,153 @@ TEST_CASE("listing filters by state, partner, date and overdue, with paging", "[
   CHECK(f["BW"].List(dated)->certificates_size() == 0);
 }
 
-TEST_CASE("a cancellation arriving in one batch with its certificate applies in order",
-          "[node][batch]") {
+TEST_CASE("a cancellation queued behind its certificate waits for the certificate's receipt",
+          "[node][order]") {
   Federation f;
   f.Disconnect("EU");
   REQUIRE(f["BW"].Submit(ValidCertificate("BW-B-1", "BW", "EU")).ok());
-  f.clock().Advance(absl::Seconds(1));  // queued after the certificate
   REQUIRE(f["BW"].Cancel("BW-B-1", "withdrawn").ok());
+  REQUIRE(f["BW"].DeliverDue() == 1);  // the certificate only; it fails
   f.Reconnect("EU");
-  REQUIRE(f["BW"].DeliverDue() == 2);
+  f.clock().Advance(absl::Minutes(2));  // past any backoff
+  REQUIRE(f["BW"].DeliverDue() == 1);   // the certificate
+  CHECK(f.State("EU", "BW-B-1") == v1::RECEIVED);
+  REQUIRE(f["BW"].DeliverDue() == 1);  // then its cancellation, released by the receipt
   CHECK(f.State("EU", "BW-B-1") == v1::CANCELLED);
   CHECK(f.State("BW", "BW-B-1") == v1::CANCELLED);
+  CHECK(f["BW"].ledger().OutboxSize() == 0);
   CHECK(f["EU"].ledger().Verify().ok);
+}
+
+// A partner that takes every exchange and answers none until released.
+class SilentPartner : public node::Receiver {
+ public:
+  explicit SilentPartner(node::Receiver* inner) : inner_(inner) {}
+  std::vector<node::DeliveryOutcome> Receive(
+      const std::string& peer, const std::vector<v1::SignedMessage>& messages) override {
+    release_.WaitForNotification();
+    return inner_->Receive(peer, messages);
+  }
+  void Release() { release_.Notify(); }
+
+ private:
+  node::Receiver* const inner_;
+  absl::Notification release_;
+};
+
+// Polls `done` until it holds or 20 s pass.
+bool WaitUntil(const std::function<bool()>& done) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+TEST_CASE("a silent partner holds up only its own deliveries", "[node][lanes]") {
+  Federation f;
+  SilentPartner silent_ae(&f["AE"]);
+  f.Route("AE", &silent_ae);
+  f["BW"].StartDelivery();
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-H-1", "BW", "AE")).ok());
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-H-2", "BW", "EU")).ok());
+  CHECK(WaitUntil([&] { return f.State("BW", "BW-H-2") == v1::DELIVERED; }));
+  CHECK(f.State("EU", "BW-H-2") == v1::RECEIVED);
+  CHECK(f.State("AE", "BW-H-1") == v1::CERTIFICATE_STATE_UNSPECIFIED);  // still held up
+  silent_ae.Release();
+  CHECK(WaitUntil([&] { return f.State("BW", "BW-H-1") == v1::DELIVERED; }));
+  CHECK(f.State("AE", "BW-H-1") == v1::RECEIVED);
+  f["BW"].StopDelivery();
+  f.Route("AE", &f["AE"]);
+}
+
+TEST_CASE("a partner's backoff resets as soon as it answers again", "[node][backoff]") {
+  Federation f;  // backoff from 1 s, at most 8 s
+  f.Disconnect("EU");
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-K-1", "BW", "EU")).ok());
+  for (int i = 0; i < 4; ++i) {
+    REQUIRE(f["BW"].DeliverDue() == 1);  // fails; waits longer each time
+    f.clock().Advance(absl::Seconds(9));
+  }
+  REQUIRE(f["BW"].DeliverDue() == 1);  // 5 failed exchanges: BW-K-1 waits about 8 s now
+  f.Reconnect("EU");
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-K-2", "BW", "EU")).ok());
+  REQUIRE(f["BW"].DeliverDue() == 1);  // the new one goes; EU answers
+  CHECK(f.State("EU", "BW-K-2") == v1::RECEIVED);
+  // ... which makes the old one due at once, without waiting out its delay.
+  REQUIRE(f["BW"].DeliverDue() == 1);
+  CHECK(f.State("EU", "BW-K-1") == v1::RECEIVED);
+  CHECK(f["BW"].ledger().OutboxSize() == 0);
+}
+
+TEST_CASE("crossing messages converge: the importer's decision stands", "[node][converge]") {
+  Federation f;
+  for (const char* n : {"BW-X-1", "BW-X-2", "BW-X-3"}) {
+    REQUIRE(f["BW"].Submit(ValidCertificate(n, "BW", "EU")).ok());
+  }
+  f.Settle();
+  // Each pair of verbs is made before either message is delivered.
+  REQUIRE(f["EU"].Confirm("BW-X-1", absl::InfinitePast()).ok());
+  REQUIRE(f["BW"].Cancel("BW-X-1", "withdrawn").ok());
+  REQUIRE(f["EU"].Reject("BW-X-2", "seal broken").ok());
+  REQUIRE(f["BW"].Cancel("BW-X-2", "withdrawn").ok());
+  REQUIRE(f["BW"].Cancel("BW-X-3", "withdrawn").ok());  // no crossing: cancelled
+  f.Settle();
+  CHECK(f.State("BW", "BW-X-1") == v1::CONFIRMED);
+  CHECK(f.State("EU", "BW-X-1") == v1::CONFIRMED);
+  CHECK(f.State("BW", "BW-X-2") == v1::REJECTED);
+  CHECK(f.State("EU", "BW-X-2") == v1::REJECTED);
+  CHECK(f.State("BW", "BW-X-3") == v1::CANCELLED);
+  CHECK(f.State("EU", "BW-X-3") == v1::CANCELLED);
+  // Both signed messages are kept on both sides; the exporter's history
+  // says why its cancellation did not stand.
+  v1::CertificateRecord bw = *f["BW"].Get("BW-X-1");
+  CHECK_THAT(bw.history().rbegin()->detail(),
+             Catch::Matchers::Contains("crossed our cancellation"));
+  size_t noted = 0;
+  const std::vector<v1::LedgerEntry> eu_entries = *f["EU"].ledger().ReadEntries(1, 100);
+  for (const v1::LedgerEntry& e : eu_entries) {
+    if (e.certificate_number() == "BW-X-1" && e.kind() == v1::RECEIVED_MESSAGE &&
+        e.message().signer() == "BW" && e.state() == v1::CERTIFICATE_STATE_UNSPECIFIED) {
+      ++noted;
+      CHECK_THAT(e.detail(), Catch::Matchers::Contains("CONFIRMED stands"));
+    }
+  }
+  CHECK(noted == 1);
+  CHECK(f["BW"].ledger().OutboxSize() == 0);
+  CHECK(f["EU"].ledger().OutboxSize() == 0);
+}
+
+TEST_CASE("retried authority calls return their original result", "[node][idempotent]") {
+  Federation f;
+  const v1::Certificate cert = ValidCertificate("BW-I-1", "BW", "EU");
+  absl::StatusOr<v1::CertificateRecord> first = f["BW"].Submit(cert, "req-1");
+  REQUIRE(first.ok());
+  const uint64_t head = f["BW"].ledger().head().sequence;
+  // The same certificate again (a retry after a lost answer): its record.
+  absl::StatusOr<v1::CertificateRecord> again = f["BW"].Submit(cert, "req-1");
+  REQUIRE(again.ok());
+  CHECK(again->certificate_message_id() == first->certificate_message_id());
+  CHECK(f["BW"].Submit(cert).ok());  // identical content, no request id
+  v1::Certificate other = cert;
+  other.mutable_exporter()->set_name("Someone Else Ltd");
+  absl::StatusOr<v1::CertificateRecord> clash = f["BW"].Submit(other);
+  CHECK(clash.status().code() == absl::StatusCode::kAlreadyExists);
+  CHECK_THAT(std::string(clash.status().message()),
+             Catch::Matchers::Contains("already used by a different certificate"));
+  CHECK(f["BW"].ledger().head().sequence == head);  // nothing stored twice
+  f.Settle();
+
+  REQUIRE(f["EU"].Confirm("BW-I-1", absl::InfinitePast(), "conf-1").ok());
+  absl::StatusOr<v1::CertificateRecord> reconfirm =
+      f["EU"].Confirm("BW-I-1", absl::InfinitePast(), "conf-1");
+  REQUIRE(reconfirm.ok());
+  CHECK(reconfirm->state() == v1::CONFIRMED);
+  CHECK(reconfirm->history().rbegin()->request_id() == "conf-1");
+  CHECK(f["EU"].ledger().OutboxSize() == 1);  // one confirmation queued, not two
+  CHECK(f["EU"].Confirm("BW-I-1", absl::InfinitePast(), "bad id!").status().code() ==
+        absl::StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("trust list loading refuses inconsistent lists", "[node][trust]") {

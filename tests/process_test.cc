@@ -133,7 +133,7 @@ TEST_CASE("kpxctl drives a node and reports failures in one line", "[process][kp
   // Failures: one line, non-zero.
   for (const std::string& cmd :
        {exporter + " cert get BW-NOPE", exporter + " ledger verify",
-        exporter + " cert submit /nonexistent", importer + " cert confirm BW-CLI-1",
+        exporter + " cert submit /nonexistent", importer + " cert reject BW-CLI-1 --reason late",
         exporter + " frobnicate", exporter + " cert cancel BW-CLI-1"}) {
     o = Capture(cmd);
     INFO(cmd << "\n" << o.out);

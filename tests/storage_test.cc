@@ -709,6 +709,54 @@ TEST_CASE("outbox: due order, reschedule, delete, size") {
   CHECK(Due(*ledger, absl::InfiniteFuture()).empty());
 }
 
+TEST_CASE("outbox: per-recipient due index, held items, lookup") {
+  TempDir dir;
+  auto ledger = OpenLedger(dir.ledger());
+  auto to = [](const std::string& id, const std::string& recipient, absl::Time due) {
+    v1::OutboxItem item = Item(id, due);
+    item.set_recipient(recipient);
+    return item;
+  };
+  Transition t = Entry("BW-1", "send to EU and AE");
+  t.outbox_put.push_back(to("e1", "EU", kT0 + absl::Seconds(2)));
+  t.outbox_put.push_back(to("a1", "AE", kT0 + absl::Seconds(1)));
+  t.outbox_put.push_back(to("e2", "EU", kT0 + absl::Seconds(1)));
+  v1::OutboxItem held = to("e3", "EU", kT0);
+  held.set_held(true);
+  held.set_waits_for("e1");
+  t.outbox_put.push_back(held);
+  MustAppend(*ledger, std::move(t));
+
+  CHECK(ledger->OutboxSize() == 4);
+  CHECK(*ledger->OutboxRecipients() == std::vector<std::string>{"AE", "EU"});
+  CHECK(Ids(*ledger->DueOutboxFor("EU", absl::InfiniteFuture(), 10)) ==
+        std::vector<std::string>{"e2", "e1"});  // the held one is never due
+  CHECK(Ids(*ledger->DueOutboxFor("AE", kT0 + absl::Seconds(1), 10)) ==
+        std::vector<std::string>{"a1"});
+  CHECK(ledger->DueOutboxFor("ZZ", absl::InfiniteFuture(), 10)->empty());
+  CHECK(**ledger->NextDueFor("EU") == kT0 + absl::Seconds(1));
+  CHECK(!ledger->NextDueFor("ZZ")->has_value());
+  CHECK(Ids(Due(*ledger, absl::InfiniteFuture())) == std::vector<std::string>{"a1", "e2", "e1"});
+  CHECK((*ledger->GetOutboxItem("e3"))->waits_for() == "e1");
+  CHECK(!ledger->GetOutboxItem("nope")->has_value());
+
+  // Released: put again unheld, it becomes due; a recipient whose items
+  // are all gone is no longer listed.
+  Transition release = Entry("BW-1", "receipt for e1 and a1");
+  release.outbox_delete = {"e1", "a1"};
+  v1::OutboxItem unheld = to("e3", "EU", kT0 + absl::Seconds(5));
+  release.outbox_put.push_back(unheld);
+  MustAppend(*ledger, std::move(release));
+  CHECK(*ledger->OutboxRecipients() == std::vector<std::string>{"EU"});
+  CHECK(Ids(*ledger->DueOutboxFor("EU", absl::InfiniteFuture(), 10)) ==
+        std::vector<std::string>{"e2", "e3"});
+  Transition done = Entry("BW-1", "all delivered");
+  done.outbox_delete = {"e2", "e3"};
+  MustAppend(*ledger, std::move(done));
+  CHECK(ledger->OutboxRecipients()->empty());
+  CHECK(ledger->OutboxSize() == 0);
+}
+
 TEST_CASE("RescheduleOutboxAll rewrites many items in one batch, skipping gone ones") {
   TempDir dir;
   auto ledger = OpenLedger(dir.ledger());
