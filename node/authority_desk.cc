@@ -28,7 +28,8 @@ AuthorityDesk::AuthorityDesk(const NodeContext& ctx, std::string authority_name,
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Submit(v1::Certificate cert) {
   const absl::Time now = ctx_.Now();
-  FillFixedTexts(cert);
+  // Canonical form first; ValidateCertificate includes the importer's policy.
+  if (absl::Status s = NormalizeCertificate(&cert); !s.ok()) return s;
   if (absl::Status s = ValidateCertificate(cert, ctx_.participant, *ctx_.keyring->trust(), now);
       !s.ok()) {
     return s;

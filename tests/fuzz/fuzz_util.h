@@ -54,6 +54,9 @@ class Federation {
       p->set_code(c);
       p->set_name("Participant " + c);
       p->set_status(c == "VE" ? v1::SUSPENDED : v1::ACTIVE);
+      v1::Office* office = p->add_offices();  // as tests/test_util.h AddOffices
+      office->set_code("HQ");
+      office->set_name(c + " KP authority");
       v1::SigningKey* k = p->add_signing_keys();
       k->set_key_id(key->key_id());
       k->set_algorithm(node::ToProtoAlgorithm(alg));
