@@ -134,13 +134,14 @@ std::string ShipmentText(const kpx::v1::Shipment& s) {
 std::string RecordText(const kpx::v1::CertificateRecord& r) {
   const kpx::v1::Certificate& c = r.certificate();
   std::string out = absl::StrFormat(
-      "certificate %s (%s)  %s -> %s  state %s\n"
+      "certificate %s  %s -> %s  state %s\n"
       "  %d parcel(s), %s ct, USD %s, issued %s, expires %s\n"
-      "  issued at office %s, validated by %s\n",
-      c.number(), kpx::v1::CertificateType_Name(c.type()), c.exporting_participant(),
-      c.importing_participant(), kpx::v1::CertificateState_Name(r.state()), c.number_of_parcels(),
+      "  %s, issued at office %s, validated by %s\n",
+      c.number(), c.exporting_participant(), c.importing_participant(),
+      kpx::v1::CertificateState_Name(r.state()), c.number_of_parcels(),
       Decimal(c.total_carats_hundredths()), Decimal(c.total_value_usd_cents()), Time(c.issued_at()),
-      Time(c.expires_at()), c.issuing_office(), c.validating_official());
+      Time(c.expires_at()), kpx::v1::CertificateType_Name(c.type()), c.issuing_office(),
+      c.validating_official());
   absl::StrAppend(&out, "  exporter ", c.exporter().name(), " (", c.exporter().country(),
                   ")\n  importer ", c.importer().name(), " (", c.importer().country(), ")\n");
   absl::StrAppend(&out, "  lines:\n", LinesText(c), ShipmentText(c.shipment()));
