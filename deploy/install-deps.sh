@@ -16,6 +16,8 @@ readonly PACKAGES=(
   build-essential cmake pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libssl-dev librocksdb-dev libspdlog-dev prometheus-cpp-dev catch2
+  # RE2: linear-time matching of trust-list certificate number patterns.
+  libre2-dev
   openssl iproute2 ca-certificates
   # CI (deploy/test.sh, docs/testing.md): the format check, the clang
   # build with thread-safety analysis, sanitizers and libFuzzer, ninja and

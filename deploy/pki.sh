@@ -7,7 +7,10 @@
 # unencrypted).
 #
 # Layout written (for each SPEC, with CODE = BW as example):
-#   OUT_DIR/trust-list.textpb          kpx.v1.TrustList, version 1
+#   OUT_DIR/trust-list.textpb          kpx.v1.TrustList, version 1 (each
+#                                       Participant with office HQ; EU also
+#                                       ANR and PRG and an import_policy
+#                                       refusing mixed, undisclosed origin)
 #   OUT_DIR/BW/ca.key, ca.pem           TLS CA (EC P-256), CN "kpx CA BW"
 #   OUT_DIR/BW/node.key, node.pem       node TLS identity, CN node.bw.kpx
 #   OUT_DIR/BW/signing.key, signing.pub message-signing key (PKCS#8 / SPKI)
@@ -260,6 +263,16 @@ trust_list_block() {
   echo "  tls_ca_pem:"
   textpb_string "$dir/ca.pem" "    "
   echo "  status: ACTIVE"
+  # Issuing offices (certificates name one in issuing_office): HQ for every
+  # Participant; the EU has several authorities, two of them listed here.
+  echo "  offices { code: \"HQ\" name: \"$code KP authority\" }"
+  if [[ $code == EU ]]; then
+    echo "  offices { code: \"ANR\" name: \"Antwerp Diamond Office (FPS Economy)\" }"
+    echo "  offices { code: \"PRG\" name: \"Prague KP authority (Customs)\" }"
+    # Since 1 March 2025 the EU refuses mixed, undisclosed origin and wants
+    # the origin of mixed lines broken down (../shared/KP.md).
+    echo "  import_policy { refuse_mixed_undisclosed: true require_origin_shares: true }"
+  fi
   echo "  signing_keys {"
   echo "    key_id: \"${key_ids[$i]}\""
   echo "    algorithm: $alg_enum"

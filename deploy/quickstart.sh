@@ -148,9 +148,10 @@ total() {
 }
 carats=$(total totalCaratsHundredths)
 cents=$(total totalValueUsdCents)
+parcels=$(sed -n 's/.*"numberOfParcels": *\([0-9]*\).*/\1/p' "$cert")
 
 section "4/6 Botswana's exporter submits certificate $number"
-echo "  BW -> EU, 3 parcels of rough diamonds," \
+echo "  BW -> EU, $parcels parcels of rough diamonds in 3 HS-code lines," \
   "$((carats / 100)).$(printf '%02d' $((carats % 100))) ct," \
   "USD $((cents / 100)).$(printf '%02d' $((cents % 100)))"
 echo "  issued $issued_at, expires $expires_at; file: $cert"

@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "crypto/crypto.h"
 #include "gateway/cli.h"
@@ -31,6 +32,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "kpx/v1/service.grpc.pb.h"
+#include "node/statement_text.h"
 
 #ifndef KPX_VERSION
 #define KPX_VERSION "unknown"
@@ -85,16 +87,71 @@ std::string Decimal(int64_t hundredths) {
   return absl::StrFormat("%d.%02d", hundredths / 100, hundredths % 100);
 }
 
+// "BW 75.00 %, NA 25.00 %", "BW 1000.00 ct, ...", "BW", or "*****" for
+// mixed, undisclosed origin (as US certificates print it).
+std::string OriginText(const kpx::v1::Origin& o) {
+  if (o.mixed_undisclosed()) return "***** (mixed, undisclosed)";
+  std::string out;
+  for (const kpx::v1::OriginShare& c : o.countries()) {
+    if (!out.empty()) out += ", ";
+    out += c.country();
+    if (c.carats_hundredths() > 0)
+      absl::StrAppend(&out, " ", Decimal(c.carats_hundredths()), " ct");
+    if (c.share_basis_points() > 0) {
+      absl::StrAppend(&out, " ", Decimal(c.share_basis_points()), " %");
+    }
+  }
+  return out;
+}
+
+std::string LinesText(const kpx::v1::Certificate& c) {
+  std::string out;
+  for (const kpx::v1::CertificateLine& l : c.lines()) {
+    absl::StrAppendFormat(&out, "    HS %s%s  %s ct  USD %s  origin %s\n", l.hs_code(),
+                          l.national_code().empty() ? "" : " (" + l.national_code() + ")",
+                          Decimal(l.carats_hundredths()), Decimal(l.value_usd_cents()),
+                          OriginText(l.origin()));
+  }
+  return out;
+}
+
+std::string ShipmentText(const kpx::v1::Shipment& s) {
+  std::string out;
+  if (!s.seal_numbers().empty()) {
+    absl::StrAppend(&out, "  seals ", absl::StrJoin(s.seal_numbers(), ", "), "\n");
+  }
+  for (const auto& [label, value] : {std::pair{"container", &s.container()},
+                                     std::pair{"transport document", &s.transport_document()},
+                                     std::pair{"courier", &s.courier()}}) {
+    if (!value->empty()) absl::StrAppend(&out, "  ", label, " ", *value, "\n");
+  }
+  if (!s.transit_countries().empty()) {
+    absl::StrAppend(&out, "  transit via ", absl::StrJoin(s.transit_countries(), ", "), "\n");
+  }
+  return out;
+}
+
 std::string RecordText(const kpx::v1::CertificateRecord& r) {
   const kpx::v1::Certificate& c = r.certificate();
   std::string out = absl::StrFormat(
       "certificate %s  %s -> %s  state %s\n"
-      "  %d parcel(s), %s ct, USD %s, issued %s, expires %s\n  journey at %s:\n",
+      "  %d parcel(s), %s ct, USD %s, issued %s, expires %s\n"
+      "  %s, issued at office %s, validated by %s\n",
       c.number(), c.exporting_participant(), c.importing_participant(),
       kpx::v1::CertificateState_Name(r.state()), c.number_of_parcels(),
       Decimal(c.total_carats_hundredths()), Decimal(c.total_value_usd_cents()), Time(c.issued_at()),
-      Time(c.expires_at()),
-      r.side() == kpx::v1::EXPORTING ? c.exporting_participant() : c.importing_participant());
+      Time(c.expires_at()), kpx::v1::CertificateType_Name(c.type()), c.issuing_office(),
+      c.validating_official());
+  absl::StrAppend(&out, "  exporter ", c.exporter().name(), " (", c.exporter().country(),
+                  ")\n  importer ", c.importer().name(), " (", c.importer().country(), ")\n");
+  absl::StrAppend(&out, "  lines:\n", LinesText(c), ShipmentText(c.shipment()));
+  if (!c.replaces().empty()) absl::StrAppend(&out, "  replaces ", c.replaces(), "\n");
+  absl::StrAppend(&out, "  statement (", kpx::v1::StatementWording_Name(c.statement()),
+                  "): ", kpx::node::StatementText(c.statement()), "\n");
+  absl::StrAppend(
+      &out, "  journey at ",
+      r.side() == kpx::v1::EXPORTING ? c.exporting_participant() : c.importing_participant(),
+      ":\n");
   for (const kpx::v1::StateChange& h : r.history()) {
     absl::StrAppendFormat(&out, "    %-10s %s  seq %d%s%s\n",
                           kpx::v1::CertificateState_Name(h.state()), Time(h.at()), h.sequence(),

@@ -45,7 +45,8 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Submit(v1::Certificate cert
                                                             const std::string& request_id) {
   const absl::Time now = ctx_.Now();
   if (absl::Status s = CheckRequestId(request_id); !s.ok()) return s;
-  FillFixedTexts(cert);
+  // Canonical form first; ValidateCertificate includes the importer's policy.
+  if (absl::Status s = NormalizeCertificate(&cert); !s.ok()) return s;
   if (absl::Status s = ValidateCertificate(cert, ctx_.participant, *ctx_.keyring->trust(), now);
       !s.ok()) {
     return s;

@@ -1,141 +1,408 @@
 #include "node/rules.h"
 
+#include <set>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "node/import_policy.h"
 #include "node/util.h"
+#include "re2/re2.h"
 
 namespace kpx::node {
 namespace {
 
-constexpr int kMaxParcels = 1000;
+// Bounds on what one certificate can make a node store and forward;
+// generous for any real shipment.
 constexpr size_t kMaxCertificateBytes = 256 * 1024;
-constexpr int64_t kMaxParcelHundredths = 100'000'000'000'000;  // 10^12 ct
-constexpr int64_t kMaxParcelCents = 1'000'000'000'000'000;     // USD 10^13
+constexpr int kMaxLines = 100;
+constexpr int kMaxOriginCountries = 64;
+constexpr int kMaxSeals = 100;
+constexpr int kMaxTransitCountries = 16;
+constexpr int kMaxProvenance = 100;
+constexpr int kMaxExtensions = 64;
+constexpr int32_t kMaxParcels = 1'000'000;
+constexpr size_t kMaxNumberChars = 64;
+constexpr size_t kMaxNameBytes = 512;  // names, addresses, quality, official
+constexpr size_t kMaxIdBytes = 128;    // registration, seals, container, waybill, courier
+constexpr size_t kMaxRemarksBytes = 4096;
+constexpr size_t kMaxExtensionKeyBytes = 128;
+constexpr size_t kMaxExtensionValueBytes = 16 * 1024;
+// Far above any real line; with kMaxLines they keep every sum below 10^18,
+// so int64 cannot overflow.
+constexpr int64_t kMaxLineHundredths = 100'000'000'000'000;  // 10^12 ct
+constexpr int64_t kMaxLineCents = 1'000'000'000'000'000;     // USD 10^13
 
 absl::Status Bad(absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("certificate: ", what));
+}
+
+std::string Line(int i) { return absl::StrCat("line ", i + 1, ": "); }
+
+// A string field: required or not, at most `max` bytes.
+absl::Status CheckText(const std::string& value, absl::string_view field, size_t max,
+                       bool required) {
+  if (required && value.empty()) return Bad(absl::StrCat(field, " is required"));
+  if (value.size() > max) return Bad(absl::StrCat(field, " is longer than ", max, " bytes"));
+  return absl::OkStatus();
+}
+
+absl::Status CheckCountry(const std::string& code, absl::string_view field) {
+  if (!IsParticipantCode(code) || code == "EU") {
+    return Bad(absl::StrCat(field, " '", code.substr(0, 8),
+                            "' is not an ISO 3166-1 alpha-2 country code"));
+  }
+  return absl::OkStatus();
 }
 
 bool IsNumberChar(char c) {
   return absl::ascii_isupper(c) || absl::ascii_isdigit(c) || c == '-' || c == '/' || c == '.';
 }
 
-absl::Status CheckParty(const v1::Party& p, absl::string_view role) {
-  if (p.name().empty()) return Bad(absl::StrCat(role, " name is required"));
-  if (p.address().empty()) return Bad(absl::StrCat(role, " address is required"));
-  return absl::OkStatus();
+// The canonical form of a certificate number: no whitespace, upper case.
+std::string NormalNumber(const std::string& number) {
+  std::string out;
+  for (char c : number) {
+    if (!absl::ascii_isspace(c)) out += absl::ascii_toupper(c);
+  }
+  return out;
 }
 
-}  // namespace
-
-void FillFixedTexts(v1::Certificate& cert) {
-  if (cert.title().empty()) cert.set_title(kKpTitle);
-  if (cert.statement().empty()) cert.set_statement(kKpStatement);
-}
-
-bool IsRoughDiamondHsCode(const std::string& hs_code) {
-  return hs_code == "7102.10" || hs_code == "7102.21" || hs_code == "7102.31";
-}
-
-absl::Status ValidateCertificate(const v1::Certificate& cert, const std::string& exporter,
-                                 const TrustList& trust, absl::Time now) {
-  // Bounds what one certificate can make a node store and forward;
-  // generous for any real shipment (1,000 parcels, a few extension fields).
-  if (cert.ByteSizeLong() > kMaxCertificateBytes) {
-    return Bad(absl::StrCat("larger than ", kMaxCertificateBytes, " bytes"));
-  }
-  if (cert.title() != kKpTitle) {
-    return Bad(absl::StrCat("title must be \"", kKpTitle, "\""));
-  }
-  if (cert.statement() != kKpStatement) {
-    return Bad("statement must be the fixed KPCS statement");
-  }
-  const std::string& number = cert.number();
-  if (number.empty() || number.size() > 64) {
-    return Bad("number is required (at most 64 characters)");
+absl::Status CheckNumberFormat(const std::string& number, absl::string_view field) {
+  if (number.empty() || number.size() > kMaxNumberChars) {
+    return Bad(absl::StrCat(field, " is required (at most ", kMaxNumberChars, " characters)"));
   }
   for (char c : number) {
     if (!IsNumberChar(c)) {
-      return Bad(absl::StrCat("number '", number, "' may only contain A-Z, 0-9, '-', '/', '.'"));
+      return Bad(absl::StrCat(field, " '", number, "' may only contain A-Z, 0-9, '-', '/', '.'"));
     }
   }
-  if (!absl::StartsWith(number, exporter)) {
-    return Bad(absl::StrCat("number '", number,
-                            "' must start with the exporting Participant's code ", exporter));
+  return absl::OkStatus();
+}
+
+// The number belongs to `exporter`: its number_pattern, or its code and a
+// non-letter ("BW-1", "BW2026001"; not "BWX1").
+absl::Status CheckNumberOwner(const std::string& number, const std::string& exporter,
+                              const TrustList& trust) {
+  if (const re2::RE2* re = trust.NumberPattern(exporter); re != nullptr) {
+    if (!re2::RE2::FullMatch(number, *re)) {
+      return Bad(absl::StrCat("number '", number, "' does not match ", exporter,
+                              "'s number_pattern '", re->pattern(), "' on the trust list"));
+    }
+    return absl::OkStatus();
   }
+  if (number.size() <= exporter.size() || !absl::StartsWith(number, exporter) ||
+      absl::ascii_isalpha(number[exporter.size()])) {
+    return Bad(absl::StrCat("number '", number,
+                            "' must start with the exporting Participant's code ", exporter,
+                            " followed by a non-letter (e.g. ", exporter, "-2026-0001)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckParty(const v1::Party& p, const std::string& role) {
+  if (absl::Status s = CheckText(p.name(), role + " name", kMaxNameBytes, true); !s.ok()) return s;
+  if (absl::Status s = CheckText(p.address(), role + " address", kMaxNameBytes, true); !s.ok()) {
+    return s;
+  }
+  if (p.country().empty()) return Bad(role + " country is required");
+  if (absl::Status s = CheckCountry(p.country(), role + " country"); !s.ok()) return s;
+  if (absl::Status s = CheckText(p.registration(), role + " registration", kMaxIdBytes, false);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckText(p.name_en(), role + " name_en", kMaxNameBytes, false); !s.ok()) {
+    return s;
+  }
+  return CheckText(p.address_en(), role + " address_en", kMaxNameBytes, false);
+}
+
+// Each country well-formed, once, with at most one kind of quantity.
+absl::Status CheckOriginCountries(const v1::Origin& o, const std::string& where) {
+  if (o.countries_size() > kMaxOriginCountries) {
+    return Bad(absl::StrCat(where, "more than ", kMaxOriginCountries, " countries of origin"));
+  }
+  std::set<std::string> seen;
+  for (const v1::OriginShare& c : o.countries()) {
+    if (absl::Status s = CheckCountry(c.country(), where + "origin"); !s.ok()) return s;
+    if (!seen.insert(c.country()).second) {
+      return Bad(absl::StrCat(where, "origin ", c.country(), " is listed twice"));
+    }
+    if (c.carats_hundredths() < 0 || c.carats_hundredths() > kMaxLineHundredths) {
+      return Bad(absl::StrCat(where, "origin ", c.country(), " carats out of range"));
+    }
+    if (c.share_basis_points() > 10000) {
+      return Bad(absl::StrCat(where, "origin ", c.country(), " share exceeds 10000 basis points"));
+    }
+    if (c.carats_hundredths() > 0 && c.share_basis_points() > 0) {
+      return Bad(absl::StrCat(where, "origin ", c.country(), " gives both carats and a share"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Quantities: none, or every country's, all of one kind, adding up.
+absl::Status CheckOriginQuantities(const v1::Origin& o, int64_t line_carats,
+                                   const std::string& where) {
+  int with_carats = 0, with_share = 0;
+  int64_t carats = 0, shares = 0;
+  for (const v1::OriginShare& c : o.countries()) {
+    with_carats += c.carats_hundredths() > 0;
+    with_share += c.share_basis_points() > 0;
+    carats += c.carats_hundredths();
+    shares += c.share_basis_points();
+  }
+  const int n = o.countries_size();
+  if (with_carats == 0 && with_share == 0) return absl::OkStatus();
+  if (with_carats != n && with_share != n) {
+    return Bad(absl::StrCat(where,
+                            "origin quantities: give every country's quantity, all in carats or "
+                            "all as shares, or none"));
+  }
+  if (with_carats == n && carats != line_carats) {
+    return Bad(absl::StrCat(where, "origin carats add up to ", carats,
+                            " hundredths but the line has ", line_carats));
+  }
+  if (with_share == n && shares != 10000) {
+    return Bad(absl::StrCat(where, "origin shares add up to ", shares,
+                            " basis points, not 10000 (100 %)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckOrigin(const v1::Origin& o, int64_t line_carats, const std::string& where) {
+  if (o.mixed_undisclosed()) {
+    if (!o.countries().empty()) {
+      return Bad(where + "origin is mixed_undisclosed but also lists countries");
+    }
+    return absl::OkStatus();
+  }
+  if (o.countries().empty()) {
+    return Bad(where + "origin is required (countries, or mixed_undisclosed)");
+  }
+  if (absl::Status s = CheckOriginCountries(o, where); !s.ok()) return s;
+  return CheckOriginQuantities(o, line_carats, where);
+}
+
+absl::Status CheckLine(const v1::CertificateLine& l, int i) {
+  const std::string where = Line(i);
+  if (!IsRoughDiamondHsCode(l.hs_code())) {
+    return Bad(absl::StrCat(where, "HS code '", l.hs_code().substr(0, 32),
+                            "' is not a rough-diamond code (", kRoughDiamondCodes, ")"));
+  }
+  if (!l.national_code().empty()) {
+    if (absl::Status s = CheckNationalCode(l.national_code(), l.hs_code()); !s.ok()) {
+      return Bad(absl::StrCat(where, s.message()));
+    }
+  }
+  if (l.carats_hundredths() <= 0) return Bad(where + "carats must be positive");
+  if (l.value_usd_cents() <= 0) return Bad(where + "value must be positive");
+  if (l.carats_hundredths() > kMaxLineHundredths) return Bad(where + "carats exceed 10^12");
+  if (l.value_usd_cents() > kMaxLineCents) return Bad(where + "value exceeds USD 10^13");
+  if (absl::Status s = CheckOrigin(l.origin(), l.carats_hundredths(), where); !s.ok()) return s;
+  if (absl::Status s = CheckText(l.quality(), where + "quality", kMaxNameBytes, false); !s.ok()) {
+    return s;
+  }
+  return CheckText(l.quality_en(), where + "quality_en", kMaxNameBytes, false);
+}
+
+// Lines, parcels and totals.
+absl::Status CheckGoods(const v1::Certificate& cert) {
+  if (cert.lines().empty()) return Bad("at least one line is required");
+  if (cert.lines_size() > kMaxLines) return Bad(absl::StrCat("at most ", kMaxLines, " lines"));
+  int64_t carats = 0, cents = 0;
+  for (int i = 0; i < cert.lines_size(); ++i) {
+    if (absl::Status s = CheckLine(cert.lines(i), i); !s.ok()) return s;
+    carats += cert.lines(i).carats_hundredths();
+    cents += cert.lines(i).value_usd_cents();
+  }
+  if (cert.number_of_parcels() < 1 || cert.number_of_parcels() > kMaxParcels) {
+    return Bad(absl::StrCat("number_of_parcels is ", cert.number_of_parcels(), "; it must be 1 to ",
+                            kMaxParcels));
+  }
+  if (cert.total_carats_hundredths() != carats) {
+    return Bad(absl::StrCat("total_carats_hundredths is ", cert.total_carats_hundredths(),
+                            " but the lines add up to ", carats));
+  }
+  if (cert.total_value_usd_cents() != cents) {
+    return Bad(absl::StrCat("total_value_usd_cents is ", cert.total_value_usd_cents(),
+                            " but the lines add up to ", cents));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckShipment(const v1::Shipment& s) {
+  if (s.seal_numbers_size() > kMaxSeals) {
+    return Bad(absl::StrCat("shipment: at most ", kMaxSeals, " seal numbers"));
+  }
+  for (const std::string& seal : s.seal_numbers()) {
+    if (absl::Status st = CheckText(seal, "shipment seal number", kMaxIdBytes, true); !st.ok()) {
+      return st;
+    }
+  }
+  for (const auto& [value, field] :
+       {std::pair{&s.container(), "shipment container"},
+        std::pair{&s.transport_document(), "shipment transport_document"},
+        std::pair{&s.courier(), "shipment courier"}}) {
+    if (absl::Status st = CheckText(*value, field, kMaxIdBytes, false); !st.ok()) return st;
+  }
+  if (s.transit_countries_size() > kMaxTransitCountries) {
+    return Bad(absl::StrCat("shipment: at most ", kMaxTransitCountries, " transit countries"));
+  }
+  for (const std::string& c : s.transit_countries()) {
+    if (absl::Status st = CheckCountry(c, "shipment transit country"); !st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
+// Type, replaces and provenance.
+absl::Status CheckLinks(const v1::Certificate& cert) {
+  if (cert.type() == v1::CERTIFICATE_TYPE_UNSPECIFIED ||
+      !v1::CertificateType_IsValid(cert.type())) {
+    return Bad("type is required (STANDARD, REPLACEMENT or TECHNICAL)");
+  }
+  if (cert.type() == v1::REPLACEMENT) {
+    if (cert.replaces().empty()) return Bad("a REPLACEMENT certificate must name what it replaces");
+    if (absl::Status s = CheckNumberFormat(cert.replaces(), "replaces"); !s.ok()) return s;
+    if (cert.replaces() == cert.number()) return Bad("a certificate cannot replace itself");
+  } else if (!cert.replaces().empty()) {
+    return Bad("replaces is only allowed on a REPLACEMENT certificate");
+  }
+  if (cert.provenance_size() > kMaxProvenance) {
+    return Bad(absl::StrCat("at most ", kMaxProvenance, " provenance certificates"));
+  }
+  for (const v1::CertificateReference& r : cert.provenance()) {
+    if (absl::Status s = CheckNumberFormat(r.number(), "provenance number"); !s.ok()) return s;
+    if (!IsParticipantCode(r.participant())) {
+      return Bad(absl::StrCat("provenance ", r.number(), ": participant '",
+                              r.participant().substr(0, 8), "' is not a Participant code"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckTextsAndExtensions(const v1::Certificate& cert) {
+  if (absl::Status s = CheckText(cert.remarks(), "remarks", kMaxRemarksBytes, false); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckText(cert.remarks_en(), "remarks_en", kMaxRemarksBytes, false);
+      !s.ok()) {
+    return s;
+  }
+  if (cert.extensions_size() > kMaxExtensions) {
+    return Bad(absl::StrCat("at most ", kMaxExtensions, " extensions"));
+  }
+  for (const auto& [key, value] : cert.extensions()) {
+    if (key.empty() || key.size() > kMaxExtensionKeyBytes) {
+      return Bad(absl::StrCat("extension keys must be 1 to ", kMaxExtensionKeyBytes, " bytes"));
+    }
+    if (value.size() > kMaxExtensionValueBytes) {
+      return Bad(
+          absl::StrCat("extension '", key, "' is longer than ", kMaxExtensionValueBytes, " bytes"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Title, statement and number: fixed or canonical forms.
+absl::Status CheckForm(const v1::Certificate& cert) {
+  if (cert.title() != kKpTitle) return Bad(absl::StrCat("title must be \"", kKpTitle, "\""));
+  if (StatementText(cert.statement())[0] == '\0') {
+    return Bad("statement must be one of the official wordings (KPCS, US)");
+  }
+  return CheckNumberFormat(cert.number(), "number");
+}
+
+// Who issues it, for whom, when, at which office.
+absl::Status CheckIssue(const v1::Certificate& cert, const std::string& exporter,
+                        const TrustList& trust, absl::Time now) {
   if (cert.exporting_participant() != exporter) {
     return Bad(absl::StrCat("exporting_participant is '", cert.exporting_participant(),
                             "', expected ", exporter));
   }
+  const v1::Participant* issuer = trust.Find(exporter);
+  if (issuer == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("certificate: exporter ", exporter, " is not on the trust list"));
+  }
+  if (absl::Status s = CheckNumberOwner(cert.number(), exporter, trust); !s.ok()) return s;
   const std::string& importer = cert.importing_participant();
   if (importer.empty()) return Bad("importing_participant is required");
-  if (importer == exporter) {
-    return Bad("importing_participant must differ from the exporter");
-  }
+  if (importer == exporter) return Bad("importing_participant must differ from the exporter");
   if (absl::Status s = trust.CheckActive(importer, now); !s.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("certificate: importing_participant: ", s.message(),
                      "; the KP forbids trade with non-Participants"));
-  }
-  if (cert.origin_countries().empty()) {
-    return Bad("origin_countries is required (one country, or mixed_origin)");
-  }
-  if (cert.origin_countries_size() > 1 && !cert.mixed_origin()) {
-    return Bad("several origin_countries require mixed_origin");
-  }
-  for (const std::string& o : cert.origin_countries()) {
-    if (!IsParticipantCode(o)) {
-      return Bad(absl::StrCat("origin '", o, "' is not a 2-letter country code"));
-    }
   }
   if (!IsSet(cert.issued_at())) return Bad("issued_at is required");
   if (!IsSet(cert.expires_at())) return Bad("expires_at is required");
   if (FromTimestamp(cert.expires_at()) <= FromTimestamp(cert.issued_at())) {
     return Bad("expires_at must be after issued_at");
   }
-  if (cert.issuing_authority().empty()) return Bad("issuing_authority is required");
-  if (absl::Status s = CheckParty(cert.exporter(), "exporter"); !s.ok()) return s;
-  if (absl::Status s = CheckParty(cert.importer(), "importer"); !s.ok()) return s;
+  if (FindOffice(*issuer, cert.issuing_office()) == nullptr) {
+    return Bad(absl::StrCat("issuing_office '", cert.issuing_office().substr(0, 32),
+                            "' is not an office of ", exporter,
+                            " on the trust list (offices: ", OfficeCodes(*issuer), ")"));
+  }
+  return CheckText(cert.validating_official(), "validating_official", kMaxNameBytes, true);
+}
 
-  if (cert.parcels().empty()) return Bad("at least one parcel is required");
-  if (cert.parcels_size() > kMaxParcels) {
-    return Bad(absl::StrCat("at most ", kMaxParcels, " parcels"));
+absl::Status NormalizeLine(v1::CertificateLine* l, int i) {
+  absl::StatusOr<HsCode> code = ParseHsCode(l->hs_code());
+  if (!code.ok()) return Bad(absl::StrCat(Line(i), code.status().message()));
+  const std::string national = HsDigits(l->national_code());
+  if (!national.empty() && !code->national_code.empty() && national != code->national_code) {
+    return Bad(absl::StrCat(Line(i), "national_code '", national.substr(0, 32),
+                            "' differs from the digits of hs_code '", l->hs_code(), "'"));
   }
-  int64_t carats = 0, cents = 0;
-  for (int i = 0; i < cert.parcels_size(); ++i) {
-    const v1::Parcel& p = cert.parcels(i);
-    const std::string where = absl::StrCat("parcel ", i + 1, ": ");
-    if (!IsRoughDiamondHsCode(p.hs_code())) {
-      return Bad(absl::StrCat(where, "HS code '", p.hs_code(),
-                              "' is not a rough-diamond code (7102.10, 7102.21, 7102.31)"));
-    }
-    if (p.carats_hundredths() <= 0) return Bad(absl::StrCat(where, "carats must be positive"));
-    if (p.value_usd_cents() <= 0) return Bad(absl::StrCat(where, "value must be positive"));
-    // Far above any real parcel; with kMaxParcels they keep the sums below
-    // 10^18, so int64 cannot overflow.
-    if (p.carats_hundredths() > kMaxParcelHundredths) {
-      return Bad(absl::StrCat(where, "carats exceed 10^12"));
-    }
-    if (p.value_usd_cents() > kMaxParcelCents) {
-      return Bad(absl::StrCat(where, "value exceeds USD 10^13"));
-    }
-    carats += p.carats_hundredths();
-    cents += p.value_usd_cents();
-  }
-  if (cert.number_of_parcels() != cert.parcels_size()) {
-    return Bad(absl::StrCat("number_of_parcels is ", cert.number_of_parcels(), " but ",
-                            cert.parcels_size(), " parcels are listed"));
-  }
-  if (cert.total_carats_hundredths() != carats) {
-    return Bad(absl::StrCat("total_carats_hundredths is ", cert.total_carats_hundredths(),
-                            " but the parcels add up to ", carats));
-  }
-  if (cert.total_value_usd_cents() != cents) {
-    return Bad(absl::StrCat("total_value_usd_cents is ", cert.total_value_usd_cents(),
-                            " but the parcels add up to ", cents));
+  l->set_hs_code(code->kp_code);
+  l->set_national_code(national.empty() ? code->national_code : national);
+  for (v1::OriginShare& o : *l->mutable_origin()->mutable_countries()) {
+    o.set_country(absl::AsciiStrToUpper(o.country()));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status NormalizeCertificate(v1::Certificate* cert) {
+  if (cert->title().empty()) cert->set_title(kKpTitle);
+  if (cert->statement() == v1::STATEMENT_WORDING_UNSPECIFIED) cert->set_statement(v1::KPCS);
+  if (cert->type() == v1::CERTIFICATE_TYPE_UNSPECIFIED) cert->set_type(v1::STANDARD);
+  cert->set_number(NormalNumber(cert->number()));
+  cert->set_replaces(NormalNumber(cert->replaces()));
+  for (v1::CertificateReference& r : *cert->mutable_provenance()) {
+    r.set_number(NormalNumber(r.number()));
+    r.set_participant(absl::AsciiStrToUpper(r.participant()));
+  }
+  cert->mutable_exporter()->set_country(absl::AsciiStrToUpper(cert->exporter().country()));
+  cert->mutable_importer()->set_country(absl::AsciiStrToUpper(cert->importer().country()));
+  for (std::string& c : *cert->mutable_shipment()->mutable_transit_countries()) {
+    absl::AsciiStrToUpper(&c);
+  }
+  for (int i = 0; i < cert->lines_size(); ++i) {
+    if (absl::Status s = NormalizeLine(cert->mutable_lines(i), i); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCertificate(const v1::Certificate& cert, const std::string& exporter,
+                                 const TrustList& trust, absl::Time now) {
+  if (cert.ByteSizeLong() > kMaxCertificateBytes) {
+    return Bad(absl::StrCat("larger than ", kMaxCertificateBytes, " bytes"));
+  }
+  if (absl::Status s = CheckForm(cert); !s.ok()) return s;
+  if (absl::Status s = CheckLinks(cert); !s.ok()) return s;
+  if (absl::Status s = CheckIssue(cert, exporter, trust, now); !s.ok()) return s;
+  if (absl::Status s = CheckParty(cert.exporter(), "exporter"); !s.ok()) return s;
+  if (absl::Status s = CheckParty(cert.importer(), "importer"); !s.ok()) return s;
+  if (absl::Status s = CheckGoods(cert); !s.ok()) return s;
+  if (absl::Status s = CheckShipment(cert.shipment()); !s.ok()) return s;
+  if (absl::Status s = CheckTextsAndExtensions(cert); !s.ok()) return s;
+  // The importer's own rules, as they stand on this node's trust list: the
+  // exporter's node refuses at submit what the importer would refuse, and
+  // the importer's node, running this on receipt, enforces its policy.
+  return CheckImportPolicy(cert, *trust.Find(cert.importing_participant()));
 }
 
 }  // namespace kpx::node

@@ -1,6 +1,8 @@
-// The Kimberley Process rules a certificate must meet (../shared/KP.md):
-// checked by the exporting node on submit and again by the importing node
+// The Kimberley Process rules a certificate must meet (../shared/KP.md, and
+// docs/protocol.md "The certificate"). The exporting node normalises a
+// submitted certificate and checks it; the importing node checks it again
 // on receipt, so a faulty or hostile exporter cannot plant a bad record.
+// Pure functions of their arguments; safe from any thread.
 #ifndef KPX_NODE_RULES_H_
 #define KPX_NODE_RULES_H_
 
@@ -9,36 +11,43 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "kpx/v1/certificate.pb.h"
+#include "node/hs_code.h"
+#include "node/statement_text.h"  // StatementText: the printed statement of a wording
 #include "node/trust_list.h"
 
 namespace kpx::node {
 
 inline constexpr char kKpTitle[] = "Kimberley Process Certificate";
-inline constexpr char kKpStatement[] =
-    "The rough diamonds in this shipment have been handled in accordance with "
-    "the provisions of the Kimberley Process International Certification "
-    "Scheme for rough diamonds.";
 
-// Sets title and statement to the fixed KP texts where they are empty.
-void FillFixedTexts(v1::Certificate& cert);
+// Puts a submitted certificate in canonical form: fills the defaults (title,
+// statement KPCS, type STANDARD); strips spaces from and upper-cases the
+// number, `replaces` and provenance numbers; upper-cases country codes; and
+// rewrites every line's hs_code to its KP code ("7102.31"), keeping a
+// longer input's digits as national_code. InvalidArgument naming the line
+// when an HS code is not a rough-diamond code or disagrees with an explicit
+// national_code. Idempotent; checks nothing else (ValidateCertificate does).
+absl::Status NormalizeCertificate(v1::Certificate* cert);
 
-// OK if `cert` meets every rule; InvalidArgument naming the first field at
-// fault otherwise (FailedPrecondition / PermissionDenied for trust-list
-// problems: importer unknown or suspended). `exporter` is the Participant
-// that issues it, `now` the time of the check.
+// OK if the normalised `cert` meets every rule; InvalidArgument naming the
+// first field at fault otherwise ("certificate: line 2: HS code ..."), and
+// a certificate not in canonical form is refused. FailedPrecondition for
+// trust-list reasons: exporter or importer not an active Participant, or
+// the importer's import_policy refusing it (CheckImportPolicy, message
+// naming the importer and the rule). `exporter` is the Participant that
+// issues it, `now` the time of the check.
 //
-// Rules: at most 256 KiB serialized; fixed title and statement; number prefixed by the exporter's
-// code and made of [A-Z0-9-/.] (at most 64); exporting_participant == exporter;
-// importing_participant an active Participant other than the exporter;
-// origin given (one country, or mixed_origin with any number of them);
-// issue and expiry set, expiry after issue; issuing authority, exporter and
-// importer names and addresses present; at least one parcel, each with HS
-// code 7102.10, 7102.21 or 7102.31 and positive carats and value; the
-// number of parcels and both totals equal to the parcels' sums.
+// Rules (bounds in rules.cc and docs/security.md): at most 256 KiB
+// serialized, every string and repeated field bounded; fixed title; a
+// statement wording and certificate type; number (see certificate.proto)
+// matching the exporter's number_pattern or prefixed by its code and a
+// non-letter; exporting_participant == exporter; importer active and not
+// the exporter; issue and expiry set, expiry after issue; issuing_office
+// one of the exporter's offices on the trust list; validating official;
+// both parties with name, address and country; 1-100 lines with KP HS
+// codes, positive bounded carats and value and a valid origin; totals equal
+// to the lines' sums; number_of_parcels >= 1; replaces iff REPLACEMENT.
 absl::Status ValidateCertificate(const v1::Certificate& cert, const std::string& exporter,
                                  const TrustList& trust, absl::Time now);
-
-bool IsRoughDiamondHsCode(const std::string& hs_code);
 
 }  // namespace kpx::node
 

@@ -1,8 +1,12 @@
 #include "node/trust_list.h"
 
+#include <set>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "node/util.h"
+#include "re2/re2.h"
 
 namespace kpx::node {
 
@@ -10,7 +14,82 @@ bool IsParticipantCode(const std::string& code) {
   return code.size() == 2 && absl::ascii_isupper(code[0]) && absl::ascii_isupper(code[1]);
 }
 
+bool IsOfficeCode(const std::string& code) {
+  if (code.empty() || code.size() > 16) return false;
+  for (char c : code) {
+    if (!absl::ascii_isupper(c) && !absl::ascii_isdigit(c) && c != '-') return false;
+  }
+  return true;
+}
+
+const v1::Office* FindOffice(const v1::Participant& p, const std::string& code) {
+  for (const v1::Office& o : p.offices()) {
+    if (o.code() == code) return &o;
+  }
+  return nullptr;
+}
+
+std::string OfficeCodes(const v1::Participant& p) {
+  if (p.offices().empty()) return "none";
+  return absl::StrJoin(p.offices(), ", ",
+                       [](std::string* out, const v1::Office& o) { out->append(o.code()); });
+}
+
 namespace {
+
+constexpr size_t kMaxOffices = 64;
+constexpr size_t kMaxOfficeNameBytes = 512;
+constexpr size_t kMaxNumberPatternBytes = 256;
+
+absl::Status Bad(const v1::Participant& p, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("trust list: participant ", p.code(), " ", what));
+}
+
+absl::Status CheckOffices(const v1::Participant& p) {
+  if (p.offices_size() > static_cast<int>(kMaxOffices)) {
+    return Bad(p, absl::StrCat("lists more than ", kMaxOffices, " offices"));
+  }
+  std::set<std::string> seen;
+  for (const v1::Office& o : p.offices()) {
+    if (!IsOfficeCode(o.code())) {
+      return Bad(p, absl::StrCat("office code '", o.code().substr(0, 32),
+                                 "' must be 1 to 16 characters of A-Z, 0-9, '-'"));
+    }
+    if (!seen.insert(o.code()).second) {
+      return Bad(p, absl::StrCat("lists office ", o.code(), " twice"));
+    }
+    if (o.name().empty() || o.name().size() > kMaxOfficeNameBytes) {
+      return Bad(p, absl::StrCat("office ", o.code(), " needs a name of at most ",
+                                 kMaxOfficeNameBytes, " bytes"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPolicyFields(const v1::Participant& p) {
+  for (int w : p.import_policy().accepted_statements()) {
+    if (w == v1::STATEMENT_WORDING_UNSPECIFIED || !v1::StatementWording_IsValid(w)) {
+      return Bad(p, absl::StrCat("import_policy.accepted_statements has no wording ", w));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The compiled pattern (nullptr when there is none) or why it is refused.
+absl::StatusOr<std::shared_ptr<const re2::RE2>> CompilePattern(const v1::Participant& p) {
+  if (p.number_pattern().empty()) return nullptr;
+  if (p.number_pattern().size() > kMaxNumberPatternBytes) {
+    return Bad(p, absl::StrCat("number_pattern is longer than ", kMaxNumberPatternBytes, " bytes"));
+  }
+  re2::RE2::Options options;
+  options.set_log_errors(false);
+  auto re = std::make_shared<const re2::RE2>(p.number_pattern(), options);
+  if (!re->ok()) {
+    return Bad(p, absl::StrCat("number_pattern '", p.number_pattern(),
+                               "' does not compile: ", re->error()));
+  }
+  return re;
+}
 
 crypto::Algorithm ToCrypto(v1::SignatureAlgorithm a) {
   return a == v1::ECDSA_P256_SHA256 ? crypto::Algorithm::kEcdsaP256 : crypto::Algorithm::kEd25519;
@@ -33,6 +112,11 @@ absl::StatusOr<std::shared_ptr<const TrustList>> TrustList::FromProto(v1::TrustL
       return absl::InvalidArgumentError(
           absl::StrCat("trust list: participant ", p.code(), " has no status"));
     }
+    if (absl::Status s = CheckOffices(p); !s.ok()) return s;
+    if (absl::Status s = CheckPolicyFields(p); !s.ok()) return s;
+    absl::StatusOr<std::shared_ptr<const re2::RE2>> pattern = CompilePattern(p);
+    if (!pattern.ok()) return pattern.status();
+    if (*pattern != nullptr) list->number_patterns_.emplace(p.code(), *std::move(pattern));
     if (!p.tls_ca_pem().empty()) {
       absl::StatusOr<crypto::CertificateInfo> ca = crypto::ParseCertificatePem(p.tls_ca_pem());
       if (!ca.ok()) {
@@ -75,6 +159,11 @@ absl::StatusOr<std::shared_ptr<const TrustList>> TrustList::FromTextFile(const s
 const v1::Participant* TrustList::Find(const std::string& code) const {
   auto it = by_code_.find(code);
   return it == by_code_.end() ? nullptr : it->second;
+}
+
+const re2::RE2* TrustList::NumberPattern(const std::string& code) const {
+  auto it = number_patterns_.find(code);
+  return it == number_patterns_.end() ? nullptr : it->second.get();
 }
 
 absl::Status TrustList::CheckActive(const std::string& code, absl::Time at) const {

@@ -20,12 +20,18 @@
 #include "crypto/crypto.h"
 #include "kpx/v1/config.pb.h"
 
+namespace re2 {
+class RE2;
+}
+
 namespace kpx::node {
 
 class TrustList {
  public:
   // Parses and checks a trust list: codes well-formed and unique, every
-  // key's PEM parses and matches its key_id and algorithm, every CA parses.
+  // key's PEM parses and matches its key_id and algorithm, every CA parses,
+  // offices well-formed and unique per Participant, every number_pattern
+  // compiles (RE2), import policies name only real statement wordings.
   static absl::StatusOr<std::shared_ptr<const TrustList>> FromProto(v1::TrustList proto);
   static absl::StatusOr<std::shared_ptr<const TrustList>> FromTextFile(const std::string& path);
 
@@ -33,6 +39,10 @@ class TrustList {
 
   // nullptr when `code` is not on the list.
   const v1::Participant* Find(const std::string& code) const;
+
+  // The compiled number_pattern of Participant `code`; nullptr when it has
+  // none (or is not on the list). RE2 matching is thread-safe.
+  const re2::RE2* NumberPattern(const std::string& code) const;
 
   // OK if `code` is on the list and active at `at`; PermissionDenied naming
   // the reason (unknown, suspended) otherwise.
@@ -71,6 +81,7 @@ class TrustList {
   // Peer certificate PEM -> who it proved to be under this list.
   mutable std::map<std::string, KnownPeer> peer_cache_ ABSL_GUARDED_BY(peer_cache_mu_);
   std::map<std::pair<std::string, std::string>, Key> keys_;  // (code, key id)
+  std::map<std::string, std::shared_ptr<const re2::RE2>> number_patterns_;
 };
 
 // The TLS name of a Participant's node: tls_server_name, or by default
@@ -79,6 +90,15 @@ std::string ServerName(const v1::Participant& p);
 
 // True for ISO 3166-1 alpha-2 shaped codes ("BW") and "EU".
 bool IsParticipantCode(const std::string& code);
+
+// True for office codes: 1 to 16 characters of [A-Z0-9-].
+bool IsOfficeCode(const std::string& code);
+
+// The office `code` of `p`, or nullptr.
+const v1::Office* FindOffice(const v1::Participant& p, const std::string& code);
+
+// "ANR, PRG" (the codes of p's offices), or "none".
+std::string OfficeCodes(const v1::Participant& p);
 
 }  // namespace kpx::node
 

@@ -739,6 +739,7 @@ void Breakdown(const Flags& f) {
     p->set_code(code);
     p->set_name(std::string("Participant ") + code);
     p->set_status(v1::ACTIVE);
+    kpx::testing::AddOffices(*p);
     v1::SigningKey* k = p->add_signing_keys();
     k->set_key_id(keys.at(code).key_id());
     k->set_algorithm(node::ToProtoAlgorithm(crypto::Algorithm::kEd25519));

@@ -242,7 +242,7 @@ TEST_CASE("peers are refused when TLS identity, signature or status do not hold"
   }
   SECTION("invalid HS code from a valid peer") {
     v1::Certificate bad = cert;
-    bad.mutable_parcels(0)->set_hs_code("7102.39");
+    bad.mutable_lines(0)->set_hs_code("7102.39");
     CHECK(deliver("BW", sign("BW", bad)) == grpc::StatusCode::INVALID_ARGUMENT);
   }
   SECTION("an authority client certificate is no node identity") {

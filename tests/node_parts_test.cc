@@ -36,6 +36,7 @@ class Keys {
       v1::Participant* p = proto.add_participants();
       p->set_code(code);
       p->set_status(v1::ACTIVE);
+      kpx::testing::AddOffices(*p);
       v1::SigningKey* k = p->add_signing_keys();
       k->set_key_id(keys_.at(code).key_id());
       k->set_algorithm(v1::ED25519);

@@ -57,6 +57,9 @@ class Federation {
       p->set_code(code);
       p->set_name(std::string("Participant ") + code);
       p->set_status(std::string(code) == "VE" ? v1::SUSPENDED : v1::ACTIVE);
+      kpx::testing::AddOffices(*p);
+      // As deploy/pki.sh: the EU refuses mixed, undisclosed origin.
+      if (std::string(code) == "EU") p->mutable_import_policy()->set_refuse_mixed_undisclosed(true);
       v1::SigningKey* k = p->add_signing_keys();
       k->set_key_id(keys_.at(code).key_id());
       k->set_algorithm(node::ToProtoAlgorithm(alg));
@@ -254,15 +257,15 @@ TEST_CASE("KP rules refuse bad certificates and store nothing", "[node][rules]")
     absl::StatusCode code;
   };
   std::vector<Case> cases = {
-      {"invalid HS code", [](v1::Certificate& c) { c.mutable_parcels(0)->set_hs_code("7103.10"); },
+      {"invalid HS code", [](v1::Certificate& c) { c.mutable_lines(0)->set_hs_code("7103.10"); },
        absl::StatusCode::kInvalidArgument},
       {"carat total off", [](v1::Certificate& c) { c.set_total_carats_hundredths(1); },
        absl::StatusCode::kInvalidArgument},
       {"value total off", [](v1::Certificate& c) { c.set_total_value_usd_cents(1); },
        absl::StatusCode::kInvalidArgument},
-      {"parcel count off", [](v1::Certificate& c) { c.set_number_of_parcels(3); },
+      {"no parcels", [](v1::Certificate& c) { c.set_number_of_parcels(0); },
        absl::StatusCode::kInvalidArgument},
-      {"zero carats", [](v1::Certificate& c) { c.mutable_parcels(1)->set_carats_hundredths(0); },
+      {"zero carats", [](v1::Certificate& c) { c.mutable_lines(1)->set_carats_hundredths(0); },
        absl::StatusCode::kInvalidArgument},
       {"duplicate number", [](v1::Certificate& c) { c.set_number("BW-DUP"); },
        absl::StatusCode::kAlreadyExists},
@@ -278,7 +281,7 @@ TEST_CASE("KP rules refuse bad certificates and store nothing", "[node][rules]")
        absl::StatusCode::kInvalidArgument},
       {"no importer address", [](v1::Certificate& c) { c.mutable_importer()->clear_address(); },
        absl::StatusCode::kInvalidArgument},
-      {"no origin", [](v1::Certificate& c) { c.clear_origin_countries(); },
+      {"no origin", [](v1::Certificate& c) { c.mutable_lines(1)->clear_origin(); },
        absl::StatusCode::kInvalidArgument},
       {"wrong title", [](v1::Certificate& c) { c.set_title("Certificate"); },
        absl::StatusCode::kInvalidArgument},
@@ -299,21 +302,60 @@ TEST_CASE("KP rules refuse bad certificates and store nothing", "[node][rules]")
       CHECK(f["BW"].ledger().OutboxSize() == 1);
     }
   }
-  SECTION("mixed origin is allowed when marked") {
-    v1::Certificate cert = ValidCertificate("BW-MIX-1", "BW", "EU");
-    cert.add_origin_countries("ZA");
+  SECTION("mixed, undisclosed origin is allowed where the importer has no policy against it") {
+    v1::Certificate cert = ValidCertificate("BW-MIX-1", "BW", "AE");
+    cert.mutable_lines(1)->mutable_origin()->set_mixed_undisclosed(true);
     CHECK(f["BW"].Submit(cert).status().code() == absl::StatusCode::kInvalidArgument);
-    cert.set_mixed_origin(true);
+    cert.mutable_lines(1)->mutable_origin()->clear_countries();
     CHECK(f["BW"].Submit(cert).ok());
   }
-  SECTION("empty title and statement get the fixed texts") {
+  SECTION("empty title, statement and type get the defaults; number and HS codes normalised") {
     v1::Certificate cert = ValidCertificate("BW-FIX-1", "BW", "EU");
     cert.clear_title();
     cert.clear_statement();
+    cert.clear_type();
+    cert.set_number(" bw-fix 1 ");
+    cert.mutable_lines(1)->set_hs_code("7102 21");
     absl::StatusOr<v1::CertificateRecord> r = f["BW"].Submit(cert);
     REQUIRE(r.ok());
     CHECK(r->certificate().title() == node::kKpTitle);
+    CHECK(r->certificate().statement() == v1::KPCS);
+    CHECK(r->certificate().type() == v1::STANDARD);
+    CHECK(r->certificate().number() == "BW-FIX1");
+    CHECK(r->certificate().lines(1).hs_code() == "7102.21");
   }
+}
+
+TEST_CASE("an importer's policy is enforced at submit and again on arrival", "[node][policy]") {
+  Federation f;
+  v1::Certificate cert = ValidCertificate("BW-POL-1", "BW", "EU");
+  cert.mutable_lines(1)->mutable_origin()->clear_countries();
+  cert.mutable_lines(1)->mutable_origin()->set_mixed_undisclosed(true);
+
+  // BW's node refuses what the EU's policy refuses, and stores nothing.
+  absl::Status s = f["BW"].Submit(cert).status();
+  CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(std::string(s.message()) ==
+        "EU import policy refuse_mixed_undisclosed: line 2 has mixed, undisclosed origin");
+  CHECK(f["BW"].ledger().head().sequence == 0);
+
+  // An exporter bypassing its own check (signing the message itself): the
+  // EU's node refuses it on arrival by its own policy and stores nothing.
+  const v1::SignedMessage m = f.CertificateMessage("BW", "EU", cert);
+  absl::Status arrived = f["EU"].Receive("BW", {m})[0].status;
+  CHECK(arrived.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(std::string(arrived.message()).find("EU import policy refuse_mixed_undisclosed") !=
+        std::string::npos);
+  CHECK(f["EU"].ledger().head().sequence == 0);
+  CHECK(f.State("EU", "BW-POL-1") == v1::CERTIFICATE_STATE_UNSPECIFIED);
+
+  // The same goods to a Participant without that rule travel.
+  cert.set_number("BW-POL-2");
+  cert.set_importing_participant("AE");
+  REQUIRE(f["BW"].Submit(cert).ok());
+  f.Settle();
+  CHECK(f.State("AE", "BW-POL-2") == v1::RECEIVED);
+  CHECK(f["AE"].Get("BW-POL-2")->certificate().lines(1).origin().mixed_undisclosed());
 }
 
 TEST_CASE("received messages are checked and refusals change nothing", "[node][security]") {
@@ -356,7 +398,7 @@ TEST_CASE("received messages are checked and refusals change nothing", "[node][s
   }
   SECTION("certificate breaking the KP rules") {
     v1::Certificate c = cert;
-    c.mutable_parcels(0)->set_hs_code("7102.99");
+    c.mutable_lines(0)->set_hs_code("7102.99");
     CHECK(receive_one("BW", f.CertificateMessage("BW", "EU", c)).code() ==
           absl::StatusCode::kInvalidArgument);
   }

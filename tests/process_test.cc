@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "crypto/crypto.h"
 #include "federation.h"
 #include "google/protobuf/struct.pb.h"
@@ -163,6 +164,73 @@ bool IsVersionLine(const std::string& program, const std::string& out) {
   const std::string v = out.substr(prefix.size(), out.size() - prefix.size() - 1);
   return std::count(v.begin(), v.end(), '.') == 2 &&
          v.find_first_not_of("0123456789.") == std::string::npos;
+}
+
+// deploy/examples/NAME with its placeholders filled, written to DIR; the
+// path of the copy. `edit` (an exact text and its replacement) applies last.
+std::string Example(const std::string& name, const std::string& dir, const std::string& number,
+                    std::pair<std::string, std::string> edit = {}) {
+  std::string text =
+      testing::Must(crypto::ReadFile(testing::SourceDir() + "/deploy/examples/" + name));
+  const absl::Time now = absl::Now();
+  text = absl::StrReplaceAll(text,
+                             {{"@NUMBER@", number},
+                              {"@ISSUED_AT@", node::FormatRfc3339(now)},
+                              {"@EXPIRES_AT@", node::FormatRfc3339(now + absl::Hours(24 * 30))}});
+  if (!edit.first.empty()) {
+    REQUIRE(text.find(edit.first) != std::string::npos);
+    text = absl::StrReplaceAll(text, {edit});
+  }
+  const std::string path = dir + "/" + number + ".json";
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST_CASE("kpxctl submits the shipped example certificates; the EU policy refuses one",
+          "[process][kpxctl][examples]") {
+  GrpcFederation fed({"BW", "US", "AE", "EU"});
+  for (const char* code : {"BW", "US", "AE", "EU"}) fed.StartInProcess(code);
+  const std::string kpxctl = testing::KpxctlPath();
+  auto as = [&](const std::string& code, const std::string& role) {
+    return fed.KpxctlEnv(code, role) + " " + kpxctl;
+  };
+
+  // BW -> EU: three lines, 14 parcels, origins with shares.
+  Output o = Capture(as("BW", "exporter") + " cert submit " +
+                     Example("certificate.json", fed.dir(), "BW-2026-0412"));
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.find("submitted BW-2026-0412") != std::string::npos);
+  REQUIRE(fed.WaitForState("EU", "BW-2026-0412", v1::RECEIVED));
+  o = Capture(as("EU", "importer") + " cert get BW-2026-0412");
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.find("14 parcel(s)") != std::string::npos);
+  CHECK(o.out.find("HS 7102.31 (71023100)") != std::string::npos);  // "71023100" normalised
+  CHECK(o.out.find("BW 70.00 %, NA 20.00 %, ZA 10.00 %") != std::string::npos);
+  CHECK(o.out.find("HS 7102.21  412.60 ct") != std::string::npos);  // "7102 21" normalised
+  CHECK(o.out.find("seals BWS-0457812, BWS-0457813") != std::string::npos);
+  CHECK(o.out.find("issued at office HQ, validated by T. Kgosi") != std::string::npos);
+  CHECK(o.out.find("International Certification Scheme") != std::string::npos);
+
+  // US -> AE: US wording, mixed and undisclosed origin.
+  o = Capture(as("US", "exporter") + " cert submit " +
+              Example("certificate-us-mixed.json", fed.dir(), "US-2026-0001"));
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.find("submitted US-2026-0001") != std::string::npos);
+  REQUIRE(fed.WaitForState("AE", "US-2026-0001", v1::RECEIVED));
+  o = Capture(as("AE", "importer") + " cert get US-2026-0001");
+  CHECK(o.out.find("origin ***** (mixed, undisclosed)") != std::string::npos);
+  CHECK(o.out.find("statement (US): The rough diamonds in this shipment have been handled in "
+                   "accordance with the provisions of the Kimberley Process Certification "
+                   "Scheme") != std::string::npos);
+
+  // The same goods to the EU: refused at submit, naming the EU's rule.
+  o = Capture(as("US", "exporter") + " cert submit " +
+              Example("certificate-us-mixed.json", fed.dir(), "US-2026-0002",
+                      {"\"importingParticipant\": \"AE\"", "\"importingParticipant\": \"EU\""}));
+  CHECK(o.exit_code != 0);
+  CHECK(o.out.find("EU import policy refuse_mixed_undisclosed: line 1 has mixed, undisclosed "
+                   "origin") != std::string::npos);
+  CHECK(Capture(as("US", "auditor") + " cert get US-2026-0002").exit_code != 0);
 }
 
 TEST_CASE("kpxctl's command line is strict, speaks JSON and documents itself",

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "kpx/v1/certificate.pb.h"
+#include "kpx/v1/config.pb.h"
 #include "node/rules.h"
 #include "node/util.h"
 
@@ -43,35 +44,70 @@ class TempDir {
   std::string path_;
 };
 
-// A certificate from `exporter` to `importer` that meets every KP rule.
+// Gives `p` the issuing office "HQ" that ValidCertificate names (and, for
+// the EU, the Antwerp and Prague offices), as deploy/pki.sh does.
+inline void AddOffices(v1::Participant& p) {
+  v1::Office* hq = p.add_offices();
+  hq->set_code("HQ");
+  hq->set_name(p.code() + " KP authority");
+  if (p.code() == "EU") {
+    v1::Office* anr = p.add_offices();
+    anr->set_code("ANR");
+    anr->set_name("Antwerp Diamond Office");
+    v1::Office* prg = p.add_offices();
+    prg->set_code("PRG");
+    prg->set_name("Prague Customs Office");
+  }
+}
+
+// A realistic certificate from `exporter` to `importer` that meets every
+// KP rule, in canonical form: two lines (gem quality from two origins with
+// shares, industrial from one), 14 parcels, issued at the exporter's "HQ"
+// office (AddOffices).
 inline v1::Certificate ValidCertificate(const std::string& number, const std::string& exporter,
                                         const std::string& importer,
                                         absl::Time issued = absl::Now()) {
   v1::Certificate c;
   c.set_title(node::kKpTitle);
-  c.set_statement(node::kKpStatement);
+  c.set_statement(v1::KPCS);
+  c.set_type(v1::STANDARD);
   c.set_number(number);
   c.set_exporting_participant(exporter);
   c.set_importing_participant(importer);
-  c.add_origin_countries(exporter);
   *c.mutable_issued_at() = node::ToTimestamp(issued);
   *c.mutable_expires_at() = node::ToTimestamp(issued + absl::Hours(24 * 30));
-  c.set_issuing_authority("Government Diamond Valuator");
-  c.mutable_exporter()->set_name("Okavango Diamond Company");
-  c.mutable_exporter()->set_address("Plot 63016, Gaborone, Botswana");
-  c.mutable_importer()->set_name("Antwerp Rough Trading NV");
-  c.mutable_importer()->set_address("Hoveniersstraat 2, 2018 Antwerpen, Belgium");
-  v1::Parcel* p1 = c.add_parcels();
-  p1->set_hs_code("7102.31");
-  p1->set_carats_hundredths(125050);  // 1250.50 ct
-  p1->set_value_usd_cents(31262500);  // USD 312,625.00
-  v1::Parcel* p2 = c.add_parcels();
-  p2->set_hs_code("7102.21");
-  p2->set_carats_hundredths(40000);
-  p2->set_value_usd_cents(1800000);
-  c.set_number_of_parcels(2);
+  c.set_issuing_office("HQ");
+  c.set_validating_official("K. Mokgosi, Government Diamond Valuator");
+  v1::Party* ex = c.mutable_exporter();
+  ex->set_name("Okavango Diamond Company");
+  ex->set_address("Plot 63016, Gaborone");
+  ex->set_country("BW");
+  ex->set_registration("DL-0042");
+  v1::Party* im = c.mutable_importer();
+  im->set_name("Antwerp Rough Trading NV");
+  im->set_address("Hoveniersstraat 2, 2018 Antwerpen");
+  im->set_country("BE");
+  v1::CertificateLine* l1 = c.add_lines();
+  l1->set_hs_code("7102.31");
+  l1->set_national_code("71023100");
+  l1->set_carats_hundredths(125050);  // 1250.50 ct
+  l1->set_value_usd_cents(31262500);  // USD 312,625.00
+  v1::OriginShare* o1 = l1->mutable_origin()->add_countries();
+  o1->set_country("BW");
+  o1->set_share_basis_points(7500);  // 75 %
+  v1::OriginShare* o2 = l1->mutable_origin()->add_countries();
+  o2->set_country("NA");
+  o2->set_share_basis_points(2500);
+  v1::CertificateLine* l2 = c.add_lines();
+  l2->set_hs_code("7102.21");
+  l2->set_carats_hundredths(40000);
+  l2->set_value_usd_cents(1800000);
+  l2->mutable_origin()->add_countries()->set_country("BW");
+  c.set_number_of_parcels(14);
   c.set_total_carats_hundredths(165050);
   c.set_total_value_usd_cents(33062500);
+  c.mutable_shipment()->add_seal_numbers("BWS-000731");
+  c.mutable_shipment()->set_transport_document("AWB 176-12345675");
   return c;
 }
 

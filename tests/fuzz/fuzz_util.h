@@ -40,12 +40,13 @@ inline void Require(bool ok, const char* what) {
   }
 }
 
-// BW, AE and EU active, VE suspended; one Ed25519 key each (EU: ECDSA
-// P-256), valid at any time. Keys are generated per process.
+// BW, AE, EU and US active, VE suspended; one Ed25519 key each (EU: ECDSA
+// P-256), valid at any time; each with office HQ, and the EU with the
+// import policy deploy/pki.sh gives it. Keys are generated per process.
 class Federation {
  public:
   Federation() {
-    for (const char* code : {"BW", "AE", "EU", "VE"}) {
+    for (const char* code : {"BW", "AE", "EU", "VE", "US"}) {
       const std::string c = code;
       auto alg = c == "EU" ? crypto::Algorithm::kEcdsaP256 : crypto::Algorithm::kEd25519;
       absl::StatusOr<crypto::PrivateKey> key = crypto::PrivateKey::Generate(alg);
@@ -54,6 +55,13 @@ class Federation {
       p->set_code(c);
       p->set_name("Participant " + c);
       p->set_status(c == "VE" ? v1::SUSPENDED : v1::ACTIVE);
+      v1::Office* office = p->add_offices();  // as tests/test_util.h AddOffices
+      office->set_code("HQ");
+      office->set_name(c + " KP authority");
+      if (c == "EU") {
+        p->mutable_import_policy()->set_refuse_mixed_undisclosed(true);
+        p->mutable_import_policy()->set_require_origin_shares(true);
+      }
       v1::SigningKey* k = p->add_signing_keys();
       k->set_key_id(key->key_id());
       k->set_algorithm(node::ToProtoAlgorithm(alg));

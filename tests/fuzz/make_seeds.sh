@@ -53,16 +53,24 @@ fresh "$json"
 sed -e 's/@NUMBER@/BW-2026-0001/' -e 's/@ISSUED_AT@/2026-12-31T00:00:00Z/' \
   -e 's/@EXPIRES_AT@/2027-03-01T00:00:00Z/' "$repo/deploy/examples/certificate.json" \
   >"$json/valid.seed"
-sed -e '/"title"/d' -e '/"statement"/d' "$json/valid.seed" >"$json/fixed-texts-filled.seed"
+sed -e 's/@NUMBER@/US-2026-0001/' -e 's/@ISSUED_AT@/2026-12-31T00:00:00Z/' \
+  -e 's/@EXPIRES_AT@/2027-03-01T00:00:00Z/' "$repo/deploy/examples/certificate-us-mixed.json" \
+  >"$json/valid-us-mixed.seed"
+sed -e '/"title"/d' -e '/"statement"/d' -e '/"type"/d' "$json/valid.seed" \
+  >"$json/defaults-filled.seed"
 sed -e 's/"totalCaratsHundredths": "250975"/"totalCaratsHundredths": "250976"/' \
   "$json/valid.seed" >"$json/bad-total.seed"
-sed -e 's/"7102.21"/"7102.29"/' "$json/valid.seed" >"$json/bad-hs-code.seed"
+sed -e 's/"7102 21"/"7102.29"/' "$json/valid.seed" >"$json/bad-hs-code.seed"
 sed -e 's/"importingParticipant": "EU"/"importingParticipant": "VE"/' \
   "$json/valid.seed" >"$json/suspended-importer.seed"
-sed -e 's/"originCountries": \["BW"\]/"mixedOrigin": true, "originCountries": ["BW", "ZA"]/' \
-  "$json/valid.seed" >"$json/mixed-origin.seed"
+sed -e 's/"shareBasisPoints": 1000/"shareBasisPoints": 900/' \
+  "$json/valid.seed" >"$json/bad-origin-shares.seed"
+sed -e 's/"origin": { "countries": \[{ "country": "BW" }\] }/"origin": { "mixedUndisclosed": true }/' \
+  "$json/valid.seed" >"$json/mixed-undisclosed-to-eu.seed"
 sed -e 's/"caratsHundredths": "125040"/"caratsHundredths": "-125040"/' \
   "$json/valid.seed" >"$json/negative-carats.seed"
+sed -e 's/"issuingOffice": "HQ"/"issuingOffice": "ANR"/' \
+  "$json/valid.seed" >"$json/wrong-office.seed"
 head -c 400 "$json/valid.seed" >"$json/truncated.seed"
 
 # ---- fuzz_text_config: trust lists and node configurations
@@ -114,17 +122,20 @@ encode() {  # encode TYPE MODE-BYTE-OCTAL OUT < textpb
 certificate() {  # certificate EXPORTER IMPORTER NUMBER
   cat <<TXT
 certificate {
-  title: "Kimberley Process Certificate"
-  statement: "The rough diamonds in this shipment have been handled in accordance with the provisions of the Kimberley Process International Certification Scheme for rough diamonds."
+  title: "Kimberley Process Certificate" statement: KPCS type: STANDARD
   number: "$3" exporting_participant: "$1" importing_participant: "$2"
-  origin_countries: "$1"
   issued_at { seconds: $ISSUED } expires_at { seconds: $EXPIRES }
-  issuing_authority: "Government Diamond Valuator"
-  exporter { name: "Okavango Diamond Company" address: "Gaborone, Botswana" }
-  importer { name: "Emirates Rough DMCC" address: "Almas Tower, Dubai" }
-  parcels { hs_code: "7102.31" carats_hundredths: 125050 value_usd_cents: 31262500 }
-  parcels { hs_code: "7102.21" carats_hundredths: 40000 value_usd_cents: 1800000 }
-  number_of_parcels: 2 total_carats_hundredths: 165050 total_value_usd_cents: 33062500
+  issuing_office: "HQ" validating_official: "Government Diamond Valuator"
+  exporter { name: "Okavango Diamond Company" address: "Gaborone" country: "BW" }
+  importer { name: "Emirates Rough DMCC" address: "Almas Tower, Dubai" country: "AE" }
+  lines { hs_code: "7102.31" national_code: "71023100" carats_hundredths: 125050
+          value_usd_cents: 31262500
+          origin { countries { country: "BW" share_basis_points: 7500 }
+                   countries { country: "NA" share_basis_points: 2500 } } }
+  lines { hs_code: "7102.21" carats_hundredths: 40000 value_usd_cents: 1800000
+          origin { mixed_undisclosed: true } }
+  number_of_parcels: 14 total_carats_hundredths: 165050 total_value_usd_cents: 33062500
+  shipment { seal_numbers: "BWS-000731" transport_document: "AWB 176-12345675" }
 }
 TXT
 }
