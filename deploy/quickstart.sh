@@ -168,8 +168,8 @@ wait_for_state EU importer "$number" RECEIVED
 # ---- 6: confirmation -------------------------------------------------------------
 
 section "6/6 The EU's importing authority confirms the shipment arrived"
-echo "  \$ kpxctl cert confirm $number    (as EU-importer)"
-ctl EU importer cert confirm "$number" | indent || die "kpxctl cert confirm was refused"
+echo "  \$ kpxctl cert confirm $number --as-declared    (as EU-importer)"
+ctl EU importer cert confirm "$number" --as-declared | indent || die "kpxctl cert confirm was refused"
 echo "  waiting for the signed import confirmation to reach BW..."
 wait_for_state BW exporter "$number" CONFIRMED
 

@@ -14,6 +14,7 @@
 // -o json) and exits non-zero: 2 for bad usage, 1 otherwise. kpxctl only
 // talks to a node; offline work on a data folder is `kpxd restore|verify`.
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -22,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "crypto/crypto.h"
 #include "gateway/cli.h"
@@ -49,6 +51,13 @@ using kpx::cli::UsageError;
 
 constexpr absl::Duration kDefaultTimeout = absl::Seconds(30);
 constexpr absl::Duration kLongTimeout = absl::Minutes(30);  // verify, export, backup
+// Submit and the verbs are retried this often after UNAVAILABLE or
+// DEADLINE_EXCEEDED, with the same request id: the node answers a retry of
+// a call that already succeeded with its record, so nothing happens twice.
+constexpr int kAttempts = 3;
+
+const kpx::cli::Flag kRequestIdFlag{
+    "request-id", "ID", "id of this request (default: a random one); a retry with it acts once"};
 
 // ---------------------------------------------------------------- output
 
@@ -131,6 +140,26 @@ std::string ShipmentText(const kpx::v1::Shipment& s) {
   return out;
 }
 
+// What the importer found, and where it differs from the certificate.
+std::string ConfirmationText(const kpx::v1::CertificateRecord& r) {
+  const kpx::v1::ImportConfirmation& f = r.confirmation();
+  std::string out = absl::StrFormat(
+      "  confirmed: arrived %s, office %s (%s), official %s\n    found %d parcel(s), seals %s\n",
+      Time(f.arrived_at()), f.office(), f.office_name(), f.official(), f.number_of_parcels(),
+      f.seals_intact() ? "intact" : "BROKEN");
+  for (const kpx::v1::FoundLine& l : f.lines()) {
+    absl::StrAppendFormat(&out, "    found HS %s  %s ct  USD %s\n", l.hs_code(),
+                          Decimal(l.carats_hundredths()), Decimal(l.value_usd_cents()));
+  }
+  if (!f.remarks().empty()) absl::StrAppend(&out, "    remarks ", f.remarks(), "\n");
+  if (r.discrepancies().empty()) absl::StrAppend(&out, "    no discrepancies\n");
+  for (const kpx::v1::Discrepancy& d : r.discrepancies()) {
+    absl::StrAppendFormat(&out, "    DISCREPANCY %s: declared %s, found %s\n", d.field(),
+                          d.declared(), d.found());
+  }
+  return out;
+}
+
 std::string RecordText(const kpx::v1::CertificateRecord& r) {
   const kpx::v1::Certificate& c = r.certificate();
   std::string out = absl::StrFormat(
@@ -148,6 +177,7 @@ std::string RecordText(const kpx::v1::CertificateRecord& r) {
   if (!c.replaces().empty()) absl::StrAppend(&out, "  replaces ", c.replaces(), "\n");
   absl::StrAppend(&out, "  statement (", kpx::v1::StatementWording_Name(c.statement()),
                   "): ", kpx::node::StatementText(c.statement()), "\n");
+  if (r.has_confirmation()) absl::StrAppend(&out, ConfirmationText(r));
   absl::StrAppend(
       &out, "  journey at ",
       r.side() == kpx::v1::EXPORTING ? c.exporting_participant() : c.importing_participant(),
@@ -183,6 +213,42 @@ Result ParseSequence(const Invocation& inv, uint64_t* seq) {
     return UsageError("--from-seq takes a ledger sequence number (1 or more)");
   }
   return std::nullopt;
+}
+
+// "1250.5" / "1250.50" / "1250" -> 125050; false if not a non-negative
+// amount with at most two decimals.
+bool ParseHundredths(absl::string_view text, int64_t* out) {
+  std::vector<std::string> parts = absl::StrSplit(text, '.');
+  int64_t whole = 0, frac = 0;
+  if (parts.empty() || parts.size() > 2 || parts[0].empty() ||
+      !absl::SimpleAtoi(parts[0], &whole) || whole < 0 || whole > 10'000'000'000'000) {
+    return false;
+  }
+  if (parts.size() == 2) {
+    if (parts[1].empty() || parts[1].size() > 2 || !absl::SimpleAtoi(parts[1], &frac)) return false;
+    if (parts[1].size() == 1) frac *= 10;
+  }
+  *out = whole * 100 + frac;
+  return true;
+}
+
+// --request-id, or a fresh random one (128 bits, hex).
+std::string RequestId(const Invocation& inv) {
+  if (inv.Has("request-id")) return inv.Get("request-id");
+  return kpx::crypto::HexEncode(kpx::crypto::RandomBytes(16));
+}
+
+// Makes `call` until it succeeds, fails for good, or kAttempts are spent.
+grpc::Status WithRetries(const std::function<grpc::Status()>& call) {
+  grpc::Status s;
+  for (int attempt = 1; attempt <= kAttempts; ++attempt) {
+    s = call();
+    const bool transient = s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                           s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+    if (!transient || attempt == kAttempts) break;
+    absl::SleepFor(absl::Seconds(attempt));
+  }
+  return s;
 }
 
 // ---------------------------------------------------------------- connection
@@ -244,10 +310,12 @@ Result CertSubmit(const Invocation& inv) {
                     inv.args[0], ": not a kpx.v1.Certificate: ", st.message().as_string())),
                 "cert submit");
   }
+  req.set_request_id(RequestId(inv));
   Client client;
   if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
   kpx::v1::CertificateRecord resp;
-  grpc::Status s = client.stub->SubmitCertificate(client.Context().get(), req, &resp);
+  grpc::Status s = WithRetries(
+      [&] { return client.stub->SubmitCertificate(client.Context().get(), req, &resp); });
   if (!s.ok()) return RpcFailure("cert submit", s);
   Print(inv, resp,
         absl::StrFormat("submitted %s to %s: %s\n", resp.certificate().number(), resp.partner(),
@@ -269,6 +337,7 @@ Result CertGet(const Invocation& inv) {
 
 // The filters of `cert list` from its flags.
 Result ListFilters(const Invocation& inv, kpx::v1::ListCertificatesRequest* req) {
+  req->set_discrepancies(inv.Has("discrepancies"));
   if (inv.Has("state")) {
     kpx::v1::CertificateState st;
     if (!kpx::v1::CertificateState_Parse(inv.Get("state"), &st)) {
@@ -333,7 +402,7 @@ Result Transition(const Invocation& inv, const std::string& what, const RecordCa
   Client client;
   if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
   kpx::v1::CertificateRecord resp;
-  grpc::Status s = call(client, client.Context().get(), &resp);
+  grpc::Status s = WithRetries([&] { return call(client, client.Context().get(), &resp); });
   if (!s.ok()) return RpcFailure(what, s);
   Print(inv, resp,
         absl::StrFormat("%s: %s\n", resp.certificate().number(),
@@ -341,9 +410,54 @@ Result Transition(const Invocation& inv, const std::string& what, const RecordCa
   return std::nullopt;
 }
 
+// "7102.31:1250.50:312625.00" -> a found line (carats and USD with up to
+// two decimals).
+Result ParseFoundLine(const std::string& text, kpx::v1::FoundLine* line) {
+  std::vector<std::string> parts = absl::StrSplit(text, ':');
+  int64_t carats = 0, cents = 0;
+  if (parts.size() != 3 || !ParseHundredths(parts[1], &carats) ||
+      !ParseHundredths(parts[2], &cents)) {
+    return UsageError(absl::StrCat("--found: bad line '", text,
+                                   "': use HS:CARATS:USD, e.g. 7102.31:1250.50:312625.00"));
+  }
+  line->set_hs_code(parts[0]);
+  line->set_carats_hundredths(carats);
+  line->set_value_usd_cents(cents);
+  return std::nullopt;
+}
+
+// What the officer found, from --as-declared or --parcels and --found.
+Result ParseFindings(const Invocation& inv, kpx::v1::ImportFindings* f) {
+  f->set_as_declared(inv.Has("as-declared"));
+  if (inv.Has("found")) {
+    for (absl::string_view text : absl::StrSplit(inv.Get("found"), ',', absl::SkipEmpty())) {
+      if (Result r = ParseFoundLine(std::string(text), f->add_lines())) return r;
+    }
+  }
+  if (inv.Has("parcels")) {
+    int32_t n = 0;
+    if (!absl::SimpleAtoi(inv.Get("parcels"), &n) || n < 0) {
+      return UsageError("--parcels takes the number of parcels found");
+    }
+    f->set_number_of_parcels(n);
+  }
+  if (f->as_declared() == (inv.Has("found") || inv.Has("parcels"))) {
+    return UsageError(
+        "cert confirm needs --as-declared, or what was found: --parcels N --found "
+        "HS:CARATS:USD[,...]");
+  }
+  f->set_seals_broken(inv.Has("seals-broken"));
+  f->set_remarks(inv.Get("remarks"));
+  f->set_office(inv.Get("office"));
+  f->set_official(inv.Get("official"));
+  return std::nullopt;
+}
+
 Result CertConfirm(const Invocation& inv) {
   kpx::v1::ConfirmReceiptRequest req;
   req.set_number(inv.args[0]);
+  req.set_request_id(RequestId(inv));
+  if (Result r = ParseFindings(inv, req.mutable_findings())) return r;
   if (inv.Has("received-at")) {
     if (Result r = ParseTime("received-at", inv.Get("received-at"), req.mutable_received_at())) {
       return r;
@@ -358,6 +472,7 @@ Result CertReject(const Invocation& inv) {
   if (inv.Get("reason").empty()) return UsageError("cert reject needs --reason TEXT");
   kpx::v1::RejectShipmentRequest req;
   req.set_number(inv.args[0]);
+  req.set_request_id(RequestId(inv));
   req.set_reason(inv.Get("reason"));
   return Transition(inv, "cert reject", [&](Client& c, grpc::ClientContext* ctx, auto* resp) {
     return c.stub->RejectShipment(ctx, req, resp);
@@ -368,6 +483,7 @@ Result CertCancel(const Invocation& inv) {
   if (inv.Get("reason").empty()) return UsageError("cert cancel needs --reason TEXT");
   kpx::v1::CancelCertificateRequest req;
   req.set_number(inv.args[0]);
+  req.set_request_id(RequestId(inv));
   req.set_reason(inv.Get("reason"));
   return Transition(inv, "cert cancel", [&](Client& c, grpc::ClientContext* ctx, auto* resp) {
     return c.stub->CancelCertificate(ctx, req, resp);
@@ -535,7 +651,7 @@ std::vector<Command> CertCommands() {
       {{"cert", "submit"},
        "issue a certificate (exporter)",
        {{"FILE.json"}},
-       {},
+       {kRequestIdFlag},
        "FILE.json holds a kpx.v1.Certificate as protobuf JSON (deploy/examples/certificate.json).",
        CertSubmit},
       {{"cert", "get"},
@@ -551,6 +667,7 @@ std::vector<Command> CertCommands() {
         {"partner", "P", "only with Participant P"},
         {"issued-from", "DATE", "issued at or after DATE (2026-11-27 or RFC 3339)"},
         {"issued-until", "DATE", "issued before DATE"},
+        {"discrepancies", "", "only confirmed ones whose confirmation differs from them"},
         {"overdue", "DAYS", "waiting for the importer > DAYS (default: the node's overdue_days)",
          true}},
        "",
@@ -558,19 +675,27 @@ std::vector<Command> CertCommands() {
       {{"cert", "confirm"},
        "confirm the shipment arrived (importer)",
        {{"NUMBER"}},
-       {{"received-at", "TIME", "when it arrived (default now)"}},
+       {{"received-at", "TIME", "when it arrived (default now); must be before its expiry"},
+        {"as-declared", "", "everything was found as the certificate declares"},
+        {"parcels", "N", "number of parcels found"},
+        {"found", "LINES", "found per HS code: HS:CARATS:USD[,...], e.g. 7102.31:1250.50:312625"},
+        {"seals-broken", "", "seals or security bags were not intact"},
+        {"remarks", "TEXT", "the officer's remarks"},
+        {"office", "CODE", "confirming office (default: the first on the trust list)"},
+        {"official", "NAME", "confirming official (default: this client's name)"},
+        kRequestIdFlag},
        "",
        CertConfirm},
       {{"cert", "reject"},
        "refuse the shipment (importer)",
        {{"NUMBER"}},
-       {reason},
+       {reason, kRequestIdFlag},
        "",
        CertReject},
       {{"cert", "cancel"},
        "void a certificate before confirmation (exporter)",
        {{"NUMBER"}},
-       {reason},
+       {reason, kRequestIdFlag},
        "",
        CertCancel},
   };

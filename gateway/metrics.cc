@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "crypto/crypto.h"
+#include "node/log.h"
 #include "node/state.h"
 #include "node/util.h"
 #include "prometheus/collectable.h"
@@ -59,6 +60,7 @@ class Metrics::Gauges : public prometheus::Collectable {
   struct Counts {
     std::map<int, uint64_t> by_state;
     uint64_t overdue = 0;
+    uint64_t discrepancies = 0;  // confirmed with discrepancies
   };
   // What identifies one version of a file without reading it.
   struct FileStamp {
@@ -128,6 +130,9 @@ class Metrics::Gauges : public prometheus::Collectable {
                         "Certificates waiting for the importing authority longer than "
                         "overdue_days.",
                         {{{}, static_cast<double>(c.overdue)}}));
+    out.push_back(Gauge("kpx_certificates_with_discrepancies",
+                        "Confirmed certificates whose import confirmation differs from them.",
+                        {{{}, static_cast<double>(c.discrepancies)}}));
   }
 
   Counts CertificateCounts(absl::Time now) const {
@@ -135,11 +140,17 @@ class Metrics::Gauges : public prometheus::Collectable {
     if (now - counted_at_ < absl::Seconds(10)) return counts_;
     Counts c;
     const absl::Duration overdue = absl::Hours(24) * node_->overdue_days();
-    (void)node_->ledger().ListCertificates("", SIZE_MAX, [&](const v1::CertificateRecord& r) {
-      ++c.by_state[r.state()];
-      if (node::IsOverdue(r, now, overdue)) ++c.overdue;
-      return false;  // count only; keep nothing in memory
-    });
+    absl::StatusOr<std::vector<v1::CertificateRecord>> none =
+        node_->ledger().ListCertificates("", SIZE_MAX, [&](const v1::CertificateRecord& r) {
+          ++c.by_state[r.state()];
+          if (node::IsOverdue(r, now, overdue)) ++c.overdue;
+          if (r.state() == v1::CONFIRMED && r.discrepancies_size() > 0) ++c.discrepancies;
+          return false;  // count only; keep nothing in memory
+        });
+    if (!none.ok()) {
+      log::Error("ledger_read_failed", {{"step", "metrics"}, {"reason", none.status().message()}});
+      return counts_;  // the last good counts
+    }
     counts_ = c;
     counted_at_ = now;
     return c;

@@ -161,8 +161,10 @@ grpc::Status AuthorityServiceImpl::ConfirmReceipt(grpc::ServerContext* ctx,
   if (grpc::Status s = Authorize(*ctx, "ConfirmReceipt", kImporter, &who); !s.ok()) return s;
   absl::Time at = node::IsSet(req->received_at()) ? node::FromTimestamp(req->received_at())
                                                   : absl::InfinitePast();
+  v1::ImportFindings findings = req->findings();
+  if (findings.official().empty()) findings.set_official(who);  // the officer's client name
   return Answer("ConfirmReceipt", who, req->number(),
-                node_->Confirm(req->number(), at, req->request_id()), resp);
+                node_->Confirm(req->number(), findings, at, req->request_id()), resp);
 }
 
 grpc::Status AuthorityServiceImpl::RejectShipment(grpc::ServerContext* ctx,

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "node/envelope.h"
+#include "node/findings.h"
 #include "node/messages.h"
 #include "node/rules.h"
 #include "node/state.h"
@@ -95,6 +96,7 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Cancel(const std::string& n
 }
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Confirm(const std::string& number,
+                                                             const v1::ImportFindings& findings,
                                                              absl::Time received_at,
                                                              const std::string& request_id) {
   const absl::Time now = ctx_.Now();
@@ -112,7 +114,14 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Confirm(const std::string& 
                         ", not before certificate ", number, " expired at ", FormatRfc3339(expires),
                         ": it cannot be confirmed (reject it instead)"));
                   }
-                  return ConfirmationBody(rec, received_at, authority_name_);
+                  const v1::Participant* self = ctx_.keyring->trust()->Find(ctx_.participant);
+                  if (self == nullptr) {
+                    return absl::FailedPreconditionError("this node is not on the trust list");
+                  }
+                  absl::StatusOr<v1::ImportConfirmation> c =
+                      BuildConfirmation(rec, findings, received_at, *self, authority_name_);
+                  if (!c.ok()) return c.status();
+                  return ConfirmationBody(*std::move(c));
                 });
 }
 
@@ -137,6 +146,7 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Change(const Verb& verb,
   if (absl::Status s = Changeable(*rec, verb.to, now); !s.ok()) return s;
   absl::StatusOr<v1::MessageBody> body = make_body(*rec);
   if (!body.ok()) return body.status();
+  if (body->has_confirmation()) RecordConfirmation(*rec, body->confirmation());
   absl::StatusOr<Sealed> sealed = Seal(*ctx_.keyring, *std::move(body), rec->partner(), now);
   if (!sealed.ok()) return sealed.status();
   storage::Transition t = SendTransition(*std::move(rec), verb.to, verb.detail, sealed->message_id,

@@ -52,7 +52,11 @@ class AuthorityDesk {
   // ahead). The arrival must be before the certificate's expires_at; the
   // confirmation may come later, until the node expires the certificate
   // (confirm_grace_days after expires_at).
-  absl::StatusOr<v1::CertificateRecord> Confirm(const std::string& number, absl::Time received_at,
+  // `findings` is what the authority found (findings.h); the record keeps
+  // the confirmation and its discrepancies with the certificate.
+  absl::StatusOr<v1::CertificateRecord> Confirm(const std::string& number,
+                                                const v1::ImportFindings& findings,
+                                                absl::Time received_at,
                                                 const std::string& request_id = "");
   // Importer: refuses the shipment of a RECEIVED certificate.
   absl::StatusOr<v1::CertificateRecord> Reject(const std::string& number, const std::string& reason,

@@ -19,21 +19,10 @@ v1::MessageBody CancellationBody(const std::string& number, const std::string& r
   return b;
 }
 
-v1::MessageBody ConfirmationBody(const v1::CertificateRecord& rec, absl::Time received_at,
-                                 const std::string& authority) {
-  const v1::Certificate& c = rec.certificate();
+v1::MessageBody ConfirmationBody(v1::ImportConfirmation confirmation) {
   v1::MessageBody b;
   b.mutable_header()->set_kind(v1::IMPORT_CONFIRMATION);
-  v1::ImportConfirmation* ic = b.mutable_confirmation();
-  ic->set_certificate_number(c.number());
-  ic->set_number_of_parcels(c.number_of_parcels());
-  ic->set_total_carats_hundredths(c.total_carats_hundredths());
-  ic->set_total_value_usd_cents(c.total_value_usd_cents());
-  *ic->mutable_importer() = c.importer();
-  *ic->mutable_exporter() = c.exporter();
-  *ic->mutable_received_at() = ToTimestamp(received_at);
-  ic->set_importing_authority(authority);
-  ic->set_certificate_digest(rec.certificate_digest());
+  *b.mutable_confirmation() = std::move(confirmation);
   return b;
 }
 

@@ -21,10 +21,8 @@ namespace kpx::node {
 v1::MessageBody CertificateBody(const v1::Certificate& cert);
 // The exporter voids `number`.
 v1::MessageBody CancellationBody(const std::string& number, const std::string& reason);
-// The importer confirms receipt of the shipment of `rec` (a RECEIVED record)
-// at `received_at`, as `authority`.
-v1::MessageBody ConfirmationBody(const v1::CertificateRecord& rec, absl::Time received_at,
-                                 const std::string& authority);
+// The importer confirms receipt of a shipment (BuildConfirmation, findings.h).
+v1::MessageBody ConfirmationBody(v1::ImportConfirmation confirmation);
 // The importer refuses the shipment of `rec`.
 v1::MessageBody RejectionBody(const v1::CertificateRecord& rec, const std::string& reason);
 // The importer's node: `rec` (RECEIVED) expired undecided at `now`.

@@ -55,9 +55,10 @@ absl::StatusOr<v1::CertificateRecord> Node::Cancel(const std::string& number,
   return desk_.Cancel(number, reason, request_id);
 }
 absl::StatusOr<v1::CertificateRecord> Node::Confirm(const std::string& number,
+                                                    const v1::ImportFindings& findings,
                                                     absl::Time received_at,
                                                     const std::string& request_id) {
-  return desk_.Confirm(number, received_at, request_id);
+  return desk_.Confirm(number, findings, received_at, request_id);
 }
 absl::StatusOr<v1::CertificateRecord> Node::Reject(const std::string& number,
                                                    const std::string& reason,

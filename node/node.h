@@ -96,7 +96,9 @@ class Node : public Receiver {
   absl::StatusOr<v1::CertificateRecord> Cancel(const std::string& number, const std::string& reason,
                                                const std::string& request_id = "");
   // `received_at` unset (InfinitePast) means now.
-  absl::StatusOr<v1::CertificateRecord> Confirm(const std::string& number, absl::Time received_at,
+  absl::StatusOr<v1::CertificateRecord> Confirm(const std::string& number,
+                                                const v1::ImportFindings& findings,
+                                                absl::Time received_at,
                                                 const std::string& request_id = "");
   absl::StatusOr<v1::CertificateRecord> Reject(const std::string& number, const std::string& reason,
                                                const std::string& request_id = "");

@@ -12,6 +12,7 @@ bool MatchesFilter(const v1::ListCertificatesRequest& req, const v1::Certificate
                    absl::Time now, uint32_t overdue_days) {
   if (req.state() != v1::CERTIFICATE_STATE_UNSPECIFIED && r.state() != req.state()) return false;
   if (!req.partner().empty() && r.partner() != req.partner()) return false;
+  if (req.discrepancies() && r.discrepancies().empty()) return false;
   const absl::Time issued = FromTimestamp(r.certificate().issued_at());
   if (IsSet(req.issued_from()) && issued < FromTimestamp(req.issued_from())) return false;
   if (IsSet(req.issued_until()) && issued >= FromTimestamp(req.issued_until())) return false;

@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "node/envelope.h"
+#include "node/findings.h"
 #include "node/rules.h"
 #include "node/state.h"
 #include "node/util.h"
@@ -152,6 +153,21 @@ absl::StatusOr<storage::Transition> PlanDecision(const IncomingContext& ctx, con
   return Received(ctx, id, msg, *current, to, number, detail);
 }
 
+absl::StatusOr<storage::Transition> PlanConfirmation(const IncomingContext& ctx,
+                                                     const std::string& id,
+                                                     const v1::ImportConfirmation& c,
+                                                     const v1::SignedMessage& msg,
+                                                     const v1::CertificateRecord* current) {
+  if (absl::Status s = CheckIssuedTo(ctx, c.certificate_number(), current); !s.ok()) return s;
+  const v1::Participant* importer = ctx.trust.Find(ctx.peer);
+  if (importer == nullptr) return absl::PermissionDeniedError("sender is not on the trust list");
+  if (absl::Status s = CheckConfirmation(c, *importer); !s.ok()) return s;
+  absl::StatusOr<storage::Transition> t = PlanDecision(
+      ctx, id, c.certificate_number(), c.certificate_digest(), v1::CONFIRMED, "", msg, current);
+  if (t.ok()) RecordConfirmation(*t->record, c);
+  return t;
+}
+
 absl::StatusOr<storage::Transition> PlanCancellation(const IncomingContext& ctx,
                                                      const std::string& id,
                                                      const v1::Cancellation& c,
@@ -176,6 +192,18 @@ absl::StatusOr<storage::Transition> PlanCancellation(const IncomingContext& ctx,
 }
 
 }  // namespace
+
+void RecordConfirmation(v1::CertificateRecord& rec, const v1::ImportConfirmation& c) {
+  *rec.mutable_confirmation() = c;
+  rec.clear_discrepancies();
+  for (v1::Discrepancy& d : CompareFindings(rec.certificate(), c)) {
+    *rec.add_discrepancies() = std::move(d);
+  }
+  if (rec.discrepancies_size() > 0 && !rec.history().empty()) {
+    rec.mutable_history()->rbegin()->set_detail(
+        absl::StrCat(rec.discrepancies_size(), " discrepancies between certificate and findings"));
+  }
+}
 
 void AddHistory(v1::CertificateRecord& rec, v1::CertificateState state, absl::Time at,
                 const std::string& message_id, const std::string& detail) {
@@ -234,11 +262,8 @@ absl::StatusOr<storage::Transition> PlanIncoming(const IncomingContext& ctx,
   switch (body.payload_case()) {
     case v1::MessageBody::kCertificate:
       return PlanCertificate(ctx, id, body.certificate(), msg, current);
-    case v1::MessageBody::kConfirmation: {
-      const v1::ImportConfirmation& c = body.confirmation();
-      return PlanDecision(ctx, id, c.certificate_number(), c.certificate_digest(), v1::CONFIRMED,
-                          "", msg, current);
-    }
+    case v1::MessageBody::kConfirmation:
+      return PlanConfirmation(ctx, id, body.confirmation(), msg, current);
     case v1::MessageBody::kRejection: {
       const v1::Rejection& r = body.rejection();
       return PlanDecision(ctx, id, r.certificate_number(), r.certificate_digest(), v1::REJECTED,

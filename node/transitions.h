@@ -25,6 +25,11 @@ namespace kpx::node {
 void AddHistory(v1::CertificateRecord& rec, v1::CertificateState state, absl::Time at,
                 const std::string& message_id, const std::string& detail);
 
+// Stores the importer's confirmation `c` in `rec` with the discrepancies
+// between it and the certificate (CompareFindings); notes their number in
+// the last history item. Both sides call it, so both list the same.
+void RecordConfirmation(v1::CertificateRecord& rec, const v1::ImportConfirmation& c);
+
 // An on_sequenced hook that stamps the record's last history item with the
 // entry's sequence.
 absl::Status StampHistory(const storage::Head& head, storage::Transition& t);
@@ -51,7 +56,8 @@ struct IncomingContext {
 // The transition that records `body` (verified, signed bytes `msg`) given
 // the certificate's record as it stands (`current`, null if none):
 //   certificate   -> a new IMPORTING record, RECEIVED (KP rules re-checked)
-//   confirmation  -> our EXPORTING record CONFIRMED (digest must match)
+//   confirmation  -> our EXPORTING record CONFIRMED (digest must match,
+//                    CheckConfirmation), with its discrepancies
 //   rejection     -> our EXPORTING record REJECTED (digest must match)
 //   cancellation  -> the IMPORTING record CANCELLED; if the importer has
 //                    decided already (CONFIRMED, REJECTED, EXPIRED), only

@@ -10,6 +10,7 @@
 
 #include "node/courier.h"
 #include "node/envelope.h"
+#include "node/findings.h"
 #include "node/messages.h"
 #include "node/queries.h"
 #include "node/retry_policy.h"
@@ -98,7 +99,11 @@ v1::MessageBody Body(Payload p, const std::string& digest) {
       v1::CertificateRecord r;
       *r.mutable_certificate() = cert;
       r.set_certificate_digest(digest);
-      return node::ConfirmationBody(r, kNow, "EU authority");
+      v1::Participant eu;
+      eu.set_code("EU");
+      testing::AddOffices(eu);
+      return node::ConfirmationBody(kpx::testing::Must(
+          node::BuildConfirmation(r, testing::AsDeclared(), kNow, eu, "EU authority")));
     }
     case Payload::kRejection: {
       v1::CertificateRecord r;

@@ -9,8 +9,10 @@
 #include <map>
 #include <memory>
 
+#include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "node/config.h"
 #include "node/envelope.h"
 #include "node/rules.h"
@@ -186,7 +188,7 @@ TEST_CASE("a certificate travels from issue to confirmed receipt", "[node][journ
   CHECK(f["BW"].ledger().OutboxSize() == 0);
 
   absl::StatusOr<v1::CertificateRecord> confirmed =
-      f["EU"].Confirm("BW-2026-0001", absl::InfinitePast());
+      f["EU"].Confirm("BW-2026-0001", testing::AsDeclared(), absl::InfinitePast());
   REQUIRE(confirmed.ok());
   CHECK(confirmed->state() == v1::CONFIRMED);
   f.Settle();
@@ -241,7 +243,7 @@ TEST_CASE("the importer rejects, the exporter cancels", "[node][journey]") {
   // Final states refuse further transitions.
   CHECK(f["BW"].Cancel("BW-R-1", "too late").status().code() ==
         absl::StatusCode::kFailedPrecondition);
-  CHECK(f["AE"].Confirm("BW-C-1", absl::InfinitePast()).status().code() ==
+  CHECK(f["AE"].Confirm("BW-C-1", testing::AsDeclared(), absl::InfinitePast()).status().code() ==
         absl::StatusCode::kFailedPrecondition);
   CHECK(f["EU"].Reject("BW-R-1", "").status().code() == absl::StatusCode::kInvalidArgument);
 }
@@ -463,11 +465,11 @@ TEST_CASE("a redelivered message is stored once and gets the original receipt", 
 
 TEST_CASE("confirming what was never received is refused", "[node][state]") {
   Federation f;
-  CHECK(f["EU"].Confirm("BW-NONE", absl::InfinitePast()).status().code() ==
+  CHECK(f["EU"].Confirm("BW-NONE", testing::AsDeclared(), absl::InfinitePast()).status().code() ==
         absl::StatusCode::kNotFound);
   REQUIRE(f["BW"].Submit(ValidCertificate("BW-S-1", "BW", "EU")).ok());
   // The exporter cannot confirm its own certificate.
-  CHECK(f["BW"].Confirm("BW-S-1", absl::InfinitePast()).status().code() ==
+  CHECK(f["BW"].Confirm("BW-S-1", testing::AsDeclared(), absl::InfinitePast()).status().code() ==
         absl::StatusCode::kNotFound);
   CHECK(f["EU"].ledger().head().sequence == 0);
   CHECK(f["BW"].ledger().head().sequence == 1);
@@ -631,9 +633,9 @@ TEST_CASE("validity governs arrival; the importer's node alone decides expiry", 
   f.clock().Advance(absl::Hours(24 * 31));  // past expiry, within the grace
 
   // Arrived after expiry: refused. Arrived the day before: confirmed late.
-  CHECK(f["EU"].Confirm("BW-E-1", absl::InfinitePast()).status().code() ==
+  CHECK(f["EU"].Confirm("BW-E-1", testing::AsDeclared(), absl::InfinitePast()).status().code() ==
         absl::StatusCode::kFailedPrecondition);
-  REQUIRE(f["EU"].Confirm("BW-E-2", expires - absl::Hours(24)).ok());
+  REQUIRE(f["EU"].Confirm("BW-E-2", testing::AsDeclared(), expires - absl::Hours(24)).ok());
   CHECK(f["BW"].ExpireDue() == 0);  // the exporter never expires by its own clock
   CHECK(f["EU"].ExpireDue() == 0);  // within the grace
   f.Settle();
@@ -658,7 +660,7 @@ TEST_CASE("listing filters by state, partner, date and overdue, with paging", "[
                 .ok());
   }
   f.Settle();
-  REQUIRE(f["EU"].Confirm("BW-L-0", absl::InfinitePast()).ok());
+  REQUIRE(f["EU"].Confirm("BW-L-0", testing::AsDeclared(), absl::InfinitePast()).ok());
   f.Settle();
 
   v1::ListCertificatesRequest req;
@@ -782,7 +784,7 @@ TEST_CASE("crossing messages converge: the importer's decision stands", "[node][
   }
   f.Settle();
   // Each pair of verbs is made before either message is delivered.
-  REQUIRE(f["EU"].Confirm("BW-X-1", absl::InfinitePast()).ok());
+  REQUIRE(f["EU"].Confirm("BW-X-1", testing::AsDeclared(), absl::InfinitePast()).ok());
   REQUIRE(f["BW"].Cancel("BW-X-1", "withdrawn").ok());
   REQUIRE(f["EU"].Reject("BW-X-2", "seal broken").ok());
   REQUIRE(f["BW"].Cancel("BW-X-2", "withdrawn").ok());
@@ -813,6 +815,62 @@ TEST_CASE("crossing messages converge: the importer's decision stands", "[node][
   CHECK(f["EU"].ledger().OutboxSize() == 0);
 }
 
+TEST_CASE("the import confirmation carries what was found; both sides list the discrepancies",
+          "[node][findings]") {
+  Federation f;
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-F-1", "BW", "EU")).ok());
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-F-2", "BW", "EU")).ok());
+  f.Settle();
+  const v1::Certificate cert = f["EU"].Get("BW-F-1")->certificate();
+
+  // Nothing recorded: refused, nothing stored.
+  CHECK(f["EU"].Confirm("BW-F-1", v1::ImportFindings(), absl::InfinitePast()).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  v1::ImportFindings wrong_office = testing::AsDeclared();
+  wrong_office.set_office("XXX");
+  CHECK(f["EU"].Confirm("BW-F-1", wrong_office, absl::InfinitePast()).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+
+  // Found: one parcel fewer, the gem line 10 ct light, seals broken.
+  v1::ImportFindings found;
+  found.set_number_of_parcels(cert.number_of_parcels() - 1);
+  found.set_seals_broken(true);
+  found.set_office("ANR");
+  found.set_official("Inspector B. Janssens");
+  for (const v1::CertificateLine& l : cert.lines()) {
+    v1::FoundLine* fl = found.add_lines();
+    fl->set_hs_code(absl::StrReplaceAll(l.hs_code(), {{".", ""}}));  // as officers type it
+    fl->set_carats_hundredths(l.carats_hundredths() - (l.hs_code() == "7102.31" ? 1000 : 0));
+    fl->set_value_usd_cents(l.value_usd_cents());
+  }
+  absl::StatusOr<v1::CertificateRecord> eu = f["EU"].Confirm("BW-F-1", found, absl::InfinitePast());
+  REQUIRE(eu.ok());
+  CHECK(eu->state() == v1::CONFIRMED);
+  CHECK(eu->confirmation().office_name() == "Antwerp Diamond Office");
+  REQUIRE(eu->discrepancies_size() == 3);
+  CHECK(eu->discrepancies(0).field() == "number_of_parcels");
+  CHECK(eu->discrepancies(1).field() == "7102.31 carats");
+  CHECK(eu->discrepancies(2).field() == "seals");
+  REQUIRE(f["EU"].Confirm("BW-F-2", testing::AsDeclared(), absl::InfinitePast()).ok());
+  f.Settle();
+
+  v1::CertificateRecord bw = *f["BW"].Get("BW-F-1");
+  CHECK(bw.state() == v1::CONFIRMED);
+  REQUIRE(bw.discrepancies_size() == 3);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(google::protobuf::util::MessageDifferencer::Equals(bw.discrepancies(i),
+                                                             eu->discrepancies(i)));
+  }
+  CHECK(f["BW"].Get("BW-F-2")->discrepancies().empty());
+  v1::ListCertificatesRequest with;
+  with.set_discrepancies(true);
+  for (const char* code : {"BW", "EU"}) {
+    absl::StatusOr<v1::ListCertificatesResponse> listed = f[code].List(with);
+    REQUIRE(listed->certificates_size() == 1);
+    CHECK(listed->certificates(0).certificate().number() == "BW-F-1");
+  }
+}
+
 TEST_CASE("retried authority calls return their original result", "[node][idempotent]") {
   Federation f;
   const v1::Certificate cert = ValidCertificate("BW-I-1", "BW", "EU");
@@ -833,15 +891,17 @@ TEST_CASE("retried authority calls return their original result", "[node][idempo
   CHECK(f["BW"].ledger().head().sequence == head);  // nothing stored twice
   f.Settle();
 
-  REQUIRE(f["EU"].Confirm("BW-I-1", absl::InfinitePast(), "conf-1").ok());
+  REQUIRE(f["EU"].Confirm("BW-I-1", testing::AsDeclared(), absl::InfinitePast(), "conf-1").ok());
   absl::StatusOr<v1::CertificateRecord> reconfirm =
-      f["EU"].Confirm("BW-I-1", absl::InfinitePast(), "conf-1");
+      f["EU"].Confirm("BW-I-1", testing::AsDeclared(), absl::InfinitePast(), "conf-1");
   REQUIRE(reconfirm.ok());
   CHECK(reconfirm->state() == v1::CONFIRMED);
   CHECK(reconfirm->history().rbegin()->request_id() == "conf-1");
   CHECK(f["EU"].ledger().OutboxSize() == 1);  // one confirmation queued, not two
-  CHECK(f["EU"].Confirm("BW-I-1", absl::InfinitePast(), "bad id!").status().code() ==
-        absl::StatusCode::kInvalidArgument);
+  CHECK(f["EU"]
+            .Confirm("BW-I-1", testing::AsDeclared(), absl::InfinitePast(), "bad id!")
+            .status()
+            .code() == absl::StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("trust list loading refuses inconsistent lists", "[node][trust]") {

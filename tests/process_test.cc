@@ -109,7 +109,7 @@ TEST_CASE("kpxctl drives a node and reports failures in one line", "[process][kp
   CHECK(o.exit_code == 0);
   CHECK(o.out.find("submitted BW-CLI-1") != std::string::npos);
   REQUIRE(fed.WaitForState("EU", "BW-CLI-1", v1::RECEIVED));
-  o = Capture(importer + " cert confirm BW-CLI-1");
+  o = Capture(importer + " cert confirm BW-CLI-1 --as-declared");
   CHECK(o.exit_code == 0);
   REQUIRE(fed.WaitForState("BW", "BW-CLI-1", v1::CONFIRMED));
 

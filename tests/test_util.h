@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "kpx/v1/certificate.pb.h"
 #include "kpx/v1/config.pb.h"
+#include "kpx/v1/message.pb.h"
 #include "node/rules.h"
 #include "node/util.h"
 
@@ -58,6 +59,15 @@ inline void AddOffices(v1::Participant& p) {
     prg->set_code("PRG");
     prg->set_name("Prague Customs Office");
   }
+}
+
+// What an importing officer records when the shipment is found exactly as
+// the certificate declares it.
+inline v1::ImportFindings AsDeclared(const std::string& official = "Inspector A. Peeters") {
+  v1::ImportFindings f;
+  f.set_as_declared(true);
+  f.set_official(official);
+  return f;
 }
 
 // A realistic certificate from `exporter` to `importer` that meets every
