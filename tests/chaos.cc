@@ -127,6 +127,11 @@ struct Heal {
   uint64_t generation;
 };
 
+v1::MessageKind Kind(const v1::SignedMessage& m) {
+  v1::MessageBody body;
+  return body.ParseFromString(m.body()) ? body.header().kind() : v1::MESSAGE_KIND_UNSPECIFIED;
+}
+
 using Records = std::map<std::string, v1::CertificateRecord>;  // by number
 
 }  // namespace
@@ -581,9 +586,10 @@ void ChaosRun::Impl::CheckVerbs(const Cert& c, const std::map<std::string, Recor
 
 void ChaosRun::Impl::CheckDuplicates() {
   for (const std::string& code : o_.codes) {
-    std::set<std::string> sent, received;
+    std::set<std::string> received;
+    std::map<std::string, v1::MessageKind> sent;  // by message id
     for (const v1::LedgerEntry& e : Export(code)) {
-      if (e.kind() == v1::SENT && !sent.insert(e.message_id()).second) {
+      if (e.kind() == v1::SENT && !sent.emplace(e.message_id(), Kind(e.message())).second) {
         ++report_.duplicated_sent;
         Listed(report_.duplicated, absl::StrCat(code, " SENT ", e.message_id(), " twice (",
                                                 e.certificate_number(), ")"));
@@ -594,11 +600,13 @@ void ChaosRun::Impl::CheckDuplicates() {
                                                 e.certificate_number(), ")"));
       }
       if (e.kind() == v1::DELIVERY_FAILED) {
+        const auto it = sent.find(e.message_id());
+        const std::string kind =
+            v1::MessageKind_Name(it == sent.end() ? v1::MESSAGE_KIND_UNSPECIFIED : it->second);
         ++report_.delivery_failed;
-        v1::MessageBody body;
-        const bool parsed = body.ParseFromString(e.message().body());
-        ++report_.delivery_failed_kinds[parsed ? v1::MessageKind_Name(body.header().kind())
-                                               : "UNKNOWN"];
+        ++report_.delivery_failed_kinds[kind];
+        Listed(report_.delivery_failures, absl::StrCat(code, "->", e.partner(), " ", kind, " ",
+                                                       e.certificate_number(), ": ", e.detail()));
       }
     }
   }
@@ -717,6 +725,7 @@ std::string ChaosReport::Summary() const {
   absl::StrAppend(&s, "final states:   ", Counts(final_states), "\n");
   absl::StrAppend(&s, "delivery failed ", delivery_failed, " (", Counts(delivery_failed_kinds),
                   ")\n");
+  for (const std::string& l : delivery_failures) absl::StrAppend(&s, "  ", l, "\n");
   absl::StrAppend(&s, "lost:           ", lost_total(), " (submits ", lost_submits, ", verbs ",
                   lost_verbs, ")\n");
   for (const std::string& l : lost) absl::StrAppend(&s, "  ", l, "\n");

@@ -80,10 +80,11 @@ struct ChaosReport {
   std::vector<std::string> duplicated;  // up to 20
   int disagreements = 0;
   std::map<std::string, int> disagreement_kinds;
-  std::vector<Disagreement> disagreement_details;  // up to 20
-  std::map<std::string, int> final_states;         // agreed certificates by state
-  int delivery_failed = 0;                         // DELIVERY_FAILED entries, all nodes
-  std::map<std::string, int> delivery_failed_kinds;
+  std::vector<Disagreement> disagreement_details;    // up to 20
+  std::map<std::string, int> final_states;           // agreed certificates by state
+  int delivery_failed = 0;                           // DELIVERY_FAILED entries, all nodes
+  std::map<std::string, int> delivery_failed_kinds;  // by message kind
+  std::vector<std::string> delivery_failures;        // up to 20, with the refusal
   bool ledgers_verified = false;
   std::vector<std::string> ledger_problems;
   bool drained = false;

@@ -73,7 +73,6 @@ struct FaultProxy::Conn {
 struct FaultProxy::Loop {
   std::vector<std::unique_ptr<Conn>> conns;
   Mode last_mode = Mode::kPass;
-  uint64_t cut_seen = 0;
   std::vector<char> buffer = std::vector<char>(kReadSize);
 };
 
@@ -140,44 +139,30 @@ void FaultProxy::Wake() {
 }
 
 void FaultProxy::Run() {
-  Loop& loop = *loop_;
-  while (true) {
-    Mode mode;
-    absl::Duration delay;
-    uint64_t cut;
-    {
-      absl::MutexLock lock(&mu_);
-      if (stop_) return;
-      mode = mode_;
-      delay = delay_;
-      cut = cut_requested_;
-    }
-    // Leaving a blackhole cuts too: the bytes it swallowed broke every
-    // stream, as a real outage times the connections out.
-    const bool unhole = loop.last_mode == Mode::kBlackhole && mode != Mode::kBlackhole;
-    if (cut > loop.cut_seen || mode == Mode::kRefuse || unhole) loop.conns.clear();
-    if (mode == Mode::kBlackhole) {
-      for (auto& c : loop.conns) {
-        for (int side : {0, 1}) {
-          c->out[side].clear();
-          c->queued[side] = 0;
-        }
-      }
-    }
-    loop.last_mode = mode;
-    open_ = static_cast<int>(loop.conns.size());
-    if (cut > loop.cut_seen) {
-      loop.cut_seen = cut;
-      absl::MutexLock lock(&mu_);
-      cut_done_ = std::max(cut_done_, cut);
-    }
-    Step(loop, mode, delay);
+  while (Step(*loop_)) {
   }
 }
 
-void FaultProxy::Step(Loop& loop, Mode mode, absl::Duration delay) {
+void FaultProxy::Settle(Loop& loop) {
+  // Leaving a blackhole cuts too: the bytes it swallowed broke every
+  // stream, as a real outage times the connections out.
+  const bool unhole = loop.last_mode == Mode::kBlackhole && mode_ != Mode::kBlackhole;
+  if (cut_requested_ > cut_done_ || mode_ == Mode::kRefuse || unhole) loop.conns.clear();
+  cut_done_ = cut_requested_;
+  if (mode_ == Mode::kBlackhole) {
+    for (auto& c : loop.conns) {
+      for (int side : {0, 1}) {
+        c->out[side].clear();
+        c->queued[side] = 0;
+      }
+    }
+  }
+  loop.last_mode = mode_;
+}
+
+bool FaultProxy::Step(Loop& loop) {
   std::vector<pollfd> fds = {{wake_[0], POLLIN, 0}, {listen_fd_, POLLIN, 0}};
-  const absl::Time now = absl::Now();
+  absl::Time now = absl::Now();
   absl::Time next = absl::InfiniteFuture();
   for (auto& c : loop.conns) {
     for (int side : {0, 1}) {
@@ -196,27 +181,34 @@ void FaultProxy::Step(Loop& loop, Mode mode, absl::Duration delay) {
   const int timeout = next == absl::InfiniteFuture()
                           ? -1
                           : static_cast<int>(std::ceil(absl::ToDoubleMilliseconds(next - now))) + 1;
-  if (::poll(fds.data(), fds.size(), timeout) < 0) return;  // EINTR: next round
+  const int ready = ::poll(fds.data(), fds.size(), timeout);
   if (fds[0].revents != 0) {
     char drain[64];
     while (::read(wake_[0], drain, sizeof(drain)) > 0) {
     }
   }
-  const size_t open = loop.conns.size();
-  for (size_t i = 0; i < open; ++i) {
-    for (int side : {0, 1}) {
-      const short revents = fds[2 + 2 * i + side].revents;
-      if (revents != 0 && !loop.conns[i]->dead) {
-        Transfer(*loop.conns[i], side, revents, mode, delay, loop.buffer);
+  // The I/O of a round runs under mu_: bytes sent after a control call
+  // returns are handled in the new mode.
+  absl::MutexLock lock(&mu_);
+  if (stop_) return false;
+  const size_t polled = loop.conns.size();
+  Settle(loop);
+  if (ready > 0 && loop.conns.size() == polled) {
+    for (size_t i = 0; i < polled; ++i) {
+      for (int side : {0, 1}) {
+        const short revents = fds[2 + 2 * i + side].revents;
+        if (revents != 0 && !loop.conns[i]->dead) Transfer(*loop.conns[i], side, revents, loop);
       }
     }
   }
   std::erase_if(loop.conns, [](const std::unique_ptr<Conn>& c) { return c->dead; });
-  if (fds[1].revents & POLLIN) Accept(loop, mode);
+  if (fds[1].revents & POLLIN) Accept(loop);
   open_ = static_cast<int>(loop.conns.size());
+  return true;
 }
 
-void FaultProxy::Accept(Loop& loop, Mode mode) {
+void FaultProxy::Accept(Loop& loop) {
+  const Mode mode = mode_;
   while (true) {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
@@ -232,8 +224,9 @@ void FaultProxy::Accept(Loop& loop, Mode mode) {
   }
 }
 
-void FaultProxy::Transfer(Conn& c, int side, short revents, Mode mode, absl::Duration delay,
-                          std::vector<char>& buffer) {
+void FaultProxy::Transfer(Conn& c, int side, short revents, Loop& loop) {
+  const Mode mode = mode_;
+  std::vector<char>& buffer = loop.buffer;
   const absl::Time now = absl::Now();
   std::deque<Chunk>& out = c.out[side];
   while ((revents & POLLOUT) && !out.empty() && out.front().due <= now) {
@@ -260,7 +253,7 @@ void FaultProxy::Transfer(Conn& c, int side, short revents, Mode mode, absl::Dur
   }
   const int other = 1 - side;
   if (n < 0 || mode == Mode::kBlackhole || c.fd[other] < 0) return;  // swallowed
-  const absl::Duration hold = mode == Mode::kDelay ? delay : absl::ZeroDuration();
+  const absl::Duration hold = mode == Mode::kDelay ? delay_ : absl::ZeroDuration();
   c.out[other].push_back({now + hold, std::string(buffer.data(), static_cast<size_t>(n)), 0});
   c.queued[other] += static_cast<size_t>(n);
 }

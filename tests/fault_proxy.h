@@ -6,7 +6,8 @@
 //   Pass()        forward bytes both ways (the start mode).
 //   Refuse()      cut every open connection; new ones are closed at once.
 //   Blackhole()   accept and read, never forward nor answer; bytes already
-//                 queued are dropped. Open connections stay open, silent.
+//                 queued are dropped. Open connections stay open, silent,
+//                 until the mode changes again, which cuts them.
 //   Delay(d)      forward, each chunk held for d after it was read.
 //   CutAll()      close every open connection now (mid-call); the mode stays.
 // A mode change applies to open connections as well as new ones.
@@ -14,7 +15,8 @@
 // Threads and ownership: the proxy owns its listening socket, every
 // accepted and outgoing socket and one poll() thread, which does all the
 // I/O. The control methods and counters are thread-safe; Refuse and CutAll
-// return once the poll thread has closed the connections. The destructor
+// return once the poll thread has closed the connections; bytes sent after
+// any control call returns are handled in the new mode. The destructor
 // stops the thread and closes every socket.
 #ifndef KPX_TESTS_FAULT_PROXY_H_
 #define KPX_TESTS_FAULT_PROXY_H_
@@ -25,7 +27,6 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -70,11 +71,12 @@ class FaultProxy {
   void Set(std::optional<Mode> mode, absl::Duration delay, bool cut);
   void Wake();
   void Run();
-  // One poll() round of the thread: accept, read, write, close.
-  void Step(Loop& loop, Mode mode, absl::Duration delay);
-  void Accept(Loop& loop, Mode mode);
-  void Transfer(Conn& conn, int side, short revents, Mode mode, absl::Duration delay,
-                std::vector<char>& buffer);
+  // One round of the poll thread: poll, then under mu_ apply the mode
+  // (Settle), read, write, accept. False once stopped.
+  bool Step(Loop& loop);
+  void Settle(Loop& loop) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Accept(Loop& loop) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Transfer(Conn& conn, int side, short revents, Loop& loop) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   int listen_fd_ = -1;
   int wake_[2] = {-1, -1};  // pipe: control calls wake the poll thread
