@@ -175,6 +175,8 @@ class ChaosRun::Impl {
   void CheckVerbs(const Cert& c, const std::map<std::string, Records>& records);
   void CheckDuplicates();
   void CheckAgreement(const std::map<std::string, Records>& records);
+  // " after cancel+confirm": the verbs acknowledged on `number`, if any.
+  std::string Acknowledged(const std::string& number) const;
   void CheckLedgers();
 
   const ChaosOptions o_;
@@ -612,6 +614,17 @@ void ChaosRun::Impl::CheckDuplicates() {
   }
 }
 
+std::string ChaosRun::Impl::Acknowledged(const std::string& number) const {
+  std::vector<std::string> verbs;
+  for (const auto& c : certs_) {
+    if (c->number != number) continue;
+    for (const VerbCall& v : c->verbs) {
+      if (v.result.acked) verbs.push_back(VerbName(v.verb));
+    }
+  }
+  return verbs.empty() ? "" : absl::StrCat(" after ", absl::StrJoin(verbs, "+"));
+}
+
 void ChaosRun::Impl::CheckAgreement(const std::map<std::string, Records>& records) {
   std::map<std::string, const v1::CertificateRecord*> any;  // every number, one record
   for (const auto& [code, recs] : records) {
@@ -641,7 +654,8 @@ void ChaosRun::Impl::CheckAgreement(const std::map<std::string, Records>& record
       continue;
     }
     ++report_.disagreements;
-    d.kind = absl::StrCat("exporter ", d.exporter_state, " / importer ", d.importer_state);
+    d.kind = absl::StrCat("exporter ", d.exporter_state, " / importer ", d.importer_state,
+                          Acknowledged(number));
     ++report_.disagreement_kinds[d.kind];
     if (report_.disagreement_details.size() < kMaxListed) {
       report_.disagreement_details.push_back(std::move(d));
