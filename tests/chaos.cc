@@ -194,6 +194,8 @@ class ChaosRun::Impl {
   std::vector<std::unique_ptr<Cert>> certs_;
   std::vector<Cert*> waiting_;  // acknowledged submits without a verb yet, oldest first
   std::map<std::string, int> serial_;
+  // DELIVERY_FAILED entries by certificate number, from the ledger exports.
+  std::map<std::string, std::vector<std::string>> failures_;
   ChaosReport report_;
 };
 
@@ -609,6 +611,8 @@ void ChaosRun::Impl::CheckDuplicates() {
         ++report_.delivery_failed_kinds[kind];
         Listed(report_.delivery_failures, absl::StrCat(code, "->", e.partner(), " ", kind, " ",
                                                        e.certificate_number(), ": ", e.detail()));
+        failures_[e.certificate_number()].push_back(
+            absl::StrCat(code, "->", e.partner(), " ", kind, ": ", e.detail()));
       }
     }
   }
@@ -657,6 +661,9 @@ void ChaosRun::Impl::CheckAgreement(const std::map<std::string, Records>& record
     d.kind = absl::StrCat("exporter ", d.exporter_state, " / importer ", d.importer_state,
                           Acknowledged(number));
     ++report_.disagreement_kinds[d.kind];
+    if (const auto f = failures_.find(number); f != failures_.end()) {
+      d.delivery_failures = absl::StrJoin(f->second, "; ");
+    }
     if (report_.disagreement_details.size() < kMaxListed) {
       report_.disagreement_details.push_back(std::move(d));
     }
@@ -751,6 +758,9 @@ std::string ChaosReport::Summary() const {
     absl::StrAppend(&s, "  ", d.number, ": exporter ", d.exporter, " ", d.exporter_state, " [",
                     d.exporter_history, "] / importer ", d.importer, " ", d.importer_state, " [",
                     d.importer_history, "]\n");
+    if (!d.delivery_failures.empty()) {
+      absl::StrAppend(&s, "    delivery failed: ", d.delivery_failures, "\n");
+    }
   }
   absl::StrAppend(&s, "ledgers:        ", ledgers_verified ? "all verified" : "NOT verified", "\n");
   for (const std::string& l : ledger_problems) absl::StrAppend(&s, "  ", l, "\n");

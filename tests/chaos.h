@@ -58,7 +58,8 @@ struct Disagreement {
   std::string exporter, importer;              // Participant codes
   std::string exporter_state, importer_state;  // "MISSING" when absent
   std::string exporter_history, importer_history;
-  std::string kind;  // "exporter X / importer Y"
+  std::string kind;               // "exporter X / importer Y after cancel+confirm"
+  std::string delivery_failures;  // its DELIVERY_FAILED entries, both nodes
 };
 
 struct ChaosReport {
