@@ -631,6 +631,7 @@ std::string ChaosRun::Impl::Acknowledged(const std::string& number) const {
 
 void ChaosRun::Impl::CheckAgreement(const std::map<std::string, Records>& records) {
   std::map<std::string, const v1::CertificateRecord*> any;  // every number, one record
+  std::map<std::string, std::vector<Disagreement>> by_kind;
   for (const auto& [code, recs] : records) {
     for (const auto& [number, rec] : recs) any.emplace(number, &rec);
   }
@@ -642,7 +643,7 @@ void ChaosRun::Impl::CheckAgreement(const std::map<std::string, Records>& record
     const auto side = [&](const std::string& code, std::string& state, std::string& history) {
       const auto it = records.find(code);
       const auto found = it == records.end() ? nullptr : &it->second;
-      const auto r = found ? found->find(number) : Records::const_iterator();
+      const auto r = found ? found->find(d.number) : Records::const_iterator();
       if (!found || r == found->end()) {
         state = "MISSING";
         return std::string("MISSING");
@@ -664,9 +665,17 @@ void ChaosRun::Impl::CheckAgreement(const std::map<std::string, Records>& record
     if (const auto f = failures_.find(number); f != failures_.end()) {
       d.delivery_failures = absl::StrJoin(f->second, "; ");
     }
-    if (report_.disagreement_details.size() < kMaxListed) {
-      report_.disagreement_details.push_back(std::move(d));
+    by_kind[d.kind].push_back(std::move(d));
+  }
+  // List up to kMaxListed, taking from every kind in turn so rare kinds show.
+  for (size_t i = 0; report_.disagreement_details.size() < kMaxListed; ++i) {
+    bool more = false;
+    for (auto& [kind, list] : by_kind) {
+      if (i >= list.size() || report_.disagreement_details.size() >= kMaxListed) continue;
+      report_.disagreement_details.push_back(list[i]);
+      more = true;
     }
+    if (!more) break;
   }
 }
 

@@ -96,6 +96,7 @@ FaultProxy::~FaultProxy() {
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
+    cut_cv_.SignalAll();
   }
   Wake();
   thread_.join();
@@ -128,8 +129,7 @@ void FaultProxy::Set(std::optional<Mode> mode, absl::Duration delay, bool cut) {
   }
   const uint64_t gen = ++cut_requested_;
   Wake();
-  auto done = [this, gen]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return cut_done_ >= gen || stop_; };
-  mu_.Await(absl::Condition(&done));
+  while (cut_done_ < gen && !stop_) cut_cv_.Wait(&mu_);
 }
 
 void FaultProxy::Wake() {
@@ -148,7 +148,10 @@ void FaultProxy::Settle(Loop& loop) {
   // stream, as a real outage times the connections out.
   const bool unhole = loop.last_mode == Mode::kBlackhole && mode_ != Mode::kBlackhole;
   if (cut_requested_ > cut_done_ || mode_ == Mode::kRefuse || unhole) loop.conns.clear();
-  cut_done_ = cut_requested_;
+  if (cut_done_ != cut_requested_) {
+    cut_done_ = cut_requested_;
+    cut_cv_.SignalAll();
+  }
   if (mode_ == Mode::kBlackhole) {
     for (auto& c : loop.conns) {
       for (int side : {0, 1}) {

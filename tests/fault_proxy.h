@@ -88,6 +88,7 @@ class FaultProxy {
   absl::Duration delay_ ABSL_GUARDED_BY(mu_);
   uint64_t cut_requested_ ABSL_GUARDED_BY(mu_) = 0;  // CutAll generations
   uint64_t cut_done_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::CondVar cut_cv_;  // signalled when cut_done_ advances
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
 
   std::atomic<uint64_t> connections_{0};
