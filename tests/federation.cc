@@ -19,6 +19,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "crypto/crypto.h"
+#include "google/protobuf/text_format.h"
+#include "kpx/v1/config.pb.h"
 #include "node/config.h"
 
 namespace kpx::testing {
@@ -114,6 +116,37 @@ void GrpcFederation::AppendConfig(const std::string& code, const std::string& te
 
 std::string GrpcFederation::ConfigPath(const std::string& code) const {
   return absl::StrCat(tmp_.path(), "/", code, "/node.textpb");
+}
+
+void GrpcFederation::SetPeerEndpoint(const std::string& code, const std::string& peer,
+                                     const std::string& endpoint) {
+  const std::string own = absl::StrCat(tmp_.path(), "/", code, "/trust-list.textpb");
+  if (!std::filesystem::exists(own)) {
+    std::filesystem::copy_file(absl::StrCat(tmp_.path(), "/trust-list.textpb"), own);
+    std::string config = kpx::testing::Must(crypto::ReadFile(ConfigPath(code)));
+    const std::string shared = "trust_list_file: \"../trust-list.textpb\"";
+    const size_t at = config.find(shared);
+    if (at == std::string::npos) throw std::runtime_error("no shared trust list in " + code);
+    config.replace(at, shared.size(), "trust_list_file: \"trust-list.textpb\"");
+    std::ofstream(ConfigPath(code), std::ios::trunc) << config;
+  }
+  v1::TrustList list;
+  if (!google::protobuf::TextFormat::ParseFromString(kpx::testing::Must(crypto::ReadFile(own)),
+                                                     &list)) {
+    throw std::runtime_error("cannot parse " + own);
+  }
+  bool found = false;
+  for (v1::Participant& p : *list.mutable_participants()) {
+    if (p.code() != peer) continue;
+    p.set_endpoint(endpoint);
+    found = true;
+  }
+  if (!found) throw std::runtime_error(peer + " is not on the trust list");
+  std::string text;
+  if (!google::protobuf::TextFormat::PrintToString(list, &text)) {
+    throw std::runtime_error("cannot print " + own);
+  }
+  std::ofstream(own, std::ios::trunc) << "# kpx.v1.TrustList, " << code << "'s copy\n" << text;
 }
 
 v1::NodeConfig GrpcFederation::Config(const std::string& code) const {

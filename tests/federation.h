@@ -54,6 +54,14 @@ class GrpcFederation {
   // Appends text-format fields to `code`'s node.textpb.
   void AppendConfig(const std::string& code, const std::string& text);
   std::string ConfigPath(const std::string& code) const;
+  // Points `code`'s node at `endpoint` ("host:port") for reaching `peer`,
+  // e.g. a FaultProxy in front of `peer`'s peer port. From the first call
+  // on `code` reads its own copy of the trust list,
+  // <dir>/<code>/trust-list.textpb (node.textpb is rewritten to name it);
+  // the node sees the change when it next starts or reloads. TLS still
+  // checks `peer`'s tls_server_name, so any port works.
+  void SetPeerEndpoint(const std::string& code, const std::string& peer,
+                       const std::string& endpoint);
   v1::NodeConfig Config(const std::string& code) const;
   // The peer port is reserved up front (it is on the trust list); the
   // authority and metrics ports are the ones the node bound (port 0), known
