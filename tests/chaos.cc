@@ -269,6 +269,7 @@ Attempt ChaosRun::Impl::Submit(const Cert& c) {
     Deadline(ctx);
     v1::SubmitCertificateRequest req;
     *req.mutable_certificate() = c.certificate;
+    req.set_request_id("submit-" + c.number);  // the same on every retry
     v1::CertificateRecord rec;
     const grpc::Status s = StubFor(c.exporter, "exporter")->SubmitCertificate(&ctx, req, &rec);
     a.code = s.error_code();
@@ -307,16 +308,20 @@ Attempt ChaosRun::Impl::Act(const Cert& c, Verb v) {
     if (v == Verb::kConfirm) {
       v1::ConfirmReceiptRequest req;
       req.set_number(c.number);
+      req.set_request_id("confirm-" + c.number);
+      req.mutable_findings()->set_as_declared(true);
       s = StubFor(code, "importer")->ConfirmReceipt(&ctx, req, &rec);
     } else if (v == Verb::kReject) {
       v1::RejectShipmentRequest req;
       req.set_number(c.number);
       req.set_reason("chaos: shipment refused");
+      req.set_request_id("reject-" + c.number);
       s = StubFor(code, "importer")->RejectShipment(&ctx, req, &rec);
     } else {
       v1::CancelCertificateRequest req;
       req.set_number(c.number);
       req.set_reason("chaos: certificate voided");
+      req.set_request_id("cancel-" + c.number);
       s = StubFor(code, "exporter")->CancelCertificate(&ctx, req, &rec);
     }
     a.code = s.error_code();
