@@ -300,15 +300,21 @@ Failure RpcFailure(const std::string& what, const grpc::Status& s) {
 
 // ---------------------------------------------------------------- cert
 
-Result CertSubmit(const Invocation& inv) {
-  absl::StatusOr<std::string> text = kpx::crypto::ReadFile(inv.args[0]);
+// Submits the certificate in `path`; with `replaces`, as the replacement
+// of that certificate.
+Result Submit(const Invocation& inv, const std::string& path, const std::string& replaces) {
+  absl::StatusOr<std::string> text = kpx::crypto::ReadFile(path);
   if (!text.ok()) return Fail(text.status(), "cert submit");
   kpx::v1::SubmitCertificateRequest req;
   auto st = google::protobuf::util::JsonStringToMessage(*text, req.mutable_certificate());
   if (!st.ok()) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-                    inv.args[0], ": not a kpx.v1.Certificate: ", st.message().as_string())),
+    return Fail(absl::InvalidArgumentError(
+                    absl::StrCat(path, ": not a kpx.v1.Certificate: ", st.message().as_string())),
                 "cert submit");
+  }
+  if (!replaces.empty()) {
+    req.mutable_certificate()->set_type(kpx::v1::REPLACEMENT);
+    req.mutable_certificate()->set_replaces(replaces);
   }
   req.set_request_id(RequestId(inv));
   Client client;
@@ -322,6 +328,9 @@ Result CertSubmit(const Invocation& inv) {
                         kpx::v1::CertificateState_Name(resp.state())));
   return std::nullopt;
 }
+
+Result CertSubmit(const Invocation& inv) { return Submit(inv, inv.args[0], ""); }
+Result CertReplace(const Invocation& inv) { return Submit(inv, inv.args[1], inv.args[0]); }
 
 Result CertGet(const Invocation& inv) {
   Client client;
@@ -468,11 +477,66 @@ Result CertConfirm(const Invocation& inv) {
   });
 }
 
+// --code: a reason code from the published list (message.proto
+// ReasonCode); absent: OTHER, unless `required`.
+Result ParseReasonCode(const Invocation& inv, bool required, kpx::v1::ReasonCode* code) {
+  *code = kpx::v1::OTHER;
+  if (!inv.Has("code")) {
+    if (required) return UsageError("needs --code CODE (a reason code; see --help)");
+    return std::nullopt;
+  }
+  if (!kpx::v1::ReasonCode_Parse(inv.Get("code"), code) ||
+      *code == kpx::v1::REASON_CODE_UNSPECIFIED) {
+    return UsageError(absl::StrCat("--code: unknown reason code '", inv.Get("code"),
+                                   "' (CLERICAL_ERROR, SHIPMENT_CHANGED, SHIPMENT_WITHDRAWN, "
+                                   "SEALS_OR_GOODS_TAMPERED, DOCUMENTS_MISMATCH, "
+                                   "SUSPECTED_FRAUD, LEGAL_ORDER, OTHER)"));
+  }
+  return std::nullopt;
+}
+
+Result CertVoid(const Invocation& inv) {
+  if (inv.Get("reason").empty()) return UsageError("cert void needs --reason TEXT");
+  kpx::v1::VoidCertificateRequest req;
+  req.set_number(inv.args[0]);
+  req.set_request_id(RequestId(inv));
+  req.set_reason(inv.Get("reason"));
+  kpx::v1::ReasonCode code;
+  if (Result r = ParseReasonCode(inv, true, &code)) return r;
+  req.set_reason_code(code);
+  return Transition(inv, "cert void", [&](Client& c, grpc::ClientContext* ctx, auto* resp) {
+    return c.stub->VoidCertificate(ctx, req, resp);
+  });
+}
+
+std::string TraceText(const kpx::v1::TraceStep& step) {
+  const std::string indent(2 * step.depth(), ' ');
+  const std::string state =
+      step.has_record() ? kpx::v1::CertificateState_Name(step.record().state()) : "not held here";
+  return absl::StrFormat("%s%s%s%s (issued by %s)  %s\n", indent, step.relation(),
+                         step.relation().empty() ? "" : " ", step.number(), step.issuer(), state);
+}
+
+Result CertTrace(const Invocation& inv) {
+  Client client;
+  if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+  kpx::v1::TraceCertificateRequest req;
+  req.set_number(inv.args[0]);
+  kpx::v1::TraceCertificateResponse resp;
+  grpc::Status s = client.stub->TraceCertificate(client.Context().get(), req, &resp);
+  if (!s.ok()) return RpcFailure("cert trace", s);
+  for (const kpx::v1::TraceStep& step : resp.steps()) Print(inv, step, TraceText(step));
+  return std::nullopt;
+}
+
 Result CertReject(const Invocation& inv) {
   if (inv.Get("reason").empty()) return UsageError("cert reject needs --reason TEXT");
   kpx::v1::RejectShipmentRequest req;
   req.set_number(inv.args[0]);
   req.set_request_id(RequestId(inv));
+  kpx::v1::ReasonCode code;
+  if (Result r = ParseReasonCode(inv, false, &code)) return r;
+  req.set_reason_code(code);
   req.set_reason(inv.Get("reason"));
   return Transition(inv, "cert reject", [&](Client& c, grpc::ClientContext* ctx, auto* resp) {
     return c.stub->RejectShipment(ctx, req, resp);
@@ -484,6 +548,9 @@ Result CertCancel(const Invocation& inv) {
   kpx::v1::CancelCertificateRequest req;
   req.set_number(inv.args[0]);
   req.set_request_id(RequestId(inv));
+  kpx::v1::ReasonCode code;
+  if (Result r = ParseReasonCode(inv, false, &code)) return r;
+  req.set_reason_code(code);
   req.set_reason(inv.Get("reason"));
   return Transition(inv, "cert cancel", [&](Client& c, grpc::ClientContext* ctx, auto* resp) {
     return c.stub->CancelCertificate(ctx, req, resp);
@@ -617,11 +684,11 @@ Result NodeBackup(const Invocation& inv) {
 // ---------------------------------------------------------------- outbox
 
 std::string OutboxText(const kpx::v1::OutboxSummary& m) {
-  return absl::StrFormat("%s  to %s  %-19s %s  attempts %d  queued %s  due %s%s%s\n",
-                         m.message_id(), m.recipient(), kpx::v1::MessageKind_Name(m.kind()),
-                         m.certificate_number(), m.attempts(), Time(m.queued_at()),
-                         Time(m.due_at()), m.stuck() ? "  STUCK" : "",
-                         m.last_error().empty() ? "" : "  last error: " + m.last_error());
+  return absl::StrFormat(
+      "%s  to %s  %-19s %s  attempts %d  queued %s  due %s%s%s\n", m.message_id(), m.recipient(),
+      kpx::v1::MessageKind_Name(m.kind()), m.certificate_number(), m.attempts(),
+      Time(m.queued_at()), m.held() ? "after " + m.waits_for() : Time(m.due_at()),
+      m.stuck() ? "  STUCK" : "", m.last_error().empty() ? "" : "  last error: " + m.last_error());
 }
 
 Result OutboxList(const Invocation& inv) {
@@ -647,6 +714,10 @@ using kpx::cli::Flag;
 
 std::vector<Command> CertCommands() {
   const Flag reason{"reason", "TEXT", "why (recorded and sent to the other Participant)"};
+  const Flag code{"code", "CODE",
+                  "reason code (default OTHER): CLERICAL_ERROR, SHIPMENT_CHANGED, "
+                  "SHIPMENT_WITHDRAWN, SEALS_OR_GOODS_TAMPERED, DOCUMENTS_MISMATCH, "
+                  "SUSPECTED_FRAUD, LEGAL_ORDER, OTHER"};
   return {
       {{"cert", "submit"},
        "issue a certificate (exporter)",
@@ -689,15 +760,36 @@ std::vector<Command> CertCommands() {
       {{"cert", "reject"},
        "refuse the shipment (importer)",
        {{"NUMBER"}},
-       {reason, kRequestIdFlag},
+       {reason, code, kRequestIdFlag},
        "",
        CertReject},
       {{"cert", "cancel"},
-       "void a certificate before confirmation (exporter)",
+       "cancel a certificate before the importer decides (exporter)",
        {{"NUMBER"}},
-       {reason, kRequestIdFlag},
+       {reason, code, kRequestIdFlag},
        "",
        CertCancel},
+      {{"cert", "replace"},
+       "issue a certificate that replaces a delivered one (exporter)",
+       {{"OLD_NUMBER"}, {"FILE.json"}},
+       {kRequestIdFlag},
+       "FILE.json holds the new certificate; it is sent as type REPLACEMENT naming OLD_NUMBER,\n"
+       "which becomes REPLACED on both sides.",
+       CertReplace},
+      {{"cert", "void"},
+       "void a confirmed certificate (exporter)",
+       {{"NUMBER"}},
+       {reason,
+        {"code", "CODE", "reason code (required): CLERICAL_ERROR, SUSPECTED_FRAUD, ..."},
+        kRequestIdFlag},
+       "",
+       CertVoid},
+      {{"cert", "trace"},
+       "chain of custody: replacements and the import certificates goods arrived under",
+       {{"NUMBER"}},
+       {},
+       "",
+       CertTrace},
   };
 }
 

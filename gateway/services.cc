@@ -150,8 +150,30 @@ grpc::Status AuthorityServiceImpl::CancelCertificate(grpc::ServerContext* ctx,
                                                      v1::CertificateRecord* resp) {
   std::string who;
   if (grpc::Status s = Authorize(*ctx, "CancelCertificate", kExporter, &who); !s.ok()) return s;
-  return Answer("CancelCertificate", who, req->number(),
-                node_->Cancel(req->number(), req->reason(), req->request_id()), resp);
+  return Answer(
+      "CancelCertificate", who, req->number(),
+      node_->Cancel(req->number(), {req->reason_code(), req->reason()}, req->request_id()), resp);
+}
+
+grpc::Status AuthorityServiceImpl::VoidCertificate(grpc::ServerContext* ctx,
+                                                   const v1::VoidCertificateRequest* req,
+                                                   v1::CertificateRecord* resp) {
+  std::string who;
+  if (grpc::Status s = Authorize(*ctx, "VoidCertificate", kExporter, &who); !s.ok()) return s;
+  return Answer("VoidCertificate", who, req->number(),
+                node_->Void(req->number(), {req->reason_code(), req->reason()}, req->request_id()),
+                resp);
+}
+
+grpc::Status AuthorityServiceImpl::TraceCertificate(grpc::ServerContext* ctx,
+                                                    const v1::TraceCertificateRequest* req,
+                                                    v1::TraceCertificateResponse* resp) {
+  std::string who;
+  if (grpc::Status s = Authorize(*ctx, "TraceCertificate", kAnyRole, &who); !s.ok()) return s;
+  absl::StatusOr<v1::TraceCertificateResponse> trace = node_->Trace(req->number());
+  if (!trace.ok()) return ToGrpc(trace.status());
+  *resp = *std::move(trace);
+  return grpc::Status::OK;
 }
 
 grpc::Status AuthorityServiceImpl::ConfirmReceipt(grpc::ServerContext* ctx,
@@ -172,8 +194,9 @@ grpc::Status AuthorityServiceImpl::RejectShipment(grpc::ServerContext* ctx,
                                                   v1::CertificateRecord* resp) {
   std::string who;
   if (grpc::Status s = Authorize(*ctx, "RejectShipment", kImporter, &who); !s.ok()) return s;
-  return Answer("RejectShipment", who, req->number(),
-                node_->Reject(req->number(), req->reason(), req->request_id()), resp);
+  return Answer(
+      "RejectShipment", who, req->number(),
+      node_->Reject(req->number(), {req->reason_code(), req->reason()}, req->request_id()), resp);
 }
 
 grpc::Status AuthorityServiceImpl::GetCertificate(grpc::ServerContext* ctx,

@@ -55,17 +55,72 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Submit(v1::Certificate cert
   if (FromTimestamp(cert.expires_at()) <= now) {
     return absl::InvalidArgumentError("certificate: expires_at is already past");
   }
-  CertificateLock lock(*ctx_.locks, cert.number());
+  std::vector<std::string> numbers = {cert.number()};
+  if (!cert.replaces().empty()) numbers.push_back(cert.replaces());
+  CertificateLock lock(*ctx_.locks, numbers);
   absl::StatusOr<std::optional<v1::CertificateRecord>> existing =
       ctx_.ledger->GetCertificate(cert.number());
   if (!existing.ok()) return existing.status();
   if (existing->has_value()) return Resubmitted(**existing, cert, request_id);
+  if (absl::Status s = CheckProvenance(cert); !s.ok()) return s;
+  std::optional<v1::CertificateRecord> replaced;
+  if (!cert.replaces().empty()) {
+    absl::StatusOr<v1::CertificateRecord> old = Replaceable(cert);
+    if (!old.ok()) return old.status();
+    replaced = *std::move(old);
+  }
   absl::StatusOr<Sealed> sealed =
       Seal(*ctx_.keyring, CertificateBody(cert), cert.importing_participant(), now);
   if (!sealed.ok()) return sealed.status();
   storage::Transition t = IssueTransition(cert, sealed->message_id, sealed->message, now);
   t.record->mutable_history()->rbegin()->set_request_id(request_id);
+  if (replaced.has_value()) {
+    replaced->set_replaced_by(cert.number());
+    AddHistory(*replaced, v1::REPLACED, now, sealed->message_id,
+               absl::StrCat("replaced by ", cert.number()));
+    t.record->mutable_history()->rbegin()->set_detail(absl::StrCat("replaces ", cert.replaces()));
+    t.linked_records.push_back(*std::move(replaced));
+  }
   return Append(std::move(t));
+}
+
+absl::Status AuthorityDesk::CheckProvenance(const v1::Certificate& cert) const {
+  for (const v1::CertificateReference& ref : cert.provenance()) {
+    absl::StatusOr<std::optional<v1::CertificateRecord>> r =
+        ctx_.ledger->GetCertificate(ref.number());
+    if (!r.ok()) return r.status();
+    if (!r->has_value() || (*r)->side() != v1::IMPORTING || (*r)->partner() != ref.participant()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("certificate: provenance: ", ref.participant(), " certificate ",
+                       ref.number(), " was not imported here"));
+    }
+    if ((*r)->state() != v1::CONFIRMED) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "certificate: provenance: import certificate ", ref.number(), " is ",
+          v1::CertificateState_Name((*r)->state()), ", not CONFIRMED: its goods have not arrived"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Replaceable(
+    const v1::Certificate& cert) const {
+  absl::StatusOr<v1::CertificateRecord> old = Current(cert.replaces(), v1::EXPORTING);
+  if (!old.ok()) return old.status();
+  if (old->partner() != cert.importing_participant()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("certificate ", cert.replaces(), " was issued to ", old->partner(),
+                     "; a replacement must go to the same importer"));
+  }
+  if (old->state() == v1::ISSUED) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "certificate ", cert.replaces(),
+        " is not delivered yet: wait for its delivery, or cancel it and issue a new one"));
+  }
+  if (absl::Status s = CheckTransition(v1::EXPORTING, old->state(), v1::REPLACED); !s.ok()) {
+    return s;
+  }
+  return old;
 }
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Resubmitted(
@@ -86,12 +141,25 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Resubmitted(
 }
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Cancel(const std::string& number,
-                                                            const std::string& reason,
+                                                            const Reason& reason,
                                                             const std::string& request_id) {
-  if (absl::Status s = CheckReason(reason, "a cancellation"); !s.ok()) return s;
-  return Change({number, v1::EXPORTING, v1::CANCELLED, reason, request_id},
+  if (absl::Status s = CheckReason(reason.text, "a cancellation"); !s.ok()) return s;
+  return Change({number, v1::EXPORTING, v1::CANCELLED, reason.text, request_id, reason.code},
                 [&](const v1::CertificateRecord&) -> absl::StatusOr<v1::MessageBody> {
                   return CancellationBody(number, reason);
+                });
+}
+
+absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Void(const std::string& number,
+                                                          const Reason& reason,
+                                                          const std::string& request_id) {
+  if (absl::Status s = CheckReason(reason.text, "a void"); !s.ok()) return s;
+  if (reason.code == v1::REASON_CODE_UNSPECIFIED) {
+    return absl::InvalidArgumentError("a void needs a reason code");
+  }
+  return Change({number, v1::EXPORTING, v1::VOIDED, reason.text, request_id, reason.code},
+                [&](const v1::CertificateRecord& rec) -> absl::StatusOr<v1::MessageBody> {
+                  return VoidBody(rec, reason);
                 });
 }
 
@@ -101,7 +169,7 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Confirm(const std::string& 
                                                              const std::string& request_id) {
   const absl::Time now = ctx_.Now();
   if (received_at == absl::InfinitePast()) received_at = now;
-  return Change({number, v1::IMPORTING, v1::CONFIRMED, "", request_id},
+  return Change({number, v1::IMPORTING, v1::CONFIRMED, "", request_id, v1::REASON_CODE_UNSPECIFIED},
                 [&](const v1::CertificateRecord& rec) -> absl::StatusOr<v1::MessageBody> {
                   if (received_at > now + kMaxClockSkew) {
                     return absl::InvalidArgumentError("received_at is in the future");
@@ -126,10 +194,10 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Confirm(const std::string& 
 }
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Reject(const std::string& number,
-                                                            const std::string& reason,
+                                                            const Reason& reason,
                                                             const std::string& request_id) {
-  if (absl::Status s = CheckReason(reason, "a rejection"); !s.ok()) return s;
-  return Change({number, v1::IMPORTING, v1::REJECTED, reason, request_id},
+  if (absl::Status s = CheckReason(reason.text, "a rejection"); !s.ok()) return s;
+  return Change({number, v1::IMPORTING, v1::REJECTED, reason.text, request_id, reason.code},
                 [&](const v1::CertificateRecord& rec) -> absl::StatusOr<v1::MessageBody> {
                   return RejectionBody(rec, reason);
                 });
@@ -146,12 +214,18 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Change(const Verb& verb,
   if (absl::Status s = Changeable(*rec, verb.to, now); !s.ok()) return s;
   absl::StatusOr<v1::MessageBody> body = make_body(*rec);
   if (!body.ok()) return body.status();
-  if (body->has_confirmation()) RecordConfirmation(*rec, body->confirmation());
+  std::optional<v1::ImportConfirmation> confirmation;
+  if (body->has_confirmation()) confirmation = body->confirmation();
   absl::StatusOr<Sealed> sealed = Seal(*ctx_.keyring, *std::move(body), rec->partner(), now);
   if (!sealed.ok()) return sealed.status();
   storage::Transition t = SendTransition(*std::move(rec), verb.to, verb.detail, sealed->message_id,
                                          sealed->message, now);
-  t.record->mutable_history()->rbegin()->set_request_id(verb.request_id);
+  if (confirmation.has_value()) RecordConfirmation(*t.record, *confirmation);
+  v1::StateChange* change = &*t.record->mutable_history()->rbegin();
+  change->set_request_id(verb.request_id);
+  if (verb.to != v1::CONFIRMED) {
+    change->set_reason_code(verb.code == v1::REASON_CODE_UNSPECIFIED ? v1::OTHER : verb.code);
+  }
   return Append(std::move(t));
 }
 
@@ -159,7 +233,8 @@ bool AuthorityDesk::AlreadyDone(const v1::CertificateRecord& rec, const Verb& ve
   if (rec.state() == verb.to) return true;  // what was asked for holds
   if (verb.request_id.empty()) return false;
   for (const v1::StateChange& h : rec.history()) {
-    if (h.request_id() == verb.request_id) return true;  // done, and moved on since
+    // This very verb was done, and the certificate has moved on since.
+    if (h.request_id() == verb.request_id && h.state() == verb.to) return true;
   }
   return false;
 }

@@ -17,6 +17,7 @@
 #include "kpx/v1/certificate.pb.h"
 #include "kpx/v1/ledger.pb.h"
 #include "node/context.h"
+#include "node/messages.h"
 
 namespace kpx::node {
 
@@ -39,14 +40,23 @@ class AuthorityDesk {
   // and changes nothing.
 
   // Exporter: validates `cert` against the KP rules, signs it, and records
-  // it ISSUED with its delivery queued. If the number is used: the existing
+  // it ISSUED with its delivery queued. A replacement (type REPLACEMENT,
+  // `replaces` set) needs its predecessor ours, DELIVERED or DISPUTED, to
+  // the same importer: that one becomes REPLACED in the same step. Every
+  // provenance reference must be an import certificate CONFIRMED here.
+  // If the number is used: the existing
   // record when it is the same certificate (or the same request id),
   // AlreadyExists naming when the other one was recorded otherwise.
   absl::StatusOr<v1::CertificateRecord> Submit(v1::Certificate cert,
                                                const std::string& request_id = "");
-  // Exporter: voids an ISSUED or DELIVERED certificate and tells the importer.
-  absl::StatusOr<v1::CertificateRecord> Cancel(const std::string& number, const std::string& reason,
+  // Exporter: cancels an ISSUED, DELIVERED or DISPUTED certificate and
+  // tells the importer.
+  absl::StatusOr<v1::CertificateRecord> Cancel(const std::string& number, const Reason& reason,
                                                const std::string& request_id = "");
+  // Exporter: voids a CONFIRMED certificate (after confirmation) and tells
+  // the importer, whose node records VOIDED. The reason code is required.
+  absl::StatusOr<v1::CertificateRecord> Void(const std::string& number, const Reason& reason,
+                                             const std::string& request_id = "");
   // Importer: confirms receipt of a RECEIVED certificate's shipment, which
   // arrived at `received_at` (InfinitePast: now; at most kMaxClockSkew
   // ahead). The arrival must be before the certificate's expires_at; the
@@ -59,7 +69,7 @@ class AuthorityDesk {
                                                 absl::Time received_at,
                                                 const std::string& request_id = "");
   // Importer: refuses the shipment of a RECEIVED certificate.
-  absl::StatusOr<v1::CertificateRecord> Reject(const std::string& number, const std::string& reason,
+  absl::StatusOr<v1::CertificateRecord> Reject(const std::string& number, const Reason& reason,
                                                const std::string& request_id = "");
 
  private:
@@ -71,12 +81,20 @@ class AuthorityDesk {
     v1::CertificateState to;
     const std::string& detail;
     const std::string& request_id;
+    v1::ReasonCode code;
   };
 
   // The existing record of a resubmitted number, or AlreadyExists.
   absl::StatusOr<v1::CertificateRecord> Resubmitted(const v1::CertificateRecord& existing,
                                                     const v1::Certificate& cert,
                                                     const std::string& request_id) const;
+  // FailedPrecondition unless every provenance reference of `cert` is an
+  // import certificate CONFIRMED here.
+  absl::Status CheckProvenance(const v1::Certificate& cert) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(*ctx_.locks);
+  // The record `cert` replaces, if it may be replaced by it.
+  absl::StatusOr<v1::CertificateRecord> Replaceable(const v1::Certificate& cert) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(*ctx_.locks);
   // Applies `verb`, whose message `make_body` builds from the record as it
   // stands.
   absl::StatusOr<v1::CertificateRecord> Change(const Verb& verb, const BodyFor& make_body);

@@ -35,6 +35,8 @@ v1::MessageKind KindOf(const v1::MessageBody& body) {
       return v1::CANCELLATION;
     case v1::MessageBody::kExpiry:
       return v1::EXPIRY;
+    case v1::MessageBody::kVoiding:
+      return v1::VOID;
     case v1::MessageBody::kReceipt:
       return v1::DELIVERY_RECEIPT;
     default:

@@ -1,6 +1,7 @@
 #include "node/inbox.h"
 
 #include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "node/batch_records.h"
@@ -21,13 +22,20 @@ std::vector<DeliveryOutcome> Inbox::Receive(const std::string& peer,
   for (size_t i = 0; i < messages.size(); ++i) slots[i].message = &messages[i];
 
   Verify(peer, *trust, now, slots);
-  std::vector<std::string> numbers;
-  for (const Slot& s : slots) {
-    if (s.body.has_value()) numbers.push_back(CertificateNumberOf(*s.body));
-  }
-  {
+  // The certificates' locks, with those of linked certificates (a
+  // replacement's predecessor and successor). Links are read before the
+  // lock is held, so they are read again under it; should a replacement
+  // have been made meanwhile, the lock is taken again with it.
+  std::vector<std::string> numbers = LockSet(slots);
+  while (true) {
     CertificateLock lock(*ctx_.locks, numbers);
+    std::vector<std::string> now_linked = LockSet(slots);
+    if (now_linked != numbers) {
+      numbers = std::move(now_linked);
+      continue;
+    }
     Commit(peer, Plan(peer, *trust, now, slots), slots);
+    break;
   }
   // In-batch duplicates get the first copy's outcome.
   for (Slot& s : slots) {
@@ -38,6 +46,19 @@ std::vector<DeliveryOutcome> Inbox::Receive(const std::string& peer,
   out.reserve(slots.size());
   for (Slot& s : slots) out.push_back(std::move(s.outcome));
   return out;
+}
+
+std::vector<std::string> Inbox::LockSet(const std::vector<Slot>& slots) const {
+  std::set<std::string> numbers;
+  for (const Slot& s : slots) {
+    if (!s.body.has_value()) continue;
+    const std::string& number = CertificateNumberOf(*s.body);
+    numbers.insert(number);
+    absl::StatusOr<std::optional<v1::CertificateRecord>> rec = ctx_.ledger->GetCertificate(number);
+    const v1::CertificateRecord* current = rec.ok() && rec->has_value() ? &**rec : nullptr;
+    for (std::string& n : LinkedNumbers(*s.body, current)) numbers.insert(std::move(n));
+  }
+  return std::vector<std::string>(numbers.begin(), numbers.end());
 }
 
 void Inbox::Verify(const std::string& peer, const TrustList& trust, absl::Time now,
@@ -61,7 +82,8 @@ std::vector<storage::Transition> Inbox::Plan(const std::string& peer, const Trus
   BatchRecords records(ctx_.ledger);
   std::map<std::string, size_t> first_with_id;
   std::vector<storage::Transition> transitions;
-  const IncomingContext ictx{ctx_.participant, peer, trust, now};
+  const RecordLookup lookup = [&records](const std::string& n) { return records.Get(n); };
+  const IncomingContext ictx{ctx_.participant, peer, trust, now, &lookup};
   for (size_t i = 0; i < slots.size(); ++i) {
     Slot& s = slots[i];
     if (!s.body.has_value()) continue;
@@ -93,6 +115,8 @@ std::vector<storage::Transition> Inbox::Plan(const std::string& peer, const Trus
       continue;
     }
     if (t->record.has_value()) records.Set(number, *t->record);
+    for (const v1::CertificateRecord& r : t->linked_records)
+      records.Set(r.certificate().number(), r);
     first_with_id[id] = i;
     SignReceiptWhenSequenced(peer, now, s, *t);
     s.planned = true;

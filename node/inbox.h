@@ -45,6 +45,9 @@ class Inbox {
     bool planned = false;           // a transition for it is in the batch
   };
 
+  // The numbers of the certificates the verified messages are about, and
+  // of the certificates linked to them (LinkedNumbers), sorted.
+  std::vector<std::string> LockSet(const std::vector<Slot>& slots) const;
   void Verify(const std::string& peer, const TrustList& trust, absl::Time now,
               std::vector<Slot>& slots) const;
   std::vector<storage::Transition> Plan(const std::string& peer, const TrustList& trust,

@@ -11,11 +11,31 @@ v1::MessageBody CertificateBody(const v1::Certificate& cert) {
   return b;
 }
 
-v1::MessageBody CancellationBody(const std::string& number, const std::string& reason) {
+namespace {
+
+v1::ReasonCode CodeOf(const Reason& r) {
+  return r.code == v1::REASON_CODE_UNSPECIFIED ? v1::OTHER : r.code;
+}
+
+}  // namespace
+
+v1::MessageBody CancellationBody(const std::string& number, const Reason& reason) {
   v1::MessageBody b;
   b.mutable_header()->set_kind(v1::CANCELLATION);
   b.mutable_cancellation()->set_certificate_number(number);
-  b.mutable_cancellation()->set_reason(reason);
+  b.mutable_cancellation()->set_reason(reason.text);
+  b.mutable_cancellation()->set_reason_code(CodeOf(reason));
+  return b;
+}
+
+v1::MessageBody VoidBody(const v1::CertificateRecord& rec, const Reason& reason) {
+  v1::MessageBody b;
+  b.mutable_header()->set_kind(v1::VOID);
+  v1::Void* v = b.mutable_voiding();
+  v->set_certificate_number(rec.certificate().number());
+  v->set_certificate_digest(rec.certificate_digest());
+  v->set_reason_code(CodeOf(reason));
+  v->set_reason(reason.text);
   return b;
 }
 
@@ -26,11 +46,12 @@ v1::MessageBody ConfirmationBody(v1::ImportConfirmation confirmation) {
   return b;
 }
 
-v1::MessageBody RejectionBody(const v1::CertificateRecord& rec, const std::string& reason) {
+v1::MessageBody RejectionBody(const v1::CertificateRecord& rec, const Reason& reason) {
   v1::MessageBody b;
   b.mutable_header()->set_kind(v1::REJECTION);
   b.mutable_rejection()->set_certificate_number(rec.certificate().number());
-  b.mutable_rejection()->set_reason(reason);
+  b.mutable_rejection()->set_reason(reason.text);
+  b.mutable_rejection()->set_reason_code(CodeOf(reason));
   b.mutable_rejection()->set_certificate_digest(rec.certificate_digest());
   return b;
 }
@@ -69,6 +90,8 @@ const std::string& CertificateNumberOf(const v1::MessageBody& body) {
       return body.cancellation().certificate_number();
     case v1::MessageBody::kExpiry:
       return body.expiry().certificate_number();
+    case v1::MessageBody::kVoiding:
+      return body.voiding().certificate_number();
     default: {
       static const std::string* empty = new std::string;
       return *empty;

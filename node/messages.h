@@ -17,14 +17,23 @@
 
 namespace kpx::node {
 
+// Why an authority cancels, rejects, voids: a code from the published
+// list (REASON_CODE_UNSPECIFIED is recorded as OTHER) and free text.
+struct Reason {
+  v1::ReasonCode code = v1::OTHER;
+  std::string text;
+};
+
 // The exporter's certificate.
 v1::MessageBody CertificateBody(const v1::Certificate& cert);
 // The exporter voids `number`.
-v1::MessageBody CancellationBody(const std::string& number, const std::string& reason);
+v1::MessageBody CancellationBody(const std::string& number, const Reason& reason);
+// The exporter voids `rec` (a CONFIRMED record) after confirmation.
+v1::MessageBody VoidBody(const v1::CertificateRecord& rec, const Reason& reason);
 // The importer confirms receipt of a shipment (BuildConfirmation, findings.h).
 v1::MessageBody ConfirmationBody(v1::ImportConfirmation confirmation);
 // The importer refuses the shipment of `rec`.
-v1::MessageBody RejectionBody(const v1::CertificateRecord& rec, const std::string& reason);
+v1::MessageBody RejectionBody(const v1::CertificateRecord& rec, const Reason& reason);
 // The importer's node: `rec` (RECEIVED) expired undecided at `now`.
 v1::MessageBody ExpiryBody(const v1::CertificateRecord& rec, absl::Time now);
 // Our receipt for message `message_id` (SHA-256 `digest` of its signed

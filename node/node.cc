@@ -49,8 +49,7 @@ absl::StatusOr<v1::CertificateRecord> Node::Submit(v1::Certificate cert,
                                                    const std::string& request_id) {
   return desk_.Submit(std::move(cert), request_id);
 }
-absl::StatusOr<v1::CertificateRecord> Node::Cancel(const std::string& number,
-                                                   const std::string& reason,
+absl::StatusOr<v1::CertificateRecord> Node::Cancel(const std::string& number, const Reason& reason,
                                                    const std::string& request_id) {
   return desk_.Cancel(number, reason, request_id);
 }
@@ -60,10 +59,16 @@ absl::StatusOr<v1::CertificateRecord> Node::Confirm(const std::string& number,
                                                     const std::string& request_id) {
   return desk_.Confirm(number, findings, received_at, request_id);
 }
-absl::StatusOr<v1::CertificateRecord> Node::Reject(const std::string& number,
-                                                   const std::string& reason,
+absl::StatusOr<v1::CertificateRecord> Node::Reject(const std::string& number, const Reason& reason,
                                                    const std::string& request_id) {
   return desk_.Reject(number, reason, request_id);
+}
+absl::StatusOr<v1::CertificateRecord> Node::Void(const std::string& number, const Reason& reason,
+                                                 const std::string& request_id) {
+  return desk_.Void(number, reason, request_id);
+}
+absl::StatusOr<v1::TraceCertificateResponse> Node::Trace(const std::string& number) const {
+  return queries_.Trace(number);
 }
 absl::StatusOr<v1::CertificateRecord> Node::Get(const std::string& number) const {
   return queries_.Get(number);

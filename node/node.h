@@ -93,19 +93,22 @@ class Node : public Receiver {
   // ---- authority verbs (roles are checked by gateway/); see authority_desk.h
   absl::StatusOr<v1::CertificateRecord> Submit(v1::Certificate cert,
                                                const std::string& request_id = "");
-  absl::StatusOr<v1::CertificateRecord> Cancel(const std::string& number, const std::string& reason,
+  absl::StatusOr<v1::CertificateRecord> Cancel(const std::string& number, const Reason& reason,
                                                const std::string& request_id = "");
+  absl::StatusOr<v1::CertificateRecord> Void(const std::string& number, const Reason& reason,
+                                             const std::string& request_id = "");
   // `received_at` unset (InfinitePast) means now.
   absl::StatusOr<v1::CertificateRecord> Confirm(const std::string& number,
                                                 const v1::ImportFindings& findings,
                                                 absl::Time received_at,
                                                 const std::string& request_id = "");
-  absl::StatusOr<v1::CertificateRecord> Reject(const std::string& number, const std::string& reason,
+  absl::StatusOr<v1::CertificateRecord> Reject(const std::string& number, const Reason& reason,
                                                const std::string& request_id = "");
   // ---- queries; see queries.h
   absl::StatusOr<v1::CertificateRecord> Get(const std::string& number) const;
   absl::StatusOr<v1::ListCertificatesResponse> List(
       const v1::ListCertificatesRequest& request) const;
+  absl::StatusOr<v1::TraceCertificateResponse> Trace(const std::string& number) const;
 
   // ---- peers; see inbox.h. `peer` is the identity its TLS certificate proves.
   std::vector<DeliveryOutcome> Receive(const std::string& peer,

@@ -1,6 +1,9 @@
 #include "node/queries.h"
 
 #include <algorithm>
+#include <set>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "node/state.h"
@@ -47,6 +50,50 @@ absl::StatusOr<v1::ListCertificatesResponse> Queries::List(
   for (size_t i = 0; i < recs->size() && i < limit; ++i) *resp.add_certificates() = (*recs)[i];
   if (recs->size() > limit) resp.set_next_page_token((*recs)[limit - 1].certificate().number());
   return resp;
+}
+
+absl::StatusOr<v1::TraceCertificateResponse> Queries::Trace(const std::string& number) const {
+  absl::StatusOr<v1::CertificateRecord> first = Get(number);
+  if (!first.ok()) return first.status();
+  v1::TraceCertificateResponse out;
+  std::set<std::string> seen = {number};
+  v1::TraceStep* root = out.add_steps();
+  root->set_number(number);
+  root->set_issuer(first->certificate().exporting_participant());
+  *root->mutable_record() = *std::move(first);
+  // Steps are visited in order; each adds the certificates it links to.
+  for (int i = 0; i < out.steps_size() && out.steps_size() < kMaxTraceSteps; ++i) {
+    if (!out.steps(i).has_record()) continue;  // held elsewhere: its links are unknown here
+    const v1::CertificateRecord rec = out.steps(i).record();
+    const uint32_t depth = out.steps(i).depth() + 1;
+    std::vector<std::pair<v1::CertificateReference, std::string>> links;
+    v1::CertificateReference ref;
+    ref.set_participant(rec.certificate().exporting_participant());
+    if (!rec.certificate().replaces().empty()) {
+      ref.set_number(rec.certificate().replaces());
+      links.push_back({ref, "replaces"});
+    }
+    if (!rec.replaced_by().empty()) {
+      ref.set_number(rec.replaced_by());
+      links.push_back({ref, "replaced by"});
+    }
+    for (const v1::CertificateReference& p : rec.certificate().provenance()) {
+      links.push_back({p, "arrived under"});
+    }
+    for (const auto& [link, relation] : links) {
+      if (!seen.insert(link.number()).second || out.steps_size() >= kMaxTraceSteps) continue;
+      v1::TraceStep* step = out.add_steps();
+      step->set_number(link.number());
+      step->set_issuer(link.participant());
+      step->set_relation(relation);
+      step->set_depth(depth);
+      absl::StatusOr<std::optional<v1::CertificateRecord>> held =
+          ctx_.ledger->GetCertificate(link.number());
+      if (!held.ok()) return held.status();
+      if (held->has_value()) *step->mutable_record() = **std::move(held);
+    }
+  }
+  return out;
 }
 
 }  // namespace kpx::node

@@ -24,6 +24,7 @@ namespace kpx::node {
 // Page sizes of ListCertificates: the default and the most one page holds.
 inline constexpr uint32_t kDefaultListPageSize = 50;
 inline constexpr uint32_t kMaxListPageSize = 1000;
+inline constexpr int kMaxTraceSteps = 256;
 
 // True if `r` passes every filter of `req` at `now`; `overdue_days` is the
 // node's setting, used when req.overdue is set without a number of days.
@@ -38,6 +39,12 @@ class Queries {
   absl::StatusOr<v1::CertificateRecord> Get(const std::string& number) const;
   absl::StatusOr<v1::ListCertificatesResponse> List(
       const v1::ListCertificatesRequest& request) const;
+  // The chain of custody of `number`: from it, breadth first, the
+  // certificate it replaces, the one that replaced it, and the import
+  // certificates its goods arrived under (provenance), each with its record
+  // where this node holds it; at most kMaxTraceSteps steps, each number
+  // once. NotFound if this node does not hold `number`.
+  absl::StatusOr<v1::TraceCertificateResponse> Trace(const std::string& number) const;
 
  private:
   const NodeContext& ctx_;

@@ -4,9 +4,62 @@
 #include "node/util.h"
 
 namespace kpx::node {
+namespace {
+
+using S = v1::CertificateState;
+
+bool In(S s, std::initializer_list<S> set) {
+  for (S x : set) {
+    if (s == x) return true;
+  }
+  return false;
+}
+
+bool ExporterMay(S from, S to) {
+  switch (to) {
+    case v1::DELIVERED:
+      return from == v1::ISSUED;
+    case v1::CONFIRMED:
+    case v1::REJECTED:
+    case v1::CANCELLED:
+    case v1::EXPIRED:
+      return In(from, {v1::ISSUED, v1::DELIVERED, v1::DISPUTED});
+    case v1::DISPUTED:
+      return In(from, {v1::ISSUED, v1::DELIVERED});
+    case v1::REPLACED:
+      return In(from, {v1::DELIVERED, v1::DISPUTED});
+    case v1::VOIDED:
+      return from == v1::CONFIRMED;
+    default:
+      return false;
+  }
+}
+
+bool ImporterMay(S from, S to) {
+  switch (to) {
+    case v1::CONFIRMED:
+    case v1::REJECTED:
+    case v1::CANCELLED:
+    case v1::EXPIRED:
+      return In(from, {v1::RECEIVED, v1::DISPUTED});
+    case v1::REPLACED:
+      return In(from, {v1::RECEIVED, v1::DISPUTED});
+    case v1::VOIDED:
+      return from == v1::CONFIRMED;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
 
 bool IsFinal(v1::CertificateState s) {
-  return s == v1::CONFIRMED || s == v1::REJECTED || s == v1::CANCELLED || s == v1::EXPIRED;
+  return In(s, {v1::REJECTED, v1::CANCELLED, v1::EXPIRED, v1::REPLACED, v1::VOIDED});
+}
+
+bool IsOpen(const v1::CertificateRecord& r) {
+  return r.side() == v1::EXPORTING ? In(r.state(), {v1::ISSUED, v1::DELIVERED, v1::DISPUTED})
+                                   : In(r.state(), {v1::RECEIVED, v1::DISPUTED});
 }
 
 bool IsOverdue(const v1::CertificateRecord& r, absl::Time now, absl::Duration after) {
@@ -16,25 +69,9 @@ bool IsOverdue(const v1::CertificateRecord& r, absl::Time now, absl::Duration af
 }
 
 absl::Status CheckTransition(v1::Side side, v1::CertificateState from, v1::CertificateState to) {
-  bool ok = false;
-  if (side == v1::EXPORTING) {
-    switch (to) {
-      case v1::DELIVERED:
-        ok = from == v1::ISSUED;
-        break;
-      case v1::CONFIRMED:
-      case v1::REJECTED:
-      case v1::CANCELLED:
-      case v1::EXPIRED:
-        ok = from == v1::ISSUED || from == v1::DELIVERED;
-        break;
-      default:
-        break;
-    }
-  } else if (side == v1::IMPORTING) {
-    ok = from == v1::RECEIVED &&
-         (to == v1::CONFIRMED || to == v1::REJECTED || to == v1::CANCELLED || to == v1::EXPIRED);
-  }
+  const bool ok = side == v1::EXPORTING   ? ExporterMay(from, to)
+                  : side == v1::IMPORTING ? ImporterMay(from, to)
+                                          : false;
   if (ok) return absl::OkStatus();
   return absl::FailedPreconditionError(
       absl::StrCat("certificate is ", v1::CertificateState_Name(from), "; it cannot become ",

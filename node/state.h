@@ -1,10 +1,16 @@
-// The certificate state machine (docs/protocol.md).
+// The certificate state machine (docs/protocol.md, "State machines").
 //
-// Exporter: ISSUED -> DELIVERED -> CONFIRMED | REJECTED; ISSUED|DELIVERED ->
-//           CANCELLED | EXPIRED; ISSUED -> CONFIRMED | REJECTED too (the
-//           importer's answer may overtake our receipt).
-// Importer: RECEIVED -> CONFIRMED | REJECTED | CANCELLED | EXPIRED.
-// CONFIRMED, REJECTED, CANCELLED and EXPIRED are final.
+// Exporter: ISSUED -> DELIVERED (receipt); ISSUED | DELIVERED | DISPUTED ->
+//           CONFIRMED | REJECTED | EXPIRED (the importer's messages; they
+//           may overtake our receipt) | CANCELLED (our verb);
+//           ISSUED | DELIVERED -> DISPUTED (a replacement crossed the
+//           importer's decision on its predecessor); DELIVERED | DISPUTED ->
+//           REPLACED (our replacement); CONFIRMED -> VOIDED (our verb).
+// Importer: RECEIVED | DISPUTED -> CONFIRMED | REJECTED (our verbs) |
+//           CANCELLED (the exporter's) | EXPIRED (our sweep); RECEIVED | DISPUTED
+//           -> REPLACED (the exporter's replacement); CONFIRMED -> VOIDED.
+// REJECTED, CANCELLED, EXPIRED, REPLACED and VOIDED are final; CONFIRMED
+// is final but for a void.
 #ifndef KPX_NODE_STATE_H_
 #define KPX_NODE_STATE_H_
 
@@ -15,6 +21,10 @@
 namespace kpx::node {
 
 bool IsFinal(v1::CertificateState s);
+
+// True while `r` waits for a decision: ISSUED, DELIVERED or DISPUTED at the
+// exporter, RECEIVED or DISPUTED at the importer.
+bool IsOpen(const v1::CertificateRecord& r);
 
 // True if `r` waits for the importing authority (DELIVERED at the exporter,
 // RECEIVED at the importer) for longer than `after` at `now`.

@@ -92,6 +92,11 @@ storage::Transition Noted(const IncomingContext& ctx, const std::string& id,
   return t;
 }
 
+absl::StatusOr<storage::Transition> PlanReplacement(const IncomingContext& ctx,
+                                                    const std::string& id,
+                                                    const v1::SignedMessage& msg,
+                                                    v1::CertificateRecord rec);
+
 absl::StatusOr<storage::Transition> PlanCertificate(const IncomingContext& ctx,
                                                     const std::string& id,
                                                     const v1::Certificate& cert,
@@ -115,7 +120,42 @@ absl::StatusOr<storage::Transition> PlanCertificate(const IncomingContext& ctx,
   rec.set_certificate_message_id(id);
   rec.set_certificate_digest(MessageDigest(msg));
   *rec.mutable_delivered_at() = ToTimestamp(ctx.now);
-  return Received(ctx, id, msg, std::move(rec), v1::RECEIVED, cert.number(), "");
+  if (cert.replaces().empty()) {
+    return Received(ctx, id, msg, std::move(rec), v1::RECEIVED, cert.number(), "");
+  }
+  return PlanReplacement(ctx, id, msg, std::move(rec));
+}
+
+// A replacement: its predecessor, received from the same exporter and
+// still open, becomes REPLACED with it; one we decided on already stands,
+// and the replacement, which crossed that decision, is DISPUTED.
+absl::StatusOr<storage::Transition> PlanReplacement(const IncomingContext& ctx,
+                                                    const std::string& id,
+                                                    const v1::SignedMessage& msg,
+                                                    v1::CertificateRecord rec) {
+  const std::string number = rec.certificate().number();
+  const std::string& old_number = rec.certificate().replaces();
+  absl::StatusOr<const v1::CertificateRecord*> old =
+      ctx.lookup != nullptr ? (*ctx.lookup)(old_number) : nullptr;
+  if (!old.ok()) return old.status();
+  const v1::CertificateRecord* o = *old;
+  if (o == nullptr || o->side() != v1::IMPORTING || o->partner() != ctx.peer) {
+    return Received(ctx, id, msg, std::move(rec), v1::RECEIVED, number,
+                    absl::StrCat("replaces ", old_number, ", which was never received here"));
+  }
+  if (CheckTransition(v1::IMPORTING, o->state(), v1::REPLACED).ok()) {
+    storage::Transition t = Received(ctx, id, msg, std::move(rec), v1::RECEIVED, number,
+                                     absl::StrCat("replaces ", old_number));
+    v1::CertificateRecord predecessor = *o;
+    predecessor.set_replaced_by(number);
+    AddHistory(predecessor, v1::REPLACED, ctx.now, id, absl::StrCat("replaced by ", number));
+    t.linked_records.push_back(std::move(predecessor));
+    return t;
+  }
+  return Received(
+      ctx, id, msg, std::move(rec), v1::DISPUTED, number,
+      absl::StrCat("replaces ", old_number, ", which is ", v1::CertificateState_Name(o->state()),
+                   " here: the replacement crossed that decision, which stands"));
 }
 
 // The exporter's record of `number` issued to the peer, or NotFound.
@@ -127,6 +167,9 @@ absl::Status CheckIssuedTo(const IncomingContext& ctx, const std::string& number
   }
   return absl::OkStatus();
 }
+
+absl::Status DisputeSuccessor(const IncomingContext& ctx, const std::string& id,
+                              const v1::CertificateRecord& replaced, storage::Transition& t);
 
 // A decision of the importer's (confirmation, rejection, expiry) about a
 // certificate we issued. One that finds our certificate CANCELLED crossed
@@ -144,13 +187,43 @@ absl::StatusOr<storage::Transition> PlanDecision(const IncomingContext& ctx, con
     return absl::InvalidArgumentError(
         absl::StrCat("the ", what, " message names a different certificate digest"));
   }
+  const std::string sep = detail.empty() ? "" : "; ";
   if (current->state() == v1::CANCELLED) {
-    detail = absl::StrCat(detail.empty() ? "" : absl::StrCat(detail, "; "),
-                          "crossed our cancellation: the importing side's decision stands");
+    detail =
+        absl::StrCat(detail, sep, "crossed our cancellation: the importing side's decision stands");
+  } else if (current->state() == v1::REPLACED) {
+    detail = absl::StrCat(detail, sep, "crossed our replacement by ", current->replaced_by(),
+                          ": the importing side's decision stands");
   } else if (absl::Status s = CheckTransition(v1::EXPORTING, current->state(), to); !s.ok()) {
     return s;
   }
-  return Received(ctx, id, msg, *current, to, number, detail);
+  storage::Transition t = Received(ctx, id, msg, *current, to, number, detail);
+  if (current->state() == v1::REPLACED) {
+    absl::Status s = DisputeSuccessor(ctx, id, *current, t);
+    if (!s.ok()) return s;
+  }
+  return t;
+}
+
+// Our replacement of `replaced` crossed the importer's decision on it: the
+// replacement, still open here, is DISPUTED (the importer's node makes it
+// DISPUTED on arrival by the same rule).
+absl::Status DisputeSuccessor(const IncomingContext& ctx, const std::string& id,
+                              const v1::CertificateRecord& replaced, storage::Transition& t) {
+  absl::StatusOr<const v1::CertificateRecord*> next =
+      ctx.lookup != nullptr ? (*ctx.lookup)(replaced.replaced_by()) : nullptr;
+  if (!next.ok()) return next.status();
+  const v1::CertificateRecord* n = *next;
+  if (n == nullptr || n->side() != v1::EXPORTING ||
+      !CheckTransition(v1::EXPORTING, n->state(), v1::DISPUTED).ok()) {
+    return absl::OkStatus();  // decided meanwhile: that decision holds
+  }
+  v1::CertificateRecord successor = *n;
+  AddHistory(successor, v1::DISPUTED, ctx.now, id,
+             absl::StrCat("replaces ", replaced.certificate().number(),
+                          ", on which the importing side decided first"));
+  t.linked_records.push_back(std::move(successor));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<storage::Transition> PlanConfirmation(const IncomingContext& ctx,
@@ -162,9 +235,32 @@ absl::StatusOr<storage::Transition> PlanConfirmation(const IncomingContext& ctx,
   const v1::Participant* importer = ctx.trust.Find(ctx.peer);
   if (importer == nullptr) return absl::PermissionDeniedError("sender is not on the trust list");
   if (absl::Status s = CheckConfirmation(c, *importer); !s.ok()) return s;
+  if (FromTimestamp(c.arrived_at()) >= FromTimestamp(current->certificate().expires_at())) {
+    return absl::InvalidArgumentError(
+        "confirmation: the shipment arrived after the certificate expired");
+  }
   absl::StatusOr<storage::Transition> t = PlanDecision(
       ctx, id, c.certificate_number(), c.certificate_digest(), v1::CONFIRMED, "", msg, current);
   if (t.ok()) RecordConfirmation(*t->record, c);
+  return t;
+}
+
+absl::StatusOr<storage::Transition> PlanVoid(const IncomingContext& ctx, const std::string& id,
+                                             const v1::Void& v, const v1::SignedMessage& msg,
+                                             const v1::CertificateRecord* current) {
+  const std::string& number = v.certificate_number();
+  if (current == nullptr || current->side() != v1::IMPORTING || current->partner() != ctx.peer) {
+    return absl::NotFoundError(
+        absl::StrCat(ctx.self, " received no certificate ", number, " from ", ctx.peer));
+  }
+  if (v.certificate_digest() != current->certificate_digest()) {
+    return absl::InvalidArgumentError("the void names a different certificate digest");
+  }
+  if (absl::Status s = CheckTransition(v1::IMPORTING, current->state(), v1::VOIDED); !s.ok()) {
+    return s;
+  }
+  storage::Transition t = Received(ctx, id, msg, *current, v1::VOIDED, number, v.reason());
+  t.record->mutable_history()->rbegin()->set_reason_code(v.reason_code());
   return t;
 }
 
@@ -188,7 +284,9 @@ absl::StatusOr<storage::Transition> PlanCancellation(const IncomingContext& ctx,
                      " stands; reason given: ", c.reason()));
   }
   if (absl::Status s = CheckTransition(v1::IMPORTING, state, v1::CANCELLED); !s.ok()) return s;
-  return Received(ctx, id, msg, *current, v1::CANCELLED, number, c.reason());
+  storage::Transition t = Received(ctx, id, msg, *current, v1::CANCELLED, number, c.reason());
+  t.record->mutable_history()->rbegin()->set_reason_code(c.reason_code());
+  return t;
 }
 
 }  // namespace
@@ -200,8 +298,10 @@ void RecordConfirmation(v1::CertificateRecord& rec, const v1::ImportConfirmation
     *rec.add_discrepancies() = std::move(d);
   }
   if (rec.discrepancies_size() > 0 && !rec.history().empty()) {
-    rec.mutable_history()->rbegin()->set_detail(
-        absl::StrCat(rec.discrepancies_size(), " discrepancies between certificate and findings"));
+    v1::StateChange& last = *rec.mutable_history()->rbegin();
+    const std::string note =
+        absl::StrCat(rec.discrepancies_size(), " discrepancies between certificate and findings");
+    last.set_detail(last.detail().empty() ? note : absl::StrCat(last.detail(), "; ", note));
   }
 }
 
@@ -219,7 +319,20 @@ absl::Status StampHistory(const storage::Head& head, storage::Transition& t) {
   if (t.record.has_value() && t.record->history_size() > 0) {
     t.record->mutable_history()->rbegin()->set_sequence(head.sequence);
   }
+  for (v1::CertificateRecord& r : t.linked_records) {
+    if (r.history_size() > 0) r.mutable_history()->rbegin()->set_sequence(head.sequence);
+  }
   return absl::OkStatus();
+}
+
+std::vector<std::string> LinkedNumbers(const v1::MessageBody& body,
+                                       const v1::CertificateRecord* current) {
+  std::vector<std::string> out;
+  if (body.has_certificate() && !body.certificate().replaces().empty()) {
+    out.push_back(body.certificate().replaces());
+  }
+  if (current != nullptr && !current->replaced_by().empty()) out.push_back(current->replaced_by());
+  return out;
 }
 
 storage::Transition IssueTransition(const v1::Certificate& cert, const std::string& message_id,
@@ -266,8 +379,11 @@ absl::StatusOr<storage::Transition> PlanIncoming(const IncomingContext& ctx,
       return PlanConfirmation(ctx, id, body.confirmation(), msg, current);
     case v1::MessageBody::kRejection: {
       const v1::Rejection& r = body.rejection();
-      return PlanDecision(ctx, id, r.certificate_number(), r.certificate_digest(), v1::REJECTED,
-                          r.reason(), msg, current);
+      absl::StatusOr<storage::Transition> t =
+          PlanDecision(ctx, id, r.certificate_number(), r.certificate_digest(), v1::REJECTED,
+                       r.reason(), msg, current);
+      if (t.ok()) t->record->mutable_history()->rbegin()->set_reason_code(r.reason_code());
+      return t;
     }
     case v1::MessageBody::kExpiry: {
       const v1::Expiry& e = body.expiry();
@@ -276,6 +392,8 @@ absl::StatusOr<storage::Transition> PlanIncoming(const IncomingContext& ctx,
     }
     case v1::MessageBody::kCancellation:
       return PlanCancellation(ctx, id, body.cancellation(), msg, current);
+    case v1::MessageBody::kVoiding:
+      return PlanVoid(ctx, id, body.voiding(), msg, current);
     case v1::MessageBody::kReceipt:
       return absl::InvalidArgumentError("receipts travel only in Deliver responses");
     default:
@@ -329,7 +447,7 @@ storage::Transition DeliveryTransition(const v1::OutboxItem& item, const absl::S
 }
 
 bool IsExpirable(const v1::CertificateRecord& r, absl::Time now, absl::Duration grace) {
-  return r.side() == v1::IMPORTING && r.state() == v1::RECEIVED &&
+  return r.side() == v1::IMPORTING && (r.state() == v1::RECEIVED || r.state() == v1::DISPUTED) &&
          now >= FromTimestamp(r.certificate().expires_at()) + grace;
 }
 

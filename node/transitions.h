@@ -8,8 +8,10 @@
 #ifndef KPX_NODE_TRANSITIONS_H_
 #define KPX_NODE_TRANSITIONS_H_
 
+#include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -30,8 +32,8 @@ void AddHistory(v1::CertificateRecord& rec, v1::CertificateState state, absl::Ti
 // the last history item. Both sides call it, so both list the same.
 void RecordConfirmation(v1::CertificateRecord& rec, const v1::ImportConfirmation& c);
 
-// An on_sequenced hook that stamps the record's last history item with the
-// entry's sequence.
+// An on_sequenced hook that stamps the last history item of the record
+// (and of each linked record) with the entry's sequence.
 absl::Status StampHistory(const storage::Head& head, storage::Transition& t);
 
 // Exporter, submit: the certificate recorded ISSUED, its message queued.
@@ -46,16 +48,32 @@ storage::Transition SendTransition(v1::CertificateRecord rec, v1::CertificateSta
                                    const v1::SignedMessage& msg, absl::Time now);
 
 // What a node knows when it plans a message received from a peer.
+// Another certificate's record as the batch stands (null if none).
+using RecordLookup =
+    std::function<absl::StatusOr<const v1::CertificateRecord*>(const std::string& number)>;
+
 struct IncomingContext {
   const std::string& self;  // this node's Participant
   const std::string& peer;  // the sender, as TLS and the signature proved
   const TrustList& trust;
   absl::Time now;
+  // Reads linked certificates (a replacement's predecessor and successor);
+  // null: none are held. The caller holds their locks (LinkedNumbers).
+  const RecordLookup* lookup = nullptr;
 };
+
+// The other certificates a message about `body`'s certificate may change,
+// given its record `current` (null if none): a replacement's predecessor,
+// and the successor of a replaced certificate. Lock them with it.
+std::vector<std::string> LinkedNumbers(const v1::MessageBody& body,
+                                       const v1::CertificateRecord* current);
 
 // The transition that records `body` (verified, signed bytes `msg`) given
 // the certificate's record as it stands (`current`, null if none):
-//   certificate   -> a new IMPORTING record, RECEIVED (KP rules re-checked)
+//   certificate   -> a new IMPORTING record, RECEIVED (KP rules re-checked);
+//                    a replacement also marks its predecessor REPLACED, or
+//                    is DISPUTED if we decided on the predecessor already
+//   void          -> our CONFIRMED IMPORTING record VOIDED
 //   confirmation  -> our EXPORTING record CONFIRMED (digest must match,
 //                    CheckConfirmation), with its discrepancies
 //   rejection     -> our EXPORTING record REJECTED (digest must match)
@@ -63,8 +81,9 @@ struct IncomingContext {
 //                    decided already (CONFIRMED, REJECTED, EXPIRED), only
 //                    noted: the decision stands (no record change)
 //   expiry        -> our EXPORTING record EXPIRED
-// A confirmation, rejection or expiry that finds our record CANCELLED
-// crossed our cancellation and is applied: the importer's decision stands.
+// A confirmation, rejection or expiry that finds our record CANCELLED or
+// REPLACED crossed our cancellation or replacement and is applied: the
+// importer's decision stands; a replacement it crossed becomes DISPUTED.
 // The transition marks the message id seen; its on_sequenced is left for
 // the caller (the receipt is signed once the sequence is known).
 // Errors: InvalidArgument (malformed, wrong recipient, rules, digest),

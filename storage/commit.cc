@@ -37,6 +37,7 @@ using OutboxState = std::optional<v1::OutboxItem>;
 size_t ApproxBytes(const Transition& t) {
   size_t n = t.entry.ByteSizeLong() + t.seen_message_id.size() + t.seen_value.size();
   if (t.record) n += t.record->ByteSizeLong();
+  for (const v1::CertificateRecord& r : t.linked_records) n += r.ByteSizeLong();
   for (const v1::OutboxItem& item : t.outbox_put) n += item.ByteSizeLong();
   for (const std::string& id : t.outbox_delete) n += id.size();
   return n;
@@ -53,6 +54,11 @@ absl::Status Validate(const Transition& t) {
     if (!record_number.empty() && record_number != number) {
       return absl::InvalidArgumentError(absl::StrCat("record is for certificate ", record_number,
                                                      " but the entry is for ", number));
+    }
+  }
+  for (const v1::CertificateRecord& r : t.linked_records) {
+    if (r.certificate().number().empty() || r.certificate().number() == number) {
+      return absl::InvalidArgumentError("a linked record needs its own certificate number");
     }
   }
   for (const v1::OutboxItem& item : t.outbox_put) {
@@ -186,6 +192,9 @@ absl::Status Ledger::Impl::GroupBuilder::StageTransition(Transition& t) {
   absl::Status s = PutProto(impl_.log_cf, keys::SequenceKey(sequence), log_record);
   if (s.ok() && t.record) {
     s = PutProto(impl_.certs_cf, t.entry.certificate_number(), *t.record);
+  }
+  for (size_t i = 0; s.ok() && i < t.linked_records.size(); ++i) {
+    s = PutProto(impl_.certs_cf, t.linked_records[i].certificate().number(), t.linked_records[i]);
   }
   // Deletes before puts, so that a transition may replace an item.
   for (size_t i = 0; s.ok() && i < t.outbox_delete.size(); ++i) {

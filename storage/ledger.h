@@ -63,6 +63,10 @@ struct Transition {
   v1::LedgerEntry entry;
   // New current state of entry.certificate_number's record, if it changed.
   std::optional<v1::CertificateRecord> record;
+  // Other certificates' records the same step changes (a replacement
+  // marks its predecessor REPLACED), keyed by their certificate's number;
+  // written in the same batch. The caller holds their locks too.
+  std::vector<v1::CertificateRecord> linked_records;
   // Outbox items to add (keyed by message id; due_at decides order).
   std::vector<v1::OutboxItem> outbox_put;
   // Message ids to remove from the outbox. Applied before outbox_put, so a

@@ -109,10 +109,10 @@ v1::MessageBody Body(Payload p, const std::string& digest) {
       v1::CertificateRecord r;
       *r.mutable_certificate() = cert;
       r.set_certificate_digest(digest);
-      return node::RejectionBody(r, "seal broken");
+      return node::RejectionBody(r, {v1::SEALS_OR_GOODS_TAMPERED, "seal broken"});
     }
     case Payload::kCancellation:
-      return node::CancellationBody("BW-7", "issued in error");
+      return node::CancellationBody("BW-7", {v1::CLERICAL_ERROR, "issued in error"});
     case Payload::kExpiry: {
       v1::CertificateRecord r;
       *r.mutable_certificate() = cert;

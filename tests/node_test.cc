@@ -226,13 +226,14 @@ TEST_CASE("the importer rejects, the exporter cancels", "[node][journey]") {
   REQUIRE(f["BW"].Submit(ValidCertificate("BW-C-1", "BW", "AE")).ok());
   f.Settle();
 
-  REQUIRE(f["EU"].Reject("BW-R-1", "seals broken on arrival").ok());
+  REQUIRE(f["EU"].Reject("BW-R-1", {v1::SEALS_OR_GOODS_TAMPERED, "seals broken on arrival"}).ok());
   // A repeated verb whose result holds is answered with the record, unchanged.
-  absl::StatusOr<v1::CertificateRecord> again = f["EU"].Reject("BW-R-1", "again");
+  absl::StatusOr<v1::CertificateRecord> again =
+      f["EU"].Reject("BW-R-1", {v1::SEALS_OR_GOODS_TAMPERED, "again"});
   REQUIRE(again.ok());
   CHECK(again->state() == v1::REJECTED);
   CHECK(again->history().rbegin()->detail() == "seals broken on arrival");
-  REQUIRE(f["BW"].Cancel("BW-C-1", "shipment withdrawn").ok());
+  REQUIRE(f["BW"].Cancel("BW-C-1", {v1::SHIPMENT_WITHDRAWN, "shipment withdrawn"}).ok());
   f.Settle();
   CHECK(f.State("BW", "BW-R-1") == v1::REJECTED);
   CHECK(f.State("EU", "BW-R-1") == v1::REJECTED);
@@ -241,11 +242,12 @@ TEST_CASE("the importer rejects, the exporter cancels", "[node][journey]") {
   CHECK(f["BW"].Get("BW-R-1")->history(2).detail() == "seals broken on arrival");
 
   // Final states refuse further transitions.
-  CHECK(f["BW"].Cancel("BW-R-1", "too late").status().code() ==
+  CHECK(f["BW"].Cancel("BW-R-1", {v1::SHIPMENT_WITHDRAWN, "too late"}).status().code() ==
         absl::StatusCode::kFailedPrecondition);
   CHECK(f["AE"].Confirm("BW-C-1", testing::AsDeclared(), absl::InfinitePast()).status().code() ==
         absl::StatusCode::kFailedPrecondition);
-  CHECK(f["EU"].Reject("BW-R-1", "").status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(f["EU"].Reject("BW-R-1", {v1::SEALS_OR_GOODS_TAMPERED, ""}).status().code() ==
+        absl::StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("KP rules refuse bad certificates and store nothing", "[node][rules]") {
@@ -649,7 +651,8 @@ TEST_CASE("validity governs arrival; the importer's node alone decides expiry", 
   f.Settle();
   CHECK(f.State("BW", "BW-E-1") == v1::EXPIRED);
   CHECK(f["EU"].ExpireDue() == 0);
-  CHECK(f["EU"].Reject("BW-E-1", "late").status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(f["EU"].Reject("BW-E-1", {v1::SEALS_OR_GOODS_TAMPERED, "late"}).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_CASE("listing filters by state, partner, date and overdue, with paging", "[node][list]") {
@@ -702,7 +705,7 @@ TEST_CASE("a cancellation queued behind its certificate waits for the certificat
   Federation f;
   f.Disconnect("EU");
   REQUIRE(f["BW"].Submit(ValidCertificate("BW-B-1", "BW", "EU")).ok());
-  REQUIRE(f["BW"].Cancel("BW-B-1", "withdrawn").ok());
+  REQUIRE(f["BW"].Cancel("BW-B-1", {v1::SHIPMENT_WITHDRAWN, "withdrawn"}).ok());
   REQUIRE(f["BW"].DeliverDue() == 1);  // the certificate only; it fails
   f.Reconnect("EU");
   f.clock().Advance(absl::Minutes(2));  // past any backoff
@@ -785,10 +788,12 @@ TEST_CASE("crossing messages converge: the importer's decision stands", "[node][
   f.Settle();
   // Each pair of verbs is made before either message is delivered.
   REQUIRE(f["EU"].Confirm("BW-X-1", testing::AsDeclared(), absl::InfinitePast()).ok());
-  REQUIRE(f["BW"].Cancel("BW-X-1", "withdrawn").ok());
-  REQUIRE(f["EU"].Reject("BW-X-2", "seal broken").ok());
-  REQUIRE(f["BW"].Cancel("BW-X-2", "withdrawn").ok());
-  REQUIRE(f["BW"].Cancel("BW-X-3", "withdrawn").ok());  // no crossing: cancelled
+  REQUIRE(f["BW"].Cancel("BW-X-1", {v1::SHIPMENT_WITHDRAWN, "withdrawn"}).ok());
+  REQUIRE(f["EU"].Reject("BW-X-2", {v1::SEALS_OR_GOODS_TAMPERED, "seal broken"}).ok());
+  REQUIRE(f["BW"].Cancel("BW-X-2", {v1::SHIPMENT_WITHDRAWN, "withdrawn"}).ok());
+  REQUIRE(f["BW"]
+              .Cancel("BW-X-3", {v1::SHIPMENT_WITHDRAWN, "withdrawn"})
+              .ok());  // no crossing: cancelled
   f.Settle();
   CHECK(f.State("BW", "BW-X-1") == v1::CONFIRMED);
   CHECK(f.State("EU", "BW-X-1") == v1::CONFIRMED);
