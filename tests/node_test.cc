@@ -876,6 +876,135 @@ TEST_CASE("the import confirmation carries what was found; both sides list the d
   }
 }
 
+// A replacement of `old` from BW to EU.
+v1::Certificate Replacement(const std::string& number, const std::string& old) {
+  v1::Certificate c = ValidCertificate(number, "BW", "EU");
+  c.set_type(v1::REPLACEMENT);
+  c.set_replaces(old);
+  return c;
+}
+
+TEST_CASE("a replacement makes its predecessor REPLACED on both sides, linked both ways",
+          "[node][lifecycle]") {
+  Federation f;
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-P-1", "BW", "EU")).ok());
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-P-2", "BW", "EU")).ok());
+  // Not delivered yet: refused, nothing stored.
+  const uint64_t head = f["BW"].ledger().head().sequence;
+  CHECK(f["BW"].Submit(Replacement("BW-P-1R", "BW-P-1")).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(f["BW"].ledger().head().sequence == head);
+  f.Settle();
+
+  absl::StatusOr<v1::CertificateRecord> r = f["BW"].Submit(Replacement("BW-P-1R", "BW-P-1"));
+  REQUIRE(r.ok());
+  CHECK(r->state() == v1::ISSUED);
+  CHECK(f.State("BW", "BW-P-1") == v1::REPLACED);
+  CHECK(f["BW"].Get("BW-P-1")->replaced_by() == "BW-P-1R");
+  // Another importer, or a replaced one: refused.
+  CHECK(f["BW"].Submit(Replacement("BW-P-1S", "BW-P-1")).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  f.Settle();
+  CHECK(f.State("EU", "BW-P-1") == v1::REPLACED);
+  CHECK(f["EU"].Get("BW-P-1")->replaced_by() == "BW-P-1R");
+  CHECK(f.State("EU", "BW-P-1R") == v1::RECEIVED);
+  CHECK(f["EU"].Get("BW-P-1R")->certificate().replaces() == "BW-P-1");
+  CHECK(f["EU"].Confirm("BW-P-1", testing::AsDeclared(), absl::InfinitePast()).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  REQUIRE(f["EU"].Confirm("BW-P-1R", testing::AsDeclared(), absl::InfinitePast()).ok());
+  f.Settle();
+  CHECK(f.State("BW", "BW-P-1R") == v1::CONFIRMED);
+
+  // The trace follows the replacement both ways.
+  absl::StatusOr<v1::TraceCertificateResponse> trace = f["EU"].Trace("BW-P-1R");
+  REQUIRE(trace.ok());
+  REQUIRE(trace->steps_size() == 2);
+  CHECK(trace->steps(1).number() == "BW-P-1");
+  CHECK(trace->steps(1).relation() == "replaces");
+  CHECK(trace->steps(1).record().state() == v1::REPLACED);
+}
+
+TEST_CASE("a replacement that crosses the importer's decision is DISPUTED on both sides",
+          "[node][lifecycle][converge]") {
+  Federation f;
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-Q-1", "BW", "EU")).ok());
+  f.Settle();
+  // EU confirms the old one while BW replaces it; neither has heard yet.
+  REQUIRE(f["EU"].Confirm("BW-Q-1", testing::AsDeclared(), absl::InfinitePast()).ok());
+  REQUIRE(f["BW"].Submit(Replacement("BW-Q-1R", "BW-Q-1")).ok());
+  f.Settle();
+  CHECK(f.State("BW", "BW-Q-1") == v1::CONFIRMED);  // the importer's decision stands
+  CHECK(f.State("EU", "BW-Q-1") == v1::CONFIRMED);
+  CHECK(f.State("BW", "BW-Q-1R") == v1::DISPUTED);
+  CHECK(f.State("EU", "BW-Q-1R") == v1::DISPUTED);
+  CHECK_THAT(f["BW"].Get("BW-Q-1")->history().rbegin()->detail(),
+             Catch::Matchers::Contains("crossed our replacement"));
+  // An authority resolves it; both ledgers record it.
+  REQUIRE(f["BW"].Cancel("BW-Q-1R", {v1::SHIPMENT_WITHDRAWN, "old certificate stands"}).ok());
+  f.Settle();
+  CHECK(f.State("BW", "BW-Q-1R") == v1::CANCELLED);
+  CHECK(f.State("EU", "BW-Q-1R") == v1::CANCELLED);
+  CHECK(f["EU"].Get("BW-Q-1R")->history().rbegin()->reason_code() == v1::SHIPMENT_WITHDRAWN);
+}
+
+TEST_CASE("a confirmed certificate can be voided by its exporter, with a reason code",
+          "[node][lifecycle]") {
+  Federation f;
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-V-1", "BW", "EU")).ok());
+  f.Settle();
+  CHECK(f["BW"].Void("BW-V-1", {v1::SUSPECTED_FRAUD, "origin false"}).status().code() ==
+        absl::StatusCode::kFailedPrecondition);  // not confirmed yet: cancel instead
+  REQUIRE(f["EU"].Confirm("BW-V-1", testing::AsDeclared(), absl::InfinitePast()).ok());
+  f.Settle();
+  CHECK(f["BW"].Void("BW-V-1", {v1::REASON_CODE_UNSPECIFIED, "no code"}).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<v1::CertificateRecord> v =
+      f["BW"].Void("BW-V-1", {v1::SUSPECTED_FRAUD, "origin documents found false"});
+  REQUIRE(v.ok());
+  CHECK(v->state() == v1::VOIDED);
+  f.Settle();
+  v1::CertificateRecord eu = *f["EU"].Get("BW-V-1");
+  CHECK(eu.state() == v1::VOIDED);
+  CHECK(eu.history().rbegin()->reason_code() == v1::SUSPECTED_FRAUD);
+  CHECK(eu.history().rbegin()->detail() == "origin documents found false");
+  CHECK(f["BW"].ledger().OutboxSize() == 0);
+}
+
+TEST_CASE("a re-export names the import certificates its goods arrived under; trace follows them",
+          "[node][lifecycle][trace]") {
+  Federation f;
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-T-1", "BW", "AE")).ok());
+  f.Settle();
+  v1::Certificate reexport = ValidCertificate("AE-T-1", "AE", "EU");
+  v1::CertificateReference* ref = reexport.add_provenance();
+  ref->set_number("BW-T-1");
+  ref->set_participant("BW");
+  // Not yet arrived (RECEIVED, not CONFIRMED): refused.
+  CHECK(f["AE"].Submit(reexport).status().code() == absl::StatusCode::kFailedPrecondition);
+  REQUIRE(f["AE"].Confirm("BW-T-1", testing::AsDeclared(), absl::InfinitePast()).ok());
+  REQUIRE(f["AE"].Submit(reexport).ok());
+  v1::Certificate unknown = ValidCertificate("AE-T-2", "AE", "EU");
+  unknown.add_provenance()->set_number("BW-NEVER");
+  unknown.mutable_provenance(0)->set_participant("BW");
+  CHECK(f["AE"].Submit(unknown).status().code() == absl::StatusCode::kFailedPrecondition);
+  f.Settle();
+
+  // At AE both links are held; at EU the mining country's certificate is a
+  // reference only AE and BW hold.
+  absl::StatusOr<v1::TraceCertificateResponse> at_ae = f["AE"].Trace("AE-T-1");
+  REQUIRE(at_ae.ok());
+  REQUIRE(at_ae->steps_size() == 2);
+  CHECK(at_ae->steps(1).relation() == "arrived under");
+  CHECK(at_ae->steps(1).issuer() == "BW");
+  CHECK(at_ae->steps(1).record().state() == v1::CONFIRMED);
+  absl::StatusOr<v1::TraceCertificateResponse> at_eu = f["EU"].Trace("AE-T-1");
+  REQUIRE(at_eu.ok());
+  REQUIRE(at_eu->steps_size() == 2);
+  CHECK(at_eu->steps(1).number() == "BW-T-1");
+  CHECK_FALSE(at_eu->steps(1).has_record());
+  CHECK(f["EU"].Trace("NOPE").status().code() == absl::StatusCode::kNotFound);
+}
+
 TEST_CASE("retried authority calls return their original result", "[node][idempotent]") {
   Federation f;
   const v1::Certificate cert = ValidCertificate("BW-I-1", "BW", "EU");

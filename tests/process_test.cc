@@ -148,6 +148,55 @@ TEST_CASE("kpxctl drives a node and reports failures in one line", "[process][kp
   CHECK(o.out.find("PERMISSION_DENIED") != std::string::npos);
 }
 
+TEST_CASE("kpxctl corrects certificates: replace, confirm with findings, void, trace",
+          "[process][kpxctl][lifecycle]") {
+  GrpcFederation fed({"BW", "EU"});
+  fed.StartProcess("BW");
+  fed.StartProcess("EU");
+  const std::string kpxctl = testing::KpxctlPath();
+  const std::string exporter = fed.KpxctlEnv("BW", "exporter") + " " + kpxctl;
+  const std::string importer = fed.KpxctlEnv("EU", "importer") + " " + kpxctl;
+  auto write = [&](const v1::Certificate& c, const std::string& name) {
+    std::string json;
+    REQUIRE(google::protobuf::util::MessageToJsonString(c, &json).ok());
+    std::ofstream(fed.dir() + "/" + name) << json;
+    return fed.dir() + "/" + name;
+  };
+  const std::string old_file = write(ValidCertificate("BW-LC-1", "BW", "EU"), "old.json");
+  const std::string new_file = write(ValidCertificate("BW-LC-2", "BW", "EU"), "new.json");
+
+  REQUIRE(Capture(exporter + " cert submit " + old_file).exit_code == 0);
+  REQUIRE(fed.WaitForState("BW", "BW-LC-1", v1::DELIVERED));
+  Output o = Capture(exporter + " cert replace BW-LC-1 " + new_file);
+  INFO(o.out);
+  CHECK(o.exit_code == 0);
+  REQUIRE(fed.WaitForState("EU", "BW-LC-1", v1::REPLACED));
+  REQUIRE(fed.WaitForState("EU", "BW-LC-2", v1::RECEIVED));
+
+  // Found short by one parcel, seals broken: both sides list it.
+  o = Capture(importer + " cert confirm BW-LC-2 --parcels 13 --seals-broken --office ANR " +
+              "--found 7102.31:1250.50:312625,7102.21:400:18000");
+  INFO(o.out);
+  CHECK(o.exit_code == 0);
+  REQUIRE(fed.WaitForState("BW", "BW-LC-2", v1::CONFIRMED));
+  o = Capture(exporter + " cert list --discrepancies");
+  CHECK(o.out.find("BW-LC-2") != std::string::npos);
+  o = Capture(exporter + " cert get BW-LC-2");
+  CHECK(o.out.find("DISCREPANCY seals: declared intact, found broken") != std::string::npos);
+
+  o = Capture(exporter + " cert void BW-LC-2 --reason 'origin documents false'");
+  CHECK(o.exit_code == 2);  // no --code: a usage error
+  o = Capture(exporter + " cert void BW-LC-2 --code SUSPECTED_FRAUD --reason 'origin false'");
+  CHECK(o.exit_code == 0);
+  REQUIRE(fed.WaitForState("EU", "BW-LC-2", v1::VOIDED));
+
+  o = Capture(importer + " cert trace BW-LC-2");
+  INFO(o.out);
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.find("BW-LC-2 (issued by BW)  VOIDED") != std::string::npos);
+  CHECK(o.out.find("replaces BW-LC-1 (issued by BW)  REPLACED") != std::string::npos);
+}
+
 // One line, exit 2, naming the command's --help.
 void CheckUsageError(const std::string& command, const std::string& help) {
   Output o = Capture(command);
