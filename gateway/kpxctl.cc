@@ -303,14 +303,15 @@ Failure RpcFailure(const std::string& what, const grpc::Status& s) {
 // Submits the certificate in `path`; with `replaces`, as the replacement
 // of that certificate.
 Result Submit(const Invocation& inv, const std::string& path, const std::string& replaces) {
+  const std::string what = replaces.empty() ? "cert submit" : "cert replace";
   absl::StatusOr<std::string> text = kpx::crypto::ReadFile(path);
-  if (!text.ok()) return Fail(text.status(), "cert submit");
+  if (!text.ok()) return Fail(text.status(), what);
   kpx::v1::SubmitCertificateRequest req;
   auto st = google::protobuf::util::JsonStringToMessage(*text, req.mutable_certificate());
   if (!st.ok()) {
     return Fail(absl::InvalidArgumentError(
                     absl::StrCat(path, ": not a kpx.v1.Certificate: ", st.message().as_string())),
-                "cert submit");
+                what);
   }
   if (!replaces.empty()) {
     req.mutable_certificate()->set_type(kpx::v1::REPLACEMENT);
@@ -322,7 +323,7 @@ Result Submit(const Invocation& inv, const std::string& path, const std::string&
   kpx::v1::CertificateRecord resp;
   grpc::Status s = WithRetries(
       [&] { return client.stub->SubmitCertificate(client.Context().get(), req, &resp); });
-  if (!s.ok()) return RpcFailure("cert submit", s);
+  if (!s.ok()) return RpcFailure(what, s);
   Print(inv, resp,
         absl::StrFormat("submitted %s to %s: %s\n", resp.certificate().number(), resp.partner(),
                         kpx::v1::CertificateState_Name(resp.state())));
@@ -352,7 +353,7 @@ Result ListFilters(const Invocation& inv, kpx::v1::ListCertificatesRequest* req)
     if (!kpx::v1::CertificateState_Parse(inv.Get("state"), &st)) {
       return UsageError(absl::StrCat("--state: unknown state '", inv.Get("state"),
                                      "' (ISSUED, DELIVERED, RECEIVED, CONFIRMED, REJECTED, "
-                                     "CANCELLED, EXPIRED)"));
+                                     "CANCELLED, EXPIRED, REPLACED, VOIDED, DISPUTED)"));
     }
     req->set_state(st);
   }
@@ -495,15 +496,24 @@ Result ParseReasonCode(const Invocation& inv, bool required, kpx::v1::ReasonCode
   return std::nullopt;
 }
 
-Result CertVoid(const Invocation& inv) {
-  if (inv.Get("reason").empty()) return UsageError("cert void needs --reason TEXT");
-  kpx::v1::VoidCertificateRequest req;
-  req.set_number(inv.args[0]);
-  req.set_request_id(RequestId(inv));
-  req.set_reason(inv.Get("reason"));
+// Fills a verb request that gives a reason: the number, a request id,
+// --reason (required) and --code (required when `code_required`).
+template <typename Request>
+Result ReasonRequest(const Invocation& inv, const std::string& what, bool code_required,
+                     Request* req) {
+  if (inv.Get("reason").empty()) return UsageError(absl::StrCat(what, " needs --reason TEXT"));
+  req->set_number(inv.args[0]);
+  req->set_request_id(RequestId(inv));
+  req->set_reason(inv.Get("reason"));
   kpx::v1::ReasonCode code;
-  if (Result r = ParseReasonCode(inv, true, &code)) return r;
-  req.set_reason_code(code);
+  if (Result r = ParseReasonCode(inv, code_required, &code)) return r;
+  req->set_reason_code(code);
+  return std::nullopt;
+}
+
+Result CertVoid(const Invocation& inv) {
+  kpx::v1::VoidCertificateRequest req;
+  if (Result r = ReasonRequest(inv, "cert void", true, &req)) return r;
   return Transition(inv, "cert void", [&](Client& c, grpc::ClientContext* ctx, auto* resp) {
     return c.stub->VoidCertificate(ctx, req, resp);
   });
@@ -530,28 +540,16 @@ Result CertTrace(const Invocation& inv) {
 }
 
 Result CertReject(const Invocation& inv) {
-  if (inv.Get("reason").empty()) return UsageError("cert reject needs --reason TEXT");
   kpx::v1::RejectShipmentRequest req;
-  req.set_number(inv.args[0]);
-  req.set_request_id(RequestId(inv));
-  kpx::v1::ReasonCode code;
-  if (Result r = ParseReasonCode(inv, false, &code)) return r;
-  req.set_reason_code(code);
-  req.set_reason(inv.Get("reason"));
+  if (Result r = ReasonRequest(inv, "cert reject", false, &req)) return r;
   return Transition(inv, "cert reject", [&](Client& c, grpc::ClientContext* ctx, auto* resp) {
     return c.stub->RejectShipment(ctx, req, resp);
   });
 }
 
 Result CertCancel(const Invocation& inv) {
-  if (inv.Get("reason").empty()) return UsageError("cert cancel needs --reason TEXT");
   kpx::v1::CancelCertificateRequest req;
-  req.set_number(inv.args[0]);
-  req.set_request_id(RequestId(inv));
-  kpx::v1::ReasonCode code;
-  if (Result r = ParseReasonCode(inv, false, &code)) return r;
-  req.set_reason_code(code);
-  req.set_reason(inv.Get("reason"));
+  if (Result r = ReasonRequest(inv, "cert cancel", false, &req)) return r;
   return Transition(inv, "cert cancel", [&](Client& c, grpc::ClientContext* ctx, auto* resp) {
     return c.stub->CancelCertificate(ctx, req, resp);
   });

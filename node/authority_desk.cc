@@ -112,7 +112,7 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Replaceable(
         absl::StrCat("certificate ", cert.replaces(), " was issued to ", old->partner(),
                      "; a replacement must go to the same importer"));
   }
-  if (old->state() == v1::ISSUED) {
+  if (!IsSet(old->delivered_at())) {  // ISSUED, or DISPUTED before its receipt came
     return absl::FailedPreconditionError(absl::StrCat(
         "certificate ", cert.replaces(),
         " is not delivered yet: wait for its delivery, or cancel it and issue a new one"));

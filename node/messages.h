@@ -26,7 +26,7 @@ struct Reason {
 
 // The exporter's certificate.
 v1::MessageBody CertificateBody(const v1::Certificate& cert);
-// The exporter voids `number`.
+// The exporter cancels `number` before the importer decides.
 v1::MessageBody CancellationBody(const std::string& number, const Reason& reason);
 // The exporter voids `rec` (a CONFIRMED record) after confirmation.
 v1::MessageBody VoidBody(const v1::CertificateRecord& rec, const Reason& reason);

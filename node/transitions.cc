@@ -52,6 +52,11 @@ void Enqueue(v1::CertificateRecord& rec, const v1::SignedMessage& msg, const std
   t.outbox_put.push_back(std::move(item));
 }
 
+// A peer's reason code as we record it: unspecified is OTHER.
+v1::ReasonCode KnownCode(v1::ReasonCode code) {
+  return code == v1::REASON_CODE_UNSPECIFIED ? v1::OTHER : code;
+}
+
 // Removes `id` from `rec`'s queue; false if it was not there.
 bool Dequeue(v1::CertificateRecord& rec, const std::string& id) {
   auto* q = rec.mutable_queued_message_ids();
@@ -256,6 +261,9 @@ absl::StatusOr<storage::Transition> PlanVoid(const IncomingContext& ctx, const s
   if (v.certificate_digest() != current->certificate_digest()) {
     return absl::InvalidArgumentError("the void names a different certificate digest");
   }
+  if (v.reason_code() == v1::REASON_CODE_UNSPECIFIED) {
+    return absl::InvalidArgumentError("a void needs a reason code");
+  }
   if (absl::Status s = CheckTransition(v1::IMPORTING, current->state(), v1::VOIDED); !s.ok()) {
     return s;
   }
@@ -285,7 +293,7 @@ absl::StatusOr<storage::Transition> PlanCancellation(const IncomingContext& ctx,
   }
   if (absl::Status s = CheckTransition(v1::IMPORTING, state, v1::CANCELLED); !s.ok()) return s;
   storage::Transition t = Received(ctx, id, msg, *current, v1::CANCELLED, number, c.reason());
-  t.record->mutable_history()->rbegin()->set_reason_code(c.reason_code());
+  t.record->mutable_history()->rbegin()->set_reason_code(KnownCode(c.reason_code()));
   return t;
 }
 
@@ -382,7 +390,8 @@ absl::StatusOr<storage::Transition> PlanIncoming(const IncomingContext& ctx,
       absl::StatusOr<storage::Transition> t =
           PlanDecision(ctx, id, r.certificate_number(), r.certificate_digest(), v1::REJECTED,
                        r.reason(), msg, current);
-      if (t.ok()) t->record->mutable_history()->rbegin()->set_reason_code(r.reason_code());
+      if (t.ok())
+        t->record->mutable_history()->rbegin()->set_reason_code(KnownCode(r.reason_code()));
       return t;
     }
     case v1::MessageBody::kExpiry: {

@@ -85,6 +85,7 @@ enum class Payload {
   kRejection,
   kCancellation,
   kExpiry,
+  kVoid,
   kReceipt,
   kNone
 };
@@ -113,6 +114,12 @@ v1::MessageBody Body(Payload p, const std::string& digest) {
     }
     case Payload::kCancellation:
       return node::CancellationBody("BW-7", {v1::CLERICAL_ERROR, "issued in error"});
+    case Payload::kVoid: {
+      v1::CertificateRecord r;
+      *r.mutable_certificate() = cert;
+      r.set_certificate_digest(digest);
+      return node::VoidBody(r, {v1::CLERICAL_ERROR, "issued on the wrong form"});
+    }
     case Payload::kExpiry: {
       v1::CertificateRecord r;
       *r.mutable_certificate() = cert;
@@ -258,6 +265,29 @@ const PlanCase kPlanCases[] = {
      {{I, v1::RECEIVED}},
      C::kNotFound,
      kNoState},
+    {"void of CONFIRMED", Payload::kVoid, "BW", "EU", {{I, v1::CONFIRMED}}, C::kOk, v1::VOIDED},
+    {"void of RECEIVED",
+     Payload::kVoid,
+     "BW",
+     "EU",
+     {{I, v1::RECEIVED}},
+     C::kFailedPrecondition,
+     kNoState},
+    {"void of our own", Payload::kVoid, "BW", "EU", {{E, v1::CONFIRMED}}, C::kNotFound, kNoState},
+    {"cancellation of DISPUTED",
+     Payload::kCancellation,
+     "BW",
+     "EU",
+     {{I, v1::DISPUTED}},
+     C::kOk,
+     v1::CANCELLED},
+    {"confirmation of DISPUTED",
+     Payload::kConfirmation,
+     "EU",
+     "BW",
+     {{E, v1::DISPUTED}},
+     C::kOk,
+     v1::CONFIRMED},
     {"rejection, none issued", Payload::kRejection, "EU", "BW", std::nullopt, C::kNotFound,
      kNoState},
     {"cancellation of RECEIVED",

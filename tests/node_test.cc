@@ -901,9 +901,16 @@ TEST_CASE("a replacement makes its predecessor REPLACED on both sides, linked bo
   CHECK(r->state() == v1::ISSUED);
   CHECK(f.State("BW", "BW-P-1") == v1::REPLACED);
   CHECK(f["BW"].Get("BW-P-1")->replaced_by() == "BW-P-1R");
-  // Another importer, or a replaced one: refused.
+  // A replaced one, one issued to another importer, one we received: refused.
   CHECK(f["BW"].Submit(Replacement("BW-P-1S", "BW-P-1")).status().code() ==
         absl::StatusCode::kFailedPrecondition);
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-P-AE", "BW", "AE")).ok());
+  REQUIRE(f["AE"].Submit(ValidCertificate("AE-P-1", "AE", "BW")).ok());
+  f.Settle();
+  CHECK(f["BW"].Submit(Replacement("BW-P-AE2", "BW-P-AE")).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(f["BW"].Submit(Replacement("BW-P-R", "AE-P-1")).status().code() ==
+        absl::StatusCode::kNotFound);
   f.Settle();
   CHECK(f.State("EU", "BW-P-1") == v1::REPLACED);
   CHECK(f["EU"].Get("BW-P-1")->replaced_by() == "BW-P-1R");
