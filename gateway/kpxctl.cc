@@ -178,6 +178,12 @@ std::string RecordText(const kpx::v1::CertificateRecord& r) {
   absl::StrAppend(&out, "  statement (", kpx::v1::StatementWording_Name(c.statement()),
                   "): ", kpx::node::StatementText(c.statement()), "\n");
   if (r.has_confirmation()) absl::StrAppend(&out, ConfirmationText(r));
+  for (const kpx::v1::CertificateVersion& v : r.earlier_versions()) {
+    absl::StrAppend(&out, "  version ", v.version(), " amended at ", Time(v.amended_at()), " (",
+                    kpx::v1::ReasonCode_Name(v.reason_code()), ": ", v.reason(), "), changed ",
+                    absl::StrJoin(v.changed_fields(), ", "), "\n");
+  }
+  if (!r.replaced_by().empty()) absl::StrAppend(&out, "  replaced by ", r.replaced_by(), "\n");
   absl::StrAppend(
       &out, "  journey at ",
       r.side() == kpx::v1::EXPORTING ? c.exporting_participant() : c.importing_participant(),
@@ -511,6 +517,22 @@ Result ReasonRequest(const Invocation& inv, const std::string& what, bool code_r
   return std::nullopt;
 }
 
+Result CertAmend(const Invocation& inv) {
+  kpx::v1::AmendCertificateRequest req;
+  if (Result r = ReasonRequest(inv, "cert amend", true, &req)) return r;
+  absl::StatusOr<std::string> text = kpx::crypto::ReadFile(inv.args[1]);
+  if (!text.ok()) return Fail(text.status(), "cert amend");
+  auto st = google::protobuf::util::JsonStringToMessage(*text, req.mutable_certificate());
+  if (!st.ok()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+                    inv.args[1], ": not a kpx.v1.Certificate: ", st.message().as_string())),
+                "cert amend");
+  }
+  return Transition(inv, "cert amend", [&](Client& c, grpc::ClientContext* ctx, auto* resp) {
+    return c.stub->AmendCertificate(ctx, req, resp);
+  });
+}
+
 Result CertVoid(const Invocation& inv) {
   kpx::v1::VoidCertificateRequest req;
   if (Result r = ReasonRequest(inv, "cert void", true, &req)) return r;
@@ -774,6 +796,14 @@ std::vector<Command> CertCommands() {
        "FILE.json holds the new certificate; it is sent as type REPLACEMENT naming OLD_NUMBER,\n"
        "which becomes REPLACED on both sides.",
        CertReplace},
+      {{"cert", "amend"},
+       "correct a certificate before the importer decides (exporter)",
+       {{"NUMBER"}, {"FILE.json"}},
+       {reason, {"code", "CODE", "reason code (required): CLERICAL_ERROR, SHIPMENT_CHANGED, ..."},
+        kRequestIdFlag},
+       "FILE.json holds the whole corrected certificate (same number, exporter and importer);\n"
+       "both sides keep the earlier version and what changed.",
+       CertAmend},
       {{"cert", "void"},
        "void a confirmed certificate (exporter)",
        {{"NUMBER"}},

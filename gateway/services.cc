@@ -155,6 +155,21 @@ grpc::Status AuthorityServiceImpl::CancelCertificate(grpc::ServerContext* ctx,
       node_->Cancel(req->number(), {req->reason_code(), req->reason()}, req->request_id()), resp);
 }
 
+grpc::Status AuthorityServiceImpl::AmendCertificate(grpc::ServerContext* ctx,
+                                                    const v1::AmendCertificateRequest* req,
+                                                    v1::CertificateRecord* resp) {
+  std::string who;
+  if (grpc::Status s = Authorize(*ctx, "AmendCertificate", kExporter, &who); !s.ok()) return s;
+  if (req->certificate().number() != req->number()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "amendment: the certificate's number must be the one amended");
+  }
+  return Answer("AmendCertificate", who, req->number(),
+                node_->Amend(req->certificate(), {req->reason_code(), req->reason()},
+                             req->request_id()),
+                resp);
+}
+
 grpc::Status AuthorityServiceImpl::VoidCertificate(grpc::ServerContext* ctx,
                                                    const v1::VoidCertificateRequest* req,
                                                    v1::CertificateRecord* resp) {

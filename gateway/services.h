@@ -57,6 +57,8 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
                               v1::CertificateRecord* resp) override;
   grpc::Status RejectShipment(grpc::ServerContext* ctx, const v1::RejectShipmentRequest* req,
                               v1::CertificateRecord* resp) override;
+  grpc::Status AmendCertificate(grpc::ServerContext* ctx, const v1::AmendCertificateRequest* req,
+                                v1::CertificateRecord* resp) override;
   grpc::Status VoidCertificate(grpc::ServerContext* ctx, const v1::VoidCertificateRequest* req,
                                v1::CertificateRecord* resp) override;
   grpc::Status TraceCertificate(grpc::ServerContext* ctx, const v1::TraceCertificateRequest* req,

@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "node/amendments.h"
 #include "node/envelope.h"
 #include "node/findings.h"
 #include "node/messages.h"
@@ -148,6 +149,51 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Cancel(const std::string& n
                 [&](const v1::CertificateRecord&) -> absl::StatusOr<v1::MessageBody> {
                   return CancellationBody(number, reason);
                 });
+}
+
+absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Amend(v1::Certificate amended,
+                                                           const Reason& reason,
+                                                           const std::string& request_id) {
+  const absl::Time now = ctx_.Now();
+  if (absl::Status s = CheckReason(reason.text, "an amendment"); !s.ok()) return s;
+  if (reason.code == v1::REASON_CODE_UNSPECIFIED) {
+    return absl::InvalidArgumentError("an amendment needs a reason code");
+  }
+  if (absl::Status s = CheckRequestId(request_id); !s.ok()) return s;
+  if (absl::Status s = NormalizeCertificate(&amended); !s.ok()) return s;
+  if (absl::Status s = ValidateCertificate(amended, ctx_.participant, *ctx_.keyring->trust(), now);
+      !s.ok()) {
+    return s;
+  }
+  const std::string number = amended.number();
+  CertificateLock lock(*ctx_.locks, number);
+  absl::StatusOr<v1::CertificateRecord> rec = Current(number, v1::EXPORTING);
+  if (!rec.ok()) return rec.status();
+  for (const v1::StateChange& h : rec->history()) {
+    if (!request_id.empty() && h.request_id() == request_id) return *std::move(rec);  // a retry
+  }
+  if (rec->state() != v1::ISSUED && rec->state() != v1::DELIVERED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("certificate ", number, " is ", v1::CertificateState_Name(rec->state()),
+                     ": only an ISSUED or DELIVERED certificate can be amended"));
+  }
+  if (absl::Status s = CheckAmendable(rec->certificate(), amended); !s.ok()) return s;
+  absl::StatusOr<Sealed> sealed =
+      Seal(*ctx_.keyring, AmendmentBody(*rec, amended, reason), rec->partner(), now);
+  if (!sealed.ok()) return sealed.status();
+  v1::MessageBody body;
+  if (!body.ParseFromString(sealed->message.body())) {
+    return absl::InternalError("cannot read back the amendment just signed");
+  }
+  const v1::CertificateState state = rec->state();
+  ApplyAmendment(*rec, body.amendment(), MessageDigest(sealed->message), now);
+  const std::string detail = AmendedDetail(*rec);
+  storage::Transition t =
+      SendTransition(*std::move(rec), state, detail, sealed->message_id, sealed->message, now);
+  v1::StateChange* change = &*t.record->mutable_history()->rbegin();
+  change->set_request_id(request_id);
+  change->set_reason_code(reason.code);
+  return Append(std::move(t));
 }
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Void(const std::string& number,

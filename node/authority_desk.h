@@ -53,6 +53,13 @@ class AuthorityDesk {
   // tells the importer.
   absl::StatusOr<v1::CertificateRecord> Cancel(const std::string& number, const Reason& reason,
                                                const std::string& request_id = "");
+  // Exporter: corrects an ISSUED or DELIVERED certificate to `amended`
+  // (same number, exporter, importer; checked as on submit) and sends the
+  // signed correction; both sides keep the earlier version with what
+  // changed. The reason code is required. A certificate the importer has
+  // decided on is not amended (cancel, replace or void it instead).
+  absl::StatusOr<v1::CertificateRecord> Amend(v1::Certificate amended, const Reason& reason,
+                                              const std::string& request_id = "");
   // Exporter: voids a CONFIRMED certificate (after confirmation) and tells
   // the importer, whose node records VOIDED. The reason code is required.
   absl::StatusOr<v1::CertificateRecord> Void(const std::string& number, const Reason& reason,

@@ -37,6 +37,8 @@ v1::MessageKind KindOf(const v1::MessageBody& body) {
       return v1::EXPIRY;
     case v1::MessageBody::kVoiding:
       return v1::VOID;
+    case v1::MessageBody::kAmendment:
+      return v1::AMENDMENT;
     case v1::MessageBody::kReceipt:
       return v1::DELIVERY_RECEIPT;
     default:

@@ -28,6 +28,19 @@ v1::MessageBody CancellationBody(const std::string& number, const Reason& reason
   return b;
 }
 
+v1::MessageBody AmendmentBody(const v1::CertificateRecord& rec, const v1::Certificate& amended,
+                              const Reason& reason) {
+  v1::MessageBody b;
+  b.mutable_header()->set_kind(v1::AMENDMENT);
+  v1::Amendment* a = b.mutable_amendment();
+  a->set_certificate_number(rec.certificate().number());
+  a->set_amends_digest(rec.certificate_digest());
+  *a->mutable_certificate() = amended;
+  a->set_reason_code(CodeOf(reason));
+  a->set_reason(reason.text);
+  return b;
+}
+
 v1::MessageBody VoidBody(const v1::CertificateRecord& rec, const Reason& reason) {
   v1::MessageBody b;
   b.mutable_header()->set_kind(v1::VOID);
@@ -92,6 +105,8 @@ const std::string& CertificateNumberOf(const v1::MessageBody& body) {
       return body.expiry().certificate_number();
     case v1::MessageBody::kVoiding:
       return body.voiding().certificate_number();
+    case v1::MessageBody::kAmendment:
+      return body.amendment().certificate_number();
     default: {
       static const std::string* empty = new std::string;
       return *empty;

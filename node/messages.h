@@ -28,6 +28,9 @@ struct Reason {
 v1::MessageBody CertificateBody(const v1::Certificate& cert);
 // The exporter cancels `number` before the importer decides.
 v1::MessageBody CancellationBody(const std::string& number, const Reason& reason);
+// The exporter corrects `rec` (ISSUED or DELIVERED) to `amended`.
+v1::MessageBody AmendmentBody(const v1::CertificateRecord& rec, const v1::Certificate& amended,
+                              const Reason& reason);
 // The exporter voids `rec` (a CONFIRMED record) after confirmation.
 v1::MessageBody VoidBody(const v1::CertificateRecord& rec, const Reason& reason);
 // The importer confirms receipt of a shipment (BuildConfirmation, findings.h).

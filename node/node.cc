@@ -67,6 +67,10 @@ absl::StatusOr<v1::CertificateRecord> Node::Void(const std::string& number, cons
                                                  const std::string& request_id) {
   return desk_.Void(number, reason, request_id);
 }
+absl::StatusOr<v1::CertificateRecord> Node::Amend(v1::Certificate amended, const Reason& reason,
+                                                  const std::string& request_id) {
+  return desk_.Amend(std::move(amended), reason, request_id);
+}
 absl::StatusOr<v1::TraceCertificateResponse> Node::Trace(const std::string& number) const {
   return queries_.Trace(number);
 }

@@ -97,6 +97,8 @@ class Node : public Receiver {
                                                const std::string& request_id = "");
   absl::StatusOr<v1::CertificateRecord> Void(const std::string& number, const Reason& reason,
                                              const std::string& request_id = "");
+  absl::StatusOr<v1::CertificateRecord> Amend(v1::Certificate amended, const Reason& reason,
+                                              const std::string& request_id = "");
   // `received_at` unset (InfinitePast) means now.
   absl::StatusOr<v1::CertificateRecord> Confirm(const std::string& number,
                                                 const v1::ImportFindings& findings,

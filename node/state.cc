@@ -37,6 +37,8 @@ bool ExporterMay(S from, S to) {
 
 bool ImporterMay(S from, S to) {
   switch (to) {
+    case v1::DISPUTED:  // an amendment crossed our decision
+      return In(from, {v1::CONFIRMED, v1::REJECTED, v1::EXPIRED});
     case v1::CONFIRMED:
     case v1::REJECTED:
     case v1::CANCELLED:

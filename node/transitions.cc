@@ -2,6 +2,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "node/amendments.h"
 #include "node/envelope.h"
 #include "node/findings.h"
 #include "node/rules.h"
@@ -176,6 +178,27 @@ absl::Status CheckIssuedTo(const IncomingContext& ctx, const std::string& number
 absl::Status DisputeSuccessor(const IncomingContext& ctx, const std::string& id,
                               const v1::CertificateRecord& replaced, storage::Transition& t);
 
+// The importer decided on version `v`, which our amendment corrected: the
+// decision crossed the amendment. Neither stands alone, so the certificate
+// is DISPUTED (the importer's node makes it so when the amendment arrives)
+// until the importer decides on the current version or we cancel.
+absl::StatusOr<storage::Transition> PlanOutdatedDecision(const IncomingContext& ctx,
+                                                         const std::string& id,
+                                                         const v1::CertificateRecord& current,
+                                                         const v1::CertificateVersion& v,
+                                                         v1::CertificateState decided,
+                                                         const v1::SignedMessage& msg) {
+  const std::string& number = current.certificate().number();
+  const std::string detail =
+      absl::StrCat("the importing side's ", v1::CertificateState_Name(decided), " names version ",
+                   v.version(), ", which our amendment corrected");
+  if (current.state() == v1::DISPUTED) return Noted(ctx, id, msg, number, detail);
+  if (absl::Status s = CheckTransition(v1::EXPORTING, current.state(), v1::DISPUTED); !s.ok()) {
+    return s;
+  }
+  return Received(ctx, id, msg, current, v1::DISPUTED, number, detail);
+}
+
 // A decision of the importer's (confirmation, rejection, expiry) about a
 // certificate we issued. One that finds our certificate CANCELLED crossed
 // our cancellation: the importer cannot decide on a certificate after it
@@ -189,6 +212,9 @@ absl::StatusOr<storage::Transition> PlanDecision(const IncomingContext& ctx, con
   if (absl::Status s = CheckIssuedTo(ctx, number, current); !s.ok()) return s;
   const std::string what = absl::AsciiStrToLower(v1::CertificateState_Name(to));
   if (digest != current->certificate_digest()) {
+    if (const v1::CertificateVersion* v = EarlierVersion(*current, digest); v != nullptr) {
+      return PlanOutdatedDecision(ctx, id, *current, *v, to, msg);
+    }
     return absl::InvalidArgumentError(
         absl::StrCat("the ", what, " message names a different certificate digest"));
   }
@@ -204,6 +230,10 @@ absl::StatusOr<storage::Transition> PlanDecision(const IncomingContext& ctx, con
   }
   storage::Transition t = Received(ctx, id, msg, *current, to, number, detail);
   if (current->state() == v1::REPLACED) {
+    // The replacement did not take place: the successor, DISPUTED, still
+    // names this one in `replaces`; this one no longer names a successor
+    // (nor does the importer's, which was never REPLACED).
+    t.record->clear_replaced_by();
     absl::Status s = DisputeSuccessor(ctx, id, *current, t);
     if (!s.ok()) return s;
   }
@@ -246,7 +276,52 @@ absl::StatusOr<storage::Transition> PlanConfirmation(const IncomingContext& ctx,
   }
   absl::StatusOr<storage::Transition> t = PlanDecision(
       ctx, id, c.certificate_number(), c.certificate_digest(), v1::CONFIRMED, "", msg, current);
-  if (t.ok()) RecordConfirmation(*t->record, c);
+  if (t.ok() && t->record.has_value() && t->record->state() == v1::CONFIRMED) {
+    RecordConfirmation(*t->record, c);
+  }
+  return t;
+}
+
+// The exporter's correction of a certificate we received. Applied while
+// we have not decided; one that finds our decision made crossed it: the
+// certificate is DISPUTED (the exporter's node makes it so when our
+// decision arrives), now as amended.
+absl::StatusOr<storage::Transition> PlanAmendment(const IncomingContext& ctx,
+                                                  const std::string& id, const v1::Amendment& a,
+                                                  const v1::SignedMessage& msg,
+                                                  const v1::CertificateRecord* current) {
+  const std::string& number = a.certificate_number();
+  if (current == nullptr || current->side() != v1::IMPORTING || current->partner() != ctx.peer) {
+    return absl::NotFoundError(
+        absl::StrCat(ctx.self, " received no certificate ", number, " from ", ctx.peer));
+  }
+  if (a.amends_digest() != current->certificate_digest()) {
+    return absl::InvalidArgumentError("the amendment names a different certificate digest");
+  }
+  if (a.reason_code() == v1::REASON_CODE_UNSPECIFIED || a.reason().empty()) {
+    return absl::InvalidArgumentError("an amendment needs a reason code and a reason");
+  }
+  if (absl::Status s = ValidateCertificate(a.certificate(), ctx.peer, ctx.trust, ctx.now);
+      !s.ok()) {
+    return absl::InvalidArgumentError(s.message());
+  }
+  if (absl::Status s = CheckAmendable(current->certificate(), a.certificate()); !s.ok()) return s;
+  const v1::CertificateState was = current->state();
+  v1::CertificateState to = was;
+  if (CheckTransition(v1::IMPORTING, was, v1::DISPUTED).ok()) {
+    to = v1::DISPUTED;
+  } else if (was != v1::RECEIVED && was != v1::DISPUTED) {
+    return CheckTransition(v1::IMPORTING, was, v1::DISPUTED);
+  }
+  v1::CertificateRecord rec = *current;
+  ApplyAmendment(rec, a, MessageDigest(msg), ctx.now);
+  std::string detail = AmendedDetail(rec);
+  if (to != was) {
+    absl::StrAppend(&detail, "; it crossed our ", v1::CertificateState_Name(was), " of version ",
+                    rec.version() - 1);
+  }
+  storage::Transition t = Received(ctx, id, msg, std::move(rec), to, number, detail);
+  t.record->mutable_history()->rbegin()->set_reason_code(a.reason_code());
   return t;
 }
 
@@ -298,6 +373,12 @@ absl::StatusOr<storage::Transition> PlanCancellation(const IncomingContext& ctx,
 }
 
 }  // namespace
+
+std::string AmendedDetail(const v1::CertificateRecord& rec) {
+  const v1::CertificateVersion& v = *rec.earlier_versions().rbegin();
+  return absl::StrCat("amended to version ", rec.version(), " (",
+                      absl::StrJoin(v.changed_fields(), ", "), "): ", v.reason());
+}
 
 void RecordConfirmation(v1::CertificateRecord& rec, const v1::ImportConfirmation& c) {
   *rec.mutable_confirmation() = c;
@@ -390,8 +471,9 @@ absl::StatusOr<storage::Transition> PlanIncoming(const IncomingContext& ctx,
       absl::StatusOr<storage::Transition> t =
           PlanDecision(ctx, id, r.certificate_number(), r.certificate_digest(), v1::REJECTED,
                        r.reason(), msg, current);
-      if (t.ok())
+      if (t.ok() && t->record.has_value() && t->record->state() == v1::REJECTED) {
         t->record->mutable_history()->rbegin()->set_reason_code(KnownCode(r.reason_code()));
+      }
       return t;
     }
     case v1::MessageBody::kExpiry: {
@@ -403,6 +485,8 @@ absl::StatusOr<storage::Transition> PlanIncoming(const IncomingContext& ctx,
       return PlanCancellation(ctx, id, body.cancellation(), msg, current);
     case v1::MessageBody::kVoiding:
       return PlanVoid(ctx, id, body.voiding(), msg, current);
+    case v1::MessageBody::kAmendment:
+      return PlanAmendment(ctx, id, body.amendment(), msg, current);
     case v1::MessageBody::kReceipt:
       return absl::InvalidArgumentError("receipts travel only in Deliver responses");
     default:

@@ -27,6 +27,9 @@ namespace kpx::node {
 void AddHistory(v1::CertificateRecord& rec, v1::CertificateState state, absl::Time at,
                 const std::string& message_id, const std::string& detail);
 
+// "amended to version N (changed fields): reason", for `rec` just amended.
+std::string AmendedDetail(const v1::CertificateRecord& rec);
+
 // Stores the importer's confirmation `c` in `rec` with the discrepancies
 // between it and the certificate (CompareFindings); notes their number in
 // the last history item. Both sides call it, so both list the same.
@@ -74,6 +77,8 @@ std::vector<std::string> LinkedNumbers(const v1::MessageBody& body,
 //                    a replacement also marks its predecessor REPLACED, or
 //                    is DISPUTED if we decided on the predecessor already
 //   void          -> our CONFIRMED IMPORTING record VOIDED
+//   amendment     -> our IMPORTING record as amended (ApplyAmendment); if we
+//                    had decided already, DISPUTED
 //   confirmation  -> our EXPORTING record CONFIRMED (digest must match,
 //                    CheckConfirmation), with its discrepancies
 //   rejection     -> our EXPORTING record REJECTED (digest must match)

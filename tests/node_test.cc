@@ -946,12 +946,77 @@ TEST_CASE("a replacement that crosses the importer's decision is DISPUTED on bot
   CHECK(f.State("EU", "BW-Q-1R") == v1::DISPUTED);
   CHECK_THAT(f["BW"].Get("BW-Q-1")->history().rbegin()->detail(),
              Catch::Matchers::Contains("crossed our replacement"));
+  CHECK(f["BW"].Get("BW-Q-1")->replaced_by().empty());  // as at EU: it was not replaced
+  CHECK(f["EU"].Get("BW-Q-1")->replaced_by().empty());
   // An authority resolves it; both ledgers record it.
   REQUIRE(f["BW"].Cancel("BW-Q-1R", {v1::SHIPMENT_WITHDRAWN, "old certificate stands"}).ok());
   f.Settle();
   CHECK(f.State("BW", "BW-Q-1R") == v1::CANCELLED);
   CHECK(f.State("EU", "BW-Q-1R") == v1::CANCELLED);
   CHECK(f["EU"].Get("BW-Q-1R")->history().rbegin()->reason_code() == v1::SHIPMENT_WITHDRAWN);
+}
+
+TEST_CASE("an amendment corrects a certificate on both sides, keeping the earlier version",
+          "[node][lifecycle][amend]") {
+  Federation f;
+  f.Disconnect("EU");
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-A-1", "BW", "EU")).ok());
+  v1::Certificate fixed = f["BW"].Get("BW-A-1")->certificate();
+  fixed.set_number_of_parcels(15);
+  fixed.mutable_shipment()->add_seal_numbers("BW-SEAL-778");
+  // Before delivery: the amendment waits behind the certificate.
+  absl::StatusOr<v1::CertificateRecord> a =
+      f["BW"].Amend(fixed, {v1::CLERICAL_ERROR, "one parcel was left off"});
+  REQUIRE(a.ok());
+  CHECK(a->version() == 2);
+  REQUIRE(a->earlier_versions_size() == 1);
+  CHECK(std::vector<std::string>(a->earlier_versions(0).changed_fields().begin(),
+                                 a->earlier_versions(0).changed_fields().end()) ==
+        std::vector<std::string>{"number_of_parcels", "shipment"});
+  // Nothing changed, or the number changed: refused.
+  CHECK(f["BW"].Amend(fixed, {v1::CLERICAL_ERROR, "again"}).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(f["BW"].Amend(fixed, {v1::REASON_CODE_UNSPECIFIED, "x"}).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  f.Reconnect("EU");
+  f.clock().Advance(absl::Minutes(2));
+  f.Settle();
+  v1::CertificateRecord eu = *f["EU"].Get("BW-A-1");
+  CHECK(eu.state() == v1::RECEIVED);
+  CHECK(eu.version() == 2);
+  CHECK(eu.certificate().number_of_parcels() == 15);
+  REQUIRE(eu.earlier_versions_size() == 1);
+  CHECK(eu.earlier_versions(0).certificate().number_of_parcels() == 14);
+  CHECK(eu.earlier_versions(0).reason_code() == v1::CLERICAL_ERROR);
+  CHECK(eu.certificate_digest() == f["BW"].Get("BW-A-1")->certificate_digest());
+  REQUIRE(f["EU"].Confirm("BW-A-1", testing::AsDeclared(), absl::InfinitePast()).ok());
+  f.Settle();
+  CHECK(f.State("BW", "BW-A-1") == v1::CONFIRMED);
+  CHECK(f["BW"].Get("BW-A-1")->discrepancies().empty());  // found as amended
+  fixed.set_number_of_parcels(16);
+  CHECK(f["BW"].Amend(fixed, {v1::CLERICAL_ERROR, "too late"}).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("an amendment that crosses the importer's decision is DISPUTED on both sides",
+          "[node][lifecycle][amend][converge]") {
+  Federation f;
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-A-2", "BW", "EU")).ok());
+  f.Settle();
+  v1::Certificate fixed = f["BW"].Get("BW-A-2")->certificate();
+  fixed.set_number_of_parcels(13);
+  REQUIRE(f["EU"].Confirm("BW-A-2", testing::AsDeclared(), absl::InfinitePast()).ok());
+  REQUIRE(f["BW"].Amend(fixed, {v1::SHIPMENT_CHANGED, "one parcel held back"}).ok());
+  f.Settle();
+  CHECK(f.State("BW", "BW-A-2") == v1::DISPUTED);
+  CHECK(f.State("EU", "BW-A-2") == v1::DISPUTED);
+  CHECK(f["EU"].Get("BW-A-2")->certificate().number_of_parcels() == 13);
+  // The importer decides again, on the amended version: both agree.
+  REQUIRE(f["EU"].Confirm("BW-A-2", testing::AsDeclared(), absl::InfinitePast()).ok());
+  f.Settle();
+  CHECK(f.State("BW", "BW-A-2") == v1::CONFIRMED);
+  CHECK(f.State("EU", "BW-A-2") == v1::CONFIRMED);
+  CHECK(f["BW"].ledger().OutboxSize() == 0);
 }
 
 TEST_CASE("a confirmed certificate can be voided by its exporter, with a reason code",
