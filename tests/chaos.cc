@@ -69,15 +69,46 @@ void Deadline(grpc::ClientContext& ctx) {
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + kCallDeadline));
 }
 
-enum class Verb { kConfirm, kReject, kCancel };
+enum class Verb { kConfirm, kReject, kCancel, kVoid };
 
 const char* VerbName(Verb v) {
-  return v == Verb::kConfirm ? "confirm" : v == Verb::kReject ? "reject" : "cancel";
+  switch (v) {
+    case Verb::kConfirm:
+      return "confirm";
+    case Verb::kReject:
+      return "reject";
+    case Verb::kCancel:
+      return "cancel";
+    case Verb::kVoid:
+      return "void";
+  }
+  return "?";
 }
 v1::CertificateState Target(Verb v) {
-  return v == Verb::kConfirm ? v1::CONFIRMED : v == Verb::kReject ? v1::REJECTED : v1::CANCELLED;
+  switch (v) {
+    case Verb::kConfirm:
+      return v1::CONFIRMED;
+    case Verb::kReject:
+      return v1::REJECTED;
+    case Verb::kCancel:
+      return v1::CANCELLED;
+    case Verb::kVoid:
+      return v1::VOIDED;
+  }
+  return v1::CERTIFICATE_STATE_UNSPECIFIED;
 }
-bool ByImporter(Verb v) { return v != Verb::kCancel; }
+bool ByImporter(Verb v) { return v == Verb::kConfirm || v == Verb::kReject; }
+
+// The importer's decisions on a replaced certificate that, crossing the
+// replacement, leave it standing.
+bool Decided(v1::CertificateState s) {
+  return s == v1::CONFIRMED || s == v1::REJECTED || s == v1::VOIDED;
+}
+
+bool EverDisputed(const v1::CertificateRecord& r) {
+  return std::any_of(r.history().begin(), r.history().end(),
+                     [](const v1::StateChange& h) { return h.state() == v1::DISPUTED; });
+}
 
 // The outcome of one authority call, retries included.
 struct Attempt {
@@ -98,8 +129,20 @@ struct Cert {
   v1::Certificate certificate;
   int step = 0;
   Attempt submit;
-  std::vector<VerbCall> verbs;  // sized before the calls start
+  // Sized before the calls of a step start; a void is appended in a later
+  // step, after those calls were joined.
+  std::vector<VerbCall> verbs;
+  Cert* replaces = nullptr;     // a replacement: the certificate it replaces
+  Cert* replaced_by = nullptr;  // the replacement attempted of this one
+  bool crossing = false;        // a replacement started with a decision on `replaces`
+  bool resolving = false;       // verbs planned while the exporter showed it DISPUTED
   const std::string& Actor(Verb v) const { return ByImporter(v) ? importer : exporter; }
+};
+
+// A certificate waiting for its next action, since step `since`.
+struct Queued {
+  Cert* cert;
+  int since;
 };
 
 enum class Fault { kRefuse, kBlackhole, kDelay, kCut, kPartition };
@@ -155,12 +198,24 @@ class ChaosRun::Impl {
   // Calls (from the step threads).
   Attempt Submit(const Cert& c);
   Attempt Act(const Cert& c, Verb v);
+  grpc::Status Call(const Cert& c, Verb v);  // one attempt
   std::optional<v1::CertificateRecord> Get(const std::string& code, const std::string& number);
 
   // The schedule (main thread).
   void RunStep(int step);
   void PlanSubmit(int step, std::vector<std::function<void()>>& calls);
   void PlanVerb(int step, std::vector<std::function<void()>>& calls);
+  void PlanVerbs(Cert* c, std::vector<VerbCall> verbs, std::vector<std::function<void()>>& calls);
+  // Each returns false, planning nothing, when no certificate fits.
+  bool PlanReplace(int step, Cert* old, bool crossing, std::vector<std::function<void()>>& calls);
+  bool PlanVoid(int step, std::vector<std::function<void()>>& calls);
+  bool PlanResolve(int step, std::vector<std::function<void()>>& calls);
+  // Takes a random certificate queued for kVerbLag steps from `queue`.
+  Cert* Take(std::vector<Queued>& queue, int step);
+  // The exporter's state of `c` now; UNSPECIFIED when it is down or silent.
+  v1::CertificateState ExporterState(const Cert& c);
+  // After the calls of a step: queues what they made for later actions.
+  void Queue(int step);
   void InjectFault(int step);
   void HealDue(int step);
   void Kill(int step);
@@ -173,6 +228,9 @@ class ChaosRun::Impl {
   std::vector<v1::LedgerEntry> Export(const std::string& code);
   void CheckCalls(const std::map<std::string, Records>& records);
   void CheckVerbs(const Cert& c, const std::map<std::string, Records>& records);
+  void CheckReplacement(const Cert& c, const std::map<std::string, Records>& records);
+  void CheckLinks(const std::map<std::string, Records>& records);
+  void CheckLinksOn(const std::string& code, const Records& recs);
   void CheckDuplicates();
   void CheckAgreement(const std::map<std::string, Records>& records);
   // " after cancel+confirm": the verbs acknowledged on `number`, if any.
@@ -192,7 +250,11 @@ class ChaosRun::Impl {
   absl::Mutex mu_;
   std::map<std::string, std::map<std::string, std::shared_ptr<Stub>>> stubs_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Cert>> certs_;
-  std::vector<Cert*> waiting_;  // acknowledged submits without a verb yet, oldest first
+  std::vector<Queued> waiting_;    // acknowledged submits without a verb yet, oldest first
+  std::vector<Queued> confirmed_;  // acknowledged confirms, for a void
+  std::vector<Queued> disputed_;   // acknowledged crossing replacements, for a resolving verb
+  std::vector<Cert*> submitted_;   // this step's submits and replacements
+  std::vector<Cert*> acted_;       // this step's certificates acted on
   std::map<std::string, int> serial_;
   // DELIVERY_FAILED entries by certificate number, from the ledger exports.
   std::map<std::string, std::vector<std::string>> failures_;
@@ -295,35 +357,53 @@ Attempt ChaosRun::Impl::Submit(const Cert& c) {
   return a;
 }
 
+grpc::Status ChaosRun::Impl::Call(const Cert& c, Verb v) {
+  const std::string& code = c.Actor(v);
+  const std::string id = absl::StrCat(VerbName(v), "-", c.number);  // the same on every retry
+  grpc::ClientContext ctx;
+  Deadline(ctx);
+  v1::CertificateRecord rec;
+  switch (v) {
+    case Verb::kConfirm: {
+      v1::ConfirmReceiptRequest req;
+      req.set_number(c.number);
+      req.set_request_id(id);
+      req.mutable_findings()->set_as_declared(true);
+      return StubFor(code, "importer")->ConfirmReceipt(&ctx, req, &rec);
+    }
+    case Verb::kReject: {
+      v1::RejectShipmentRequest req;
+      req.set_number(c.number);
+      req.set_reason("chaos: shipment refused");
+      req.set_request_id(id);
+      return StubFor(code, "importer")->RejectShipment(&ctx, req, &rec);
+    }
+    case Verb::kCancel: {
+      v1::CancelCertificateRequest req;
+      req.set_number(c.number);
+      req.set_reason("chaos: certificate withdrawn");
+      req.set_request_id(id);
+      return StubFor(code, "exporter")->CancelCertificate(&ctx, req, &rec);
+    }
+    case Verb::kVoid: {
+      v1::VoidCertificateRequest req;
+      req.set_number(c.number);
+      req.set_reason_code(v1::CLERICAL_ERROR);
+      req.set_reason("chaos: clerical error found after confirmation");
+      req.set_request_id(id);
+      return StubFor(code, "exporter")->VoidCertificate(&ctx, req, &rec);
+    }
+  }
+  return grpc::Status(grpc::StatusCode::INTERNAL, "unknown verb");
+}
+
 Attempt ChaosRun::Impl::Act(const Cert& c, Verb v) {
   Attempt a;
   bool uncertain = false;
   const std::string& code = c.Actor(v);
   for (int i = 0; i < kAttempts; ++i) {
     if (i > 0) absl::SleepFor(kRetryPause);
-    grpc::ClientContext ctx;
-    Deadline(ctx);
-    v1::CertificateRecord rec;
-    grpc::Status s;
-    if (v == Verb::kConfirm) {
-      v1::ConfirmReceiptRequest req;
-      req.set_number(c.number);
-      req.set_request_id("confirm-" + c.number);
-      req.mutable_findings()->set_as_declared(true);
-      s = StubFor(code, "importer")->ConfirmReceipt(&ctx, req, &rec);
-    } else if (v == Verb::kReject) {
-      v1::RejectShipmentRequest req;
-      req.set_number(c.number);
-      req.set_reason("chaos: shipment refused");
-      req.set_request_id("reject-" + c.number);
-      s = StubFor(code, "importer")->RejectShipment(&ctx, req, &rec);
-    } else {
-      v1::CancelCertificateRequest req;
-      req.set_number(c.number);
-      req.set_reason("chaos: certificate voided");
-      req.set_request_id("cancel-" + c.number);
-      s = StubFor(code, "exporter")->CancelCertificate(&ctx, req, &rec);
-    }
+    const grpc::Status s = Call(c, v);
     a.code = s.error_code();
     a.error = s.error_message();
     if (s.ok()) {
@@ -355,33 +435,134 @@ void ChaosRun::Impl::PlanSubmit(int step, std::vector<std::function<void()>>& ca
   c->step = step;
   Cert* cert = c.get();
   certs_.push_back(std::move(c));
+  submitted_.push_back(cert);
   calls.push_back([this, cert] { cert->submit = Submit(*cert); });
 }
 
-void ChaosRun::Impl::PlanVerb(int step, std::vector<std::function<void()>>& calls) {
+Cert* ChaosRun::Impl::Take(std::vector<Queued>& queue, int step) {
   // Oldest first: the eligible ones are a prefix.
-  const auto end = std::find_if(waiting_.begin(), waiting_.end(),
-                                [step](const Cert* c) { return c->step > step - kVerbLag; });
-  const int eligible = static_cast<int>(end - waiting_.begin());
-  if (eligible == 0 || Uniform(0, 99) >= 80) return;
+  const auto end = std::find_if(queue.begin(), queue.end(),
+                                [step](const Queued& q) { return q.since > step - kVerbLag; });
+  const int eligible = static_cast<int>(end - queue.begin());
+  if (eligible == 0) return nullptr;
   const int pick = Uniform(0, eligible - 1);
-  Cert* c = waiting_[pick];
-  waiting_.erase(waiting_.begin() + pick);
-  const int r = Uniform(0, 99);
-  if (r < 30) {
-    c->verbs = {{Verb::kConfirm, false, {}}};
-  } else if (r < 45) {
-    c->verbs = {{Verb::kReject, false, {}}};
-  } else if (r < 65) {
-    c->verbs = {{Verb::kCancel, false, {}}};
-  } else {
-    // A crossing: both authorities act on the certificate at once.
-    const Verb importer = r < 85 ? Verb::kConfirm : Verb::kReject;
-    c->verbs = {{Verb::kCancel, true, {}}, {importer, true, {}}};
-  }
-  for (size_t i = 0; i < c->verbs.size(); ++i) {
+  Cert* c = queue[pick].cert;
+  queue.erase(queue.begin() + pick);
+  return c;
+}
+
+v1::CertificateState ChaosRun::Impl::ExporterState(const Cert& c) {
+  if (down_.contains(c.exporter)) return v1::CERTIFICATE_STATE_UNSPECIFIED;
+  std::optional<v1::CertificateRecord> got = Get(c.exporter, c.number);
+  return got.has_value() ? got->state() : v1::CERTIFICATE_STATE_UNSPECIFIED;
+}
+
+void ChaosRun::Impl::PlanVerbs(Cert* c, std::vector<VerbCall> verbs,
+                               std::vector<std::function<void()>>& calls) {
+  const size_t first = c->verbs.size();
+  for (VerbCall& v : verbs) c->verbs.push_back(std::move(v));
+  for (size_t i = first; i < c->verbs.size(); ++i) {
     calls.push_back([this, c, i] { c->verbs[i].result = Act(*c, c->verbs[i].verb); });
   }
+  acted_.push_back(c);
+}
+
+void ChaosRun::Impl::PlanVerb(int step, std::vector<std::function<void()>>& calls) {
+  if (Uniform(0, 99) >= 80) return;
+  const int kind = Uniform(0, 99);
+  if (kind < 10 && PlanVoid(step, calls)) return;
+  if (kind < 22 && PlanResolve(step, calls)) return;
+  Cert* c = Take(waiting_, step);
+  if (c == nullptr) return;
+  const int r = Uniform(0, 99);
+  // A replacement of a delivered one, two times in five crossing the
+  // importer's decision on it.
+  if (r < 25 && PlanReplace(step, c, r < 10, calls)) return;
+  const int v = Uniform(0, 99);
+  if (v < 30) {
+    PlanVerbs(c, {{Verb::kConfirm, false, {}}}, calls);
+  } else if (v < 45) {
+    PlanVerbs(c, {{Verb::kReject, false, {}}}, calls);
+  } else if (v < 65) {
+    PlanVerbs(c, {{Verb::kCancel, false, {}}}, calls);
+  } else {
+    // A crossing: both authorities act on the certificate at once.
+    const Verb importer = v < 85 ? Verb::kConfirm : Verb::kReject;
+    PlanVerbs(c, {{Verb::kCancel, true, {}}, {importer, true, {}}}, calls);
+  }
+}
+
+bool ChaosRun::Impl::PlanReplace(int step, Cert* old, bool crossing,
+                                 std::vector<std::function<void()>>& calls) {
+  const v1::CertificateState state = ExporterState(*old);
+  if (state != v1::DELIVERED && state != v1::DISPUTED) return false;
+  auto c = std::make_unique<Cert>();
+  c->exporter = old->exporter;
+  c->importer = old->importer;
+  c->number = absl::StrFormat("%s-%s-%06d", c->exporter, c->importer, ++serial_[c->exporter]);
+  c->certificate = ChaosCertificate(c->number, c->exporter, c->importer);
+  c->certificate.set_type(v1::REPLACEMENT);
+  c->certificate.set_replaces(old->number);
+  c->step = step;
+  c->replaces = old;
+  c->crossing = crossing;
+  old->replaced_by = c.get();
+  Cert* cert = c.get();
+  certs_.push_back(std::move(c));
+  submitted_.push_back(cert);
+  calls.push_back([this, cert] { cert->submit = Submit(*cert); });
+  if (crossing) {
+    const Verb importer = Uniform(0, 99) < 60 ? Verb::kConfirm : Verb::kReject;
+    PlanVerbs(old, {{importer, true, {}}}, calls);
+  }
+  return true;
+}
+
+bool ChaosRun::Impl::PlanVoid(int step, std::vector<std::function<void()>>& calls) {
+  Cert* c = Take(confirmed_, step);
+  if (c == nullptr) return false;
+  // Only what the exporter sees CONFIRMED; the others drop out.
+  if (ExporterState(*c) != v1::CONFIRMED) return false;
+  PlanVerbs(c, {{Verb::kVoid, false, {}}}, calls);
+  return true;
+}
+
+bool ChaosRun::Impl::PlanResolve(int step, std::vector<std::function<void()>>& calls) {
+  Cert* c = Take(disputed_, step);
+  if (c == nullptr) return false;
+  if (ExporterState(*c) != v1::DISPUTED) {
+    waiting_.push_back({c, step});  // not (yet) disputed there: an ordinary open one
+    return false;
+  }
+  c->resolving = true;
+  const int r = Uniform(0, 99);
+  if (r < 35) {
+    PlanVerbs(c, {{Verb::kCancel, false, {}}}, calls);
+  } else if (r < 65) {
+    PlanVerbs(c, {{Verb::kConfirm, false, {}}}, calls);
+  } else if (r < 85) {
+    PlanVerbs(c, {{Verb::kReject, false, {}}}, calls);
+  } else {
+    PlanVerbs(c, {{Verb::kCancel, true, {}}, {Verb::kConfirm, true, {}}}, calls);
+  }
+  return true;
+}
+
+void ChaosRun::Impl::Queue(int step) {
+  for (Cert* c : submitted_) {
+    if (!c->submit.acked) continue;
+    (c->crossing ? disputed_ : waiting_).push_back({c, step});
+  }
+  for (Cert* c : acted_) {
+    const bool confirmed = std::any_of(c->verbs.begin(), c->verbs.end(), [](const VerbCall& v) {
+      return v.verb == Verb::kConfirm && v.result.acked;
+    });
+    const bool voided = std::any_of(c->verbs.begin(), c->verbs.end(),
+                                    [](const VerbCall& v) { return v.verb == Verb::kVoid; });
+    if (confirmed && !voided) confirmed_.push_back({c, step});
+  }
+  submitted_.clear();
+  acted_.clear();
 }
 
 void ChaosRun::Impl::InjectFault(int step) {
@@ -465,7 +646,7 @@ void ChaosRun::Impl::RunStep(int step) {
     --pending_kills_;
   }
   for (std::thread& t : threads) t.join();
-  if (certs_.back()->submit.acked) waiting_.push_back(certs_.back().get());
+  Queue(step);
   absl::SleepFor(start + o_.step - absl::Now());
 }
 
@@ -559,18 +740,27 @@ void ChaosRun::Impl::CheckCalls(const std::map<std::string, Records>& records) {
       }
     }
     CheckVerbs(*c, records);
+    CheckReplacement(*c, records);
   }
 }
 
 void ChaosRun::Impl::CheckVerbs(const Cert& c, const std::map<std::string, Records>& records) {
-  if (c.verbs.size() == 2) {
+  const int crossing = static_cast<int>(
+      std::count_if(c.verbs.begin(), c.verbs.end(), [](const VerbCall& v) { return v.crossing; }));
+  if (crossing == 2) {  // a cancel against an importer decision
     ++report_.crossings_attempted;
     if (c.verbs[0].result.acked && c.verbs[1].result.acked) ++report_.crossings_acknowledged;
   }
+  if (c.resolving) ++report_.resolutions_attempted;
+  bool resolved = false;
   for (const VerbCall& v : c.verbs) {
     ++report_.verbs_attempted[VerbName(v.verb)];
     if (!v.result.acked) continue;
     ++report_.verbs_acknowledged[VerbName(v.verb)];
+    if (c.resolving && v.verb != Verb::kVoid && !resolved) {
+      resolved = true;
+      ++report_.resolutions_acknowledged;
+    }
     const Records& at = records.at(c.Actor(v.verb));
     const auto rec = at.find(c.number);
     const v1::CertificateState final_state =
@@ -590,6 +780,87 @@ void ChaosRun::Impl::CheckVerbs(const Cert& c, const std::map<std::string, Recor
     ++report_.lost_verbs;
     Listed(report_.lost, absl::StrCat(VerbName(v.verb), " ", c.number, " acknowledged by ",
                                       c.Actor(v.verb), ", which shows ", StateName(final_state)));
+  }
+}
+
+void ChaosRun::Impl::CheckReplacement(const Cert& c,
+                                      const std::map<std::string, Records>& records) {
+  if (c.replaces == nullptr) return;
+  const Cert& old = *c.replaces;
+  ++report_.replacements_attempted;
+  if (c.crossing) ++report_.replacement_crossings_attempted;
+  if (!c.submit.acked) return;
+  ++report_.replacements_acknowledged;
+  if (c.crossing && !old.verbs.empty() && old.verbs[0].result.acked) {
+    ++report_.replacement_crossings_acknowledged;
+  }
+  const auto find = [&](const std::string& code, const std::string& number) {
+    const Records& at = records.at(code);
+    const auto it = at.find(number);
+    return it == at.end() ? nullptr : &it->second;
+  };
+  const v1::CertificateRecord* eo = find(c.exporter, old.number);
+  const v1::CertificateRecord* io = find(c.importer, old.number);
+  const v1::CertificateRecord* in = find(c.importer, c.number);
+  if (eo == nullptr || io == nullptr || in == nullptr) return;  // a lost submit, counted there
+  if (eo->state() == v1::REPLACED && io->state() == v1::REPLACED && eo->replaced_by() == c.number &&
+      io->replaced_by() == c.number) {
+    ++report_.replacements_reflected;
+    return;
+  }
+  // Crossed: the importer decided on the old one first (it stands), and
+  // the importer's node took the replacement in DISPUTED.
+  if (Decided(eo->state()) && eo->state() == io->state() && EverDisputed(*in)) {
+    ++report_.replacements_crossed;
+    return;
+  }
+  ++report_.lost_replacements;
+  Listed(report_.lost,
+         absl::StrCat("replace ", old.number, " by ", c.number, " acknowledged by ", c.exporter,
+                      ": old is ", StateName(eo->state()), " (replaced_by '", eo->replaced_by(),
+                      "') at exporter, ", StateName(io->state()), " (replaced_by '",
+                      io->replaced_by(), "') at importer; new at importer [", History(*in), "]"));
+}
+
+void ChaosRun::Impl::CheckLinks(const std::map<std::string, Records>& records) {
+  for (const auto& [code, recs] : records) CheckLinksOn(code, recs);
+  // Both sides of a certificate name the same successor.
+  for (const auto& [code, recs] : records) {
+    for (const auto& [number, rec] : recs) {
+      if (rec.side() != v1::EXPORTING) continue;
+      const auto other = records.find(rec.partner());
+      if (other == records.end()) continue;
+      const auto theirs = other->second.find(number);
+      if (theirs == other->second.end()) continue;  // a disagreement (MISSING), counted there
+      if (theirs->second.replaced_by() == rec.replaced_by() &&
+          theirs->second.certificate().replaces() == rec.certificate().replaces()) {
+        continue;
+      }
+      ++report_.link_disagreements;
+      Listed(report_.link_problems,
+             absl::StrCat(number, ": exporter ", code, " ", StateName(rec.state()),
+                          " replaced_by '", rec.replaced_by(), "' replaces '",
+                          rec.certificate().replaces(), "' [", History(rec), "] / importer ",
+                          rec.partner(), " ", StateName(theirs->second.state()), " replaced_by '",
+                          theirs->second.replaced_by(), "' replaces '",
+                          theirs->second.certificate().replaces(), "' [", History(theirs->second),
+                          "]"));
+    }
+  }
+}
+
+void ChaosRun::Impl::CheckLinksOn(const std::string& code, const Records& recs) {
+  // On one node: a REPLACED record names its successor, which names it back.
+  for (const auto& [number, rec] : recs) {
+    if (rec.state() != v1::REPLACED) continue;
+    const auto next = recs.find(rec.replaced_by());
+    if (next != recs.end() && next->second.certificate().replaces() == number) continue;
+    ++report_.link_disagreements;
+    Listed(report_.link_problems,
+           absl::StrCat(code, ": ", number, " is REPLACED, replaced_by '", rec.replaced_by(), "', ",
+                        next == recs.end()
+                            ? "which this node does not hold"
+                            : "which replaces '" + next->second.certificate().replaces() + "'"));
   }
 }
 
@@ -627,8 +898,12 @@ std::string ChaosRun::Impl::Acknowledged(const std::string& number) const {
   std::vector<std::string> verbs;
   for (const auto& c : certs_) {
     if (c->number != number) continue;
+    if (c->replaces != nullptr) verbs.push_back("replacing " + c->replaces->number);
     for (const VerbCall& v : c->verbs) {
       if (v.result.acked) verbs.push_back(VerbName(v.verb));
+    }
+    if (c->replaced_by != nullptr && c->replaced_by->submit.acked) {
+      verbs.push_back("replace by " + c->replaced_by->number);
     }
   }
   return verbs.empty() ? "" : absl::StrCat(" after ", absl::StrJoin(verbs, "+"));
@@ -661,6 +936,14 @@ void ChaosRun::Impl::CheckAgreement(const std::map<std::string, Records>& record
     const std::string i = side(d.importer, d.importer_state, d.importer_history);
     if (e == i) {
       ++report_.final_states[e];
+      const auto ever = [&](const std::string& code) {
+        const auto r = records.at(code).find(number);
+        return r != records.at(code).end() && EverDisputed(r->second);
+      };
+      if (ever(d.exporter) || ever(d.importer)) {
+        ++report_.disputed;
+        if (e != "DISPUTED") ++report_.resolved;
+      }
       continue;
     }
     ++report_.disagreements;
@@ -710,6 +993,7 @@ ChaosReport ChaosRun::Impl::Run() {
   CheckCalls(records);
   CheckDuplicates();
   CheckAgreement(records);
+  CheckLinks(records);
   CheckLedgers();
   for (const auto& [link, proxy] : proxies_) {
     report_.proxy_connections += proxy->connections();
@@ -725,7 +1009,7 @@ ChaosReport ChaosRun::Run() { return impl_->Run(); }
 
 bool ChaosReport::ok() const {
   return drained && lost_total() == 0 && duplicated_total() == 0 && disagreements == 0 &&
-         ledgers_verified;
+         link_disagreements == 0 && ledgers_verified;
 }
 
 namespace {
@@ -736,6 +1020,11 @@ std::string Counts(const Map& m) {
   return absl::StrJoin(m, ", ", [](std::string* out, const auto& kv) {
     absl::StrAppend(out, kv.first, " ", kv.second);
   });
+}
+
+int Value(const std::map<std::string, int>& m, const std::string& key) {
+  const auto it = m.find(key);
+  return it == m.end() ? 0 : it->second;
 }
 
 int Sum(const std::map<std::string, int>& m) {
@@ -753,16 +1042,26 @@ std::string ChaosReport::Summary() const {
   absl::StrAppend(&s, "verbs:          ", Sum(verbs_acknowledged), " of ", Sum(verbs_attempted),
                   " acknowledged (", Counts(verbs_acknowledged), "); crossings ",
                   crossings_acknowledged, " of ", crossings_attempted, " both acknowledged\n");
+  absl::StrAppend(&s, "replacements:   ", replacements_acknowledged, " of ", replacements_attempted,
+                  " acknowledged (", replacements_reflected, " reflected, ", replacements_crossed,
+                  " crossed a decision); deliberate crossings ", replacement_crossings_acknowledged,
+                  " of ", replacement_crossings_attempted, " both acknowledged\n");
+  absl::StrAppend(&s, "voids:          ", Value(verbs_acknowledged, "void"), " of ",
+                  Value(verbs_attempted, "void"), " acknowledged\n");
+  absl::StrAppend(&s, "disputed:       ", disputed, " certificates, ", resolved,
+                  " resolved; resolving verbs on ", resolutions_acknowledged, " of ",
+                  resolutions_attempted, " acknowledged\n");
   absl::StrAppend(&s, "faults:         ", Sum(faults), " (", Counts(faults), "); kills ", kills,
                   "; through proxies ", proxy_connections, " connections, ", proxy_bytes,
                   " bytes\n");
-  absl::StrAppend(&s, "verbs reflected ", verbs_reflected, ", superseded ", verbs_superseded, "\n");
+  absl::StrAppend(&s, "verbs reflected ", verbs_reflected, ", superseded ", verbs_superseded,
+                  " (a crossing decision or a later void)\n");
   absl::StrAppend(&s, "final states:   ", Counts(final_states), "\n");
   absl::StrAppend(&s, "delivery failed ", delivery_failed, " (", Counts(delivery_failed_kinds),
                   ")\n");
   for (const std::string& l : delivery_failures) absl::StrAppend(&s, "  ", l, "\n");
   absl::StrAppend(&s, "lost:           ", lost_total(), " (submits ", lost_submits, ", verbs ",
-                  lost_verbs, ")\n");
+                  lost_verbs, ", replacements ", lost_replacements, ")\n");
   for (const std::string& l : lost) absl::StrAppend(&s, "  ", l, "\n");
   absl::StrAppend(&s, "duplicated:     ", duplicated_total(), " (sent ", duplicated_sent,
                   ", received ", duplicated_received, ")\n");
@@ -776,6 +1075,8 @@ std::string ChaosReport::Summary() const {
       absl::StrAppend(&s, "    delivery failed: ", d.delivery_failures, "\n");
     }
   }
+  absl::StrAppend(&s, "links:          ", link_disagreements, " disagreeing\n");
+  for (const std::string& l : link_problems) absl::StrAppend(&s, "  ", l, "\n");
   absl::StrAppend(&s, "ledgers:        ", ledgers_verified ? "all verified" : "NOT verified", "\n");
   for (const std::string& l : ledger_problems) absl::StrAppend(&s, "  ", l, "\n");
   absl::StrAppend(&s, "drain:          ", drained ? "" : "NOT drained after ",

@@ -1,7 +1,8 @@
 // The fault-injection harness (tests/chaos.h), short run: three kpxd
-// processes, a few hundred certificates, faults on every kind of link and
-// SIGKILLed nodes; nothing acknowledged may be lost, nothing duplicated,
-// and both sides of every certificate must end in the same state.
+// processes, a few hundred certificates (some replaced, some voided),
+// faults on every kind of link and SIGKILLed nodes; nothing acknowledged
+// may be lost, nothing duplicated, and both sides of every certificate
+// must end in the same state with the same replacement links.
 #include "chaos.h"
 
 #include <arpa/inet.h>
@@ -162,10 +163,17 @@ TEST_CASE("under faults and crashes nothing is lost, duplicated or disagreed on"
   REQUIRE(r.kills == o.kills);
   REQUIRE(r.submits_acknowledged > o.certificates / 2);
   REQUIRE(r.crossings_acknowledged > 0);
+  // Replacements, some crossing the importer's decision (DISPUTED, then
+  // resolved), and voids of confirmed certificates.
+  REQUIRE(r.replacements_reflected > 0);
+  REQUIRE(r.replacements_crossed > 0);
+  REQUIRE(r.verbs_acknowledged["void"] > 0);
+  REQUIRE(r.resolutions_acknowledged > 0);
   REQUIRE(r.drained);
   CHECK(r.lost_total() == 0);
   CHECK(r.duplicated_total() == 0);
   CHECK(r.disagreements == 0);
+  CHECK(r.link_disagreements == 0);
   CHECK(r.ledgers_verified);
 }
 
