@@ -799,7 +799,8 @@ std::vector<Command> CertCommands() {
       {{"cert", "amend"},
        "correct a certificate before the importer decides (exporter)",
        {{"NUMBER"}, {"FILE.json"}},
-       {reason, {"code", "CODE", "reason code (required): CLERICAL_ERROR, SHIPMENT_CHANGED, ..."},
+       {reason,
+        {"code", "CODE", "reason code (required): CLERICAL_ERROR, SHIPMENT_CHANGED, ..."},
         kRequestIdFlag},
        "FILE.json holds the whole corrected certificate (same number, exporter and importer);\n"
        "both sides keep the earlier version and what changed.",

@@ -164,10 +164,10 @@ grpc::Status AuthorityServiceImpl::AmendCertificate(grpc::ServerContext* ctx,
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "amendment: the certificate's number must be the one amended");
   }
-  return Answer("AmendCertificate", who, req->number(),
-                node_->Amend(req->certificate(), {req->reason_code(), req->reason()},
-                             req->request_id()),
-                resp);
+  return Answer(
+      "AmendCertificate", who, req->number(),
+      node_->Amend(req->certificate(), {req->reason_code(), req->reason()}, req->request_id()),
+      resp);
 }
 
 grpc::Status AuthorityServiceImpl::VoidCertificate(grpc::ServerContext* ctx,

@@ -182,12 +182,9 @@ absl::Status DisputeSuccessor(const IncomingContext& ctx, const std::string& id,
 // decision crossed the amendment. Neither stands alone, so the certificate
 // is DISPUTED (the importer's node makes it so when the amendment arrives)
 // until the importer decides on the current version or we cancel.
-absl::StatusOr<storage::Transition> PlanOutdatedDecision(const IncomingContext& ctx,
-                                                         const std::string& id,
-                                                         const v1::CertificateRecord& current,
-                                                         const v1::CertificateVersion& v,
-                                                         v1::CertificateState decided,
-                                                         const v1::SignedMessage& msg) {
+absl::StatusOr<storage::Transition> PlanOutdatedDecision(
+    const IncomingContext& ctx, const std::string& id, const v1::CertificateRecord& current,
+    const v1::CertificateVersion& v, v1::CertificateState decided, const v1::SignedMessage& msg) {
   const std::string& number = current.certificate().number();
   const std::string detail =
       absl::StrCat("the importing side's ", v1::CertificateState_Name(decided), " names version ",
@@ -286,8 +283,8 @@ absl::StatusOr<storage::Transition> PlanConfirmation(const IncomingContext& ctx,
 // we have not decided; one that finds our decision made crossed it: the
 // certificate is DISPUTED (the exporter's node makes it so when our
 // decision arrives), now as amended.
-absl::StatusOr<storage::Transition> PlanAmendment(const IncomingContext& ctx,
-                                                  const std::string& id, const v1::Amendment& a,
+absl::StatusOr<storage::Transition> PlanAmendment(const IncomingContext& ctx, const std::string& id,
+                                                  const v1::Amendment& a,
                                                   const v1::SignedMessage& msg,
                                                   const v1::CertificateRecord* current) {
   const std::string& number = a.certificate_number();
