@@ -190,6 +190,35 @@ TEST_CASE("kpxctl corrects certificates: replace, confirm with findings, void, t
   CHECK(o.exit_code == 0);
   REQUIRE(fed.WaitForState("EU", "BW-LC-2", v1::VOIDED));
 
+  // An amendment before the importer decides: EU holds both versions.
+  v1::Certificate third = ValidCertificate("BW-LC-3", "BW", "EU");
+  REQUIRE(Capture(exporter + " cert submit " + write(third, "third.json")).exit_code == 0);
+  REQUIRE(fed.WaitForState("BW", "BW-LC-3", v1::DELIVERED));
+  v1::GetCertificateRequest get;
+  get.set_number("BW-LC-3");
+  v1::CertificateRecord issued;
+  {
+    grpc::ClientContext ctx;
+    REQUIRE(fed.Authority("BW", "exporter")->GetCertificate(&ctx, get, &issued).ok());
+  }
+  v1::Certificate corrected = issued.certificate();
+  corrected.set_number_of_parcels(15);
+  const std::string fixed_file = write(corrected, "third-fixed.json");
+  o = Capture(exporter + " cert amend BW-LC-3 " + fixed_file + " --reason 'one parcel left off'");
+  CHECK(o.exit_code == 2);  // no --code
+  o = Capture(exporter + " cert amend BW-LC-3 " + fixed_file +
+              " --code CLERICAL_ERROR --reason 'one parcel left off'");
+  INFO(o.out);
+  CHECK(o.exit_code == 0);
+  bool amended = false;
+  for (int i = 0; i < 400 && !amended; ++i) {
+    amended =
+        Capture(importer + " cert get BW-LC-3").out.find("version 1 amended") != std::string::npos;
+    if (!amended) absl::SleepFor(absl::Milliseconds(50));
+  }
+  CHECK(amended);
+  CHECK(Capture(importer + " cert get BW-LC-3").out.find("15 parcel(s)") != std::string::npos);
+
   o = Capture(importer + " cert trace BW-LC-2");
   INFO(o.out);
   CHECK(o.exit_code == 0);
