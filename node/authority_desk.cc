@@ -113,6 +113,11 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Replaceable(
         absl::StrCat("certificate ", cert.replaces(), " was issued to ", old->partner(),
                      "; a replacement must go to the same importer"));
   }
+  if (!old->queued_message_ids().empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("a message about certificate ", cert.replaces(),
+                     " is still being delivered: replace it once the importer has it"));
+  }
   if (!IsSet(old->delivered_at())) {  // ISSUED, or DISPUTED before its receipt came
     return absl::FailedPreconditionError(absl::StrCat(
         "certificate ", cert.replaces(),
@@ -165,8 +170,12 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Amend(v1::Certificate amend
       !s.ok()) {
     return s;
   }
+  if (FromTimestamp(amended.expires_at()) <= now) {
+    return absl::InvalidArgumentError("certificate: expires_at is already past");
+  }
   const std::string number = amended.number();
   CertificateLock lock(*ctx_.locks, number);
+  if (absl::Status s = CheckProvenance(amended); !s.ok()) return s;
   absl::StatusOr<v1::CertificateRecord> rec = Current(number, v1::EXPORTING);
   if (!rec.ok()) return rec.status();
   for (const v1::StateChange& h : rec->history()) {

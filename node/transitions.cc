@@ -189,7 +189,12 @@ absl::StatusOr<storage::Transition> PlanOutdatedDecision(
   const std::string detail =
       absl::StrCat("the importing side's ", v1::CertificateState_Name(decided), " names version ",
                    v.version(), ", which our amendment corrected");
-  if (current.state() == v1::DISPUTED) return Noted(ctx, id, msg, number, detail);
+  // Moved on since (disputed, replaced, cancelled): the importer receives
+  // our amendment, then what followed it, and ends where we are.
+  if (current.state() == v1::DISPUTED || current.state() == v1::REPLACED ||
+      current.state() == v1::CANCELLED) {
+    return Noted(ctx, id, msg, number, absl::StrCat(detail, "; kept, not applied"));
+  }
   if (absl::Status s = CheckTransition(v1::EXPORTING, current.state(), v1::DISPUTED); !s.ok()) {
     return s;
   }
@@ -311,6 +316,10 @@ absl::StatusOr<storage::Transition> PlanAmendment(const IncomingContext& ctx, co
     return CheckTransition(v1::IMPORTING, was, v1::DISPUTED);
   }
   v1::CertificateRecord rec = *current;
+  if (to != was) {  // our decision was on the version this corrects
+    rec.clear_confirmation();
+    rec.clear_discrepancies();
+  }
   ApplyAmendment(rec, a, MessageDigest(msg), ctx.now);
   std::string detail = AmendedDetail(rec);
   if (to != was) {

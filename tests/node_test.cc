@@ -1019,6 +1019,33 @@ TEST_CASE("an amendment that crosses the importer's decision is DISPUTED on both
   CHECK(f["BW"].ledger().OutboxSize() == 0);
 }
 
+TEST_CASE("amend, then replace, while a decision on the first version is under way: both agree",
+          "[node][lifecycle][amend][converge]") {
+  Federation f;
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-A-3", "BW", "EU")).ok());
+  f.Settle();
+  REQUIRE(f["EU"].Confirm("BW-A-3", testing::AsDeclared(), absl::InfinitePast()).ok());
+  v1::Certificate fixed = f["BW"].Get("BW-A-3")->certificate();
+  fixed.set_number_of_parcels(13);
+  REQUIRE(f["BW"].Amend(fixed, {v1::CLERICAL_ERROR, "parcel count"}).ok());
+  // Not while the amendment is on its way.
+  CHECK(f["BW"].Submit(Replacement("BW-A-3R", "BW-A-3")).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  REQUIRE(f["BW"].DeliverDue() == 1);  // the amendment: EU's confirmation crossed it
+  CHECK(f.State("EU", "BW-A-3") == v1::DISPUTED);
+  CHECK_FALSE(f["EU"].Get("BW-A-3")->has_confirmation());
+  REQUIRE(f["BW"].Submit(Replacement("BW-A-3R", "BW-A-3")).ok());
+  REQUIRE(f["BW"].DeliverDue() == 1);  // the replacement
+  CHECK(f.State("EU", "BW-A-3") == v1::REPLACED);
+  REQUIRE(f["EU"].DeliverDue() == 1);  // EU's confirmation of version 1, at last
+  f.Settle();
+  CHECK(f.State("BW", "BW-A-3") == v1::REPLACED);
+  CHECK(f.State("EU", "BW-A-3") == v1::REPLACED);
+  CHECK(f.State("BW", "BW-A-3R") == v1::DELIVERED);
+  CHECK(f.State("EU", "BW-A-3R") == v1::RECEIVED);
+  CHECK(f["EU"].ledger().OutboxSize() == 0);  // its confirmation was taken, not refused
+}
+
 TEST_CASE("a confirmed certificate can be voided by its exporter, with a reason code",
           "[node][lifecycle]") {
   Federation f;
