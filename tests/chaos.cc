@@ -769,9 +769,11 @@ void ChaosRun::Impl::CheckVerbs(const Cert& c, const std::map<std::string, Recor
       ++report_.verbs_reflected;
       continue;
     }
-    // Superseded: the other authority's acknowledged verb won.
+    // Superseded: another verb called on this certificate won — one that
+    // was acknowledged, or one that committed but whose answer was lost to
+    // a fault or a kill (nothing else can produce its state).
     const bool superseded = std::any_of(c.verbs.begin(), c.verbs.end(), [&](const VerbCall& o) {
-      return &o != &v && o.result.acked && Target(o.verb) == final_state;
+      return &o != &v && Target(o.verb) == final_state;
     });
     if (superseded) {
       ++report_.verbs_superseded;
