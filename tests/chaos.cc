@@ -939,7 +939,7 @@ void ChaosRun::Impl::CheckAgreement(const std::map<std::string, Records>& record
     if (e == i) {
       ++report_.final_states[e];
       const auto ever = [&](const std::string& code) {
-        const auto r = records.at(code).find(number);
+        const auto r = records.at(code).find(d.number);
         return r != records.at(code).end() && EverDisputed(r->second);
       };
       if (ever(d.exporter) || ever(d.importer)) {
