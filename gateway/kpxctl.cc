@@ -306,19 +306,26 @@ Failure RpcFailure(const std::string& what, const grpc::Status& s) {
 
 // ---------------------------------------------------------------- cert
 
-// Submits the certificate in `path`; with `replaces`, as the replacement
-// of that certificate.
-Result Submit(const Invocation& inv, const std::string& path, const std::string& replaces) {
-  const std::string what = replaces.empty() ? "cert submit" : "cert replace";
+// Reads the kpx.v1.Certificate (protobuf JSON) in `path` for command `what`.
+Result ReadCertificate(const std::string& path, const std::string& what,
+                       kpx::v1::Certificate* cert) {
   absl::StatusOr<std::string> text = kpx::crypto::ReadFile(path);
   if (!text.ok()) return Fail(text.status(), what);
-  kpx::v1::SubmitCertificateRequest req;
-  auto st = google::protobuf::util::JsonStringToMessage(*text, req.mutable_certificate());
+  auto st = google::protobuf::util::JsonStringToMessage(*text, cert);
   if (!st.ok()) {
     return Fail(absl::InvalidArgumentError(
                     absl::StrCat(path, ": not a kpx.v1.Certificate: ", st.message().as_string())),
                 what);
   }
+  return std::nullopt;
+}
+
+// Submits the certificate in `path`; with `replaces`, as the replacement
+// of that certificate.
+Result Submit(const Invocation& inv, const std::string& path, const std::string& replaces) {
+  const std::string what = replaces.empty() ? "cert submit" : "cert replace";
+  kpx::v1::SubmitCertificateRequest req;
+  if (Result r = ReadCertificate(path, what, req.mutable_certificate())) return r;
   if (!replaces.empty()) {
     req.mutable_certificate()->set_type(kpx::v1::REPLACEMENT);
     req.mutable_certificate()->set_replaces(replaces);
@@ -520,14 +527,7 @@ Result ReasonRequest(const Invocation& inv, const std::string& what, bool code_r
 Result CertAmend(const Invocation& inv) {
   kpx::v1::AmendCertificateRequest req;
   if (Result r = ReasonRequest(inv, "cert amend", true, &req)) return r;
-  absl::StatusOr<std::string> text = kpx::crypto::ReadFile(inv.args[1]);
-  if (!text.ok()) return Fail(text.status(), "cert amend");
-  auto st = google::protobuf::util::JsonStringToMessage(*text, req.mutable_certificate());
-  if (!st.ok()) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-                    inv.args[1], ": not a kpx.v1.Certificate: ", st.message().as_string())),
-                "cert amend");
-  }
+  if (Result r = ReadCertificate(inv.args[1], "cert amend", req.mutable_certificate())) return r;
   return Transition(inv, "cert amend", [&](Client& c, grpc::ClientContext* ctx, auto* resp) {
     return c.stub->AmendCertificate(ctx, req, resp);
   });

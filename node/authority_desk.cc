@@ -47,15 +47,7 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Submit(v1::Certificate cert
                                                             const std::string& request_id) {
   const absl::Time now = ctx_.Now();
   if (absl::Status s = CheckRequestId(request_id); !s.ok()) return s;
-  // Canonical form first; ValidateCertificate includes the importer's policy.
-  if (absl::Status s = NormalizeCertificate(&cert); !s.ok()) return s;
-  if (absl::Status s = ValidateCertificate(cert, ctx_.participant, *ctx_.keyring->trust(), now);
-      !s.ok()) {
-    return s;
-  }
-  if (FromTimestamp(cert.expires_at()) <= now) {
-    return absl::InvalidArgumentError("certificate: expires_at is already past");
-  }
+  if (absl::Status s = ReadyToSign(cert, now); !s.ok()) return s;
   std::vector<std::string> numbers = {cert.number()};
   if (!cert.replaces().empty()) numbers.push_back(cert.replaces());
   CertificateLock lock(*ctx_.locks, numbers);
@@ -83,6 +75,19 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Submit(v1::Certificate cert
     t.linked_records.push_back(*std::move(replaced));
   }
   return Append(std::move(t));
+}
+
+absl::Status AuthorityDesk::ReadyToSign(v1::Certificate& cert, absl::Time now) const {
+  // Canonical form first; ValidateCertificate includes the importer's policy.
+  if (absl::Status s = NormalizeCertificate(&cert); !s.ok()) return s;
+  if (absl::Status s = ValidateCertificate(cert, ctx_.participant, *ctx_.keyring->trust(), now);
+      !s.ok()) {
+    return s;
+  }
+  if (FromTimestamp(cert.expires_at()) <= now) {
+    return absl::InvalidArgumentError("certificate: expires_at is already past");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status AuthorityDesk::CheckProvenance(const v1::Certificate& cert) const {
@@ -165,14 +170,7 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Amend(v1::Certificate amend
     return absl::InvalidArgumentError("an amendment needs a reason code");
   }
   if (absl::Status s = CheckRequestId(request_id); !s.ok()) return s;
-  if (absl::Status s = NormalizeCertificate(&amended); !s.ok()) return s;
-  if (absl::Status s = ValidateCertificate(amended, ctx_.participant, *ctx_.keyring->trust(), now);
-      !s.ok()) {
-    return s;
-  }
-  if (FromTimestamp(amended.expires_at()) <= now) {
-    return absl::InvalidArgumentError("certificate: expires_at is already past");
-  }
+  if (absl::Status s = ReadyToSign(amended, now); !s.ok()) return s;
   const std::string number = amended.number();
   CertificateLock lock(*ctx_.locks, number);
   if (absl::Status s = CheckProvenance(amended); !s.ok()) return s;

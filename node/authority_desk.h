@@ -95,6 +95,9 @@ class AuthorityDesk {
   absl::StatusOr<v1::CertificateRecord> Resubmitted(const v1::CertificateRecord& existing,
                                                     const v1::Certificate& cert,
                                                     const std::string& request_id) const;
+  // Puts `cert` in canonical form and checks it as it will be signed: the
+  // KP rules, the importer's policy, expiry still ahead of `now`.
+  absl::Status ReadyToSign(v1::Certificate& cert, absl::Time now) const;
   // FailedPrecondition unless every provenance reference of `cert` is an
   // import certificate CONFIRMED here.
   absl::Status CheckProvenance(const v1::Certificate& cert) const

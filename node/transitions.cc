@@ -201,6 +201,16 @@ absl::StatusOr<storage::Transition> PlanOutdatedDecision(
   return Received(ctx, id, msg, current, v1::DISPUTED, number, detail);
 }
 
+// The importer's record of `number` received from the peer, or NotFound.
+absl::Status CheckReceivedFrom(const IncomingContext& ctx, const std::string& number,
+                               const v1::CertificateRecord* current) {
+  if (current == nullptr || current->side() != v1::IMPORTING || current->partner() != ctx.peer) {
+    return absl::NotFoundError(
+        absl::StrCat(ctx.self, " received no certificate ", number, " from ", ctx.peer));
+  }
+  return absl::OkStatus();
+}
+
 // A decision of the importer's (confirmation, rejection, expiry) about a
 // certificate we issued. One that finds our certificate CANCELLED crossed
 // our cancellation: the importer cannot decide on a certificate after it
@@ -293,10 +303,7 @@ absl::StatusOr<storage::Transition> PlanAmendment(const IncomingContext& ctx, co
                                                   const v1::SignedMessage& msg,
                                                   const v1::CertificateRecord* current) {
   const std::string& number = a.certificate_number();
-  if (current == nullptr || current->side() != v1::IMPORTING || current->partner() != ctx.peer) {
-    return absl::NotFoundError(
-        absl::StrCat(ctx.self, " received no certificate ", number, " from ", ctx.peer));
-  }
+  if (absl::Status s = CheckReceivedFrom(ctx, number, current); !s.ok()) return s;
   if (a.amends_digest() != current->certificate_digest()) {
     return absl::InvalidArgumentError("the amendment names a different certificate digest");
   }
@@ -335,10 +342,7 @@ absl::StatusOr<storage::Transition> PlanVoid(const IncomingContext& ctx, const s
                                              const v1::Void& v, const v1::SignedMessage& msg,
                                              const v1::CertificateRecord* current) {
   const std::string& number = v.certificate_number();
-  if (current == nullptr || current->side() != v1::IMPORTING || current->partner() != ctx.peer) {
-    return absl::NotFoundError(
-        absl::StrCat(ctx.self, " received no certificate ", number, " from ", ctx.peer));
-  }
+  if (absl::Status s = CheckReceivedFrom(ctx, number, current); !s.ok()) return s;
   if (v.certificate_digest() != current->certificate_digest()) {
     return absl::InvalidArgumentError("the void names a different certificate digest");
   }
@@ -359,10 +363,7 @@ absl::StatusOr<storage::Transition> PlanCancellation(const IncomingContext& ctx,
                                                      const v1::SignedMessage& msg,
                                                      const v1::CertificateRecord* current) {
   const std::string& number = c.certificate_number();
-  if (current == nullptr || current->side() != v1::IMPORTING || current->partner() != ctx.peer) {
-    return absl::NotFoundError(
-        absl::StrCat(ctx.self, " received no certificate ", number, " from ", ctx.peer));
-  }
+  if (absl::Status s = CheckReceivedFrom(ctx, number, current); !s.ok()) return s;
   const v1::CertificateState state = current->state();
   if (state == v1::CONFIRMED || state == v1::REJECTED || state == v1::EXPIRED) {
     // We decided before the cancellation arrived; the exporter learns our
