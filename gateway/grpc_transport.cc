@@ -3,8 +3,22 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/status.h"
+#include "node/text.h"
 
 namespace kpx::gateway {
+namespace {
+
+// A peer's answer for one message, as this node will store and show it: a
+// code gRPC defines (UNKNOWN otherwise) and a bounded, escaped reason.
+absl::Status PeerRefusal(int code, const std::string& error) {
+  constexpr size_t kMaxPeerErrorBytes = 512;
+  const auto c = code > 0 && code <= static_cast<int>(absl::StatusCode::kUnauthenticated)
+                     ? static_cast<absl::StatusCode>(code)
+                     : absl::StatusCode::kUnknown;
+  return absl::Status(c, node::Printable(error, kMaxPeerErrorBytes));
+}
+
+}  // namespace
 
 GrpcTransport::GrpcTransport(TlsIdentity identity,
                              std::function<std::shared_ptr<const node::TrustList>()> trust,
@@ -76,7 +90,7 @@ std::vector<node::DeliveryOutcome> GrpcTransport::Deliver(
     if (r.code() == 0) {
       out[i].receipt = std::move(*r.mutable_receipt());
     } else {
-      out[i].status = absl::Status(static_cast<absl::StatusCode>(r.code()), r.error());
+      out[i].status = PeerRefusal(r.code(), r.error());
     }
   }
   return out;

@@ -6,7 +6,9 @@
 #include "gateway/tls.h"
 #include "node/config.h"
 #include "node/courier.h"
+#include "node/bounds.h"
 #include "node/log.h"
+#include "node/text.h"
 #include "node/util.h"
 
 namespace kpx::gateway {
@@ -95,7 +97,7 @@ grpc::Status PeerServiceImpl::Deliver(grpc::ServerContext* ctx, const v1::Delive
       // The message id is not yet trusted: log what the peer proved (its
       // identity) and what it claimed (the signer).
       log::Warn("message_refused", {{"partner", *peer},
-                                    {"signer", msgs[i].signer()},
+                                    {"signer", node::Printable(msgs[i].signer(), 32)},
                                     {"code", absl::StatusCodeToString(s.code())},
                                     {"reason", s.message()}});
     }
@@ -130,17 +132,27 @@ grpc::Status AuthorityServiceImpl::Authorize(const grpc::ServerContext& ctx, con
     for (v1::Role r : it->second) held.push_back(v1::Role_Name(r));
   }
   const std::string why =
-      absl::StrCat("client '", *who, "' (roles: ", held.empty() ? "none" : absl::StrJoin(held, ","),
+      absl::StrCat("client '", node::Printable(*who, 128), "' (roles: ", held.empty() ? "none" : absl::StrJoin(held, ","),
                    ") may not call ", verb);
   log::Warn("authority_refused", {{"verb", verb}, {"client", *who}, {"reason", why}});
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why);
+}
+
+grpc::Status AuthorityServiceImpl::Admit(const grpc::ServerContext& ctx, const char* verb,
+                                         const google::protobuf::Message& request,
+                                         std::set<v1::Role> allowed, std::string* who) const {
+  if (grpc::Status s = Authorize(ctx, verb, std::move(allowed), who); !s.ok()) return s;
+  if (absl::Status s = node::CheckBounds(request); !s.ok()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat(verb, ": ", s.message()));
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status AuthorityServiceImpl::SubmitCertificate(grpc::ServerContext* ctx,
                                                      const v1::SubmitCertificateRequest* req,
                                                      v1::CertificateRecord* resp) {
   std::string who;
-  if (grpc::Status s = Authorize(*ctx, "SubmitCertificate", kExporter, &who); !s.ok()) return s;
+  if (grpc::Status s = Admit(*ctx, "SubmitCertificate", *req, kExporter, &who); !s.ok()) return s;
   return Answer("SubmitCertificate", who, req->certificate().number(),
                 node_->Submit(req->certificate(), req->request_id()), resp);
 }
@@ -149,7 +161,7 @@ grpc::Status AuthorityServiceImpl::CancelCertificate(grpc::ServerContext* ctx,
                                                      const v1::CancelCertificateRequest* req,
                                                      v1::CertificateRecord* resp) {
   std::string who;
-  if (grpc::Status s = Authorize(*ctx, "CancelCertificate", kExporter, &who); !s.ok()) return s;
+  if (grpc::Status s = Admit(*ctx, "CancelCertificate", *req, kExporter, &who); !s.ok()) return s;
   return Answer(
       "CancelCertificate", who, req->number(),
       node_->Cancel(req->number(), {req->reason_code(), req->reason()}, req->request_id()), resp);
@@ -159,7 +171,7 @@ grpc::Status AuthorityServiceImpl::AmendCertificate(grpc::ServerContext* ctx,
                                                     const v1::AmendCertificateRequest* req,
                                                     v1::CertificateRecord* resp) {
   std::string who;
-  if (grpc::Status s = Authorize(*ctx, "AmendCertificate", kExporter, &who); !s.ok()) return s;
+  if (grpc::Status s = Admit(*ctx, "AmendCertificate", *req, kExporter, &who); !s.ok()) return s;
   if (req->certificate().number() != req->number()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "amendment: the certificate's number must be the one amended");
@@ -174,7 +186,7 @@ grpc::Status AuthorityServiceImpl::VoidCertificate(grpc::ServerContext* ctx,
                                                    const v1::VoidCertificateRequest* req,
                                                    v1::CertificateRecord* resp) {
   std::string who;
-  if (grpc::Status s = Authorize(*ctx, "VoidCertificate", kExporter, &who); !s.ok()) return s;
+  if (grpc::Status s = Admit(*ctx, "VoidCertificate", *req, kExporter, &who); !s.ok()) return s;
   return Answer("VoidCertificate", who, req->number(),
                 node_->Void(req->number(), {req->reason_code(), req->reason()}, req->request_id()),
                 resp);
@@ -184,7 +196,7 @@ grpc::Status AuthorityServiceImpl::TraceCertificate(grpc::ServerContext* ctx,
                                                     const v1::TraceCertificateRequest* req,
                                                     v1::TraceCertificateResponse* resp) {
   std::string who;
-  if (grpc::Status s = Authorize(*ctx, "TraceCertificate", kAnyRole, &who); !s.ok()) return s;
+  if (grpc::Status s = Admit(*ctx, "TraceCertificate", *req, kAnyRole, &who); !s.ok()) return s;
   absl::StatusOr<v1::TraceCertificateResponse> trace = node_->Trace(req->number());
   if (!trace.ok()) return ToGrpc(trace.status());
   *resp = *std::move(trace);
@@ -195,7 +207,7 @@ grpc::Status AuthorityServiceImpl::ConfirmReceipt(grpc::ServerContext* ctx,
                                                   const v1::ConfirmReceiptRequest* req,
                                                   v1::CertificateRecord* resp) {
   std::string who;
-  if (grpc::Status s = Authorize(*ctx, "ConfirmReceipt", kImporter, &who); !s.ok()) return s;
+  if (grpc::Status s = Admit(*ctx, "ConfirmReceipt", *req, kImporter, &who); !s.ok()) return s;
   absl::Time at = node::IsSet(req->received_at()) ? node::FromTimestamp(req->received_at())
                                                   : absl::InfinitePast();
   v1::ImportFindings findings = req->findings();
@@ -208,7 +220,7 @@ grpc::Status AuthorityServiceImpl::RejectShipment(grpc::ServerContext* ctx,
                                                   const v1::RejectShipmentRequest* req,
                                                   v1::CertificateRecord* resp) {
   std::string who;
-  if (grpc::Status s = Authorize(*ctx, "RejectShipment", kImporter, &who); !s.ok()) return s;
+  if (grpc::Status s = Admit(*ctx, "RejectShipment", *req, kImporter, &who); !s.ok()) return s;
   return Answer(
       "RejectShipment", who, req->number(),
       node_->Reject(req->number(), {req->reason_code(), req->reason()}, req->request_id()), resp);
@@ -218,7 +230,7 @@ grpc::Status AuthorityServiceImpl::GetCertificate(grpc::ServerContext* ctx,
                                                   const v1::GetCertificateRequest* req,
                                                   v1::CertificateRecord* resp) {
   std::string who;
-  if (grpc::Status s = Authorize(*ctx, "GetCertificate", kAnyRole, &who); !s.ok()) return s;
+  if (grpc::Status s = Admit(*ctx, "GetCertificate", *req, kAnyRole, &who); !s.ok()) return s;
   absl::StatusOr<v1::CertificateRecord> rec = node_->Get(req->number());
   if (!rec.ok()) return ToGrpc(rec.status());
   *resp = *std::move(rec);
@@ -229,7 +241,7 @@ grpc::Status AuthorityServiceImpl::ListCertificates(grpc::ServerContext* ctx,
                                                     const v1::ListCertificatesRequest* req,
                                                     v1::ListCertificatesResponse* resp) {
   std::string who;
-  if (grpc::Status s = Authorize(*ctx, "ListCertificates", kAnyRole, &who); !s.ok()) return s;
+  if (grpc::Status s = Admit(*ctx, "ListCertificates", *req, kAnyRole, &who); !s.ok()) return s;
   absl::StatusOr<v1::ListCertificatesResponse> list = node_->List(*req);
   if (!list.ok()) return ToGrpc(list.status());
   *resp = *std::move(list);
@@ -305,7 +317,7 @@ grpc::Status AuthorityServiceImpl::Reload(grpc::ServerContext* ctx, const v1::Re
 grpc::Status AuthorityServiceImpl::Backup(grpc::ServerContext* ctx, const v1::BackupRequest* req,
                                           v1::BackupResponse* resp) {
   std::string who;
-  if (grpc::Status s = Authorize(*ctx, "Backup", kOperator, &who); !s.ok()) return s;
+  if (grpc::Status s = Admit(*ctx, "Backup", *req, kOperator, &who); !s.ok()) return s;
   absl::StatusOr<v1::BackupResponse> r = hooks_.backup(req->directory());
   if (!r.ok()) return Refused("Backup", who, "", r.status());
   *resp = *std::move(r);
@@ -316,7 +328,7 @@ grpc::Status AuthorityServiceImpl::ListOutbox(grpc::ServerContext* ctx,
                                               const v1::ListOutboxRequest* req,
                                               v1::ListOutboxResponse* resp) {
   std::string who;
-  if (grpc::Status s = Authorize(*ctx, "ListOutbox", kOperatorOrAuditor, &who); !s.ok()) return s;
+  if (grpc::Status s = Admit(*ctx, "ListOutbox", *req, kOperatorOrAuditor, &who); !s.ok()) return s;
   const size_t page =
       req->page_size() == 0 ? kDefaultOutboxPage : std::min(req->page_size(), kMaxOutboxPage);
   const absl::Time now = absl::Now();

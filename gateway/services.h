@@ -85,6 +85,11 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
  private:
   // OK if the caller holds one of `allowed`; PERMISSION_DENIED naming the
   // client and the verb otherwise. Sets *who to the client's name.
+  // Authorize, then the request's bounds (node/bounds.h): INVALID_ARGUMENT
+  // naming the field before the verb sees it.
+  grpc::Status Admit(const grpc::ServerContext& ctx, const char* verb,
+                     const google::protobuf::Message& request, std::set<v1::Role> allowed,
+                     std::string* who) const;
   grpc::Status Authorize(const grpc::ServerContext& ctx, const char* verb,
                          std::set<v1::Role> allowed, std::string* who) const;
   // Streams entries from `from` on; follows new appends if `follow`.

@@ -1,6 +1,8 @@
 #include "node/envelope.h"
 
 #include "absl/strings/str_cat.h"
+#include "node/bounds.h"
+#include "node/text.h"
 #include "node/util.h"
 
 namespace kpx::node {
@@ -46,12 +48,32 @@ v1::MessageKind KindOf(const v1::MessageBody& body) {
   }
 }
 
+namespace {
+
+absl::Status CheckEnvelope(const v1::SignedMessage& msg) {
+  if (msg.body().size() > kMaxMessageBodyBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("message body is ", msg.body().size(),
+                                                   " bytes; at most ", kMaxMessageBodyBytes));
+  }
+  if (msg.signer().size() > kMaxSignerBytes || msg.key_id().size() > kMaxKeyIdBytes ||
+      msg.signature().size() > kMaxSignatureBytes) {
+    return absl::InvalidArgumentError("message signer, key id or signature is too long");
+  }
+  if (msg.GetReflection()->GetUnknownFields(msg).field_count() > 0) {
+    return absl::InvalidArgumentError("signed message has fields unknown to this node");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
                                               const std::string& expected_signer,
                                               const TrustList& trust, absl::Time now) {
+  if (absl::Status s = CheckEnvelope(msg); !s.ok()) return s;
   if (msg.signer() != expected_signer) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("message signed by '", msg.signer(), "' but the peer is ", expected_signer));
+    return absl::PermissionDeniedError(absl::StrCat(
+        "message signed by '", Printable(msg.signer()), "' but the peer is ", expected_signer));
   }
   if (absl::Status s = trust.CheckActive(msg.signer(), now); !s.ok()) return s;
   // The body is parsed before the signature is checked only to learn when
@@ -83,14 +105,17 @@ absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
   }
   const v1::Header& h = body.header();
   if (h.sender() != msg.signer()) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("header sender '", h.sender(), "' differs from signer ", msg.signer()));
+    return absl::PermissionDeniedError(absl::StrCat(
+        "header sender '", Printable(h.sender(), 64), "' differs from signer ", msg.signer()));
   }
   if (!IsValidMessageId(h.message_id())) {
     return absl::InvalidArgumentError("message id must be 32 lowercase hex characters");
   }
   if (h.kind() == v1::MESSAGE_KIND_UNSPECIFIED || h.kind() != KindOf(body)) {
     return absl::InvalidArgumentError("message kind does not match its payload");
+  }
+  if (absl::Status s = CheckBounds(body); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("message body: ", s.message()));
   }
   return body;
 }

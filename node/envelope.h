@@ -19,6 +19,12 @@ namespace kpx::node {
 
 // How far ahead of our clock a peer's creation time may be.
 inline constexpr absl::Duration kMaxClockSkew = absl::Minutes(5);
+// Bounds on a SignedMessage's own fields, checked before anything else:
+// the largest certificate (256 KiB) with room for its envelope.
+inline constexpr size_t kMaxMessageBodyBytes = 320 * 1024;
+inline constexpr size_t kMaxSignerBytes = 16;
+inline constexpr size_t kMaxKeyIdBytes = 64;
+inline constexpr size_t kMaxSignatureBytes = 256;
 
 // Signs for one Participant with one key. Thread-safe (Sign is const).
 class Signer {
@@ -37,6 +43,8 @@ class Signer {
 };
 
 // Verifies `msg` as sent by `expected_signer` at time `now`:
+//   - its body, signer, key id and signature are within the bounds above,
+//     and it has no unknown fields (InvalidArgument);
 //   - the signer is `expected_signer` (PermissionDenied otherwise),
 //   - the signer is an active Participant (PermissionDenied),
 //   - key_id names a key of the signer that was valid when the message was
@@ -45,7 +53,9 @@ class Signer {
 //     msg.body (Unauthenticated),
 //   - the body parses and its header names the signer as sender and carries
 //     a well-formed message id and kind matching the payload
-//     (InvalidArgument).
+//     (InvalidArgument),
+//   - the body meets CheckBounds (node/bounds.h; InvalidArgument).
+// Error messages quote what the sender claimed only bounded and escaped.
 // Returns the parsed body.
 absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
                                               const std::string& expected_signer,

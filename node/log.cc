@@ -2,7 +2,12 @@
 
 #include <atomic>
 #include <cstdio>
+#include <mutex>
 
+#include "absl/time/clock.h"
+
+#include "google/protobuf/stubs/logging.h"
+#include "node/text.h"
 #include "spdlog/sinks/stdout_sinks.h"
 
 namespace kpx::log {
@@ -10,7 +15,11 @@ namespace {
 
 std::atomic<Format> g_format{Format::kText};
 
-void AppendJsonString(std::string& out, std::string_view s) {
+// Any one value in a line is at most this long (escaped, then cut).
+constexpr size_t kMaxValueBytes = 1024;
+
+void AppendJsonString(std::string& out, std::string_view raw) {
+  const std::string s = kpx::node::Printable(raw, kMaxValueBytes);
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
@@ -44,7 +53,8 @@ void AppendJsonString(std::string& out, std::string_view s) {
 
 // Text values with spaces or quotes are quoted so that lines stay parseable
 // as key=value pairs.
-void AppendTextValue(std::string& out, std::string_view s) {
+void AppendTextValue(std::string& out, std::string_view raw) {
+  const std::string s = kpx::node::Printable(raw, kMaxValueBytes);
   bool plain = !s.empty();
   for (unsigned char c : s) {
     if (c <= ' ' || c == '"' || c == '=' || c == '\\') plain = false;
@@ -56,9 +66,44 @@ void AppendTextValue(std::string& out, std::string_view s) {
   }
 }
 
+// libprotobuf's own complaints (for one, "invalid UTF-8" while parsing a
+// body that is not yet verified) become kpx events: escaped, bounded, and
+// at most kProtobufLinesPerMinute a minute, with a count of the rest.
+constexpr int kProtobufLinesPerMinute = 10;
+
+void ProtobufLog(google::protobuf::LogLevel level, const char* /*file*/, int /*line*/,
+                 const std::string& message) {
+  static std::mutex mu;
+  static absl::Time window_start;
+  static int in_window = 0;
+  static int suppressed = 0;
+  int report_suppressed = 0;
+  {
+    std::lock_guard<std::mutex> l(mu);
+    const absl::Time now = absl::Now();
+    if (now - window_start > absl::Minutes(1)) {
+      report_suppressed = suppressed;
+      window_start = now;
+      in_window = 0;
+      suppressed = 0;
+    }
+    if (++in_window > kProtobufLinesPerMinute) {
+      ++suppressed;
+      return;
+    }
+  }
+  if (report_suppressed > 0) {
+    Warn("protobuf_lines_suppressed", {{"count", std::to_string(report_suppressed)}});
+  }
+  const auto lvl = level >= google::protobuf::LOGLEVEL_ERROR ? spdlog::level::err
+                                                              : spdlog::level::warn;
+  Event(lvl, "protobuf", {{"message", std::string_view(message).substr(0, 256)}});
+}
+
 }  // namespace
 
 void Init(Format format) {
+  google::protobuf::SetLogHandler(&ProtobufLog);
   g_format = format;
   auto logger = spdlog::stderr_logger_mt("kpx");
   if (format == Format::kJson) {

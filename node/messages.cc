@@ -1,5 +1,6 @@
 #include "node/messages.h"
 
+#include "node/bounds.h"
 #include "node/util.h"
 
 namespace kpx::node {
@@ -123,6 +124,8 @@ absl::StatusOr<Sealed> Seal(const Keyring& keyring, v1::MessageBody body,
   h->set_sender(keyring.participant());
   h->set_recipient(recipient);
   *h->mutable_created_at() = ToTimestamp(now);
+  // What a partner would refuse is not signed: the same bounds hold here.
+  if (absl::Status s = CheckBounds(body); !s.ok()) return s;
   absl::StatusOr<Signer> signer = keyring.SignerAt(now);
   if (!signer.ok()) return signer.status();
   absl::StatusOr<v1::SignedMessage> msg = signer->Sign(body);

@@ -56,7 +56,8 @@ struct Sealed {
 
 // Fills in `body`'s header (a new random message id, `keyring`'s
 // Participant as sender, `recipient`, `now` as creation time) and signs it
-// with the key in force at `now`.
+// with the key in force at `now`. InvalidArgument, nothing signed, if the
+// body breaks CheckBounds (node/bounds.h), which every receiver applies.
 absl::StatusOr<Sealed> Seal(const Keyring& keyring, v1::MessageBody body,
                             const std::string& recipient, absl::Time now);
 
