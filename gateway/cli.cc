@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "node/text.h"
 
 namespace kpx::cli {
 namespace {
@@ -245,7 +246,8 @@ void Report(const Program& p, const Failure& f, bool json) {
   }
   std::string text = f.text.empty() ? std::string(f.status.message()) : f.text;
   while (!text.empty() && text.back() == '\n') text.pop_back();
-  std::fprintf(stderr, "%s: %s\n", p.name.c_str(), text.c_str());
+  // One line, whatever the server or a partner put in the message.
+  std::fprintf(stderr, "%s: %s\n", p.name.c_str(), kpx::node::Printable(text).c_str());
 }
 
 std::string FlagUsage(const Flag& f) {

@@ -34,7 +34,9 @@
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "kpx/v1/service.grpc.pb.h"
+#include "node/bounds.h"
 #include "node/statement_text.h"
+#include "node/text.h"
 
 #ifndef KPX_VERSION
 #define KPX_VERSION "unknown"
@@ -61,21 +63,35 @@ const kpx::cli::Flag kRequestIdFlag{
 
 // ---------------------------------------------------------------- output
 
-std::string Json(const google::protobuf::Message& m) {
+// `m` as one line of protobuf JSON with C1 and bidi controls escaped; an
+// error if protobuf cannot print it (a timestamp outside its range, from
+// a ledger written before the node bounded them).
+absl::StatusOr<std::string> Json(const google::protobuf::Message& m) {
   std::string out;
   google::protobuf::util::JsonPrintOptions opts;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, opts);
-  return out;
+  if (auto st = google::protobuf::util::MessageToJsonString(m, &out, opts); !st.ok()) {
+    return absl::DataLossError(absl::StrCat("cannot print ", m.GetDescriptor()->name(),
+                                            " as JSON: ", st.message().as_string()));
+  }
+  return kpx::node::EscapeJsonControls(out);
 }
 
-// One JSON object per line on stdout (-o json), else the text line(s).
-void Print(const Invocation& inv, const google::protobuf::Message& m, const std::string& text) {
+// Prints `m`: one JSON object per line on stdout (-o json), else text(m)
+// laid out from a copy whose every string is escaped (node::EscapeStrings),
+// so that nothing a partner wrote can add a line or drive the terminal.
+template <class M, class TextFn>
+Result Print(const Invocation& inv, const M& m, TextFn text) {
   if (inv.json) {
-    std::printf("%s\n", Json(m).c_str());
+    absl::StatusOr<std::string> json = Json(m);
+    if (!json.ok()) return Fail(json.status());
+    std::printf("%s\n", json->c_str());
   } else {
-    std::fputs(text.c_str(), stdout);
+    M shown = m;
+    kpx::node::EscapeStrings(&shown);
+    std::fputs(text(shown).c_str(), stdout);
   }
   std::fflush(stdout);
+  return std::nullopt;
 }
 
 void Set(google::protobuf::Struct& s, const char* key, const std::string& v) {
@@ -207,7 +223,10 @@ std::string EntryText(const kpx::v1::LedgerEntry& e) {
 Result ParseTime(const std::string& flag, const std::string& text,
                  google::protobuf::Timestamp* ts) {
   if (TimeUtil::FromString(text, ts) || TimeUtil::FromString(text + "T00:00:00Z", ts)) {
-    return std::nullopt;
+    const absl::Time t = absl::FromUnixSeconds(ts->seconds());
+    if (t >= kpx::node::EarliestTime() && t < kpx::node::LatestTime()) return std::nullopt;
+    return UsageError(absl::StrCat("--", flag, ": ", text, " is outside ", kpx::node::kEarliestYear,
+                                   "-", kpx::node::kLatestYear));
   }
   return UsageError(absl::StrCat("--", flag, ": bad time '", text,
                                  "': use 2026-11-27 or RFC 3339 (2026-11-27T18:00:00Z)"));
@@ -337,10 +356,10 @@ Result Submit(const Invocation& inv, const std::string& path, const std::string&
   grpc::Status s = WithRetries(
       [&] { return client.stub->SubmitCertificate(client.Context().get(), req, &resp); });
   if (!s.ok()) return RpcFailure(what, s);
-  Print(inv, resp,
-        absl::StrFormat("submitted %s to %s: %s\n", resp.certificate().number(), resp.partner(),
-                        kpx::v1::CertificateState_Name(resp.state())));
-  return std::nullopt;
+  return Print(inv, resp, [](const kpx::v1::CertificateRecord& r) {
+    return absl::StrFormat("submitted %s to %s: %s\n", r.certificate().number(), r.partner(),
+                           kpx::v1::CertificateState_Name(r.state()));
+  });
 }
 
 Result CertSubmit(const Invocation& inv) { return Submit(inv, inv.args[0], ""); }
@@ -354,8 +373,7 @@ Result CertGet(const Invocation& inv) {
   kpx::v1::CertificateRecord resp;
   grpc::Status s = client.stub->GetCertificate(client.Context().get(), req, &resp);
   if (!s.ok()) return RpcFailure("cert get", s);
-  Print(inv, resp, RecordText(resp));
-  return std::nullopt;
+  return Print(inv, resp, RecordText);
 }
 
 // The filters of `cert list` from its flags.
@@ -366,7 +384,7 @@ Result ListFilters(const Invocation& inv, kpx::v1::ListCertificatesRequest* req)
     if (!kpx::v1::CertificateState_Parse(inv.Get("state"), &st)) {
       return UsageError(absl::StrCat("--state: unknown state '", inv.Get("state"),
                                      "' (ISSUED, DELIVERED, RECEIVED, CONFIRMED, REJECTED, "
-                                     "CANCELLED, EXPIRED, REPLACED, VOIDED, DISPUTED)"));
+                                     "CANCELLED, EXPIRED, REPLACED, VOIDED, DISPUTED, REFUSED)"));
     }
     req->set_state(st);
   }
@@ -395,26 +413,35 @@ Result ListFilters(const Invocation& inv, kpx::v1::ListCertificatesRequest* req)
   return std::nullopt;
 }
 
+std::string ListLine(const kpx::v1::CertificateRecord& r) {
+  return absl::StrFormat("%-24s %-10s %s %s  issued %s\n", r.certificate().number(),
+                         kpx::v1::CertificateState_Name(r.state()),
+                         r.side() == kpx::v1::EXPORTING ? "to  " : "from", r.partner(),
+                         Time(r.certificate().issued_at()));
+}
+
 Result CertList(const Invocation& inv) {
   kpx::v1::ListCertificatesRequest req;
   if (Result r = ListFilters(inv, &req)) return r;
   Client client;
   if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+  // The node ends a page early rather than exceed 16 MiB; a node that
+  // does not is asked for smaller pages until one fits kpxctl's limit.
   req.set_page_size(500);
-  do {
+  while (true) {
     kpx::v1::ListCertificatesResponse resp;
     grpc::Status s = client.stub->ListCertificates(client.Context().get(), req, &resp);
-    if (!s.ok()) return RpcFailure("cert list", s);
-    for (const kpx::v1::CertificateRecord& r : resp.certificates()) {
-      Print(inv, r,
-            absl::StrFormat("%-24s %-10s %s %s  issued %s\n", r.certificate().number(),
-                            kpx::v1::CertificateState_Name(r.state()),
-                            r.side() == kpx::v1::EXPORTING ? "to  " : "from", r.partner(),
-                            Time(r.certificate().issued_at())));
+    if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && req.page_size() > 1) {
+      req.set_page_size(req.page_size() / 2);  // a page too large to receive: ask for less
+      continue;
     }
+    if (!s.ok()) return RpcFailure("cert list", s);
+    for (const kpx::v1::CertificateRecord& rec : resp.certificates()) {
+      if (Result r = Print(inv, rec, ListLine)) return r;
+    }
+    if (resp.next_page_token().empty()) return std::nullopt;
     req.set_page_token(resp.next_page_token());
-  } while (!req.page_token().empty());
-  return std::nullopt;
+  }
 }
 
 // confirm, reject and cancel: one call returning the record.
@@ -427,10 +454,10 @@ Result Transition(const Invocation& inv, const std::string& what, const RecordCa
   kpx::v1::CertificateRecord resp;
   grpc::Status s = WithRetries([&] { return call(client, client.Context().get(), &resp); });
   if (!s.ok()) return RpcFailure(what, s);
-  Print(inv, resp,
-        absl::StrFormat("%s: %s\n", resp.certificate().number(),
-                        kpx::v1::CertificateState_Name(resp.state())));
-  return std::nullopt;
+  return Print(inv, resp, [](const kpx::v1::CertificateRecord& r) {
+    return absl::StrFormat("%s: %s\n", r.certificate().number(),
+                           kpx::v1::CertificateState_Name(r.state()));
+  });
 }
 
 // "7102.31:1250.50:312625.00" -> a found line (carats and USD with up to
@@ -533,6 +560,18 @@ Result CertAmend(const Invocation& inv) {
   });
 }
 
+Result CertResend(const Invocation& inv) {
+  kpx::v1::ResendCertificateRequest req;
+  req.set_number(inv.args[0]);
+  req.set_request_id(RequestId(inv));
+  if (inv.args.size() > 1) {
+    if (Result r = ReadCertificate(inv.args[1], "cert resend", req.mutable_certificate())) return r;
+  }
+  return Transition(inv, "cert resend", [&](Client& c, grpc::ClientContext* ctx, auto* resp) {
+    return c.stub->ResendCertificate(ctx, req, resp);
+  });
+}
+
 Result CertVoid(const Invocation& inv) {
   kpx::v1::VoidCertificateRequest req;
   if (Result r = ReasonRequest(inv, "cert void", true, &req)) return r;
@@ -557,7 +596,9 @@ Result CertTrace(const Invocation& inv) {
   kpx::v1::TraceCertificateResponse resp;
   grpc::Status s = client.stub->TraceCertificate(client.Context().get(), req, &resp);
   if (!s.ok()) return RpcFailure("cert trace", s);
-  for (const kpx::v1::TraceStep& step : resp.steps()) Print(inv, step, TraceText(step));
+  for (const kpx::v1::TraceStep& step : resp.steps()) {
+    if (Result r = Print(inv, step, TraceText)) return r;
+  }
   return std::nullopt;
 }
 
@@ -596,10 +637,10 @@ Result LedgerVerify(const Invocation& inv) {
   Set(out, "entriesChecked", static_cast<double>(resp.entries_checked()));
   Set(out, "headSequence", static_cast<double>(resp.head_sequence()));
   Set(out, "headHash", kpx::crypto::HexEncode(resp.head_hash()));
-  Print(inv, out,
-        absl::StrFormat("ledger OK: %d entries, head %d %s\n", resp.entries_checked(),
-                        resp.head_sequence(), kpx::crypto::HexEncode(resp.head_hash())));
-  return std::nullopt;
+  return Print(inv, out, [&resp](const google::protobuf::Struct&) {
+    return absl::StrFormat("ledger OK: %d entries, head %d %s\n", resp.entries_checked(),
+                           resp.head_sequence(), kpx::crypto::HexEncode(resp.head_hash()));
+  });
 }
 
 // Always JSON lines: an export is meant for archives and other tools.
@@ -613,7 +654,14 @@ Result LedgerExport(const Invocation& inv) {
   std::unique_ptr<grpc::ClientContext> ctx = client.Context();
   auto reader = client.stub->ExportLedger(ctx.get(), req);
   kpx::v1::LedgerEntry e;
-  while (reader->Read(&e)) std::printf("%s\n", Json(e).c_str());
+  while (reader->Read(&e)) {
+    absl::StatusOr<std::string> json = Json(e);
+    if (!json.ok()) {
+      ctx->TryCancel();
+      return Fail(json.status(), absl::StrCat("ledger export at entry ", e.sequence()));
+    }
+    std::printf("%s\n", json->c_str());
+  }
   grpc::Status s = reader->Finish();
   if (!s.ok()) return RpcFailure("ledger export", s);
   return std::nullopt;
@@ -635,7 +683,7 @@ Result LedgerWatch(const Invocation& inv) {
     auto reader = client.stub->Watch(&ctx, req);
     kpx::v1::LedgerEntry e;
     while (reader->Read(&e)) {
-      Print(inv, e, EntryText(e));
+      if (Result r = Print(inv, e, EntryText)) return r;
       next = e.sequence() + 1;
     }
     grpc::Status s = reader->Finish();
@@ -663,7 +711,11 @@ Result NodeHealth(const Invocation& inv) {
   google::protobuf::Struct out;
   Set(out, "service", service);
   Set(out, "status", name);
-  Print(inv, out, absl::StrCat(service, service.empty() ? "" : ": ", name, "\n"));
+  if (Result r = Print(inv, out, [&](const google::protobuf::Struct&) {
+        return absl::StrCat(kpx::node::Printable(service), service.empty() ? "" : ": ", name, "\n");
+      })) {
+    return r;
+  }
   if (*st != kpx::gateway::ServingStatus::kServing) {
     return Failure{absl::UnavailableError(absl::StrCat("node is ", name)), 1,
                    "node health: not serving"};
@@ -677,10 +729,10 @@ Result NodeReload(const Invocation& inv) {
   kpx::v1::ReloadResponse resp;
   grpc::Status s = client.stub->Reload(client.Context().get(), {}, &resp);
   if (!s.ok()) return RpcFailure("node reload", s);
-  Print(inv, resp,
-        absl::StrFormat("reloaded: trust list version %d, %d participants\n",
-                        resp.trust_list_version(), resp.participants()));
-  return std::nullopt;
+  return Print(inv, resp, [](const kpx::v1::ReloadResponse& r) {
+    return absl::StrFormat("reloaded: trust list version %d, %d participants\n",
+                           r.trust_list_version(), r.participants());
+  });
 }
 
 Result NodeBackup(const Invocation& inv) {
@@ -695,10 +747,10 @@ Result NodeBackup(const Invocation& inv) {
   Set(out, "directory", resp.directory());
   Set(out, "headSequence", static_cast<double>(resp.head_sequence()));
   Set(out, "headHash", kpx::crypto::HexEncode(resp.head_hash()));
-  Print(inv, out,
-        absl::StrFormat("backup in %s: head %d %s\n", resp.directory(), resp.head_sequence(),
-                        kpx::crypto::HexEncode(resp.head_hash())));
-  return std::nullopt;
+  return Print(inv, out, [&resp](const google::protobuf::Struct&) {
+    return absl::StrFormat("backup in %s: head %d %s\n", kpx::node::Printable(resp.directory()),
+                           resp.head_sequence(), kpx::crypto::HexEncode(resp.head_hash()));
+  });
 }
 
 // ---------------------------------------------------------------- outbox
@@ -721,7 +773,9 @@ Result OutboxList(const Invocation& inv) {
     kpx::v1::ListOutboxResponse resp;
     grpc::Status s = client.stub->ListOutbox(client.Context().get(), req, &resp);
     if (!s.ok()) return RpcFailure("outbox list", s);
-    for (const kpx::v1::OutboxSummary& m : resp.messages()) Print(inv, m, OutboxText(m));
+    for (const kpx::v1::OutboxSummary& m : resp.messages()) {
+      if (Result r = Print(inv, m, OutboxText)) return r;
+    }
     req.set_page_token(resp.next_page_token());
   } while (!req.page_token().empty());
   return std::nullopt;
@@ -805,6 +859,14 @@ std::vector<Command> CertCommands() {
        "FILE.json holds the whole corrected certificate (same number, exporter and importer);\n"
        "both sides keep the earlier version and what changed.",
        CertAmend},
+      {{"cert", "resend"},
+       "sign and send again a certificate the importer's node REFUSED (exporter)",
+       {{"NUMBER"}, {"FILE.json", true}},
+       {kRequestIdFlag},
+       "'cert get NUMBER' shows why it was refused. FILE.json, if given, holds the corrected\n"
+       "certificate (same number and importer); without it the certificate goes as recorded\n"
+       "(after the importer fixed its side, say). Or cancel it, or issue a new one.",
+       CertResend},
       {{"cert", "void"},
        "void a confirmed certificate (exporter)",
        {{"NUMBER"}},

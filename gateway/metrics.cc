@@ -120,7 +120,7 @@ class Metrics::Gauges : public prometheus::Collectable {
   void AddCertificateGauges(absl::Time now, std::vector<prometheus::MetricFamily>& out) const {
     Counts c = CertificateCounts(now);
     std::vector<Sample> by_state;
-    for (int s = v1::ISSUED; s <= v1::DISPUTED; ++s) {
+    for (int s = v1::ISSUED; s <= v1::REFUSED; ++s) {
       by_state.push_back(
           {{{"state", v1::CertificateState_Name(static_cast<v1::CertificateState>(s))}},
            static_cast<double>(c.by_state[s])});

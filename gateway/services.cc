@@ -4,9 +4,9 @@
 #include "absl/strings/str_join.h"
 #include "gateway/status.h"
 #include "gateway/tls.h"
+#include "node/bounds.h"
 #include "node/config.h"
 #include "node/courier.h"
-#include "node/bounds.h"
 #include "node/log.h"
 #include "node/text.h"
 #include "node/util.h"
@@ -131,9 +131,9 @@ grpc::Status AuthorityServiceImpl::Authorize(const grpc::ServerContext& ctx, con
   if (it != roles_.end()) {
     for (v1::Role r : it->second) held.push_back(v1::Role_Name(r));
   }
-  const std::string why =
-      absl::StrCat("client '", node::Printable(*who, 128), "' (roles: ", held.empty() ? "none" : absl::StrJoin(held, ","),
-                   ") may not call ", verb);
+  const std::string why = absl::StrCat(
+      "client '", node::Printable(*who, 128),
+      "' (roles: ", held.empty() ? "none" : absl::StrJoin(held, ","), ") may not call ", verb);
   log::Warn("authority_refused", {{"verb", verb}, {"client", *who}, {"reason", why}});
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why);
 }
@@ -180,6 +180,17 @@ grpc::Status AuthorityServiceImpl::AmendCertificate(grpc::ServerContext* ctx,
       "AmendCertificate", who, req->number(),
       node_->Amend(req->certificate(), {req->reason_code(), req->reason()}, req->request_id()),
       resp);
+}
+
+grpc::Status AuthorityServiceImpl::ResendCertificate(grpc::ServerContext* ctx,
+                                                     const v1::ResendCertificateRequest* req,
+                                                     v1::CertificateRecord* resp) {
+  std::string who;
+  if (grpc::Status s = Admit(*ctx, "ResendCertificate", *req, kExporter, &who); !s.ok()) return s;
+  std::optional<v1::Certificate> corrected;
+  if (req->has_certificate()) corrected = req->certificate();
+  return Answer("ResendCertificate", who, req->number(),
+                node_->Resend(req->number(), std::move(corrected), req->request_id()), resp);
 }
 
 grpc::Status AuthorityServiceImpl::VoidCertificate(grpc::ServerContext* ctx,

@@ -61,6 +61,8 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
                                 v1::CertificateRecord* resp) override;
   grpc::Status VoidCertificate(grpc::ServerContext* ctx, const v1::VoidCertificateRequest* req,
                                v1::CertificateRecord* resp) override;
+  grpc::Status ResendCertificate(grpc::ServerContext* ctx, const v1::ResendCertificateRequest* req,
+                                 v1::CertificateRecord* resp) override;
   grpc::Status TraceCertificate(grpc::ServerContext* ctx, const v1::TraceCertificateRequest* req,
                                 v1::TraceCertificateResponse* resp) override;
   grpc::Status GetCertificate(grpc::ServerContext* ctx, const v1::GetCertificateRequest* req,

@@ -203,6 +203,41 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Amend(v1::Certificate amend
   return Append(std::move(t));
 }
 
+absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Resend(
+    const std::string& number, std::optional<v1::Certificate> corrected,
+    const std::string& request_id) {
+  const absl::Time now = ctx_.Now();
+  if (absl::Status s = CheckRequestId(request_id); !s.ok()) return s;
+  CertificateLock lock(*ctx_.locks, number);
+  absl::StatusOr<v1::CertificateRecord> rec = Current(number, v1::EXPORTING);
+  if (!rec.ok()) return rec.status();
+  const std::string detail = "re-sent after the importer's node refused it";
+  for (const v1::StateChange& h : rec->history()) {
+    if (!request_id.empty() && h.request_id() == request_id) return *std::move(rec);  // a retry
+  }
+  if (rec->state() != v1::REFUSED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("certificate ", number, " is ", v1::CertificateState_Name(rec->state()),
+                     ": only a certificate the importer's node REFUSED can be re-sent"));
+  }
+  v1::Certificate cert = corrected.has_value() ? *std::move(corrected) : rec->certificate();
+  if (cert.number() != number || cert.importing_participant() != rec->partner()) {
+    return absl::InvalidArgumentError(absl::StrCat("a re-sent certificate keeps its number ",
+                                                   number, " and importer ", rec->partner()));
+  }
+  if (absl::Status s = ReadyToSign(cert, now); !s.ok()) return s;
+  if (absl::Status s = CheckProvenance(cert); !s.ok()) return s;
+  absl::StatusOr<Sealed> sealed = Seal(*ctx_.keyring, CertificateBody(cert), rec->partner(), now);
+  if (!sealed.ok()) return sealed.status();
+  *rec->mutable_certificate() = std::move(cert);
+  rec->set_certificate_message_id(sealed->message_id);
+  rec->set_certificate_digest(MessageDigest(sealed->message));
+  storage::Transition t =
+      SendTransition(*std::move(rec), v1::ISSUED, detail, sealed->message_id, sealed->message, now);
+  t.record->mutable_history()->rbegin()->set_request_id(request_id);
+  return Append(std::move(t));
+}
+
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Void(const std::string& number,
                                                           const Reason& reason,
                                                           const std::string& request_id) {
@@ -226,6 +261,12 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Confirm(const std::string& 
                 [&](const v1::CertificateRecord& rec) -> absl::StatusOr<v1::MessageBody> {
                   if (received_at > now + kMaxClockSkew) {
                     return absl::InvalidArgumentError("received_at is in the future");
+                  }
+                  const absl::Time issued = FromTimestamp(rec.certificate().issued_at());
+                  if (received_at < issued) {
+                    return absl::InvalidArgumentError(absl::StrCat(
+                        "received_at ", FormatRfc3339(received_at), " is before certificate ",
+                        number, " was issued (", FormatRfc3339(issued), ")"));
                   }
                   // Validity governs arrival, not the officer's click.
                   const absl::Time expires = FromTimestamp(rec.certificate().expires_at());

@@ -10,6 +10,7 @@
 #define KPX_NODE_AUTHORITY_DESK_H_
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -60,6 +61,13 @@ class AuthorityDesk {
   // decided on is not amended (cancel, replace or void it instead).
   absl::StatusOr<v1::CertificateRecord> Amend(v1::Certificate amended, const Reason& reason,
                                               const std::string& request_id = "");
+  // Exporter: signs and sends again a certificate the importer's node
+  // REFUSED, as recorded or as `corrected` (same number and importer,
+  // checked as on submit); it becomes ISSUED with the new message queued.
+  // A retry with the same request id returns the record.
+  absl::StatusOr<v1::CertificateRecord> Resend(const std::string& number,
+                                               std::optional<v1::Certificate> corrected,
+                                               const std::string& request_id = "");
   // Exporter: voids a CONFIRMED certificate (after confirmation) and tells
   // the importer, whose node records VOIDED. The reason code is required.
   absl::StatusOr<v1::CertificateRecord> Void(const std::string& number, const Reason& reason,

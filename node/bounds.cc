@@ -116,8 +116,8 @@ absl::Status CheckMessage(const Message& m, const std::string& path) {
     }
     const int n = r.FieldSize(m, f);
     if (n > kMaxRepeated) {
-      return absl::InvalidArgumentError(absl::StrCat(PathOf(path, *f, -1), " has ", n,
-                                                     " elements; at most ", kMaxRepeated));
+      return absl::InvalidArgumentError(
+          absl::StrCat(PathOf(path, *f, -1), " has ", n, " elements; at most ", kMaxRepeated));
     }
     for (int i = 0; i < n; ++i) {
       if (absl::Status s = CheckValue(m, *f, i, PathOf(path, *f, i)); !s.ok()) return s;

@@ -72,8 +72,8 @@ absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
                                               const TrustList& trust, absl::Time now) {
   if (absl::Status s = CheckEnvelope(msg); !s.ok()) return s;
   if (msg.signer() != expected_signer) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "message signed by '", Printable(msg.signer()), "' but the peer is ", expected_signer));
+    return absl::PermissionDeniedError(absl::StrCat("message signed by '", Printable(msg.signer()),
+                                                    "' but the peer is ", expected_signer));
   }
   if (absl::Status s = trust.CheckActive(msg.signer(), now); !s.ok()) return s;
   // The body is parsed before the signature is checked only to learn when
@@ -105,8 +105,8 @@ absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
   }
   const v1::Header& h = body.header();
   if (h.sender() != msg.signer()) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "header sender '", Printable(h.sender(), 64), "' differs from signer ", msg.signer()));
+    return absl::PermissionDeniedError(absl::StrCat("header sender '", Printable(h.sender(), 64),
+                                                    "' differs from signer ", msg.signer()));
   }
   if (!IsValidMessageId(h.message_id())) {
     return absl::InvalidArgumentError("message id must be 32 lowercase hex characters");

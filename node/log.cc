@@ -5,7 +5,6 @@
 #include <mutex>
 
 #include "absl/time/clock.h"
-
 #include "google/protobuf/stubs/logging.h"
 #include "node/text.h"
 #include "spdlog/sinks/stdout_sinks.h"
@@ -95,8 +94,8 @@ void ProtobufLog(google::protobuf::LogLevel level, const char* /*file*/, int /*l
   if (report_suppressed > 0) {
     Warn("protobuf_lines_suppressed", {{"count", std::to_string(report_suppressed)}});
   }
-  const auto lvl = level >= google::protobuf::LOGLEVEL_ERROR ? spdlog::level::err
-                                                              : spdlog::level::warn;
+  const auto lvl =
+      level >= google::protobuf::LOGLEVEL_ERROR ? spdlog::level::err : spdlog::level::warn;
   Event(lvl, "protobuf", {{"message", std::string_view(message).substr(0, 256)}});
 }
 

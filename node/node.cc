@@ -63,6 +63,12 @@ absl::StatusOr<v1::CertificateRecord> Node::Reject(const std::string& number, co
                                                    const std::string& request_id) {
   return desk_.Reject(number, reason, request_id);
 }
+absl::StatusOr<v1::CertificateRecord> Node::Resend(const std::string& number,
+                                                   std::optional<v1::Certificate> corrected,
+                                                   const std::string& request_id) {
+  return desk_.Resend(number, std::move(corrected), request_id);
+}
+
 absl::StatusOr<v1::CertificateRecord> Node::Void(const std::string& number, const Reason& reason,
                                                  const std::string& request_id) {
   return desk_.Void(number, reason, request_id);

@@ -29,6 +29,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,9 @@ class Node : public Receiver {
   absl::StatusOr<v1::CertificateRecord> Submit(v1::Certificate cert,
                                                const std::string& request_id = "");
   absl::StatusOr<v1::CertificateRecord> Cancel(const std::string& number, const Reason& reason,
+                                               const std::string& request_id = "");
+  absl::StatusOr<v1::CertificateRecord> Resend(const std::string& number,
+                                               std::optional<v1::Certificate> corrected,
                                                const std::string& request_id = "");
   absl::StatusOr<v1::CertificateRecord> Void(const std::string& number, const Reason& reason,
                                              const std::string& request_id = "");

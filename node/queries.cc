@@ -46,9 +46,18 @@ absl::StatusOr<v1::ListCertificatesResponse> Queries::List(
       req.page_token(), limit + 1,
       [&](const v1::CertificateRecord& r) { return MatchesFilter(req, r, now, overdue_days_); });
   if (!recs.ok()) return recs.status();
+  // A page ends early once it holds kMaxListPageBytes, so that no page
+  // exceeds what a client can receive, however large the records.
   v1::ListCertificatesResponse resp;
-  for (size_t i = 0; i < recs->size() && i < limit; ++i) *resp.add_certificates() = (*recs)[i];
-  if (recs->size() > limit) resp.set_next_page_token((*recs)[limit - 1].certificate().number());
+  size_t bytes = 0;
+  size_t i = 0;
+  for (; i < recs->size() && i < limit; ++i) {
+    const size_t size = (*recs)[i].ByteSizeLong();
+    if (i > 0 && bytes + size > kMaxListPageBytes) break;
+    bytes += size;
+    *resp.add_certificates() = (*recs)[i];
+  }
+  if (i < recs->size()) resp.set_next_page_token((*recs)[i - 1].certificate().number());
   return resp;
 }
 

@@ -24,6 +24,9 @@ namespace kpx::node {
 // Page sizes of ListCertificates: the default and the most one page holds.
 inline constexpr uint32_t kDefaultListPageSize = 50;
 inline constexpr uint32_t kMaxListPageSize = 1000;
+// A page holds at most this many bytes of records (at least one record):
+// well below a client's 64 MiB receive limit.
+inline constexpr size_t kMaxListPageBytes = 16 << 20;
 inline constexpr int kMaxTraceSteps = 256;
 
 // True if `r` passes every filter of `req` at `now`; `overdue_days` is the

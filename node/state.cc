@@ -18,10 +18,14 @@ bool In(S s, std::initializer_list<S> set) {
 bool ExporterMay(S from, S to) {
   switch (to) {
     case v1::DELIVERED:
+    case v1::REFUSED:
       return from == v1::ISSUED;
+    case v1::ISSUED:  // re-sent after a refusal
+      return from == v1::REFUSED;
+    case v1::CANCELLED:
+      return In(from, {v1::ISSUED, v1::DELIVERED, v1::DISPUTED, v1::REFUSED});
     case v1::CONFIRMED:
     case v1::REJECTED:
-    case v1::CANCELLED:
     case v1::EXPIRED:
       return In(from, {v1::ISSUED, v1::DELIVERED, v1::DISPUTED});
     case v1::DISPUTED:
@@ -60,8 +64,9 @@ bool IsFinal(v1::CertificateState s) {
 }
 
 bool IsOpen(const v1::CertificateRecord& r) {
-  return r.side() == v1::EXPORTING ? In(r.state(), {v1::ISSUED, v1::DELIVERED, v1::DISPUTED})
-                                   : In(r.state(), {v1::RECEIVED, v1::DISPUTED});
+  return r.side() == v1::EXPORTING
+             ? In(r.state(), {v1::ISSUED, v1::DELIVERED, v1::DISPUTED, v1::REFUSED})
+             : In(r.state(), {v1::RECEIVED, v1::DISPUTED});
 }
 
 bool IsOverdue(const v1::CertificateRecord& r, absl::Time now, absl::Duration after) {

@@ -5,7 +5,9 @@
 //           may overtake our receipt) | CANCELLED (our verb);
 //           ISSUED | DELIVERED -> DISPUTED (a replacement crossed the
 //           importer's decision on its predecessor); DELIVERED | DISPUTED ->
-//           REPLACED (our replacement); CONFIRMED -> VOIDED (our verb).
+//           REPLACED (our replacement); CONFIRMED -> VOIDED (our verb);
+//           ISSUED -> REFUSED (the importer's node refused the certificate
+//           message for good) -> ISSUED (re-sent) | CANCELLED.
 // Importer: RECEIVED | DISPUTED -> CONFIRMED | REJECTED (our verbs) |
 //           CANCELLED (the exporter's) | EXPIRED (our sweep); RECEIVED | DISPUTED
 //           -> REPLACED (the exporter's replacement); CONFIRMED -> VOIDED.
@@ -22,8 +24,8 @@ namespace kpx::node {
 
 bool IsFinal(v1::CertificateState s);
 
-// True while `r` waits for a decision: ISSUED, DELIVERED or DISPUTED at the
-// exporter, RECEIVED or DISPUTED at the importer.
+// True while `r` waits for a decision: ISSUED, DELIVERED, DISPUTED or
+// REFUSED at the exporter, RECEIVED or DISPUTED at the importer.
 bool IsOpen(const v1::CertificateRecord& r);
 
 // True if `r` waits for the importing authority (DELIVERED at the exporter,

@@ -2,8 +2,10 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.h"
 
 namespace kpx::node {
 namespace {
@@ -120,6 +122,52 @@ std::string Printable(std::string_view s, size_t max_bytes) {
     i += d.length;
   }
   if (i < s.size()) absl::StrAppend(&out, "…[+", s.size() - i, " bytes]");
+  return out;
+}
+
+void EscapeStrings(google::protobuf::Message* m, size_t max_bytes) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection& r = *m->GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  r.ListFields(*m, &fields);
+  for (const FieldDescriptor* f : fields) {
+    const int n = f->is_repeated() ? r.FieldSize(*m, f) : 1;
+    for (int i = 0; i < n; ++i) {
+      if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        EscapeStrings(f->is_repeated() ? r.MutableRepeatedMessage(m, f, i) : r.MutableMessage(m, f),
+                      max_bytes);
+      } else if (f->type() == FieldDescriptor::TYPE_STRING) {
+        const std::string v = f->is_repeated() ? r.GetRepeatedString(*m, f, i) : r.GetString(*m, f);
+        std::string shown = Printable(v, max_bytes);
+        if (shown == v) continue;
+        if (f->is_repeated()) {
+          r.SetRepeatedString(m, f, i, std::move(shown));
+        } else {
+          r.SetString(m, f, std::move(shown));
+        }
+      }
+    }
+  }
+}
+
+std::string EscapeJsonControls(std::string_view json) {
+  std::string out;
+  out.reserve(json.size());
+  for (size_t i = 0; i < json.size();) {
+    const Decoded d = DecodeAt(json, i);
+    if (d.length == 0) {  // not UTF-8: kept as it is (protobuf's JSON is UTF-8)
+      out += json[i++];
+      continue;
+    }
+    if (d.code >= 0x80 && IsControl(d.code)) {
+      char buf[16];
+      std::snprintf(buf, sizeof(buf), "\\u%04X", static_cast<unsigned>(d.code));
+      out += buf;
+    } else {
+      out.append(json.substr(i, d.length));
+    }
+    i += d.length;
+  }
   return out;
 }
 

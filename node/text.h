@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "google/protobuf/message.h"
 
 namespace kpx::node {
 
@@ -41,6 +42,15 @@ bool IsValidUtf8(std::string_view s);
 // `max_bytes` of `s` are shown, then "…[+N bytes]". Printable(s) == s for
 // every one-line text CheckText accepts.
 std::string Printable(std::string_view s, size_t max_bytes = 4096);
+
+// Replaces every string field of `m` and of the messages in it (bytes
+// fields excepted) by Printable(value, max_bytes): a copy safe to lay out
+// as text, whatever a partner or an old ledger put in it.
+void EscapeStrings(google::protobuf::Message* m, size_t max_bytes = 4096);
+
+// `json` with every C1 or bidirectional control character (which JSON
+// allows raw) written as a \uXXXX escape; still the same JSON value.
+std::string EscapeJsonControls(std::string_view json);
 
 }  // namespace kpx::node
 

@@ -286,6 +286,10 @@ absl::StatusOr<storage::Transition> PlanConfirmation(const IncomingContext& ctx,
     return absl::InvalidArgumentError(
         "confirmation: the shipment arrived after the certificate expired");
   }
+  if (FromTimestamp(c.arrived_at()) < FromTimestamp(current->certificate().issued_at())) {
+    return absl::InvalidArgumentError(
+        "confirmation: the shipment arrived before the certificate was issued");
+  }
   absl::StatusOr<storage::Transition> t = PlanDecision(
       ctx, id, c.certificate_number(), c.certificate_digest(), v1::CONFIRMED, "", msg, current);
   if (t.ok() && t->record.has_value() && t->record->state() == v1::CONFIRMED) {
@@ -534,11 +538,15 @@ storage::Transition DeliveryTransition(const v1::OutboxItem& item, const absl::S
   }
   if (!current.has_value()) return t;
   bool changed = Dequeue(*current, item.message_id());
-  if (status.ok() && current->certificate_message_id() == item.message_id() &&
-      current->state() == v1::ISSUED) {
-    AddHistory(*current, v1::DELIVERED, now, item.message_id(), "");
-    *current->mutable_delivered_at() = ToTimestamp(now);
-    t.entry.set_state(v1::DELIVERED);
+  if (current->certificate_message_id() == item.message_id() && current->state() == v1::ISSUED) {
+    if (status.ok()) {
+      AddHistory(*current, v1::DELIVERED, now, item.message_id(), "");
+      *current->mutable_delivered_at() = ToTimestamp(now);
+      t.entry.set_state(v1::DELIVERED);
+    } else {  // the importer holds nothing: the authority must see it
+      AddHistory(*current, v1::REFUSED, now, item.message_id(), t.entry.detail());
+      t.entry.set_state(v1::REFUSED);
+    }
     t.on_sequenced = StampHistory;
     changed = true;
   }

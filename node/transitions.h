@@ -109,7 +109,8 @@ const std::string* QueuedAfter(const v1::CertificateRecord& rec, const std::stri
 // the receipt (RECEIPT) or the refusal (DELIVERY_FAILED); `next` (the
 // outbox item QueuedAfter names, if any) is released: due now. The first
 // receipt for a certificate message moves `current` from ISSUED to
-// DELIVERED.
+// DELIVERED; its permanent refusal moves it from ISSUED to REFUSED, with
+// the refusal as the history detail.
 storage::Transition DeliveryTransition(const v1::OutboxItem& item, const absl::Status& status,
                                        const v1::SignedMessage& receipt,
                                        std::optional<v1::CertificateRecord> current,
