@@ -263,7 +263,8 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Confirm(const std::string& 
                     return absl::InvalidArgumentError("received_at is in the future");
                   }
                   const absl::Time issued = FromTimestamp(rec.certificate().issued_at());
-                  if (received_at < issued) {
+                  // Clocks differ: as much skew as a message may have.
+                  if (received_at < issued - kMaxClockSkew) {
                     return absl::InvalidArgumentError(absl::StrCat(
                         "received_at ", FormatRfc3339(received_at), " is before certificate ",
                         number, " was issued (", FormatRfc3339(issued), ")"));

@@ -8,10 +8,13 @@
 #include "node/findings.h"
 #include "node/rules.h"
 #include "node/state.h"
+#include "node/text.h"
 #include "node/util.h"
 
 namespace kpx::node {
 namespace {
+
+constexpr size_t kMaxRefusalBytes = 512;
 
 constexpr char kExpiredDetail[] = "validity ran out without a decision of the importing authority";
 
@@ -286,7 +289,8 @@ absl::StatusOr<storage::Transition> PlanConfirmation(const IncomingContext& ctx,
     return absl::InvalidArgumentError(
         "confirmation: the shipment arrived after the certificate expired");
   }
-  if (FromTimestamp(c.arrived_at()) < FromTimestamp(current->certificate().issued_at())) {
+  if (FromTimestamp(c.arrived_at()) <
+      FromTimestamp(current->certificate().issued_at()) - kMaxClockSkew) {
     return absl::InvalidArgumentError(
         "confirmation: the shipment arrived before the certificate was issued");
   }
@@ -527,8 +531,9 @@ storage::Transition DeliveryTransition(const v1::OutboxItem& item, const absl::S
   } else {
     t.entry = MakeEntry(v1::DELIVERY_FAILED, number, item.recipient(),
                         v1::CERTIFICATE_STATE_UNSPECIFIED, item.message_id(), now);
-    t.entry.set_detail(
-        absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message()));
+    // The partner wrote the reason: stored bounded and escaped.
+    t.entry.set_detail(absl::StrCat(absl::StatusCodeToString(status.code()), ": ",
+                                    Printable(std::string(status.message()), kMaxRefusalBytes)));
   }
   if (next.has_value()) {  // the next message about this certificate may go now
     next->set_held(false);

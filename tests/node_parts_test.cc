@@ -8,12 +8,15 @@
 #include <optional>
 #include <string>
 
+#include "absl/strings/match.h"
+#include "node/bounds.h"
 #include "node/courier.h"
 #include "node/envelope.h"
 #include "node/findings.h"
 #include "node/messages.h"
 #include "node/queries.h"
 #include "node/retry_policy.h"
+#include "node/text.h"
 #include "node/transitions.h"
 #include "node/trust_list.h"
 #include "node/util.h"
@@ -420,14 +423,25 @@ TEST_CASE("the delivery transition records receipts and refusals", "[parts][deli
     CHECK(t.entry.kind() == v1::RECEIPT);
     CHECK_FALSE(t.record.has_value());
   }
-  SECTION("a permanent refusal is recorded with its code") {
+  SECTION("a permanent refusal of the certificate makes it REFUSED, with the code") {
     storage::Transition t =
         node::DeliveryTransition(item, absl::InvalidArgumentError("bad HS code"), {},
                                  Record(E, v1::ISSUED, "EU", "d"), std::nullopt, kNow);
     CHECK(t.entry.kind() == v1::DELIVERY_FAILED);
     CHECK(t.entry.detail() == "INVALID_ARGUMENT: bad HS code");
-    CHECK_FALSE(t.record.has_value());
+    CHECK(t.entry.state() == v1::REFUSED);
+    REQUIRE(t.record.has_value());
+    CHECK(t.record->state() == v1::REFUSED);
+    CHECK(t.record->history().rbegin()->detail() == "INVALID_ARGUMENT: bad HS code");
     CHECK(t.outbox_delete == std::vector<std::string>{"c0ffee"});
+  }
+  SECTION("a permanent refusal of a later message leaves the record alone") {
+    item.set_message_id("beef");
+    storage::Transition t =
+        node::DeliveryTransition(item, absl::NotFoundError("no such certificate"), {},
+                                 Record(E, v1::DELIVERED, "EU", "d"), std::nullopt, kNow);
+    CHECK(t.entry.kind() == v1::DELIVERY_FAILED);
+    CHECK_FALSE(t.record.has_value());
   }
 }
 
@@ -589,6 +603,102 @@ TEST_CASE("the list filter", "[parts][list]") {
   for (const Row& row : rows) {
     INFO(row.name);
     CHECK(node::MatchesFilter(row.q, r, kNow, 15) == row.keep);
+  }
+}
+
+TEST_CASE("CheckText refuses what would mislead a reader; Printable escapes it", "[text]") {
+  using node::Lines;
+  const auto ok = [](std::string_view s, Lines l = Lines::kOne) {
+    return node::CheckText(s, 64, l, "field").ok();
+  };
+  CHECK(ok("Okavango Diamond Company"));
+  CHECK(ok("Société Générale — Ōsaka 大阪"));
+  CHECK(ok("two\nlines\tand a tab", Lines::kMany));
+  CHECK_FALSE(ok("two\nlines"));
+  CHECK_FALSE(ok("cr\rhere", Lines::kMany));
+  CHECK_FALSE(ok("\x1b[31mred", Lines::kMany));  // ESC
+  CHECK_FALSE(ok("del\x7f"));                    // DEL
+  CHECK_FALSE(
+      ok("csi\xc2\x9b"
+         "2J"));  // C1 U+009B
+  CHECK_FALSE(
+      ok("evil\xe2\x80\xae"
+         "txt.exe"));               // U+202E right-to-left override
+  CHECK_FALSE(ok("\xff\xfe"));      // not UTF-8
+  CHECK_FALSE(ok("\xc0\xaf"));      // overlong '/'
+  CHECK_FALSE(ok("\xed\xa0\x80"));  // a surrogate
+  CHECK_FALSE(ok(std::string(65, 'x')));
+  CHECK(node::CheckText(std::string(65, 'x'), 64, Lines::kOne, "remarks").message() ==
+        "remarks is 65 bytes; at most 64 are allowed");
+
+  CHECK(node::Printable("Okavango 大阪") == "Okavango 大阪");
+  CHECK(node::Printable("no\nCONFIRMED seq 999") == "no\\nCONFIRMED seq 999");
+  CHECK(node::Printable("\x1b[2J\x7f") == "\\x1B[2J\\x7F");
+  CHECK(node::Printable("a\xc2\x9b"
+                        "b\xe2\x80\xae") == "a\\u{009B}b\\u{202E}");
+  CHECK(node::Printable("\xff") == "\\xFF");
+  CHECK(node::Printable(std::string(10, 'x'), 4) == "xxxx…[+6 bytes]");
+  CHECK(node::Printable("大阪", 4) == "大…[+3 bytes]");  // never cuts a character
+  CHECK(node::EscapeJsonControls("{\"a\":\"x\xe2\x80\xae\"}") == "{\"a\":\"x\\u202E\"}");
+}
+
+TEST_CASE("CheckBounds holds every field of every message to one rule set", "[bounds]") {
+  v1::MessageBody b;
+  b.mutable_header()->set_kind(v1::CERTIFICATE);
+  *b.mutable_certificate() = testing::ValidCertificate("BW-1", "BW", "EU");
+  REQUIRE(node::CheckBounds(b).ok());
+  const auto refused = [](const v1::MessageBody& m, const std::string& why) {
+    const absl::Status s = node::CheckBounds(m);
+    INFO(s);
+    return s.code() == absl::StatusCode::kInvalidArgument && absl::StrContains(s.message(), why);
+  };
+  {
+    v1::MessageBody m = b;
+    m.mutable_certificate()->mutable_exporter()->set_name(std::string(1025, 'n'));
+    CHECK(refused(m, "certificate.exporter.name is 1025 bytes"));
+  }
+  {
+    v1::MessageBody m = b;
+    m.mutable_certificate()->set_remarks(std::string(4000, 'r') + "\nsecond line");
+    CHECK(node::CheckBounds(m).ok());  // remarks: long and several lines
+    m.mutable_certificate()->mutable_lines(1)->set_quality("a\nb");
+    CHECK(refused(m, "certificate.lines[1].quality holds a control character"));
+  }
+  {
+    v1::MessageBody m = b;
+    v1::Shipment* sh = m.mutable_certificate()->mutable_shipment();
+    while (sh->seal_numbers_size() < 1001) sh->add_seal_numbers("S");
+    CHECK(refused(m, "certificate.shipment.seal_numbers has 1001 elements"));
+  }
+  {
+    v1::MessageBody m = b;
+    (*m.mutable_certificate()->mutable_extensions())["note"] = std::string(16 * 1024, 'e');
+    CHECK(node::CheckBounds(m).ok());
+    (*m.mutable_certificate()->mutable_extensions())["note"] += "e";
+    CHECK(refused(m, "certificate.extensions[0].value is 16385 bytes"));
+  }
+  {
+    v1::MessageBody m = b;
+    m.mutable_certificate()->mutable_expires_at()->set_seconds(253402300800);  // year 10000
+    CHECK(refused(m, "certificate.expires_at: time outside 2000-2099"));
+    m.mutable_certificate()->mutable_expires_at()->set_seconds(1800000000);
+    m.mutable_certificate()->mutable_expires_at()->set_nanos(-1);
+    CHECK(refused(m, "certificate.expires_at: nanoseconds out of range"));
+  }
+  {
+    v1::MessageBody m = b;
+    m.mutable_certificate()->set_type(static_cast<v1::CertificateType>(42));
+    CHECK(refused(m, "certificate.type: unknown value 42"));
+  }
+  {
+    v1::MessageBody m = b;
+    m.mutable_header()->GetReflection()->MutableUnknownFields(m.mutable_header())->AddVarint(77, 1);
+    CHECK(refused(m, "header: field number 77 is unknown"));
+  }
+  {
+    v1::MessageBody m;
+    m.mutable_rejection()->set_certificate_digest(std::string(1025, 'd'));
+    CHECK(refused(m, "rejection.certificate_digest is 1025 bytes"));
   }
 }
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -1191,6 +1192,160 @@ TEST_CASE("the config reference and the example config cover every NodeConfig fi
   };
   check_fields(v1::NodeConfig::descriptor(), "");
   check_fields(v1::DeliveryConfig::descriptor(), "delivery.");
+}
+
+
+// The bounds (node/bounds.h) hold for a partner as for an authority.
+TEST_CASE("a partner is held to the bounds an authority is held to", "[node][security][bounds]") {
+  Federation f;
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-BD-1", "BW", "EU")).ok());
+  f.Settle();
+  REQUIRE(f.State("EU", "BW-BD-1") == v1::RECEIVED);
+  const storage::Head eu_before = f["EU"].ledger().head();
+  auto cancellation = [&](const std::string& reason) {
+    v1::MessageBody b;
+    b.mutable_header()->set_kind(v1::CANCELLATION);
+    b.mutable_cancellation()->set_certificate_number("BW-BD-1");
+    b.mutable_cancellation()->set_reason(reason);
+    return f["EU"].Receive("BW", {f.Signed("BW", "EU", b)})[0].status;
+  };
+
+  SECTION("reasons: too long, several lines, terminal escapes, not UTF-8") {
+    for (const std::string& reason :
+         {std::string(2049, 'x'), std::string(33 << 20, 'x'), std::string("ok\nCONFIRMED seq 999"),
+          std::string("\x1b[31mred"),
+          std::string("\xc2\x9b"
+                      "2J"),
+          std::string("\xff\xfe")}) {
+      const absl::Status s = cancellation(reason);
+      INFO(s);
+      CHECK(s.code() == absl::StatusCode::kInvalidArgument);
+      CHECK(s.message().size() < 200);  // the error never echoes the text
+    }
+    // The same reasons are refused to the local authority.
+    CHECK(f["BW"].Cancel("BW-BD-1", {v1::OTHER, "ok\nCONFIRMED seq 999"}).status().code() ==
+          absl::StatusCode::kInvalidArgument);
+    CHECK(f.State("BW", "BW-BD-1") == v1::DELIVERED);
+  }
+  SECTION("timestamps outside protobuf's range or the plausible window") {
+    for (auto [seconds, nanos] : std::vector<std::pair<int64_t, int32_t>>{{253402300800, 0},
+                                                                          {-62135596801, 0},
+                                                                          {1800000000, -1},
+                                                                          {1800000000, 1000000000},
+                                                                          {946684799, 0},
+                                                                          {4102444800, 0}}) {
+      v1::Certificate c = ValidCertificate("BW-BD-2", "BW", "EU");
+      c.mutable_issued_at()->set_seconds(seconds);
+      c.mutable_issued_at()->set_nanos(nanos);
+      const absl::Status s = f["EU"].Receive("BW", {f.CertificateMessage("BW", "EU", c)})[0].status;
+      INFO(seconds << " s " << nanos << " ns: " << s);
+      CHECK(s.code() == absl::StatusCode::kInvalidArgument);
+      CHECK(absl::StrContains(s.message(), "certificate.issued_at"));
+    }
+  }
+  SECTION("unknown fields and enum values") {
+    v1::MessageBody b;
+    b.mutable_header()->set_kind(v1::CANCELLATION);
+    b.mutable_cancellation()->set_certificate_number("BW-BD-1");
+    b.mutable_cancellation()->set_reason("withdrawn");
+    b.mutable_cancellation()
+        ->GetReflection()
+        ->MutableUnknownFields(b.mutable_cancellation())
+        ->AddLengthDelimited(999, std::string(1000, 'j'));
+    CHECK(f["EU"].Receive("BW", {f.Signed("BW", "EU", b)})[0].status.code() ==
+          absl::StatusCode::kInvalidArgument);
+    b.mutable_cancellation()
+        ->GetReflection()
+        ->MutableUnknownFields(b.mutable_cancellation())
+        ->Clear();
+    b.mutable_cancellation()->set_reason_code(static_cast<v1::ReasonCode>(99));
+    const absl::Status s = f["EU"].Receive("BW", {f.Signed("BW", "EU", b)})[0].status;
+    CHECK(s.code() == absl::StatusCode::kInvalidArgument);
+    CHECK(absl::StrContains(s.message(), "reason_code: unknown value 99"));
+  }
+  SECTION("an unsigned message with a 100 KiB signer gets a short refusal") {
+    v1::SignedMessage junk;
+    junk.set_signer(std::string(100 << 10, 'B'));
+    junk.set_body("\xff\xff junk");
+    const absl::Status s = f["EU"].Receive(std::string(100 << 10, 'B'), {junk})[0].status;
+    CHECK(s.code() == absl::StatusCode::kInvalidArgument);
+    CHECK(s.message().size() < 200);
+  }
+  SECTION("an arrival before the certificate was issued") {
+    const absl::Time issued =
+        node::FromTimestamp(f["EU"].Get("BW-BD-1")->certificate().issued_at());
+    const absl::Status s =
+        f["EU"].Confirm("BW-BD-1", testing::AsDeclared(), issued - absl::Hours(1)).status();
+    CHECK(s.code() == absl::StatusCode::kInvalidArgument);
+    CHECK(absl::StrContains(s.message(), "before certificate BW-BD-1 was issued"));
+  }
+  CHECK(f["EU"].ledger().head().sequence == eu_before.sequence);
+  CHECK(f["EU"].ledger().Verify().ok);
+}
+
+// An importer's node that refuses every message for good, with a reason
+// written to mislead a terminal.
+class RefusingPartner : public node::Receiver {
+ public:
+  std::vector<node::DeliveryOutcome> Receive(
+      const std::string& peer, const std::vector<v1::SignedMessage>& messages) override {
+    std::vector<node::DeliveryOutcome> out(messages.size());
+    for (auto& o : out) {
+      o.status =
+          absl::InvalidArgumentError("no\nCONFIRMED seq 999 \x1b[2J" + std::string(5000, 'x'));
+    }
+    return out;
+  }
+};
+
+TEST_CASE("a certificate the importer's node refuses is REFUSED and can be re-sent",
+          "[node][refused]") {
+  Federation f;
+  RefusingPartner refusing;
+  f.Route("EU", &refusing);
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-RF-1", "BW", "EU")).ok());
+  f.Settle();
+  absl::StatusOr<v1::CertificateRecord> rec = f["BW"].Get("BW-RF-1");
+  REQUIRE(rec.ok());
+  CHECK(rec->state() == v1::REFUSED);
+  const std::string why = rec->history().rbegin()->detail();
+  INFO(why);
+  CHECK(absl::StartsWith(why, "INVALID_ARGUMENT: no\\nCONFIRMED seq 999 \\x1B[2J"));
+  CHECK(why.size() < 600);  // bounded, one line
+  CHECK(why.find('\n') == std::string::npos);
+  CHECK(f["BW"].ledger().OutboxSize() == 0);
+  v1::ListCertificatesRequest open;
+  open.set_state(v1::REFUSED);
+  CHECK(f["BW"].List(open)->certificates_size() == 1);
+
+  // Corrected and re-sent once the importer's node takes it.
+  f.Reconnect("EU");
+  v1::Certificate corrected = rec->certificate();
+  corrected.set_remarks("re-issued after the importer's refusal");
+  absl::StatusOr<v1::CertificateRecord> again = f["BW"].Resend("BW-RF-1", corrected, "rs-1");
+  REQUIRE(again.ok());
+  CHECK(again->state() == v1::ISSUED);
+  CHECK(f["BW"].Resend("BW-RF-1", corrected, "rs-1")->state() == v1::ISSUED);  // a retry
+  f.Settle();
+  CHECK(f.State("BW", "BW-RF-1") == v1::DELIVERED);
+  CHECK(f.State("EU", "BW-RF-1") == v1::RECEIVED);
+  CHECK(f["EU"].Get("BW-RF-1")->certificate().remarks() == corrected.remarks());
+  // Only a refused certificate is re-sent.
+  CHECK(f["BW"].Resend("BW-RF-1", std::nullopt).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(f["BW"].ledger().Verify().ok);
+}
+
+TEST_CASE("a refused certificate can be cancelled", "[node][refused]") {
+  Federation f;
+  RefusingPartner refusing;
+  f.Route("EU", &refusing);
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-RF-2", "BW", "EU")).ok());
+  f.Settle();
+  REQUIRE(f.State("BW", "BW-RF-2") == v1::REFUSED);
+  CHECK(f["BW"].Cancel("BW-RF-2", {v1::SHIPMENT_WITHDRAWN, "not shipped"}).ok());
+  CHECK(f.State("BW", "BW-RF-2") == v1::CANCELLED);
+  f.Reconnect("EU");
 }
 
 }  // namespace
