@@ -287,15 +287,18 @@ namespace {
 constexpr size_t kMaxBackupPathBytes = 1024;
 
 // Whether `inner` is `outer` or below it, comparing the paths as they
-// resolve (symbolic links followed, "." and ".." gone).
-bool Inside(const std::filesystem::path& inner, const std::filesystem::path& outer) {
+// resolve (symbolic links followed, "." and ".." gone); an error if either
+// cannot be resolved.
+absl::StatusOr<bool> Inside(const std::filesystem::path& inner,
+                            const std::filesystem::path& outer) {
   std::error_code ec;
   const std::filesystem::path in = std::filesystem::weakly_canonical(inner, ec);
-  if (ec) return true;  // cannot tell: refuse
-  const std::filesystem::path out = std::filesystem::weakly_canonical(outer, ec);
-  if (ec) return true;
-  auto [end, _] = std::mismatch(out.begin(), out.end(), in.begin(), in.end());
-  return end == out.end();
+  if (!ec) {
+    const std::filesystem::path out = std::filesystem::weakly_canonical(outer, ec);
+    if (!ec) return std::mismatch(out.begin(), out.end(), in.begin(), in.end()).first == out.end();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("cannot resolve the backup folder path: ", ec.message()));
 }
 
 // INVALID_ARGUMENT (one line, never echoing a path that could break it)
@@ -314,7 +317,9 @@ absl::Status CheckBackupFolder(const std::string& directory, const std::string& 
   if (!std::filesystem::path(directory).is_absolute()) {
     return absl::InvalidArgumentError("backup folder must be an absolute path on the node");
   }
-  if (Inside(directory, data_dir)) {
+  absl::StatusOr<bool> inside = Inside(directory, data_dir);
+  if (!inside.ok()) return inside.status();
+  if (*inside) {
     return absl::InvalidArgumentError(absl::StrCat(
         "backup folder ", directory, " is inside the node's data folder; choose one outside it"));
   }
