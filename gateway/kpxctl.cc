@@ -30,6 +30,7 @@
 #include "gateway/health_client.h"
 #include "gateway/status.h"
 #include "gateway/tls.h"
+#include "gateway/tls_policy.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
@@ -950,4 +951,11 @@ kpx::cli::Program MakeProgram() {
 
 }  // namespace
 
-int main(int argc, char** argv) { return kpx::cli::Main(MakeProgram(), argc, argv); }
+int main(int argc, char** argv) {
+  // TLS 1.3 only, before any TLS exists (gateway/tls_policy.h).
+  if (absl::Status s = kpx::gateway::EnforceTls13Only(); !s.ok()) {
+    std::fprintf(stderr, "kpxctl: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  return kpx::cli::Main(MakeProgram(), argc, argv);
+}

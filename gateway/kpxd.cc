@@ -23,6 +23,7 @@
 #include "gateway/check_config.h"
 #include "gateway/cli.h"
 #include "gateway/server.h"
+#include "gateway/tls_policy.h"
 #include "node/config.h"
 #include "node/log.h"
 #include "storage/ledger.h"
@@ -120,10 +121,16 @@ void PrintVerified(const char* what, const kpx::storage::VerifyResult& r) {
 
 Result Restore(const Invocation& inv) {
   const std::string& data_dir = inv.args[1];
+  std::error_code ec;
+  const bool existed = std::filesystem::exists(data_dir, ec);
   absl::StatusOr<kpx::storage::VerifyResult> r = kpx::storage::Ledger::Restore(
       inv.args[0], (std::filesystem::path(data_dir) / "ledger").string());
-  if (!r.ok())
+  if (!r.ok()) {
+    // Restore removed its own copy; remove DATA_DIR too if it made it (and
+    // it is empty), so that a failed restore leaves nothing behind.
+    if (!existed) std::filesystem::remove(data_dir, ec);
     return Plain(absl::Status(r.status().code(), absl::StrCat("restore: ", r.status().message())));
+  }
   PrintVerified(absl::StrCat("restored into ", data_dir, ": ").c_str(), *r);
   return std::nullopt;
 }
@@ -187,4 +194,11 @@ kpx::cli::Program MakeProgram() {
 
 }  // namespace
 
-int main(int argc, char** argv) { return kpx::cli::Main(MakeProgram(), argc, argv); }
+int main(int argc, char** argv) {
+  // TLS 1.3 only, before any TLS exists (gateway/tls_policy.h).
+  if (absl::Status s = kpx::gateway::EnforceTls13Only(); !s.ok()) {
+    std::fprintf(stderr, "kpxd: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  return kpx::cli::Main(MakeProgram(), argc, argv);
+}

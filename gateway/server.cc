@@ -1,5 +1,6 @@
 #include "gateway/server.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -7,6 +8,7 @@
 #include "crypto/crypto.h"
 #include "gateway/metrics.h"
 #include "gateway/tls.h"
+#include "gateway/tls_policy.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "node/config.h"
@@ -98,6 +100,7 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(const v1::NodeConf
                                                               const std::string& config_path) {
   // LoadConfig has filled the defaults already; a config built by hand (in
   // tests) gets them here.
+  if (absl::Status st = EnforceTls13Only(); !st.ok()) return st;  // gateway/tls_policy.h
   v1::NodeConfig config = given;
   node::ApplyDefaults(&config);
   absl::StatusOr<Material> material = LoadMaterial(config);
@@ -279,10 +282,54 @@ absl::StatusOr<v1::ReloadResponse> NodeServer::Reload() {
   return resp;
 }
 
-absl::StatusOr<v1::BackupResponse> NodeServer::Backup(const std::string& directory) {
+namespace {
+
+constexpr size_t kMaxBackupPathBytes = 1024;
+
+// Whether `inner` is `outer` or below it, comparing the paths as they
+// resolve (symbolic links followed, "." and ".." gone); an error if either
+// cannot be resolved.
+absl::StatusOr<bool> Inside(const std::filesystem::path& inner,
+                            const std::filesystem::path& outer) {
+  std::error_code ec;
+  const std::filesystem::path in = std::filesystem::weakly_canonical(inner, ec);
+  if (!ec) {
+    const std::filesystem::path out = std::filesystem::weakly_canonical(outer, ec);
+    if (!ec) return std::mismatch(out.begin(), out.end(), in.begin(), in.end()).first == out.end();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("cannot resolve the backup folder path: ", ec.message()));
+}
+
+// INVALID_ARGUMENT (one line, never echoing a path that could break it)
+// unless `directory` is a folder a backup may be written to: absolute, at
+// most kMaxBackupPathBytes, no control characters, outside `data_dir`.
+absl::Status CheckBackupFolder(const std::string& directory, const std::string& data_dir) {
+  if (directory.size() > kMaxBackupPathBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("backup folder path is longer than ", kMaxBackupPathBytes, " bytes"));
+  }
+  for (unsigned char c : directory) {
+    if (c < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError("backup folder path contains a control character");
+    }
+  }
   if (!std::filesystem::path(directory).is_absolute()) {
     return absl::InvalidArgumentError("backup folder must be an absolute path on the node");
   }
+  absl::StatusOr<bool> inside = Inside(directory, data_dir);
+  if (!inside.ok()) return inside.status();
+  if (*inside) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "backup folder ", directory, " is inside the node's data folder; choose one outside it"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<v1::BackupResponse> NodeServer::Backup(const std::string& directory) {
+  if (absl::Status s = CheckBackupFolder(directory, config_.data_dir()); !s.ok()) return s;
   absl::StatusOr<storage::Head> head = ledger_->Checkpoint(directory);
   if (!head.ok()) return head.status();
   v1::BackupResponse resp;

@@ -120,7 +120,13 @@ AuthorityServiceImpl::AuthorityServiceImpl(node::Node* node, const v1::NodeConfi
 
 grpc::Status AuthorityServiceImpl::Authorize(const grpc::ServerContext& ctx, const char* verb,
                                              std::set<v1::Role> allowed, std::string* who) const {
-  *who = PeerCommonName(ctx);
+  absl::StatusOr<std::string> cn = PeerCommonName(ctx);
+  if (!cn.ok()) {
+    log::Warn("authority_refused",
+              {{"verb", verb}, {"from", ctx.peer()}, {"reason", cn.status().message()}});
+    return ToGrpc(cn.status());
+  }
+  *who = *std::move(cn);
   auto it = roles_.find(*who);
   if (it != roles_.end()) {
     for (v1::Role r : it->second) {

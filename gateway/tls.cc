@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "crypto/crypto.h"
+#include "gateway/tls_policy.h"
 #include "grpcpp/security/tls_certificate_provider.h"
 #include "grpcpp/security/tls_credentials_options.h"
 
@@ -22,6 +23,7 @@ absl::StatusOr<TlsIdentity> LoadTlsIdentity(const std::string& cert_file,
 
 std::shared_ptr<grpc::ServerCredentials> MutualTlsServerCredentials(
     const TlsIdentity& identity, const std::string& client_roots_pem) {
+  (void)EnforceTls13Only();  // before the SSL_CTX exists; callers check it
   grpc::SslServerCredentialsOptions opts(
       GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   opts.pem_root_certs = client_roots_pem;
@@ -31,6 +33,7 @@ std::shared_ptr<grpc::ServerCredentials> MutualTlsServerCredentials(
 
 std::shared_ptr<grpc::ServerCredentials> WatchedMutualTlsServerCredentials(
     const std::string& key_file, const std::string& cert_file, const std::string& roots_file) {
+  (void)EnforceTls13Only();  // before the SSL_CTX exists; callers check it
   constexpr unsigned kRefreshSeconds = 2;
   auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
       key_file, cert_file, roots_file, kRefreshSeconds);
@@ -45,6 +48,7 @@ std::shared_ptr<grpc::Channel> MutualTlsChannel(const std::string& endpoint,
                                                 const TlsIdentity& identity,
                                                 const std::string& server_roots_pem,
                                                 const std::string& server_name) {
+  (void)EnforceTls13Only();  // before the SSL_CTX exists; callers check it
   grpc::SslCredentialsOptions opts;
   opts.pem_root_certs = server_roots_pem;
   opts.pem_private_key = identity.private_key_pem;
@@ -64,22 +68,40 @@ std::shared_ptr<grpc::Channel> MutualTlsChannel(const std::string& endpoint,
 
 namespace {
 
-std::string FirstProperty(const grpc::ServerContext& ctx, const char* name) {
+// Every value of property `name` the authenticated peer proved; none if it
+// did not authenticate.
+std::vector<std::string> Properties(const grpc::ServerContext& ctx, const char* name) {
   std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
-  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
-  std::vector<grpc::string_ref> v = auth->FindPropertyValues(name);
-  if (v.empty()) return "";
-  return std::string(v.front().data(), v.front().size());
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return {};
+  std::vector<std::string> out;
+  for (const grpc::string_ref& v : auth->FindPropertyValues(name))
+    out.emplace_back(v.data(), v.size());
+  return out;
 }
 
 }  // namespace
 
 std::string PeerCertificatePem(const grpc::ServerContext& ctx) {
-  return FirstProperty(ctx, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  std::vector<std::string> pem = Properties(ctx, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  return pem.size() == 1 ? pem.front() : "";
 }
 
-std::string PeerCommonName(const grpc::ServerContext& ctx) {
-  return FirstProperty(ctx, GRPC_X509_CN_PROPERTY_NAME);
+absl::StatusOr<std::string> PeerCommonName(const grpc::ServerContext& ctx) {
+  const std::vector<std::string> cns = Properties(ctx, GRPC_X509_CN_PROPERTY_NAME);
+  const std::string pem = PeerCertificatePem(ctx);
+  if (pem.empty()) return absl::UnauthenticatedError("no client certificate");
+  // gRPC reports only the subject's first CN; kpx's parser refuses a
+  // subject with several (or a NUL byte). Both must agree on one name.
+  absl::StatusOr<crypto::CertificateInfo> info = crypto::ParseCertificatePem(pem);
+  if (!info.ok()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("client certificate names no single identity: ", info.status().message()));
+  }
+  if (cns.size() != 1 || info->common_name.empty() || cns.front() != info->common_name) {
+    return absl::UnauthenticatedError(
+        "client certificate names no single identity: it needs exactly one subject CN");
+  }
+  return info->common_name;
 }
 
 }  // namespace kpx::gateway

@@ -1,4 +1,6 @@
-// TLS material for kpx's gRPC endpoints. Both listeners require client
+// TLS material for kpx's gRPC endpoints, TLS 1.3 only (tls_policy.h: the
+// makers below apply that policy before creating anything; programs check
+// EnforceTls13Only() themselves and refuse to run if it failed). Both listeners require client
 // certificates: the peer listener accepts certificates that chain to any
 // Participant's CA on the trust list (which one is then checked per call),
 // the authority listener only certificates from this Participant's
@@ -41,10 +43,16 @@ std::shared_ptr<grpc::Channel> MutualTlsChannel(const std::string& endpoint,
                                                 const std::string& server_roots_pem,
                                                 const std::string& server_name);
 
-// The PEM certificate and Common Name the calling peer proved with TLS;
-// empty if none (which the listeners' settings make impossible).
+// The PEM certificate the calling peer proved with TLS; empty if none
+// (which the listeners' settings make impossible).
 std::string PeerCertificatePem(const grpc::ServerContext& ctx);
-std::string PeerCommonName(const grpc::ServerContext& ctx);
+
+// The one subject Common Name the calling peer proved with TLS.
+// UNAUTHENTICATED (with a one-line reason) if there is no certificate, or
+// its name is ambiguous: several CNs, none, a NUL byte, or gRPC's CN and
+// kpx's own parse of the certificate (crypto::ParseCertificatePem)
+// disagree. Such a caller has no identity, and so no role.
+absl::StatusOr<std::string> PeerCommonName(const grpc::ServerContext& ctx);
 
 }  // namespace kpx::gateway
 

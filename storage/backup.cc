@@ -46,34 +46,73 @@ absl::StatusOr<Head> Ledger::Checkpoint(const std::string& backup_dir) const {
   return at;
 }
 
-absl::StatusOr<VerifyResult> Ledger::Restore(const std::string& backup_dir,
-                                             const std::string& dir) {
-  namespace fs = std::filesystem;
+namespace {
+
+namespace fs = std::filesystem;
+
+// Copies `backup_dir` into the empty folder `dir`, then opens and verifies
+// the copy (closing it again before returning).
+absl::StatusOr<VerifyResult> CopyAndVerify(const std::string& backup_dir, const std::string& dir) {
   std::error_code ec;
-  if (!fs::is_directory(backup_dir, ec) || !fs::exists(fs::path(backup_dir) / "CURRENT", ec)) {
-    return absl::NotFoundError(absl::StrCat(backup_dir, " is not a kpx ledger backup"));
-  }
-  if (fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("restore target ", dir, " is not empty; restore only into an empty folder"));
-  }
-  fs::create_directories(dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
   fs::copy(backup_dir, dir, fs::copy_options::recursive, ec);
   if (ec) {
     return absl::InternalError(absl::StrCat("cannot copy ", backup_dir, ": ", ec.message()));
   }
-  VerifyResult result;
-  {
-    absl::StatusOr<std::unique_ptr<Ledger>> ledger = Open(dir);
-    if (!ledger.ok()) return ledger.status();
-    result = (*ledger)->Verify();
+  absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(dir);
+  if (!ledger.ok()) {
+    return absl::DataLossError(absl::StrCat("backup does not open: ", ledger.status().message()));
   }
+  VerifyResult result = (*ledger)->Verify();
   if (!result.ok) {
-    // Leave nothing a node could start from.
-    fs::remove_all(dir, ec);
     return absl::DataLossError(absl::StrCat("backup does not verify: entry ",
                                             result.first_bad_sequence, ": ", result.problem));
+  }
+  return result;
+}
+
+// Removes what a failed restore put in `dir`: the folder itself if the
+// restore created it, else everything in it (it was empty before).
+absl::Status Undo(const fs::path& dir, bool created) {
+  std::error_code ec;
+  if (created) {
+    fs::remove_all(dir, ec);
+  } else {
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      fs::remove_all(it->path(), ec);
+      if (ec) break;
+    }
+  }
+  if (ec)
+    return absl::InternalError(absl::StrCat("cannot remove ", dir.string(), ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<VerifyResult> Ledger::Restore(const std::string& backup_dir,
+                                             const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(backup_dir, ec) || !fs::exists(fs::path(backup_dir) / "CURRENT", ec)) {
+    return absl::NotFoundError(absl::StrCat(backup_dir, " is not a kpx ledger backup"));
+  }
+  const bool existed = fs::exists(dir, ec);
+  if (existed && !fs::is_directory(dir, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat("restore target ", dir, " is not a folder"));
+  }
+  if (existed && !fs::is_empty(dir, ec)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("restore target ", dir, " is not empty; restore only into an empty folder"));
+  }
+  if (!existed && !fs::create_directories(dir, ec)) {
+    return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+  }
+  absl::StatusOr<VerifyResult> result = CopyAndVerify(backup_dir, dir);
+  if (result.ok()) return result;
+  // Leave nothing behind: no damaged copy a node could start from, and an
+  // empty target a retry can use.
+  if (absl::Status undo = Undo(dir, !existed); !undo.ok()) {
+    return absl::Status(result.status().code(),
+                        absl::StrCat(result.status().message(), "; and ", undo.message()));
   }
   return result;
 }

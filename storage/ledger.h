@@ -195,12 +195,18 @@ class Ledger {
   // Writes a consistent copy of the whole ledger (log, records, outbox,
   // dedup, head) into `backup_dir`, which must not exist, while the ledger
   // stays open for writes (a RocksDB checkpoint: hard links where the file
-  // system allows, else copies). Returns the head the copy ends at.
+  // system allows, else copies). Returns the head the copy ends at
+  // (ALREADY_EXISTS if `backup_dir` exists). Which paths are acceptable
+  // (absolute, bounded, outside the data folder) is the caller's check:
+  // NodeServer::Backup.
   absl::StatusOr<Head> Checkpoint(const std::string& backup_dir) const;
 
   // Copies a Checkpoint in `backup_dir` into `dir`, which must not exist or
-  // be empty, then opens and verifies it. Fails, leaving nothing usable in
-  // `dir`, if the copy does not verify.
+  // be an empty folder (FAILED_PRECONDITION otherwise, touching nothing),
+  // then opens and verifies it. If the copy, the open or the verification
+  // fails (DATA_LOSS for a damaged backup), it removes everything it wrote:
+  // `dir` itself if it created it, else what it put in `dir`, so `dir` is
+  // as before and a retry can use it.
   static absl::StatusOr<VerifyResult> Restore(const std::string& backup_dir,
                                               const std::string& dir);
 

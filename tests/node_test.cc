@@ -1194,7 +1194,6 @@ TEST_CASE("the config reference and the example config cover every NodeConfig fi
   check_fields(v1::DeliveryConfig::descriptor(), "delivery.");
 }
 
-
 // The bounds (node/bounds.h) hold for a partner as for an authority.
 TEST_CASE("a partner is held to the bounds an authority is held to", "[node][security][bounds]") {
   Federation f;

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -312,6 +313,122 @@ TEST_CASE("an online backup restores into a node that resumes without duplicates
   CHECK(fed.server("BW").node().ledger().OutboxSize() == 0);
   CHECK(fed.server("EU").node().ledger().head().sequence == eu_head);
   CHECK(fed.server("BW").node().ledger().Verify().ok);
+}
+
+// Calls Backup into `directory` as BW's operator; returns the code and
+// sets `message`.
+grpc::StatusCode BackupInto(GrpcFederation& fed, const std::string& directory,
+                            std::string* message) {
+  grpc::ClientContext ctx;
+  v1::BackupRequest req;
+  req.set_directory(directory);
+  v1::BackupResponse resp;
+  grpc::Status s = fed.Authority("BW", "operator")->Backup(&ctx, req, &resp);
+  *message = s.error_message();
+  return s.error_code();
+}
+
+TEST_CASE("backup folders are checked before anything is written", "[ops][backup]") {
+  GrpcFederation fed({"BW", "EU"});
+  fed.StartInProcess("BW");
+  const std::string data = fed.Config("BW").data_dir();
+  std::filesystem::create_directory_symlink(data, fed.dir() + "/data-link");
+  struct Case {
+    const char* what;
+    std::string directory;
+    grpc::StatusCode code;
+    const char* says;
+  };
+  const std::vector<Case> cases = {
+      {"relative", "backups/one", grpc::StatusCode::INVALID_ARGUMENT, "absolute path"},
+      {"newline", fed.dir() + "/bad\nname", grpc::StatusCode::INVALID_ARGUMENT,
+       "control character"},
+      {"escape", fed.dir() + "/bad\x1b[2Jname", grpc::StatusCode::INVALID_ARGUMENT,
+       "control character"},
+      {"5,000 bytes", fed.dir() + "/" + std::string(5000, 'a'), grpc::StatusCode::INVALID_ARGUMENT,
+       "longer than 1024 bytes"},
+      {"inside the data folder", data + "/backup", grpc::StatusCode::INVALID_ARGUMENT,
+       "inside the node's data folder"},
+      {"inside it by ..", fed.dir() + "/elsewhere/../BW/data/ledger/backup",
+       grpc::StatusCode::INVALID_ARGUMENT, "inside the node's data folder"},
+      {"inside it by a symbolic link", fed.dir() + "/data-link/backup",
+       grpc::StatusCode::INVALID_ARGUMENT, "inside the node's data folder"},
+      {"existing folder", fed.dir() + "/EU", grpc::StatusCode::ALREADY_EXISTS, "already exists"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    std::string message;
+    CHECK(BackupInto(fed, c.directory, &message) == c.code);
+    CHECK(message.find(c.says) != std::string::npos);
+    CHECK(message.find('\n') == std::string::npos);
+    CHECK(message.size() < 400);
+  }
+  // Nothing was written for any of them; a good folder still works.
+  CHECK_FALSE(std::filesystem::exists(fed.dir() + "/bad\nname"));
+  CHECK_FALSE(std::filesystem::exists(data + "/backup"));
+  CHECK_FALSE(std::filesystem::exists(data + "/ledger/backup"));
+  CHECK_FALSE(std::filesystem::exists(fed.dir() + "/elsewhere"));
+  std::string message;
+  CHECK(BackupInto(fed, fed.dir() + "/backup-ok", &message) == grpc::StatusCode::OK);
+  CHECK(std::filesystem::exists(fed.dir() + "/backup-ok/CURRENT"));
+}
+
+// The largest file named *.sst in `dir`.
+std::filesystem::path LargestSst(const std::string& dir) {
+  std::filesystem::path best;
+  uintmax_t size = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() == ".sst" && e.file_size() > size) {
+      best = e.path();
+      size = e.file_size();
+    }
+  }
+  REQUIRE(!best.empty());
+  return best;
+}
+
+TEST_CASE("a failed restore leaves nothing behind and a retry works", "[ops][backup]") {
+  GrpcFederation fed({"BW", "EU"});
+  fed.StartInProcess("BW");
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(Submit(fed, "BW", ValidCertificate(absl::StrCat("BW-R-", i), "BW", "EU")).ok());
+  }
+  const std::string backup = fed.dir() + "/backup";
+  std::string message;
+  REQUIRE(BackupInto(fed, backup, &message) == grpc::StatusCode::OK);
+  fed.StopInProcess("BW");
+  // Damaged copies (a checkpoint hard-links the live files: copy first).
+  const std::string truncated = fed.dir() + "/truncated";
+  const std::string flipped = fed.dir() + "/flipped";
+  std::filesystem::copy(backup, truncated, std::filesystem::copy_options::recursive);
+  std::filesystem::copy(backup, flipped, std::filesystem::copy_options::recursive);
+  const std::filesystem::path sst = LargestSst(truncated);
+  std::filesystem::resize_file(sst, std::filesystem::file_size(sst) / 2);
+  {
+    const std::filesystem::path f = LargestSst(flipped);
+    std::string bytes = testing::Must(crypto::ReadFile(f.string()));
+    for (size_t i = 0; i < bytes.size() / 2; ++i) bytes[i] ^= 0x5a;
+    std::ofstream(f, std::ios::binary | std::ios::trunc) << bytes;
+  }
+  const std::string kpxd = testing::KpxdPath();
+  const std::string target = fed.dir() + "/restored";
+  for (const std::string& damaged : {truncated, flipped}) {
+    INFO(damaged);
+    testing::Output o = testing::Capture(kpxd + " restore " + damaged + " " + target);
+    CHECK(o.exit_code == 1);
+    CHECK(o.out.rfind("kpxd: restore: backup does not ", 0) == 0);
+    CHECK(std::count(o.out.begin(), o.out.end(), '\n') == 1);
+    CHECK_FALSE(std::filesystem::exists(target));  // not even DATA_DIR
+  }
+  // Into an existing, empty DATA_DIR: it stays, empty.
+  std::filesystem::create_directory(target);
+  CHECK(testing::Run(kpxd + " restore " + truncated + " " + target + " 2>/dev/null") == 1);
+  CHECK(std::filesystem::is_empty(target));
+  // The retry with the good backup, into the same folder, works.
+  testing::Output o = testing::Capture(kpxd + " restore " + backup + " " + target);
+  INFO(o.out);
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.rfind("restored into " + target + ": ledger OK: 3 entries", 0) == 0);
 }
 
 TEST_CASE("key rotation and a suspension on a running federation", "[ops][rotation]") {

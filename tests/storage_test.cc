@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -1059,6 +1060,67 @@ TEST_CASE("ListOutbox pages through the outbox in message id order, read-only") 
   done.outbox_delete.push_back("c");
   MustAppend(*ledger, std::move(done));
   CHECK(Ids(page("b", 2)) == std::vector<std::string>{"d", "e"});
+}
+
+}  // namespace
+}  // namespace kpx::storage
+
+namespace kpx::storage {
+namespace {
+
+TEST_CASE("a restore that fails leaves its target as it was; the retry works",
+          "[storage][backup]") {
+  TempDir dir;
+  const std::string base = dir.ledger() + "-files";
+  const std::string backup = base + "/backup";
+  std::filesystem::create_directories(base);
+  {
+    auto ledger = OpenLedger(dir.ledger());
+    for (int i = 0; i < 5; ++i) MustAppend(*ledger, Entry(absl::StrCat("BW-", i), "entry"));
+    REQUIRE(ledger->Checkpoint(backup).ok());
+    // A second checkpoint into the same folder is refused.
+    CHECK(ledger->Checkpoint(backup).status().code() == absl::StatusCode::kAlreadyExists);
+  }
+  // A damaged copy: a truncated table file (copied first: a checkpoint
+  // hard-links the live files).
+  const std::string damaged = base + "/damaged";
+  std::filesystem::copy(backup, damaged, std::filesystem::copy_options::recursive);
+  bool truncated = false;
+  for (const auto& e : std::filesystem::directory_iterator(damaged)) {
+    if (e.path().extension() != ".sst") continue;
+    std::filesystem::resize_file(e.path(), e.file_size() / 2);
+    truncated = true;
+  }
+  REQUIRE(truncated);
+
+  SECTION("into a folder that did not exist: it is gone again") {
+    const std::string target = base + "/new/ledger";
+    absl::StatusOr<VerifyResult> r = Ledger::Restore(damaged, target);
+    CHECK(r.status().code() == absl::StatusCode::kDataLoss);
+    CHECK_FALSE(std::filesystem::exists(target));
+    r = Ledger::Restore(backup, target);
+    INFO(r.status().ToString());
+    REQUIRE(r.ok());
+    CHECK(r->entries_checked == 5);
+  }
+  SECTION("into an empty folder: it stays, empty") {
+    const std::string target = base + "/empty";
+    std::filesystem::create_directory(target);
+    CHECK(Ledger::Restore(damaged, target).status().code() == absl::StatusCode::kDataLoss);
+    REQUIRE(std::filesystem::is_directory(target));
+    CHECK(std::filesystem::is_empty(target));
+    absl::StatusOr<VerifyResult> r = Ledger::Restore(backup, target);
+    INFO(r.status().ToString());
+    REQUIRE(r.ok());
+    CHECK(OpenLedger(target)->head().sequence == 5);
+  }
+  SECTION("not into a non-empty folder, which is left alone") {
+    const std::string target = base + "/full";
+    std::filesystem::create_directory(target);
+    std::ofstream(target + "/keep") << "x";
+    CHECK(Ledger::Restore(backup, target).status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(std::filesystem::exists(target + "/keep"));
+  }
 }
 
 }  // namespace
