@@ -8,6 +8,7 @@
 #include "gateway/connection_gate.h"
 #include "gateway/metrics.h"
 #include "gateway/tls.h"
+#include "grpc/support/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
@@ -73,6 +74,39 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
   std::filesystem::rename(tmp, path, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot replace ", path, ": ", ec.message()));
   return absl::OkStatus();
+}
+
+// gRPC's own log lines, in kpx's log format and at most 20 every 10 s:
+// some are one per connection a stranger opens ("Handshake timed out").
+void GrpcLog(gpr_log_func_args* args) {
+  static absl::Mutex mu(absl::kConstInit);
+  static absl::Time window = absl::InfinitePast();
+  static int lines = 0;
+  static uint64_t suppressed = 0;
+  uint64_t dropped = 0;
+  {
+    absl::MutexLock l(&mu);
+    const absl::Time now = absl::Now();
+    if (now - window >= absl::Seconds(10)) {
+      window = now;
+      lines = 0;
+      dropped = suppressed;
+      suppressed = 0;
+    }
+    if (++lines > 20) {
+      ++suppressed;
+      return;
+    }
+  }
+  if (dropped > 0) log::Warn("grpc_log_suppressed", {{"lines", std::to_string(dropped)}});
+  const std::string where = absl::StrCat(args->file, ":", args->line);
+  std::string message(args->message);
+  if (message.size() > 512) message.resize(512);
+  if (args->severity == GPR_LOG_SEVERITY_ERROR) {
+    log::Error("grpc", {{"at", where}, {"message", message}});
+  } else {
+    log::Info("grpc", {{"at", where}, {"message", message}});
+  }
 }
 
 // Server settings from the config's limits: a connection that never
@@ -226,6 +260,7 @@ absl::Status NodeServer::StartListeners() {
   // The listeners refuse connections that would leave fewer than
   // limits.descriptor_headroom descriptors: give them all the process may.
   const uint64_t nofile = ConnectionGate::RaiseDescriptorLimit();
+  gpr_set_log_function(GrpcLog);
   log::Info("descriptor_limit", {{"open_files", std::to_string(nofile)}});
   if (absl::Status st =
           Listen("peer", config_.peer_listen(), config_.limits(),

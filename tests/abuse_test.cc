@@ -297,8 +297,10 @@ TEST_CASE("plain TCP floods beyond the caps leave the node serving", "[abuse]") 
     REQUIRE(WaitFor([&] { return Metric(fed, "EU", Refused("per_client")) > 0; }));
     // A user sees the node degraded, not down.
     auto channel = fed.AuthorityChannel("EU", "auditor");
-    CHECK(gateway::CheckHealth(channel, "kpx.v1.Capacity").value() ==
-          gateway::ServingStatus::kNotServing);
+    CHECK(WaitFor([&] {
+      return gateway::CheckHealth(channel, "kpx.v1.Capacity").value() ==
+             gateway::ServingStatus::kNotServing;
+    }));
     CHECK(gateway::CheckHealth(channel, "").value() == gateway::ServingStatus::kServing);
     CHECK(Metric(fed, "EU", "kpx_shedding_load{listener=\"peer\"}") == 1);
     CHECK(Metric(fed, "EU", "kpx_connections_open{listener=\"peer\"}") <= 32 + 4);
@@ -314,7 +316,10 @@ TEST_CASE("plain TCP floods beyond the caps leave the node serving", "[abuse]") 
     return gateway::CheckHealth(channel, "kpx.v1.Capacity").value() ==
            gateway::ServingStatus::kServing;
   }));
+  const double refused = Metric(fed, "EU", Refused("per_client"));
+  std::printf("plain flood: %.0f connections refused (per_client)\n", refused);
   CHECK(Metric(fed, "EU", "kpx_shedding_load{listener=\"peer\"}") == 0);
+  CHECK(Metric(fed, "EU", Refused("per_client")) == refused);  // none since
 }
 
 TEST_CASE("a flood never takes the descriptors the node needs", "[abuse]") {
@@ -442,18 +447,20 @@ TEST_CASE("Watch streams are capped per client and in all, and give their memory
   for (auto& w : watchers) w->ctx.TryCancel();
   for (auto& w : watchers) w->thread.join();
   watchers.clear();
-  // The slots come back: a new stream is served.
-  {
+  // The slots come back (as each stream notices its cancellation): a new
+  // stream is served.
+  CHECK(WaitFor([&] {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     v1::WatchRequest req;
     req.set_from_sequence(head);
     auto reader = stubs[2]->Watch(&ctx, req);
     v1::LedgerEntry e;
-    CHECK(WaitFor([&] { return reader->Read(&e); }, 10));
+    const bool served = reader->Read(&e);
     ctx.TryCancel();
     reader->Finish();
-  }
+    return served;
+  }));
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // trim once more
   const double after = RssMib();
   std::printf(
