@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "crypto/crypto.h"
+#include "gateway/connection_gate.h"
 #include "node/log.h"
 #include "node/state.h"
 #include "node/util.h"
@@ -210,6 +211,66 @@ class Metrics::Gauges : public prometheus::Collectable {
   mutable std::map<std::string, TlsFile> tls_files_ ABSL_GUARDED_BY(tls_mu_);
 };
 
+// The listeners' connection figures, read from their gates at scrape time.
+class Metrics::GateGauges : public prometheus::Collectable {
+ public:
+  explicit GateGauges(std::vector<std::shared_ptr<const ConnectionGate>> gates)
+      : gates_(std::move(gates)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    prometheus::MetricFamily open = Family(
+        "kpx_connections_open", "Connections open on a listener.", prometheus::MetricType::Gauge);
+    prometheus::MetricFamily refused =
+        Family("kpx_connections_refused_total",
+               "Connections a listener closed at once, by reason (descriptors, listener_full, "
+               "per_client).",
+               prometheus::MetricType::Counter);
+    prometheus::MetricFamily shedding =
+        Family("kpx_shedding_load", "1 while a listener has refused a connection in the last 5 s.",
+               prometheus::MetricType::Gauge);
+    for (const std::shared_ptr<const ConnectionGate>& g : gates_) {
+      const ConnectionGate::Stats st = g->stats();
+      open.metric.push_back(Gauge({{"listener", g->name()}}, st.open));
+      shedding.metric.push_back(Gauge({{"listener", g->name()}}, st.shedding ? 1 : 0));
+      const std::pair<const char*, uint64_t> reasons[] = {
+          {"descriptors", st.refused_descriptors},
+          {"listener_full", st.refused_listener_full},
+          {"per_client", st.refused_per_client}};
+      for (const auto& [reason, n] : reasons) {
+        prometheus::ClientMetric m;
+        m.label = {{"listener", g->name()}, {"reason", reason}};
+        m.counter.value = static_cast<double>(n);
+        refused.metric.push_back(std::move(m));
+      }
+    }
+    return {open, refused, shedding};
+  }
+
+ private:
+  static prometheus::MetricFamily Family(const std::string& name, const std::string& help,
+                                         prometheus::MetricType type) {
+    prometheus::MetricFamily f;
+    f.name = name;
+    f.help = help;
+    f.type = type;
+    return f;
+  }
+  static prometheus::ClientMetric Gauge(std::vector<prometheus::ClientMetric::Label> labels,
+                                        double value) {
+    prometheus::ClientMetric m;
+    m.label = std::move(labels);
+    m.gauge.value = value;
+    return m;
+  }
+
+  const std::vector<std::shared_ptr<const ConnectionGate>> gates_;
+};
+
+void Metrics::WatchGates(std::vector<std::shared_ptr<const ConnectionGate>> gates) {
+  gate_gauges_ = std::make_shared<GateGauges>(std::move(gates));
+  exposer_->RegisterCollectable(gate_gauges_);
+}
+
 absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const v1::NodeConfig& config,
                                                         node::Node* node) {
   std::unique_ptr<Metrics> m(new Metrics);
@@ -241,7 +302,12 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const v1::NodeConfig& co
   m->gauges_ = std::make_shared<Gauges>(node, config);
   try {
     // prometheus-cpp reports a failed bind by throwing; keep that inside.
-    m->exposer_ = std::make_unique<prometheus::Exposer>(config.metrics_listen());
+    // civetweb's defaults let two silent connections hold both worker
+    // threads for 30 s each; a scrape then waits behind them. A request
+    // must arrive within a second, and a few more workers serve the rest.
+    m->exposer_ = std::make_unique<prometheus::Exposer>(
+        std::vector<std::string>{"listening_ports", config.metrics_listen(), "num_threads", "4",
+                                 "request_timeout_ms", "1000", "enable_keep_alive", "no"});
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("cannot serve metrics on ", config.metrics_listen(), ": ", e.what()));

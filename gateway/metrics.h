@@ -1,7 +1,9 @@
 // The Prometheus text endpoint of a node (prometheus-cpp, Debian's
 // prometheus-cpp-dev: a maintained client with its own small HTTP server,
 // so kpx writes no HTTP code). Plain HTTP on its own listener, loopback by
-// default; GET /metrics.
+// default; GET /metrics. A client that connects and sends nothing holds
+// one of its few worker threads for at most a second (request timeout),
+// so idle connections cannot hold up a scrape for long.
 //
 // Counters are fed by node::Observer callbacks; gauges are computed from
 // the node and its ledger when scraped. Metric names: docs/operations.md.
@@ -10,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "kpx/v1/config.pb.h"
@@ -27,6 +30,8 @@ class Histogram;
 
 namespace kpx::gateway {
 
+class ConnectionGate;
+
 class Metrics : public node::Observer {
  public:
   // Starts serving on config.metrics_listen. `node` must outlive this.
@@ -35,6 +40,11 @@ class Metrics : public node::Observer {
   ~Metrics() override;
 
   int port() const { return port_; }
+
+  // Adds the listeners' connection gauges and counters, read from `gates`
+  // at each scrape (kpx_connections_open, kpx_connections_refused_total,
+  // kpx_shedding_load). Call once, before the first scrape matters.
+  void WatchGates(std::vector<std::shared_ptr<const ConnectionGate>> gates);
 
   void Delivered(const std::string& partner, const std::string& kind,
                  absl::Duration latency) override;
@@ -45,10 +55,12 @@ class Metrics : public node::Observer {
 
  private:
   class Gauges;
+  class GateGauges;
   Metrics() = default;
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<Gauges> gauges_;
+  std::shared_ptr<GateGauges> gate_gauges_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   prometheus::Family<prometheus::Counter>* sent_ = nullptr;
   prometheus::Family<prometheus::Counter>* received_ = nullptr;

@@ -6,11 +6,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "crypto/crypto.h"
+#include "gateway/connection_gate.h"
 #include "gateway/metrics.h"
 #include "gateway/tls.h"
 #include "gateway/tls_policy.h"
+#include "grpc/support/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "node/config.h"
 #include "node/log.h"
 #include "node/trust_list.h"
@@ -75,24 +78,95 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
   return absl::OkStatus();
 }
 
-// Builds and starts one listener with health checking and reflection;
-// fails if the address cannot be bound.
-absl::StatusOr<std::unique_ptr<grpc::Server>> Listen(const std::string& address,
-                                                     std::shared_ptr<grpc::ServerCredentials> creds,
-                                                     grpc::Service* service, int* port) {
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(address, std::move(creds), port);
-  builder.RegisterService(service);
-  builder.SetMaxReceiveMessageSize(64 << 20);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || *port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+// gRPC's own log lines, in kpx's log format and at most 20 every 10 s:
+// some are one per connection a stranger opens ("Handshake timed out").
+void GrpcLog(gpr_log_func_args* args) {
+  static absl::Mutex mu(absl::kConstInit);
+  static absl::Time window = absl::InfinitePast();
+  static int lines = 0;
+  static uint64_t suppressed = 0;
+  uint64_t dropped = 0;
+  {
+    absl::MutexLock l(&mu);
+    const absl::Time now = absl::Now();
+    if (now - window >= absl::Seconds(10)) {
+      window = now;
+      lines = 0;
+      dropped = suppressed;
+      suppressed = 0;
+    }
+    if (++lines > 20) {
+      ++suppressed;
+      return;
+    }
   }
-  return server;
+  if (dropped > 0) log::Warn("grpc_log_suppressed", {{"lines", std::to_string(dropped)}});
+  const std::string where = absl::StrCat(args->file, ":", args->line);
+  std::string message(args->message);
+  if (message.size() > 512) message.resize(512);
+  if (args->severity == GPR_LOG_SEVERITY_ERROR) {
+    log::Error("grpc", {{"at", where}, {"message", message}});
+  } else {
+    log::Info("grpc", {{"at", where}, {"message", message}});
+  }
+}
+
+// Server settings from the config's limits: a connection that never
+// finishes TLS, sits idle, pings too often or opens too many streams is
+// closed; threads (one per call in progress) and buffer memory are capped.
+void ApplyLimits(const v1::LimitsConfig& limits, const std::string& name,
+                 grpc::ServerBuilder* builder) {
+  builder->AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                              static_cast<int>(limits.handshake_timeout_ms()));
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                              static_cast<int>(limits.idle_timeout_ms()));
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                              static_cast<int>(limits.max_streams_per_connection()));
+  // Our clients ping every 60 s during calls (tls.cc); a client pinging
+  // faster than every 30 s without data is told to go away after two.
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 30000);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  // Find dead clients: ping after 2 minutes of silence, drop after 20 s.
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 120000);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
+  grpc::ResourceQuota quota(absl::StrCat("kpx-", name));
+  quota.SetMaxThreads(static_cast<int>(limits.max_threads()));
+  quota.Resize(static_cast<size_t>(limits.memory_mib()) << 20);
+  builder->SetResourceQuota(quota);
+  builder->SetMaxReceiveMessageSize(64 << 20);
+}
+
+// One listener: a ConnectionGate bound to `address` that hands what it
+// lets in to a gRPC server with health checking and reflection; fails if
+// the address cannot be bound.
+absl::Status Listen(const std::string& name, const std::string& address,
+                    const v1::LimitsConfig& limits, std::shared_ptr<grpc::ServerCredentials> creds,
+                    grpc::Service* service, std::shared_ptr<ConnectionGate>* gate,
+                    std::unique_ptr<grpc::Server>* server) {
+  GateLimits gate_limits;
+  gate_limits.max_connections = static_cast<int>(limits.max_connections());
+  gate_limits.max_connections_per_client = static_cast<int>(limits.max_connections_per_client());
+  gate_limits.descriptor_headroom = static_cast<int>(limits.descriptor_headroom());
+  absl::StatusOr<std::unique_ptr<ConnectionGate>> bound =
+      ConnectionGate::Bind(name, address, gate_limits);
+  if (!bound.ok()) return bound.status();
+  grpc::ServerBuilder builder;
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor =
+      builder.experimental().AddExternalConnectionAcceptor(
+          grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+          std::move(creds));
+  builder.RegisterService(service);
+  ApplyLimits(limits, name, &builder);
+  *server = builder.BuildAndStart();
+  if (*server == nullptr) return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+  (*bound)->Start(std::move(acceptor));
+  *gate = *std::move(bound);
+  return absl::OkStatus();
 }
 
 constexpr char kPeerService[] = "kpx.v1.PeerService";
 constexpr char kAuthorityService[] = "kpx.v1.AuthorityService";
+constexpr char kCapacity[] = "kpx.v1.Capacity";
 
 }  // namespace
 
@@ -186,20 +260,30 @@ absl::Status NodeServer::StartListeners() {
   // TLS files are watched (re-read every few seconds): a renewed node
   // certificate, a new authority client CA or new peer roots after a
   // trust-list reload take effect without a restart.
-  absl::StatusOr<std::unique_ptr<grpc::Server>> peer =
-      Listen(config_.peer_listen(),
-             WatchedMutualTlsServerCredentials(config_.tls_key_file(), config_.tls_cert_file(),
-                                               peer_roots_file_),
-             peer_service_.get(), &peer_port_);
-  if (!peer.ok()) return peer.status();
-  peer_server_ = *std::move(peer);
-  absl::StatusOr<std::unique_ptr<grpc::Server>> authority =
-      Listen(config_.authority_listen(),
-             WatchedMutualTlsServerCredentials(config_.tls_key_file(), config_.tls_cert_file(),
-                                               config_.authority_client_ca_file()),
-             authority_service_.get(), &authority_port_);
-  if (!authority.ok()) return authority.status();
-  authority_server_ = *std::move(authority);
+  // The listeners refuse connections that would leave fewer than
+  // limits.descriptor_headroom descriptors: give them all the process may.
+  const uint64_t nofile = ConnectionGate::RaiseDescriptorLimit();
+  gpr_set_log_function(GrpcLog);
+  log::Info("descriptor_limit", {{"open_files", std::to_string(nofile)}});
+  if (absl::Status st =
+          Listen("peer", config_.peer_listen(), config_.limits(),
+                 WatchedMutualTlsServerCredentials(config_.tls_key_file(), config_.tls_cert_file(),
+                                                   peer_roots_file_),
+                 peer_service_.get(), &peer_gate_, &peer_server_);
+      !st.ok()) {
+    return st;
+  }
+  peer_port_ = peer_gate_->port();
+  if (absl::Status st =
+          Listen("authority", config_.authority_listen(), config_.limits(),
+                 WatchedMutualTlsServerCredentials(config_.tls_key_file(), config_.tls_cert_file(),
+                                                   config_.authority_client_ca_file()),
+                 authority_service_.get(), &authority_gate_, &authority_server_);
+      !st.ok()) {
+    return st;
+  }
+  authority_port_ = authority_gate_->port();
+  if (metrics_) metrics_->WatchGates({peer_gate_, authority_gate_});
   return absl::OkStatus();
 }
 
@@ -220,12 +304,16 @@ void NodeServer::WatchHealth() {
     }
     const absl::Status health = node_->Health();
     const bool ok = health.ok();
+    // Degraded, not down: while a listener refuses connections (a flood,
+    // or more clients than its limits), kpx.v1.Capacity is NOT_SERVING.
+    const bool room = !peer_gate_->stats().shedding && !authority_gate_->stats().shedding;
     for (grpc::Server* server : {peer_server_.get(), authority_server_.get()}) {
       grpc::HealthCheckServiceInterface* hc = server->GetHealthCheckService();
       if (hc == nullptr) continue;
       hc->SetServingStatus(ok);
       hc->SetServingStatus(kPeerService, ok);
       hc->SetServingStatus(kAuthorityService, ok);
+      hc->SetServingStatus(kCapacity, room);
     }
     if (first || ok != last_ok) {
       if (ok) {
@@ -351,6 +439,10 @@ void NodeServer::Shutdown() {
   }
   if (health_thread_.joinable()) health_thread_.join();
   if (authority_service_) authority_service_->Stop();
+  // The gates first: gRPC must not be handed a connection once shut down.
+  for (ConnectionGate* gate : {peer_gate_.get(), authority_gate_.get()}) {
+    if (gate != nullptr) gate->Stop();
+  }
   const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(5);
   if (authority_server_) authority_server_->Shutdown(deadline);
   if (peer_server_) peer_server_->Shutdown(deadline);

@@ -8,8 +8,10 @@
 //                        force (the peer listener reads it; rewritten on
 //                        reload)
 //
-// Both listeners serve grpc.health.v1 (SERVING while Node::Health() is OK)
-// and gRPC server reflection. TLS files are watched: a replaced node
+// Both listeners serve grpc.health.v1 (SERVING while Node::Health() is OK;
+// kpx.v1.Capacity NOT_SERVING while a listener sheds load) and gRPC server
+// reflection. Each listener is a ConnectionGate (connection_gate.h) in
+// front of a gRPC server, both limited by config.limits. TLS files are watched: a replaced node
 // certificate or CA file is picked up within seconds, without a restart.
 //
 // Thread safety: Reload, Backup and Shutdown may be called from any thread.
@@ -31,6 +33,7 @@
 
 namespace kpx::gateway {
 
+class ConnectionGate;
 class Metrics;
 struct Material;
 
@@ -80,6 +83,9 @@ class NodeServer {
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<PeerServiceImpl> peer_service_;
   std::unique_ptr<AuthorityServiceImpl> authority_service_;
+  // Own the listening sockets and the accept loops; shared with metrics.
+  std::shared_ptr<ConnectionGate> peer_gate_;
+  std::shared_ptr<ConnectionGate> authority_gate_;
   std::unique_ptr<grpc::Server> peer_server_;
   std::unique_ptr<grpc::Server> authority_server_;
   int peer_port_ = 0;

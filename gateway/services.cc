@@ -1,5 +1,7 @@
 #include "gateway/services.h"
 
+#include <malloc.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gateway/status.h"
@@ -17,6 +19,9 @@ namespace {
 // What senders are told to stay within (delivery.batch_size is cut to it).
 constexpr int kMaxMessagesPerDeliver = static_cast<int>(node::kMaxDeliveryBatchSize);
 constexpr uint32_t kDefaultOutboxPage = 100;
+// Ledger entries a Watch or export holds at once: entries can be large
+// (a certificate of up to 256 KiB, and what refers to it), so few.
+constexpr size_t kEntriesPerRead = 8;
 constexpr uint32_t kMaxOutboxPage = 1000;
 const std::set<v1::Role> kExporter = {v1::EXPORTER};
 const std::set<v1::Role> kImporter = {v1::IMPORTER};
@@ -68,6 +73,20 @@ grpc::Status Answer(const char* verb, const std::string& who, const std::string&
   return grpc::Status::OK;
 }
 
+// Returns free heap memory to the system: when `now_idle`, else at most
+// once a second (it walks every malloc arena).
+void TrimHeap(bool now_idle) {
+  static absl::Mutex mu(absl::kConstInit);
+  static absl::Time last = absl::InfinitePast();
+  {
+    absl::MutexLock l(&mu);
+    const absl::Time now = absl::Now();
+    if (!now_idle && now - last < absl::Seconds(1)) return;
+    last = now;
+  }
+  ::malloc_trim(0);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- peers
@@ -112,7 +131,10 @@ AuthorityServiceImpl::AuthorityServiceImpl(node::Node* node, const v1::NodeConfi
     : node_(node),
       hooks_(std::move(hooks)),
       // The node's delivery settings, with their defaults applied.
-      stuck_after_(absl::Hours(node->delivery().stuck_after_hours())) {
+      stuck_after_(absl::Hours(node->delivery().stuck_after_hours())),
+      max_watch_streams_(static_cast<int>(config.limits().max_watch_streams())),
+      max_watch_streams_per_client_(
+          static_cast<int>(config.limits().max_watch_streams_per_client())) {
   for (const v1::AuthorityClient& c : config.authority_clients()) {
     for (int r : c.roles()) roles_[c.common_name()].insert(static_cast<v1::Role>(r));
   }
@@ -271,7 +293,8 @@ grpc::Status AuthorityServiceImpl::Stream(grpc::ServerContext* ctx, uint64_t fro
   uint64_t next = std::max<uint64_t>(from, 1);
   const uint64_t end = ledger.head().sequence;  // for a one-shot export
   while (!ctx->IsCancelled() && !stopping_) {
-    absl::StatusOr<std::vector<v1::LedgerEntry>> entries = ledger.ReadEntries(next, 256);
+    absl::StatusOr<std::vector<v1::LedgerEntry>> entries =
+        ledger.ReadEntries(next, kEntriesPerRead);
     if (!entries.ok()) return ToGrpc(entries.status());
     for (const v1::LedgerEntry& e : *entries) {
       if (!follow && e.sequence() > end) return grpc::Status::OK;
@@ -287,11 +310,50 @@ grpc::Status AuthorityServiceImpl::Stream(grpc::ServerContext* ctx, uint64_t fro
                             : grpc::Status(grpc::StatusCode::UNAVAILABLE, "node stopping");
 }
 
+grpc::Status AuthorityServiceImpl::TakeWatchSlot(const std::string& who) {
+  absl::MutexLock l(&watch_mu_);
+  int& mine = watching_by_client_[who];
+  std::string why;
+  if (mine >= max_watch_streams_per_client_) {
+    why = absl::StrCat("client '", who, "' already has ", mine,
+                       " Watch streams open (limits.max_watch_streams_per_client)");
+  } else if (watching_ >= max_watch_streams_) {
+    why = absl::StrCat("the node already serves ", watching_,
+                       " Watch streams (limits.max_watch_streams)");
+  }
+  if (!why.empty()) {
+    if (mine == 0) watching_by_client_.erase(who);
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, why + "; try again later");
+  }
+  ++mine;
+  ++watching_;
+  return grpc::Status::OK;
+}
+
+void AuthorityServiceImpl::ReturnWatchSlot(const std::string& who) {
+  bool idle;
+  {
+    absl::MutexLock l(&watch_mu_);
+    idle = --watching_ == 0;
+    if (--watching_by_client_[who] == 0) watching_by_client_.erase(who);
+  }
+  // What a stream's thread allocated sits in its malloc arena after it
+  // ends; hand the free pages back to the system.
+  TrimHeap(idle);
+}
+
 grpc::Status AuthorityServiceImpl::Watch(grpc::ServerContext* ctx, const v1::WatchRequest* req,
                                          grpc::ServerWriter<v1::LedgerEntry>* writer) {
   std::string who;
   if (grpc::Status s = Authorize(*ctx, "Watch", kAnyRole, &who); !s.ok()) return s;
-  return Stream(ctx, req->from_sequence(), /*follow=*/true, writer);
+  if (grpc::Status s = TakeWatchSlot(who); !s.ok()) {
+    log::Warn("authority_refused",
+              {{"verb", "Watch"}, {"client", who}, {"reason", s.error_message()}});
+    return s;
+  }
+  grpc::Status result = Stream(ctx, req->from_sequence(), /*follow=*/true, writer);
+  ReturnWatchSlot(who);
+  return result;
 }
 
 grpc::Status AuthorityServiceImpl::ExportLedger(grpc::ServerContext* ctx,

@@ -19,6 +19,7 @@
 #include <set>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "kpx/v1/config.pb.h"
 #include "kpx/v1/service.grpc.pb.h"
 #include "node/node.h"
@@ -94,7 +95,12 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
                      std::string* who) const;
   grpc::Status Authorize(const grpc::ServerContext& ctx, const char* verb,
                          std::set<v1::Role> allowed, std::string* who) const;
-  // Streams entries from `from` on; follows new appends if `follow`.
+  // Takes one of the Watch streams `who` may hold; RESOURCE_EXHAUSTED when
+  // the client or the node has all it may (limits.max_watch_streams*).
+  grpc::Status TakeWatchSlot(const std::string& who);
+  void ReturnWatchSlot(const std::string& who);
+  // Streams entries from `from` on; follows new appends if `follow`. Reads
+  // a few entries at a time, so one stream holds little memory.
   grpc::Status Stream(grpc::ServerContext* ctx, uint64_t from, bool follow,
                       grpc::ServerWriter<v1::LedgerEntry>* writer);
 
@@ -104,6 +110,12 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
   const absl::Duration stuck_after_;
   std::map<std::string, std::set<v1::Role>> roles_;  // by Common Name
   std::atomic<bool> stopping_{false};
+
+  const int max_watch_streams_;
+  const int max_watch_streams_per_client_;
+  absl::Mutex watch_mu_;
+  int watching_ ABSL_GUARDED_BY(watch_mu_) = 0;
+  std::map<std::string, int> watching_by_client_ ABSL_GUARDED_BY(watch_mu_);
 };
 
 }  // namespace kpx::gateway

@@ -36,6 +36,17 @@ void ApplyDefaults(v1::NodeConfig* config) {
   d->set_batch_size(std::min(d->batch_size(), kMaxDeliveryBatchSize));
   if (d->rpc_timeout_ms() == 0) d->set_rpc_timeout_ms(10000);
   if (d->stuck_after_hours() == 0) d->set_stuck_after_hours(168);
+  v1::LimitsConfig* l = config->mutable_limits();
+  if (l->max_connections() == 0) l->set_max_connections(1024);
+  if (l->max_connections_per_client() == 0) l->set_max_connections_per_client(64);
+  if (l->descriptor_headroom() == 0) l->set_descriptor_headroom(256);
+  if (l->handshake_timeout_ms() == 0) l->set_handshake_timeout_ms(10000);
+  if (l->idle_timeout_ms() == 0) l->set_idle_timeout_ms(300000);
+  if (l->max_streams_per_connection() == 0) l->set_max_streams_per_connection(64);
+  if (l->max_threads() == 0) l->set_max_threads(128);
+  if (l->memory_mib() == 0) l->set_memory_mib(512);
+  if (l->max_watch_streams() == 0) l->set_max_watch_streams(32);
+  if (l->max_watch_streams_per_client() == 0) l->set_max_watch_streams_per_client(4);
 }
 
 absl::StatusOr<v1::NodeConfig> LoadConfig(const std::string& path) {

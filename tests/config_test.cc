@@ -43,6 +43,17 @@ v1::NodeConfig AllGiven() {
   d->set_batch_size(1000);
   d->set_rpc_timeout_ms(2500);
   d->set_stuck_after_hours(24);
+  v1::LimitsConfig* l = c.mutable_limits();
+  l->set_max_connections(10);
+  l->set_max_connections_per_client(2);
+  l->set_descriptor_headroom(64);
+  l->set_handshake_timeout_ms(1000);
+  l->set_idle_timeout_ms(2000);
+  l->set_max_streams_per_connection(8);
+  l->set_max_threads(16);
+  l->set_memory_mib(64);
+  l->set_max_watch_streams(3);
+  l->set_max_watch_streams_per_client(1);
   return c;
 }
 
@@ -61,6 +72,16 @@ TEST_CASE("ApplyDefaults fills every documented default", "[config]") {
   CHECK(c.delivery().rpc_timeout_ms() == 10000);
   CHECK(c.delivery().stuck_after_hours() == 168);
   CHECK(c.confirm_grace_days() == 30);
+  CHECK(c.limits().max_connections() == 1024);
+  CHECK(c.limits().max_connections_per_client() == 64);
+  CHECK(c.limits().descriptor_headroom() == 256);
+  CHECK(c.limits().handshake_timeout_ms() == 10000);
+  CHECK(c.limits().idle_timeout_ms() == 300000);
+  CHECK(c.limits().max_streams_per_connection() == 64);
+  CHECK(c.limits().max_threads() == 128);
+  CHECK(c.limits().memory_mib() == 512);
+  CHECK(c.limits().max_watch_streams() == 32);
+  CHECK(c.limits().max_watch_streams_per_client() == 4);
   // No default for these.
   CHECK(c.participant().empty());
   CHECK(c.tls_cert_file().empty());

@@ -256,14 +256,18 @@ void GrpcFederation::KillProcess(const std::string& code, bool crash) {
 
 std::unique_ptr<v1::AuthorityService::Stub> GrpcFederation::Authority(const std::string& code,
                                                                       const std::string& role) {
+  return v1::AuthorityService::NewStub(AuthorityChannel(code, role));
+}
+
+std::shared_ptr<grpc::Channel> GrpcFederation::AuthorityChannel(const std::string& code,
+                                                                const std::string& role) {
   const std::string base = absl::StrCat(tmp_.path(), "/", code, "/");
   absl::StatusOr<gateway::TlsIdentity> id =
       gateway::LoadTlsIdentity(base + role + ".pem", base + role + ".key");
   if (!id.ok()) throw std::runtime_error(std::string(id.status().message()));
   const std::string ca = kpx::testing::Must(crypto::ReadFile(base + "ca.pem"));
-  return v1::AuthorityService::NewStub(
-      gateway::MutualTlsChannel(absl::StrCat("127.0.0.1:", AuthorityPort(code)), *id, ca,
-                                absl::StrCat("node.", absl::AsciiStrToLower(code), ".kpx")));
+  return gateway::MutualTlsChannel(absl::StrCat("127.0.0.1:", AuthorityPort(code)), *id, ca,
+                                   absl::StrCat("node.", absl::AsciiStrToLower(code), ".kpx"));
 }
 
 std::unique_ptr<v1::PeerService::Stub> GrpcFederation::Peer(const std::string& from,

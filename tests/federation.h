@@ -91,6 +91,8 @@ class GrpcFederation {
   // "importer", "auditor").
   std::unique_ptr<v1::AuthorityService::Stub> Authority(const std::string& code,
                                                         const std::string& role);
+  // The channel Authority() makes its stub on (for health checks).
+  std::shared_ptr<grpc::Channel> AuthorityChannel(const std::string& code, const std::string& role);
   // A PeerService client to `to`'s node presenting `from`'s node identity.
   std::unique_ptr<v1::PeerService::Stub> Peer(const std::string& from, const std::string& to);
 
