@@ -346,7 +346,7 @@ TEST_CASE("backup folders are checked before anything is written", "[ops][backup
       {"escape", fed.dir() + "/bad\x1b[2Jname", grpc::StatusCode::INVALID_ARGUMENT,
        "control character"},
       {"5,000 bytes", fed.dir() + "/" + std::string(5000, 'a'), grpc::StatusCode::INVALID_ARGUMENT,
-       "longer than 1024 bytes"},
+       "at most 1024 are allowed"},
       {"inside the data folder", data + "/backup", grpc::StatusCode::INVALID_ARGUMENT,
        "inside the node's data folder"},
       {"inside it by ..", fed.dir() + "/elsewhere/../BW/data/ledger/backup",
