@@ -232,6 +232,7 @@ absl::Status NodeServer::BuildNode(const Material& material) {
   opts.delivery = config_.delivery();
   opts.overdue_days = config_.overdue_days();
   opts.confirm_grace_days = config_.confirm_grace_days();
+  opts.limits = config_.limits();
   absl::StatusOr<std::unique_ptr<node::Node>> node = node::Node::Create(std::move(opts));
   if (!node.ok()) return node.status();
   node_ = *std::move(node);

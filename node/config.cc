@@ -47,6 +47,7 @@ void ApplyDefaults(v1::NodeConfig* config) {
   if (l->memory_mib() == 0) l->set_memory_mib(512);
   if (l->max_watch_streams() == 0) l->set_max_watch_streams(32);
   if (l->max_watch_streams_per_client() == 0) l->set_max_watch_streams_per_client(4);
+  if (l->partner_mib_per_hour() == 0) l->set_partner_mib_per_hour(64);
 }
 
 absl::StatusOr<v1::NodeConfig> LoadConfig(const std::string& path) {

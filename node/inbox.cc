@@ -12,7 +12,8 @@
 
 namespace kpx::node {
 
-Inbox::Inbox(const NodeContext& ctx) : ctx_(ctx) {}
+Inbox::Inbox(const NodeContext& ctx, uint64_t partner_bytes_per_hour)
+    : ctx_(ctx), quota_(partner_bytes_per_hour, absl::Hours(1)) {}
 
 std::vector<DeliveryOutcome> Inbox::Receive(const std::string& peer,
                                             const std::vector<v1::SignedMessage>& messages) {
@@ -71,6 +72,8 @@ void Inbox::Verify(const std::string& peer, const TrustList& trust, absl::Time n
       s.outcome.status = absl::PermissionDeniedError(
           absl::StrCat("message is addressed to '", body->header().recipient(), "', this node is ",
                        ctx_.participant));
+    } else if (absl::Status q = quota_.Take(peer, s.message->ByteSizeLong(), now); !q.ok()) {
+      s.outcome.status = q;
     } else {
       s.body = *std::move(body);
     }

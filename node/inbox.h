@@ -1,8 +1,8 @@
 // kpx::node::Inbox: checks and records what a peer delivers.
 //
 // Receive runs four steps over a batch:
-//   verify  signature, signer = TLS identity, key valid, addressed to us
-//           (no lock: the expensive part);
+//   verify  signature, signer = TLS identity, key valid, addressed to us,
+//           within the partner's quota (no lock: the expensive part);
 //   plan    under the certificates' locks, per message: a redelivery gets
 //           its original receipt; otherwise PlanIncoming (transitions.h)
 //           against the record as this batch leaves it, so that two
@@ -24,13 +24,15 @@
 
 #include "kpx/v1/message.pb.h"
 #include "node/context.h"
+#include "node/partner_quota.h"
 #include "node/transport.h"
 
 namespace kpx::node {
 
 class Inbox {
  public:
-  explicit Inbox(const NodeContext& ctx);
+  // Each partner may make it store `partner_bytes_per_hour` (PartnerQuota).
+  Inbox(const NodeContext& ctx, uint64_t partner_bytes_per_hour);
 
   std::vector<DeliveryOutcome> Receive(const std::string& peer,
                                        const std::vector<v1::SignedMessage>& messages);
@@ -61,6 +63,7 @@ class Inbox {
   void Report(const std::string& peer, const std::vector<Slot>& slots) const;
 
   const NodeContext& ctx_;
+  mutable PartnerQuota quota_;
 };
 
 }  // namespace kpx::node

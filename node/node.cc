@@ -11,6 +11,7 @@ v1::NodeConfig Defaulted(const NodeOptions& o) {
   c.set_participant(o.participant);
   c.set_authority_name(o.authority_name);
   *c.mutable_delivery() = o.delivery;
+  *c.mutable_limits() = o.limits;
   c.set_overdue_days(o.overdue_days);
   c.set_confirm_grace_days(o.confirm_grace_days);
   ApplyDefaults(&c);
@@ -37,7 +38,7 @@ Node::Node(NodeOptions o, const v1::NodeConfig& defaults, std::unique_ptr<Keyrin
       ctx_{o.participant, o.ledger, keyring_.get(), &locks_, &observer_, std::move(o.clock)},
       desk_(ctx_, defaults.authority_name(), [this] { Kick(); }),
       queries_(ctx_, overdue_days_),
-      inbox_(ctx_),
+      inbox_(ctx_, uint64_t{defaults.limits().partner_mib_per_hour()} << 20),
       courier_(ctx_, o.transport, delivery_, o.random_seed != 0 ? o.random_seed : RandomSeed()),
       sweeper_(ctx_, overdue_days_, defaults.confirm_grace_days(), [this] { Kick(); }),
       dispatcher_(ctx_, &courier_),

@@ -74,6 +74,9 @@ struct NodeOptions {
   // Importer side: days after expiry during which a shipment that arrived
   // in time may still be confirmed. 0: the default (NodeConfig).
   uint32_t confirm_grace_days = 0;
+  // Zero fields take NodeConfig's defaults; only partner_mib_per_hour is
+  // used here (the others are the listeners').
+  v1::LimitsConfig limits;
   std::function<absl::Time()> clock = [] { return absl::Now(); };
   // Seeds the retry jitter; 0: a random seed.
   uint64_t random_seed = 0;

@@ -54,6 +54,7 @@ v1::NodeConfig AllGiven() {
   l->set_memory_mib(64);
   l->set_max_watch_streams(3);
   l->set_max_watch_streams_per_client(1);
+  l->set_partner_mib_per_hour(5);
   return c;
 }
 
@@ -82,6 +83,7 @@ TEST_CASE("ApplyDefaults fills every documented default", "[config]") {
   CHECK(c.limits().memory_mib() == 512);
   CHECK(c.limits().max_watch_streams() == 32);
   CHECK(c.limits().max_watch_streams_per_client() == 4);
+  CHECK(c.limits().partner_mib_per_hour() == 64);
   // No default for these.
   CHECK(c.participant().empty());
   CHECK(c.tls_cert_file().empty());

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -91,6 +92,7 @@ class Federation {
     o.delivery.set_max_backoff_ms(8000);
     o.clock = [this] { return clock_.Now(); };
     o.random_seed = 1000 + static_cast<uint64_t>(code[0]);  // reproducible retry jitter
+    o.limits.set_partner_mib_per_hour(partner_mib_per_hour);
     nodes_[code] = kpx::testing::Must(Node::Create(std::move(o)));
     network_.Register(code, nodes_[code].get());
   }
@@ -118,6 +120,8 @@ class Federation {
   void Reconnect(const std::string& code) { network_.Register(code, nodes_[code].get()); }
 
   Node& operator[](const std::string& code) { return *nodes_.at(code); }
+  // For nodes started from now on (0: the default).
+  uint32_t partner_mib_per_hour = 0;
   storage::Ledger& ledger(const std::string& code) { return *ledgers_.at(code); }
   const crypto::PrivateKey& key(const std::string& code) { return keys_.at(code); }
   const node::TrustList& trust() { return *trust_; }
@@ -1345,6 +1349,39 @@ TEST_CASE("a refused certificate can be cancelled", "[node][refused]") {
   CHECK(f["BW"].Cancel("BW-RF-2", {v1::SHIPMENT_WITHDRAWN, "not shipped"}).ok());
   CHECK(f.State("BW", "BW-RF-2") == v1::CANCELLED);
   f.Reconnect("EU");
+}
+
+TEST_CASE("one partner cannot make a node store more than its hourly allowance", "[node][quota]") {
+  Federation f;
+  f.partner_mib_per_hour = 1;
+  f.Stop("EU");
+  f.Start("EU");
+  // About 240 KiB each: four fit in 1 MiB, the fifth does not.
+  auto large = [](const std::string& number) {
+    v1::Certificate c = ValidCertificate(number, "BW", "EU");
+    for (int i = 0; i < 15; ++i) {
+      (*c.mutable_extensions())[absl::StrCat("annex-", i)] = std::string(16 * 1024 - 16, 'a');
+    }
+    return c;
+  };
+  for (int i = 1; i <= 4; ++i) {
+    const std::string n = absl::StrCat("BW-Q-", i);
+    REQUIRE(f["EU"].Receive("BW", {f.CertificateMessage("BW", "EU", large(n))})[0].status.ok());
+  }
+  const storage::Head full = f["EU"].ledger().head();
+  const absl::Status s =
+      f["EU"].Receive("BW", {f.CertificateMessage("BW", "EU", large("BW-Q-5"))})[0].status;
+  CHECK(s.code() == absl::StatusCode::kResourceExhausted);  // the sender retries later
+  CHECK(absl::StrContains(s.message(), "limits.partner_mib_per_hour"));
+  CHECK(f["EU"].ledger().head().sequence == full.sequence);
+  // Another partner keeps its own allowance.
+  CHECK(f["EU"]
+            .Receive("AE",
+                     {f.CertificateMessage("AE", "EU", ValidCertificate("AE-Q-1", "AE", "EU"))})[0]
+            .status.ok());
+  // An hour on, BW's allowance is back.
+  f.clock().Advance(absl::Hours(1));
+  CHECK(f["EU"].Receive("BW", {f.CertificateMessage("BW", "EU", large("BW-Q-5"))})[0].status.ok());
 }
 
 }  // namespace

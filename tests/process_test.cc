@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -224,6 +225,96 @@ TEST_CASE("kpxctl corrects certificates: replace, confirm with findings, void, t
   CHECK(o.exit_code == 0);
   CHECK(o.out.find("BW-LC-2 (issued by BW)  VOIDED") != std::string::npos);
   CHECK(o.out.find("replaces BW-LC-1 (issued by BW)  REPLACED") != std::string::npos);
+}
+
+// `code`'s own copy of the trust list, with `edit` applied: from now on
+// that node alone sees the change (as after a reload the others missed).
+void EditOwnTrustList(GrpcFederation& fed, const std::string& code,
+                      const std::function<void(v1::TrustList&)>& edit) {
+  const auto parse = [](const std::string& path) {
+    v1::TrustList list;
+    REQUIRE(google::protobuf::TextFormat::ParseFromString(testing::Must(crypto::ReadFile(path)),
+                                                          &list));
+    return list;
+  };
+  const v1::TrustList shared = parse(fed.dir() + "/trust-list.textpb");
+  fed.SetPeerEndpoint(code, shared.participants(0).code(), shared.participants(0).endpoint());
+  const std::string own = fed.dir() + "/" + code + "/trust-list.textpb";
+  v1::TrustList list = parse(own);
+  edit(list);
+  std::string text;
+  REQUIRE(google::protobuf::TextFormat::PrintToString(list, &text));
+  std::ofstream(own, std::ios::trunc) << text;
+}
+
+TEST_CASE("kpxctl shows a certificate the importer's node refused, and re-sends it corrected",
+          "[process][kpxctl][refused]") {
+  GrpcFederation fed({"BW", "EU"});
+  // EU refuses mixed, undisclosed origin (deploy/pki.sh); BW's copy of the
+  // trust list does not say so yet, so BW's node signs and sends what EU's
+  // node will refuse.
+  EditOwnTrustList(fed, "BW", [](v1::TrustList& list) {
+    for (v1::Participant& p : *list.mutable_participants()) {
+      if (p.code() == "EU") p.clear_import_policy();
+    }
+  });
+  fed.StartProcess("BW");
+  fed.StartProcess("EU");
+  const std::string kpxctl = testing::KpxctlPath();
+  const std::string exporter = fed.KpxctlEnv("BW", "exporter") + " " + kpxctl;
+  const std::string importer = fed.KpxctlEnv("EU", "importer") + " " + kpxctl;
+  auto write = [&](const v1::Certificate& c, const std::string& name) {
+    std::string json;
+    REQUIRE(google::protobuf::util::MessageToJsonString(c, &json).ok());
+    std::ofstream(fed.dir() + "/" + name) << json;
+    return fed.dir() + "/" + name;
+  };
+  v1::Certificate mixed = ValidCertificate("BW-RS-1", "BW", "EU");
+  *mixed.mutable_lines(1)->mutable_origin() = v1::Origin();
+  mixed.mutable_lines(1)->mutable_origin()->set_mixed_undisclosed(true);
+  Output o = Capture(exporter + " cert submit " + write(mixed, "mixed.json"));
+  INFO(o.out);
+  REQUIRE(o.exit_code == 0);
+  REQUIRE(fed.WaitForState("BW", "BW-RS-1", v1::REFUSED));
+
+  o = Capture(exporter + " cert get BW-RS-1");
+  INFO(o.out);
+  CHECK(o.out.find("state REFUSED") != std::string::npos);
+  CHECK(o.out.find("refuse_mixed_undisclosed") != std::string::npos);  // why, from EU's node
+  CHECK(Capture(exporter + " cert list --state REFUSED").out.find("BW-RS-1") != std::string::npos);
+  o = Capture(exporter + " outbox list");
+  CHECK(o.out.find("BW-RS-1") == std::string::npos);  // nothing left to retry
+
+  // Corrected (origin disclosed) and re-sent.
+  v1::Certificate fixed = mixed;
+  *fixed.mutable_lines(1)->mutable_origin() = mixed.lines(0).origin();
+  o = Capture(exporter + " cert resend BW-RS-1 " + write(fixed, "fixed.json"));
+  INFO(o.out);
+  CHECK(o.exit_code == 0);
+  CHECK(o.out == "BW-RS-1: ISSUED\n");
+  REQUIRE(fed.WaitForState("EU", "BW-RS-1", v1::RECEIVED));
+  REQUIRE(fed.WaitForState("BW", "BW-RS-1", v1::DELIVERED));
+  o = Capture(exporter + " cert resend BW-RS-1");
+  CHECK(o.exit_code == 1);  // only a refused certificate is re-sent
+  CHECK(o.out.find("FAILED_PRECONDITION") != std::string::npos);
+
+  // What the importer writes is shown escaped: it cannot add a line that
+  // looks like a state change, nor drive the terminal.
+  o = Capture(importer +
+              " cert confirm BW-RS-1 --as-declared --remarks 'all well\n"
+              "    CONFIRMED  2026-01-01T00:00:00Z  seq 999'");
+  INFO(o.out);
+  REQUIRE(o.exit_code == 0);
+  REQUIRE(fed.WaitForState("BW", "BW-RS-1", v1::CONFIRMED));
+  o = Capture(exporter + " cert get BW-RS-1");
+  INFO(o.out);
+  CHECK(o.out.find("remarks all well\\n    CONFIRMED  2026-01-01T00:00:00Z  seq 999\n") !=
+        std::string::npos);
+  CHECK(o.out.find("\n    CONFIRMED  2026-01-01") == std::string::npos);
+  // JSON keeps the text as it is, correctly escaped.
+  o = Capture(exporter + " -o json cert get BW-RS-1");
+  CHECK(o.out.find(R"(all well\n    CONFIRMED)") != std::string::npos);
+  CHECK(std::count(o.out.begin(), o.out.end(), '\n') == 1);
 }
 
 // One line, exit 2, naming the command's --help.
