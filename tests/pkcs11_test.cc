@@ -223,19 +223,25 @@ TEST_CASE("a federation runs with BW's signing key in SoftHSM2", "[pkcs11][grpc]
       const std::string label = "bw-signing-" + std::string(crypto::AlgorithmName(a));
       token.Generate(a, label, label);
       testing::GrpcFederation fed({"BW", "EU"});
-      // Enrolment: the public key read from the token goes on the trust
-      // list in place of BW's file key; the file key is no longer listed.
-      const std::string key_id = testing::Must(PrivateKey::Load(token.Uri(label))).key_id();
-      const PublicKey pub = testing::Must(PrivateKey::Load(token.Uri(label))).public_key();
+      // Enrolment: `kpxd key-info URI` prints the trust-list entry of the
+      // key in the token; it replaces BW's file key on the trust list.
+      const testing::Output info =
+          testing::Capture(absl::StrCat(testing::KpxdPath(), " key-info '", token.Uri(label), "'"));
+      INFO(info.out);
+      REQUIRE(info.exit_code == 0);
+      v1::Participant printed;
+      REQUIRE(google::protobuf::TextFormat::ParseFromString(info.out, &printed));
+      REQUIRE(printed.signing_keys_size() == 1);
+      const std::string key_id = printed.signing_keys(0).key_id();
+      CHECK(key_id == testing::Must(PrivateKey::Load(token.Uri(label))).key_id());
+      CHECK(printed.signing_keys(0).algorithm() ==
+            (a == Algorithm::kEd25519 ? v1::ED25519 : v1::ECDSA_P256_SHA256));
       const std::string list_path = fed.dir() + "/trust-list.textpb";
       v1::TrustList list = ReadTrustList(list_path);
       for (v1::Participant& p : *list.mutable_participants()) {
         if (p.code() != "BW") continue;
         REQUIRE(p.signing_keys_size() == 1);
-        v1::SigningKey* k = p.mutable_signing_keys(0);
-        k->set_key_id(key_id);
-        k->set_algorithm(a == Algorithm::kEd25519 ? v1::ED25519 : v1::ECDSA_P256_SHA256);
-        k->set_public_key_pem(pub.ToPem());
+        *p.mutable_signing_keys(0) = printed.signing_keys(0);
       }
       WriteTrustList(list_path, list);
       SetSigningKey(fed, "BW", token.Uri(label));
