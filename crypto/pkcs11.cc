@@ -10,12 +10,13 @@
 #include <p11-kit/pkcs11.h>
 
 #include <map>
-#include <mutex>
 #include <optional>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "crypto/openssl_util.h"
 
 namespace kpx::crypto {
@@ -292,9 +293,9 @@ class Module {
 };
 
 absl::StatusOr<std::shared_ptr<Module>> Module::Get(const std::string& path) {
-  static std::mutex* mu = new std::mutex;
+  static absl::Mutex* mu = new absl::Mutex;
   static auto* loaded = new std::map<std::string, std::weak_ptr<Module>>;
-  std::lock_guard<std::mutex> lock(*mu);
+  absl::MutexLock lock(mu);
   if (std::shared_ptr<Module> m = (*loaded)[path].lock()) return m;
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
@@ -504,26 +505,28 @@ bool SessionLost(CK_RV rv) {
 // ------------------------------------------------------------ the signer
 
 struct Pkcs11Signer::State {
-  ~State() {
+  // Last use: no other thread can hold `mu`.
+  ~State() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     Close();
     OPENSSL_cleanse(pin.data(), pin.size());
   }
   // Opens a session on the token, logs in and finds the private key.
-  absl::Status Connect();
-  void Close() {
+  absl::Status Connect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void Close() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (session != CK_INVALID_HANDLE) module->f()->C_CloseSession(session);
     session = CK_INVALID_HANDLE;
   }
   // One C_SignInit + C_Sign of `data` into `out` (64 bytes); the CK_RV.
-  CK_RV SignOnce(std::string_view data, std::string* out, const char** call);
+  CK_RV SignOnce(std::string_view data, std::string* out, const char** call)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
   std::shared_ptr<Module> module;  // outlives the session
   Pkcs11Uri uri;
   std::string pin;
   CK_MECHANISM_TYPE mechanism = CKM_EDDSA;
-  std::mutex mu;  // guards the session for its whole use
-  CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
-  CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
+  absl::Mutex mu;  // guards the session for its whole use
+  CK_SESSION_HANDLE session ABSL_GUARDED_BY(mu) = CK_INVALID_HANDLE;
+  CK_OBJECT_HANDLE key ABSL_GUARDED_BY(mu) = CK_INVALID_HANDLE;
 };
 
 absl::Status Pkcs11Signer::State::Connect() {
@@ -576,6 +579,8 @@ absl::StatusOr<std::shared_ptr<Pkcs11Signer>> Pkcs11Signer::Open(const Pkcs11Uri
   absl::StatusOr<std::shared_ptr<Module>> module = Module::Get(uri.module_path);
   if (!module.ok()) return module.status();
   state->module = *std::move(module);
+  // Not shared yet; the lock is for the annotations' sake.
+  absl::MutexLock lock(&state->mu);
   if (absl::Status s = state->Connect(); !s.ok()) return s;
   CK_FUNCTION_LIST* f = state->module->f();
   CK_KEY_TYPE type = 0;
@@ -608,7 +613,7 @@ absl::StatusOr<std::string> Pkcs11Signer::Sign(std::string_view data) const {
   std::string raw;
   const char* call = "";
   {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    absl::MutexLock lock(&state_->mu);
     CK_RV rv = state_->session == CK_INVALID_HANDLE ? CKR_SESSION_CLOSED
                                                     : state_->SignOnce(input, &raw, &call);
     if (SessionLost(rv)) {  // reconnect once
