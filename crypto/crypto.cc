@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "crypto/openssl_util.h"
+#include "crypto/pkcs11.h"
 
 namespace kpx::crypto {
 namespace {
@@ -271,7 +272,45 @@ std::string PrivateKey::ToPem() const {
   return BioContents(bio.get());
 }
 
+absl::StatusOr<PrivateKey> PrivateKey::FromPkcs11Uri(std::string_view uri) {
+  absl::StatusOr<Pkcs11Uri> parsed = ParsePkcs11Uri(uri);
+  if (!parsed.ok()) return parsed.status();
+  absl::StatusOr<std::shared_ptr<Pkcs11Signer>> signer = Pkcs11Signer::Open(*parsed);
+  if (!signer.ok()) return signer.status();
+  absl::StatusOr<PublicKey> pub = PublicKey::FromEvp((*signer)->public_key());
+  if (!pub.ok()) return pub.status();
+  PrivateKey key(nullptr, pub->algorithm(), *std::move(pub));
+  key.token_ = *std::move(signer);
+  // The token's public key object is only a label away from the private
+  // one: prove they are halves of one pair before trusting the key id.
+  const std::string probe = absl::StrCat("kpx key check ", HexEncode(RandomBytes(16)));
+  absl::StatusOr<std::string> sig = key.Sign(probe);
+  if (!sig.ok()) return sig.status();
+  if (!key.public_key().Verify(probe, *sig).ok()) {
+    return absl::InvalidArgumentError(
+        "PKCS#11: the token's public key object does not match its private key");
+  }
+  return key;
+}
+
+absl::StatusOr<PrivateKey> PrivateKey::Load(const std::string& file_or_uri) {
+  absl::StatusOr<PrivateKey> key;
+  if (IsPkcs11Uri(file_or_uri)) {
+    key = FromPkcs11Uri(file_or_uri);
+  } else {
+    absl::StatusOr<std::string> pem = ReadFile(file_or_uri);
+    if (!pem.ok()) return pem.status();  // names the file already
+    key = FromPem(*pem);
+  }
+  if (!key.ok()) {
+    return absl::Status(key.status().code(),
+                        absl::StrCat(RedactPkcs11Uri(file_or_uri), ": ", key.status().message()));
+  }
+  return key;
+}
+
 absl::StatusOr<std::string> PrivateKey::Sign(std::string_view data) const {
+  if (token_ != nullptr) return token_->Sign(data);
   if (key_ == nullptr) return absl::FailedPreconditionError("empty PrivateKey");
   MdCtxPtr ctx(EVP_MD_CTX_new());
   if (ctx == nullptr ||

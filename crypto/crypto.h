@@ -4,9 +4,16 @@
 // raw Ed25519 (64 bytes) or DER-encoded ECDSA. Key ids are the lowercase hex
 // SHA-256 of the public key's SubjectPublicKeyInfo DER encoding.
 //
+// A PrivateKey is either held in memory (generated, or read from a PEM
+// file) or kept in a PKCS#11 token (FromPkcs11Uri, crypto/pkcs11.h): both
+// sign the same way and produce the same signature encoding, so callers
+// need not know which. Every key is checked on load: its public and private
+// halves must agree, and its key id is computed from the real public key.
+//
 // Thread safety: PrivateKey and PublicKey are immutable after construction;
 // Sign and Verify may be called from any number of threads at once (each
-// call uses its own EVP_MD_CTX; there is no global lock).
+// call uses its own EVP_MD_CTX; there is no global lock; a token key
+// serialises its own calls into the token with a per-key mutex).
 #ifndef KPX_CRYPTO_CRYPTO_H_
 #define KPX_CRYPTO_CRYPTO_H_
 
@@ -22,6 +29,8 @@
 typedef struct evp_pkey_st EVP_PKEY;
 
 namespace kpx::crypto {
+
+class Pkcs11Signer;  // crypto/pkcs11.h
 
 enum class Algorithm { kEd25519, kEcdsaP256 };
 
@@ -73,17 +82,37 @@ class PrivateKey {
  public:
   static absl::StatusOr<PrivateKey> Generate(Algorithm a);
   // PEM "PRIVATE KEY" (PKCS#8, unencrypted) or "EC PRIVATE KEY".
+  // InvalidArgument if the file's public key does not belong to its private
+  // key (an EC key carries both), so that the key id always names the key
+  // that actually signs.
   static absl::StatusOr<PrivateKey> FromPem(std::string_view pem);
   // A raw 32-byte Ed25519 seed (RFC 8032 test vectors).
   static absl::StatusOr<PrivateKey> FromRawEd25519(std::string_view seed);
+  // A key pair in a PKCS#11 token, named by a URI as crypto/pkcs11.h
+  // describes. The public key is read from the token's public key object
+  // and the key id computed from it as for a file key; a test signature
+  // made at load must verify under it. Errors as Pkcs11Signer::Open, or
+  // InvalidArgument if the test signature does not verify. The module stays
+  // loaded, and the session open, as long as any copy of the key lives.
+  static absl::StatusOr<PrivateKey> FromPkcs11Uri(std::string_view uri);
+  // What the node config names as a signing key: a PKCS#11 URI (starts
+  // with "pkcs11:") or the path of a PEM file. Errors start with the
+  // location (with any pin-value redacted).
+  static absl::StatusOr<PrivateKey> Load(const std::string& file_or_uri);
 
   Algorithm algorithm() const { return algorithm_; }
   const PublicKey& public_key() const { return public_key_; }
   const std::string& key_id() const { return public_key_.key_id(); }
-  // PKCS#8 PEM. Handle with care: this is the secret. Empty only if
-  // OpenSSL itself fails (out of memory).
+  // True for a key kept in a PKCS#11 token.
+  bool in_token() const { return token_ != nullptr; }
+  // PKCS#8 PEM. Handle with care: this is the secret. Empty if the key is
+  // in a token (its secret never leaves it) or if OpenSSL itself fails
+  // (out of memory).
   std::string ToPem() const;
 
+  // Raw 64-byte Ed25519 or DER ECDSA (SHA-256) signature, for file and
+  // token keys alike. A token key may fail with the token's error
+  // (Unavailable if the token is gone, with the CKR_ name).
   absl::StatusOr<std::string> Sign(std::string_view data) const;
 
  private:
@@ -91,7 +120,8 @@ class PrivateKey {
   // Takes ownership of `key` (non-null) and checks its type.
   static absl::StatusOr<PrivateKey> Adopt(EVP_PKEY* key);
 
-  std::shared_ptr<EVP_PKEY> key_;
+  std::shared_ptr<EVP_PKEY> key_;              // null for a token key
+  std::shared_ptr<const Pkcs11Signer> token_;  // null for an in-memory key
   Algorithm algorithm_;
   PublicKey public_key_;
 };

@@ -18,6 +18,9 @@ readonly PACKAGES=(
   libabsl-dev libssl-dev librocksdb-dev libspdlog-dev prometheus-cpp-dev catch2
   # RE2: linear-time matching of trust-list certificate number patterns.
   libre2-dev
+  # PKCS#11 signing keys (crypto/pkcs11.h): p11-kit's pkcs11.h header, and
+  # SoftHSM2, the software token the test suite keeps keys in.
+  libp11-kit-dev softhsm2
   openssl iproute2 ca-certificates
   # CI (deploy/test.sh, docs/testing.md): the format check, the clang
   # build with thread-safety analysis, sanitizers and libFuzzer, ninja and

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "crypto/crypto.h"
+#include "crypto/pkcs11.h"
 #include "node/config.h"
 #include "node/keyring.h"
 #include "node/trust_list.h"
@@ -76,7 +77,7 @@ void CheckTls(const v1::NodeConfig& c, absl::Time now, Problems* out) {
   }
 }
 
-// The signing keys that parse; a problem for each that does not.
+// The signing keys that load; a problem for each that does not.
 std::vector<crypto::PrivateKey> SigningKeys(const v1::NodeConfig& c, Problems* out) {
   std::vector<std::pair<std::string, std::string>> files = {
       {"signing_key_file", c.signing_key_file()}};
@@ -84,12 +85,13 @@ std::vector<crypto::PrivateKey> SigningKeys(const v1::NodeConfig& c, Problems* o
     files.emplace_back("additional_signing_key_files", f);
   }
   std::vector<crypto::PrivateKey> keys;
-  for (const auto& [field, path] : files) {
-    std::optional<std::string> pem = Read(field, path, out);
-    if (!pem) continue;
-    absl::StatusOr<crypto::PrivateKey> key = crypto::PrivateKey::FromPem(*pem);
+  for (const auto& [field, location] : files) {
+    // A PEM file or a PKCS#11 URI (the token is opened and a test signature
+    // made, as the node will at start). The message names the location,
+    // with any pin-value redacted.
+    absl::StatusOr<crypto::PrivateKey> key = crypto::PrivateKey::Load(location);
     if (!key.ok()) {
-      out->push_back(About(field, path, key.status().message()));
+      out->push_back(About(field, crypto::RedactPkcs11Uri(location), key.status().message()));
     } else {
       keys.push_back(*std::move(key));
     }

@@ -4,6 +4,7 @@
 //   kpxd --check-config FILE                     check a config, start nothing
 //   kpxd restore BACKUP_DIR DATA_DIR             (node stopped) restore a backup
 //   kpxd verify --data-dir DIR                   (node stopped) verify a ledger
+//   kpxd key-info FILE|PKCS11_URI                print a signing key's trust-list entry
 //   kpxd --version | --help
 //
 // Running, it logs to stderr, one event per line, and logs "listening"
@@ -160,6 +161,27 @@ Result Verify(const Invocation& inv) {
   return std::nullopt;
 }
 
+// The trust-list `signing_keys` entry for a signing key in a PEM file or a
+// PKCS#11 token (opened, and checked with a test signature, as at start).
+Result KeyInfo(const Invocation& inv) {
+  absl::StatusOr<kpx::crypto::PrivateKey> key = kpx::crypto::PrivateKey::Load(inv.args[0]);
+  if (!key.ok()) return Plain(key.status());
+  const std::string pem = key->public_key().ToPem();
+  std::string lines;
+  for (size_t at = 0; at < pem.size();) {
+    const size_t nl = pem.find('\n', at);
+    const size_t end = nl == std::string::npos ? pem.size() : nl;
+    absl::StrAppend(&lines, "      \"", pem.substr(at, end - at), "\\n\"\n");
+    at = end + 1;
+  }
+  std::printf(
+      "signing_keys {\n  key_id: \"%s\"\n  algorithm: %s\n  public_key_pem:\n%s}\n",
+      key->key_id().c_str(),
+      key->algorithm() == kpx::crypto::Algorithm::kEd25519 ? "ED25519" : "ECDSA_P256_SHA256",
+      lines.c_str());
+  return std::nullopt;
+}
+
 kpx::cli::Program MakeProgram() {
   kpx::cli::Program p;
   p.name = "kpxd";
@@ -188,6 +210,13 @@ kpx::cli::Program MakeProgram() {
        {{"data-dir", "DIR", "the node's data folder (data_dir)"}},
        "Exits 1 if the ledger is broken. A running node: use 'kpxctl ledger verify'.",
        Verify},
+      {{"key-info"},
+       "print the trust-list signing_keys entry (key id, algorithm, public key) of a key",
+       {{"FILE|PKCS11_URI"}},
+       {},
+       "A PEM file or a PKCS#11 URI (pkcs11:token=...;object=...?module-path=...&pin-source=...),"
+       " as signing_key_file takes. The private key is never printed.",
+       KeyInfo},
   };
   return p;
 }

@@ -39,13 +39,10 @@ absl::StatusOr<Material> LoadMaterial(const v1::NodeConfig& config) {
   std::vector<std::string> key_files = {config.signing_key_file()};
   key_files.insert(key_files.end(), config.additional_signing_key_files().begin(),
                    config.additional_signing_key_files().end());
-  for (const std::string& file : key_files) {
-    absl::StatusOr<std::string> pem = crypto::ReadFile(file);
-    if (!pem.ok()) return pem.status();
-    absl::StatusOr<crypto::PrivateKey> key = crypto::PrivateKey::FromPem(*pem);
-    if (!key.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(file, ": ", key.status().message()));
-    }
+  // Each is a PEM file or a PKCS#11 URI; errors name it (PIN redacted).
+  for (const std::string& file_or_uri : key_files) {
+    absl::StatusOr<crypto::PrivateKey> key = crypto::PrivateKey::Load(file_or_uri);
+    if (!key.ok()) return key.status();
     m.keys.push_back(*std::move(key));
   }
   absl::StatusOr<TlsIdentity> identity =

@@ -11,7 +11,10 @@
 namespace kpx::node {
 namespace {
 
+// Makes a relative path absolute under `base`. A PKCS#11 URI (a signing key
+// in a token, "pkcs11:...") is not a path and is left alone.
 void Resolve(const std::filesystem::path& base, std::string* path) {
+  if (path->rfind("pkcs11:", 0) == 0) return;
   if (!path->empty() && std::filesystem::path(*path).is_relative()) {
     *path = (base / *path).lexically_normal().string();
   }
