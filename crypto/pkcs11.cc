@@ -297,7 +297,10 @@ absl::StatusOr<std::shared_ptr<Module>> Module::Get(const std::string& path) {
   static auto* loaded = new std::map<std::string, std::weak_ptr<Module>>;
   absl::MutexLock lock(mu);
   if (std::shared_ptr<Module> m = (*loaded)[path].lock()) return m;
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  // RTLD_NODELETE: the module's code stays mapped after dlclose (it is
+  // finalized, and loaded again by the next key): a module may keep
+  // threads or atexit handlers, and leak reports can still name it.
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (handle == nullptr) {
     const char* why = dlerror();
     return absl::UnavailableError(

@@ -11,12 +11,14 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "node/config.h"
 #include "node/envelope.h"
+#include "node/queries.h"
 #include "node/rules.h"
 #include "node/state.h"
 #include "node/trust_list.h"
@@ -1382,6 +1384,34 @@ TEST_CASE("one partner cannot make a node store more than its hourly allowance",
   // An hour on, BW's allowance is back.
   f.clock().Advance(absl::Hours(1));
   CHECK(f["EU"].Receive("BW", {f.CertificateMessage("BW", "EU", large("BW-Q-5"))})[0].status.ok());
+}
+
+TEST_CASE("a list page never grows past what a client can receive", "[node][list][bounds]") {
+  Federation f;
+  f.Disconnect("EU");  // the certificates stay ISSUED at BW; nothing else matters here
+  // About 240 KiB each: 80 of them are 19 MiB, more than one page may hold.
+  for (int i = 0; i < 80; ++i) {
+    v1::Certificate c = ValidCertificate(absl::StrFormat("BW-PG-%03d", i), "BW", "EU");
+    for (int k = 0; k < 15; ++k) {
+      (*c.mutable_extensions())[absl::StrCat("annex-", k)] = std::string(16 * 1024 - 16, 'a');
+    }
+    REQUIRE(f["BW"].Submit(c).ok());
+  }
+  v1::ListCertificatesRequest req;
+  req.set_page_size(500);
+  int seen = 0;
+  int pages = 0;
+  do {
+    absl::StatusOr<v1::ListCertificatesResponse> page = f["BW"].List(req);
+    REQUIRE(page.ok());
+    CHECK(page->ByteSizeLong() <= node::kMaxListPageBytes + (1 << 20));
+    CHECK(page->certificates_size() > 0);
+    seen += page->certificates_size();
+    ++pages;
+    req.set_page_token(page->next_page_token());
+  } while (!req.page_token().empty());
+  CHECK(seen == 80);
+  CHECK(pages == 2);
 }
 
 }  // namespace

@@ -149,6 +149,15 @@ TEST_CASE("kpxctl drives a node and reports failures in one line", "[process][kp
   CHECK(o.out.find("PERMISSION_DENIED") != std::string::npos);
 }
 
+// `c` as protobuf JSON in fed.dir()/NAME (a kpxctl input file); its path.
+std::string WriteCertificate(GrpcFederation& fed, const v1::Certificate& c,
+                             const std::string& name) {
+  std::string json;
+  REQUIRE(google::protobuf::util::MessageToJsonString(c, &json).ok());
+  std::ofstream(fed.dir() + "/" + name) << json;
+  return fed.dir() + "/" + name;
+}
+
 TEST_CASE("kpxctl corrects certificates: replace, confirm with findings, void, trace",
           "[process][kpxctl][lifecycle]") {
   GrpcFederation fed({"BW", "EU"});
@@ -157,14 +166,10 @@ TEST_CASE("kpxctl corrects certificates: replace, confirm with findings, void, t
   const std::string kpxctl = testing::KpxctlPath();
   const std::string exporter = fed.KpxctlEnv("BW", "exporter") + " " + kpxctl;
   const std::string importer = fed.KpxctlEnv("EU", "importer") + " " + kpxctl;
-  auto write = [&](const v1::Certificate& c, const std::string& name) {
-    std::string json;
-    REQUIRE(google::protobuf::util::MessageToJsonString(c, &json).ok());
-    std::ofstream(fed.dir() + "/" + name) << json;
-    return fed.dir() + "/" + name;
-  };
-  const std::string old_file = write(ValidCertificate("BW-LC-1", "BW", "EU"), "old.json");
-  const std::string new_file = write(ValidCertificate("BW-LC-2", "BW", "EU"), "new.json");
+  const std::string old_file =
+      WriteCertificate(fed, ValidCertificate("BW-LC-1", "BW", "EU"), "old.json");
+  const std::string new_file =
+      WriteCertificate(fed, ValidCertificate("BW-LC-2", "BW", "EU"), "new.json");
 
   REQUIRE(Capture(exporter + " cert submit " + old_file).exit_code == 0);
   REQUIRE(fed.WaitForState("BW", "BW-LC-1", v1::DELIVERED));
@@ -193,7 +198,9 @@ TEST_CASE("kpxctl corrects certificates: replace, confirm with findings, void, t
 
   // An amendment before the importer decides: EU holds both versions.
   v1::Certificate third = ValidCertificate("BW-LC-3", "BW", "EU");
-  REQUIRE(Capture(exporter + " cert submit " + write(third, "third.json")).exit_code == 0);
+  REQUIRE(
+      Capture(exporter + " cert submit " + WriteCertificate(fed, third, "third.json")).exit_code ==
+      0);
   REQUIRE(fed.WaitForState("BW", "BW-LC-3", v1::DELIVERED));
   v1::GetCertificateRequest get;
   get.set_number("BW-LC-3");
@@ -204,7 +211,7 @@ TEST_CASE("kpxctl corrects certificates: replace, confirm with findings, void, t
   }
   v1::Certificate corrected = issued.certificate();
   corrected.set_number_of_parcels(15);
-  const std::string fixed_file = write(corrected, "third-fixed.json");
+  const std::string fixed_file = WriteCertificate(fed, corrected, "third-fixed.json");
   o = Capture(exporter + " cert amend BW-LC-3 " + fixed_file + " --reason 'one parcel left off'");
   CHECK(o.exit_code == 2);  // no --code
   o = Capture(exporter + " cert amend BW-LC-3 " + fixed_file +
@@ -263,16 +270,10 @@ TEST_CASE("kpxctl shows a certificate the importer's node refused, and re-sends 
   const std::string kpxctl = testing::KpxctlPath();
   const std::string exporter = fed.KpxctlEnv("BW", "exporter") + " " + kpxctl;
   const std::string importer = fed.KpxctlEnv("EU", "importer") + " " + kpxctl;
-  auto write = [&](const v1::Certificate& c, const std::string& name) {
-    std::string json;
-    REQUIRE(google::protobuf::util::MessageToJsonString(c, &json).ok());
-    std::ofstream(fed.dir() + "/" + name) << json;
-    return fed.dir() + "/" + name;
-  };
   v1::Certificate mixed = ValidCertificate("BW-RS-1", "BW", "EU");
   *mixed.mutable_lines(1)->mutable_origin() = v1::Origin();
   mixed.mutable_lines(1)->mutable_origin()->set_mixed_undisclosed(true);
-  Output o = Capture(exporter + " cert submit " + write(mixed, "mixed.json"));
+  Output o = Capture(exporter + " cert submit " + WriteCertificate(fed, mixed, "mixed.json"));
   INFO(o.out);
   REQUIRE(o.exit_code == 0);
   REQUIRE(fed.WaitForState("BW", "BW-RS-1", v1::REFUSED));
@@ -288,7 +289,7 @@ TEST_CASE("kpxctl shows a certificate the importer's node refused, and re-sends 
   // Corrected (origin disclosed) and re-sent.
   v1::Certificate fixed = mixed;
   *fixed.mutable_lines(1)->mutable_origin() = mixed.lines(0).origin();
-  o = Capture(exporter + " cert resend BW-RS-1 " + write(fixed, "fixed.json"));
+  o = Capture(exporter + " cert resend BW-RS-1 " + WriteCertificate(fed, fixed, "fixed.json"));
   INFO(o.out);
   CHECK(o.exit_code == 0);
   CHECK(o.out == "BW-RS-1: ISSUED\n");
@@ -424,6 +425,10 @@ TEST_CASE("kpxctl's command line is strict, speaks JSON and documents itself",
   CheckUsageError(exporter + " --state ISSUED cert list", "kpxctl");
   CheckUsageError(exporter + " cert get", "kpxctl cert get");
   CheckUsageError(exporter + " cert get BW-J-1 BW-J-2", "kpxctl cert get");
+  // Times outside 2000-2099 (protobuf itself takes years 1 to 9999).
+  CheckUsageError(exporter + " cert confirm BW-J-1 --as-declared --received-at 1000-01-01",
+                  "kpxctl cert confirm");
+  CheckUsageError(exporter + " cert list --issued-from 2100-01-01", "kpxctl cert list");
   CheckUsageError(exporter + " cert reject BW-J-1", "kpxctl cert reject");
   CheckUsageError(exporter + " cert", "kpxctl");
   CheckUsageError(exporter + " ledger watch --from-seq x", "kpxctl ledger watch");
