@@ -399,6 +399,27 @@ TEST_CASE("an answer naming another certificate digest is refused", "[parts][pla
   CHECK(t.status().code() == absl::StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("a confirmation of an arrival before the certificate was issued is refused",
+          "[parts][plan]") {
+  // BW-7 was issued an hour before kNow (Record); clocks may differ by 5 min.
+  const v1::CertificateRecord current = Record(E, v1::DELIVERED, "EU", "d");
+  const std::string self = "BW", peer = "EU";
+  auto plan = [&](absl::Duration before_issue) {
+    v1::MessageBody body = Body(Payload::kConfirmation, "d");
+    *body.mutable_confirmation()->mutable_arrived_at() =
+        node::ToTimestamp(kNow - absl::Hours(1) - before_issue);
+    const v1::SignedMessage msg = TestKeys().Sign("EU", "BW", body);
+    v1::MessageBody signed_body;
+    REQUIRE(signed_body.ParseFromString(msg.body()));
+    return node::PlanIncoming({self, peer, TestKeys().trust(), kNow}, signed_body, msg, &current)
+        .status();
+  };
+  const absl::Status early = plan(absl::Hours(1));
+  CHECK(early.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(absl::StrContains(early.message(), "arrived before the certificate was issued"));
+  CHECK(plan(absl::Minutes(4)).ok());  // within the clock skew
+}
+
 TEST_CASE("the delivery transition records receipts and refusals", "[parts][deliver]") {
   v1::OutboxItem item;
   item.set_message_id("c0ffee");
