@@ -1,5 +1,7 @@
 #include "node/authority_desk.h"
 
+#include <set>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -40,7 +42,7 @@ absl::Status CheckRequestId(const std::string& id) {
 }  // namespace
 
 AuthorityDesk::AuthorityDesk(const NodeContext& ctx, std::string authority_name,
-                             std::function<void()> queued)
+                             std::function<void(const std::string& recipient)> queued)
     : ctx_(ctx), authority_name_(std::move(authority_name)), queued_(std::move(queued)) {}
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Submit(v1::Certificate cert,
@@ -363,9 +365,11 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Append(storage::Transition 
     result = *tr.record;
     return s;
   };
+  std::set<std::string> recipients;
+  for (const v1::OutboxItem& item : t.outbox_put) recipients.insert(item.recipient());
   absl::StatusOr<storage::Head> head = ctx_.ledger->Append(std::move(t));
   if (!head.ok()) return head.status();
-  queued_();
+  for (const std::string& r : recipients) queued_(r);
   return result;
 }
 

@@ -30,8 +30,10 @@ inline constexpr size_t kMaxRequestIdBytes = 64;
 class AuthorityDesk {
  public:
   // `authority_name` names us in import confirmations; `queued` is called
-  // after each append that queued a message (it wakes the courier).
-  AuthorityDesk(const NodeContext& ctx, std::string authority_name, std::function<void()> queued);
+  // with the recipient after each append that queued a message for it (it
+  // wakes that partner's delivery lane).
+  AuthorityDesk(const NodeContext& ctx, std::string authority_name,
+                std::function<void(const std::string& recipient)> queued);
 
   // Every verb takes an optional client `request_id` (at most 64 of
   // [A-Za-z0-9-_]; InvalidArgument otherwise), stored with the change it
@@ -130,7 +132,7 @@ class AuthorityDesk {
 
   const NodeContext& ctx_;
   const std::string authority_name_;
-  const std::function<void()> queued_;
+  const std::function<void(const std::string& recipient)> queued_;
 };
 
 }  // namespace kpx::node

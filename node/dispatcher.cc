@@ -49,6 +49,17 @@ void Dispatcher::Kick() {
   for (auto& [recipient, lane] : lanes_) lane->kicked = true;
 }
 
+void Dispatcher::Kick(const std::string& recipient) {
+  absl::MutexLock l(&mu_);
+  if (!running_) return;
+  std::unique_ptr<Lane>& lane = lanes_[recipient];
+  if (lane == nullptr) {
+    lane = std::make_unique<Lane>();
+    lane->thread = std::thread([this, recipient, p = lane.get()] { Run(recipient, p); });
+  }
+  lane->kicked = true;
+}
+
 void Dispatcher::Run(const std::string& recipient, Lane* lane) {
   while (true) {
     {

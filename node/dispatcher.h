@@ -36,8 +36,12 @@ class Dispatcher {
 
   void Start();
   void Stop();
-  // New messages are queued: wake every lane, start missing ones.
+  // Looks up every partner with messages queued (a scan of the outbox's
+  // recipients): wakes their lanes and starts missing ones. Start calls it.
   void Kick();
+  // A message for `recipient` was queued: wakes its lane, or starts it. No
+  // outbox scan, so a verb costs the same however many messages wait.
+  void Kick(const std::string& recipient);
 
  private:
   struct Lane {

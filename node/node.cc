@@ -36,11 +36,12 @@ Node::Node(NodeOptions o, const v1::NodeConfig& defaults, std::unique_ptr<Keyrin
       delivery_(defaults.delivery()),
       keyring_(std::move(keyring)),
       ctx_{o.participant, o.ledger, keyring_.get(), &locks_, &observer_, std::move(o.clock)},
-      desk_(ctx_, defaults.authority_name(), [this] { Kick(); }),
+      desk_(ctx_, defaults.authority_name(), [this](const std::string& r) { Kick(r); }),
       queries_(ctx_, overdue_days_),
       inbox_(ctx_, uint64_t{defaults.limits().partner_mib_per_hour()} << 20),
       courier_(ctx_, o.transport, delivery_, o.random_seed != 0 ? o.random_seed : RandomSeed()),
-      sweeper_(ctx_, overdue_days_, defaults.confirm_grace_days(), [this] { Kick(); }),
+      sweeper_(ctx_, overdue_days_, defaults.confirm_grace_days(),
+               [this](const std::string& r) { Kick(r); }),
       dispatcher_(ctx_, &courier_),
       loop_(ctx_, &sweeper_) {}
 
@@ -102,7 +103,7 @@ void Node::StopDelivery() {
   loop_.Stop();
   dispatcher_.Stop();
 }
-void Node::Kick() { dispatcher_.Kick(); }
+void Node::Kick(const std::string& recipient) { dispatcher_.Kick(recipient); }
 size_t Node::DeliverDue() { return courier_.DeliverDue(); }
 size_t Node::ExpireDue() { return sweeper_.ExpireDue(); }
 size_t Node::LogOverdue() { return sweeper_.LogOverdue(); }

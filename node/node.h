@@ -129,7 +129,8 @@ class Node : public Receiver {
   void StartDelivery();
   void StopDelivery();
   // Wakes the delivery lanes (new work queued).
-  void Kick();
+  // A message for `recipient` was queued: wake (or start) its lane.
+  void Kick(const std::string& recipient);
   // One delivery pass: a batch per partner, concurrently; returns the
   // number of messages attempted. Not while StartDelivery runs.
   size_t DeliverDue();

@@ -9,7 +9,7 @@
 namespace kpx::node {
 
 Sweeper::Sweeper(const NodeContext& ctx, uint32_t overdue_days, uint32_t confirm_grace_days,
-                 std::function<void()> queued)
+                 std::function<void(const std::string& recipient)> queued)
     : ctx_(ctx),
       overdue_days_(overdue_days),
       grace_(absl::Hours(24) * confirm_grace_days),
@@ -54,7 +54,7 @@ bool Sweeper::Expire(const std::string& number, absl::Time now) {
                {{"step", "expire"}, {"certificate", number}, {"reason", s.message()}});
     return false;
   }
-  queued_();
+  queued_(rec.partner());
   return true;
 }
 

@@ -25,9 +25,10 @@ namespace kpx::node {
 
 class Sweeper {
  public:
-  // `queued` is called after an expiry queued its message (wakes delivery).
+  // `queued` is called with the partner after an expiry queued its message
+  // (wakes that partner's delivery lane).
   Sweeper(const NodeContext& ctx, uint32_t overdue_days, uint32_t confirm_grace_days,
-          std::function<void()> queued);
+          std::function<void(const std::string& recipient)> queued);
 
   // Returns how many certificates it marked EXPIRED.
   size_t ExpireDue();
@@ -41,7 +42,7 @@ class Sweeper {
   const NodeContext& ctx_;
   const uint32_t overdue_days_;
   const absl::Duration grace_;
-  const std::function<void()> queued_;
+  const std::function<void(const std::string& recipient)> queued_;
 };
 
 }  // namespace kpx::node
