@@ -39,6 +39,16 @@ absl::Status CheckRequestId(const std::string& id) {
   return absl::OkStatus();
 }
 
+// True if a change of `rec` carries `request_id` (non-empty): a retry of
+// a verb that was done.
+bool HasRequest(const v1::CertificateRecord& rec, const std::string& request_id) {
+  if (request_id.empty()) return false;
+  for (const v1::StateChange& h : rec.history()) {
+    if (h.request_id() == request_id) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 AuthorityDesk::AuthorityDesk(const NodeContext& ctx, std::string authority_name,
@@ -178,9 +188,7 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Amend(v1::Certificate amend
   if (absl::Status s = CheckProvenance(amended); !s.ok()) return s;
   absl::StatusOr<v1::CertificateRecord> rec = Current(number, v1::EXPORTING);
   if (!rec.ok()) return rec.status();
-  for (const v1::StateChange& h : rec->history()) {
-    if (!request_id.empty() && h.request_id() == request_id) return *std::move(rec);  // a retry
-  }
+  if (HasRequest(*rec, request_id)) return *std::move(rec);  // a retry
   if (rec->state() != v1::ISSUED && rec->state() != v1::DELIVERED) {
     return absl::FailedPreconditionError(
         absl::StrCat("certificate ", number, " is ", v1::CertificateState_Name(rec->state()),
@@ -214,9 +222,7 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Resend(
   absl::StatusOr<v1::CertificateRecord> rec = Current(number, v1::EXPORTING);
   if (!rec.ok()) return rec.status();
   const std::string detail = "re-sent after the importer's node refused it";
-  for (const v1::StateChange& h : rec->history()) {
-    if (!request_id.empty() && h.request_id() == request_id) return *std::move(rec);  // a retry
-  }
+  if (HasRequest(*rec, request_id)) return *std::move(rec);  // a retry
   if (rec->state() != v1::REFUSED) {
     return absl::FailedPreconditionError(
         absl::StrCat("certificate ", number, " is ", v1::CertificateState_Name(rec->state()),

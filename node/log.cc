@@ -1,7 +1,6 @@
 #include "node/log.h"
 
 #include <atomic>
-#include <cstdio>
 #include <mutex>
 
 #include "absl/time/clock.h"
@@ -17,37 +16,20 @@ std::atomic<Format> g_format{Format::kText};
 // Any one value in a line is at most this long (escaped, then cut).
 constexpr size_t kMaxValueBytes = 1024;
 
-void AppendJsonString(std::string& out, std::string_view raw) {
-  const std::string s = kpx::node::Printable(raw, kMaxValueBytes);
+// `s` in double quotes, `"` and `\` escaped. `s` is Printable's output,
+// so it holds no control character left to escape.
+void AppendQuoted(std::string& out, std::string_view s) {
   out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
   }
   out += '"';
+}
+
+// A value escaped and cut once (node::Printable), then quoted as JSON.
+void AppendJsonString(std::string& out, std::string_view raw) {
+  AppendQuoted(out, kpx::node::Printable(raw, kMaxValueBytes));
 }
 
 // Text values with spaces or quotes are quoted so that lines stay parseable
@@ -61,7 +43,7 @@ void AppendTextValue(std::string& out, std::string_view raw) {
   if (plain) {
     out += s;
   } else {
-    AppendJsonString(out, s);
+    AppendQuoted(out, s);
   }
 }
 

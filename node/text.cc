@@ -108,12 +108,12 @@ std::string Printable(std::string_view s, size_t max_bytes) {
   size_t i = 0;
   while (i < shown) {
     const Decoded d = DecodeAt(s, i);
-    if (d.length == 0 || i + d.length > shown) {
-      if (d.length != 0) break;  // a character cut by the bound: stop before it
+    if (d.length == 0) {  // not UTF-8: the byte itself
       AppendEscape(out, static_cast<unsigned char>(s[i]), /*byte=*/true);
       ++i;
       continue;
     }
+    if (i + d.length > shown) break;  // a character cut by the bound: stop before it
     if (IsControl(d.code)) {
       AppendEscape(out, d.code, /*byte=*/d.code < 0x80);
     } else {

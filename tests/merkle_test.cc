@@ -6,6 +6,7 @@
 #include <bit>
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <span>
 #include <string>
@@ -246,6 +247,26 @@ TEST_CASE("appending in batches stores the same nodes as one at a time", "[merkl
   }
 }
 
+// What `verify` must refuse of a valid `proof`: a bit flipped in each
+// element in turn (FailedPrecondition: it no longer leads to the root), and
+// the wrong length (InvalidArgument): `extra` appended, or the last element
+// dropped while more than `keep` remain.
+void CheckAlteredProof(Hashes proof, const std::string& extra, size_t keep,
+                       const std::function<absl::Status(const Hashes&)>& verify) {
+  for (std::string& element : proof) {
+    element[7] ^= 0x20;
+    CHECK(absl::IsFailedPrecondition(verify(proof)));
+    element[7] ^= 0x20;
+  }
+  Hashes longer = proof;
+  longer.push_back(extra);
+  CHECK(absl::IsInvalidArgument(verify(longer)));
+  if (proof.size() > keep) {
+    const Hashes shorter(proof.begin(), proof.end() - 1);
+    CHECK(absl::IsInvalidArgument(verify(shorter)));
+  }
+}
+
 // Each altered claim about leaf m of the tree of n leaves is refused. (A
 // different size with the same root is not among them: the verifier takes
 // the (size, root) pair as given by a signed tree head.)
@@ -259,17 +280,9 @@ void CheckInclusionRefusals(const Hashes& leaves, const Hashes& roots, uint64_t 
   CHECK(absl::IsFailedPrecondition(VerifyInclusion(leaves[(m + 1) % 100], m, n, proof, root)));
   // The root of the next smaller tree (of the empty tree for n = 1).
   CHECK(absl::IsFailedPrecondition(VerifyInclusion(leaf, m, n, proof, roots[n - 1])));
-  for (std::string& element : proof) {  // one bit flipped in each element in turn
-    element[7] ^= 0x20;
-    CHECK(absl::IsFailedPrecondition(VerifyInclusion(leaf, m, n, proof, root)));
-    element[7] ^= 0x20;
-  }
-  Hashes longer = proof;
-  longer.push_back(root);
-  CHECK(absl::IsInvalidArgument(VerifyInclusion(leaf, m, n, longer, root)));
+  CheckAlteredProof(proof, root, 0,
+                    [&](const Hashes& p) { return VerifyInclusion(leaf, m, n, p, root); });
   if (!proof.empty()) {
-    const Hashes shorter(proof.begin(), proof.end() - 1);
-    CHECK(absl::IsInvalidArgument(VerifyInclusion(leaf, m, n, shorter, root)));
     Hashes cut = proof;
     cut[0].pop_back();
     CHECK(absl::IsInvalidArgument(VerifyInclusion(leaf, m, n, cut, root)));
@@ -308,18 +321,8 @@ void CheckConsistencyRefusals(const Hashes& roots, uint64_t m, uint64_t n, Hashe
   }
   CHECK(absl::IsFailedPrecondition(VerifyConsistency(m, n, FlippedHash(r1), r2, proof)));
   CHECK(absl::IsFailedPrecondition(VerifyConsistency(m, n, r1, FlippedHash(r2), proof)));
-  for (std::string& element : proof) {  // one bit flipped in each element in turn
-    element[7] ^= 0x20;
-    CHECK(absl::IsFailedPrecondition(VerifyConsistency(m, n, r1, r2, proof)));
-    element[7] ^= 0x20;
-  }
-  Hashes longer = proof;
-  longer.push_back(r2);
-  CHECK(absl::IsInvalidArgument(VerifyConsistency(m, n, r1, r2, longer)));
-  if (proof.size() > 1) {
-    const Hashes shorter(proof.begin(), proof.end() - 1);
-    CHECK(absl::IsInvalidArgument(VerifyConsistency(m, n, r1, r2, shorter)));
-  }
+  CheckAlteredProof(proof, r2, 1,
+                    [&](const Hashes& p) { return VerifyConsistency(m, n, r1, r2, p); });
 }
 
 TEST_CASE("every consistency proof for 1 <= m <= n <= 100 verifies, and no altered one",
