@@ -3,19 +3,18 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/status.h"
-#include "node/text.h"
 
 namespace kpx::gateway {
 namespace {
 
-// A peer's answer for one message, as this node will store and show it: a
-// code gRPC defines (UNKNOWN otherwise) and a bounded, escaped reason.
-absl::Status PeerRefusal(int code, const std::string& error) {
-  constexpr size_t kMaxPeerErrorBytes = 512;
-  const auto c = code > 0 && code <= static_cast<int>(absl::StatusCode::kUnauthenticated)
-                     ? static_cast<absl::StatusCode>(code)
-                     : absl::StatusCode::kUnknown;
-  return absl::Status(c, node::Printable(error, kMaxPeerErrorBytes));
+// A call that failed as a whole (e.g. PERMISSION_DENIED for our TLS
+// identity) is not about the messages: always retried later.
+absl::Status CallFailed(const std::string& recipient, const grpc::Status& st) {
+  absl::Status s = FromGrpc(st);
+  const std::string what = absl::StrCat(recipient, ": ", st.error_message());
+  if (s.code() == absl::StatusCode::kDeadlineExceeded) return absl::DeadlineExceededError(what);
+  if (s.code() == absl::StatusCode::kUnavailable) return absl::UnavailableError(what);
+  return absl::UnavailableError(absl::StrCat(absl::StatusCodeToString(s.code()), ": ", what));
 }
 
 }  // namespace
@@ -57,43 +56,28 @@ absl::StatusOr<std::shared_ptr<GrpcTransport::Peer>> GrpcTransport::PeerFor(
   return peer;
 }
 
-std::vector<node::DeliveryOutcome> GrpcTransport::Deliver(
-    const std::string& recipient, const std::vector<v1::SignedMessage>& messages) {
-  std::vector<node::DeliveryOutcome> out(messages.size());
+absl::StatusOr<v1::DeliverResponse> GrpcTransport::Deliver(const std::string& recipient,
+                                                           const v1::DeliverRequest& request) {
   absl::StatusOr<std::shared_ptr<Peer>> peer = PeerFor(recipient);
-  if (!peer.ok()) {
-    for (auto& o : out) o.status = absl::UnavailableError(peer.status().message());
-    return out;
-  }
-  v1::DeliverRequest req;
-  for (const v1::SignedMessage& m : messages) *req.add_messages() = m;
+  if (!peer.ok()) return absl::UnavailableError(peer.status().message());
   v1::DeliverResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + rpc_timeout_));
-  grpc::Status st = (*peer)->stub->Deliver(&ctx, req, &resp);
-  if (!st.ok() || resp.results_size() != static_cast<int>(messages.size())) {
-    absl::Status failure =
-        st.ok()
-            ? absl::UnavailableError("peer answered with a wrong number of results")
-            : absl::Status(FromGrpc(st).code(), absl::StrCat(recipient, ": ", st.error_message()));
-    // A refusal of the whole call (e.g. PERMISSION_DENIED for our TLS
-    // identity) is not about the messages: always retry later.
-    if (failure.code() != absl::StatusCode::kUnavailable &&
-        failure.code() != absl::StatusCode::kDeadlineExceeded) {
-      failure = absl::UnavailableError(failure.ToString());
-    }
-    for (auto& o : out) o.status = failure;
-    return out;
-  }
-  for (int i = 0; i < resp.results_size(); ++i) {
-    v1::DeliveryResult& r = *resp.mutable_results(i);
-    if (r.code() == 0) {
-      out[i].receipt = std::move(*r.mutable_receipt());
-    } else {
-      out[i].status = PeerRefusal(r.code(), r.error());
-    }
-  }
-  return out;
+  grpc::Status st = (*peer)->stub->Deliver(&ctx, request, &resp);
+  if (!st.ok()) return CallFailed(recipient, st);
+  return resp;
+}
+
+absl::StatusOr<v1::ConsistencyResponse> GrpcTransport::GetConsistency(
+    const std::string& recipient, const v1::ConsistencyRequest& request) {
+  absl::StatusOr<std::shared_ptr<Peer>> peer = PeerFor(recipient);
+  if (!peer.ok()) return absl::UnavailableError(peer.status().message());
+  v1::ConsistencyResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + rpc_timeout_));
+  grpc::Status st = (*peer)->stub->GetConsistency(&ctx, request, &resp);
+  if (!st.ok()) return CallFailed(recipient, st);
+  return resp;
 }
 
 }  // namespace kpx::gateway

@@ -1,6 +1,7 @@
 // node::Transport over gRPC: one mutually authenticated channel per peer,
 // created on first use from the trust list (endpoint, CA, server name), and
-// one Deliver call per batch.
+// one Deliver call per batch. A call that fails as a whole is reported as
+// UNAVAILABLE or DEADLINE_EXCEEDED (node::Transport).
 #ifndef KPX_GATEWAY_GRPC_TRANSPORT_H_
 #define KPX_GATEWAY_GRPC_TRANSPORT_H_
 
@@ -29,8 +30,10 @@ class GrpcTransport : public node::Transport {
   // their next use; calls in flight finish on the old ones.
   void SetIdentity(TlsIdentity identity);
 
-  std::vector<node::DeliveryOutcome> Deliver(
-      const std::string& recipient, const std::vector<v1::SignedMessage>& messages) override;
+  absl::StatusOr<v1::DeliverResponse> Deliver(const std::string& recipient,
+                                              const v1::DeliverRequest& request) override;
+  absl::StatusOr<v1::ConsistencyResponse> GetConsistency(
+      const std::string& recipient, const v1::ConsistencyRequest& request) override;
 
  private:
   struct Peer {

@@ -116,6 +116,15 @@ class Metrics::Gauges : public prometheus::Collectable {
     out.push_back(Gauge("kpx_outbox_oldest_due_age_seconds",
                         "Age of the earliest due outbox message (0 when none is due).",
                         {{{}, oldest}}));
+    std::vector<Sample> forks;
+    if (absl::StatusOr<std::vector<v1::PeerLog>> logs = ledger.ListPeerLogs(); logs.ok()) {
+      for (const v1::PeerLog& l : *logs) {
+        forks.push_back({{{"partner", l.participant()}}, l.inconsistent() ? 1.0 : 0.0});
+      }
+    }
+    out.push_back(Gauge("kpx_peer_log_inconsistent",
+                        "1 for a peer whose log did not extend what it showed before (a fork).",
+                        forks));
   }
 
   void AddCertificateGauges(absl::Time now, std::vector<prometheus::MetricFamily>& out) const {

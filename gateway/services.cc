@@ -91,36 +91,46 @@ void TrimHeap(bool now_idle) {
 
 // ---------------------------------------------------------------- peers
 
+absl::StatusOr<std::string> PeerServiceImpl::Identify(grpc::ServerContext& ctx) const {
+  absl::StatusOr<std::string> peer =
+      node_->trust_list()->IdentifyPeer(PeerCertificatePem(ctx), absl::Now());
+  if (!peer.ok()) {
+    log::Warn("peer_refused", {{"from", ctx.peer()}, {"reason", peer.status().message()}});
+  }
+  return peer;
+}
+
 grpc::Status PeerServiceImpl::Deliver(grpc::ServerContext* ctx, const v1::DeliverRequest* req,
                                       v1::DeliverResponse* resp) {
-  absl::StatusOr<std::string> peer =
-      node_->trust_list()->IdentifyPeer(PeerCertificatePem(*ctx), absl::Now());
-  if (!peer.ok()) {
-    log::Warn("peer_refused", {{"from", ctx->peer()}, {"reason", peer.status().message()}});
-    return ToGrpc(peer.status());
-  }
+  absl::StatusOr<std::string> peer = Identify(*ctx);
+  if (!peer.ok()) return ToGrpc(peer.status());
   if (req->messages_size() > kMaxMessagesPerDeliver) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         absl::StrCat("at most ", kMaxMessagesPerDeliver, " messages per call"));
   }
-  std::vector<v1::SignedMessage> msgs(req->messages().begin(), req->messages().end());
-  std::vector<node::DeliveryOutcome> outcomes = node_->Receive(*peer, msgs);
-  for (size_t i = 0; i < outcomes.size(); ++i) {
-    v1::DeliveryResult* r = resp->add_results();
-    const absl::Status& s = outcomes[i].status;
-    r->set_code(static_cast<int>(s.code()));
-    if (s.ok()) {
-      *r->mutable_receipt() = std::move(outcomes[i].receipt);
-    } else {
-      r->set_error(std::string(s.message()));
-      // The message id is not yet trusted: log what the peer proved (its
-      // identity) and what it claimed (the signer).
-      log::Warn("message_refused", {{"partner", *peer},
-                                    {"signer", node::Printable(msgs[i].signer(), 32)},
-                                    {"code", absl::StatusCodeToString(s.code())},
-                                    {"reason", s.message()}});
-    }
+  *resp = node_->Exchange(*peer, *req);
+  for (int i = 0; i < resp->results_size(); ++i) {
+    const v1::DeliveryResult& r = resp->results(i);
+    if (r.code() == 0) continue;
+    // The message id is not yet trusted: log what the peer proved (its
+    // identity) and what it claimed (the signer).
+    log::Warn("message_refused",
+              {{"partner", *peer},
+               {"signer", node::Printable(req->messages(i).signer(), 32)},
+               {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(r.code()))},
+               {"reason", r.error()}});
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerServiceImpl::GetConsistency(grpc::ServerContext* ctx,
+                                             const v1::ConsistencyRequest* req,
+                                             v1::ConsistencyResponse* resp) {
+  absl::StatusOr<std::string> peer = Identify(*ctx);
+  if (!peer.ok()) return ToGrpc(peer.status());
+  absl::StatusOr<v1::ConsistencyResponse> r = node_->Consistency(*peer, *req);
+  if (!r.ok()) return ToGrpc(r.status());
+  *resp = *std::move(r);
   return grpc::Status::OK;
 }
 

@@ -32,8 +32,12 @@ class PeerServiceImpl final : public v1::PeerService::Service {
 
   grpc::Status Deliver(grpc::ServerContext* ctx, const v1::DeliverRequest* req,
                        v1::DeliverResponse* resp) override;
+  grpc::Status GetConsistency(grpc::ServerContext* ctx, const v1::ConsistencyRequest* req,
+                              v1::ConsistencyResponse* resp) override;
 
  private:
+  // The Participant the caller's TLS certificate proves; logs a refusal.
+  absl::StatusOr<std::string> Identify(grpc::ServerContext& ctx) const;
   node::Node* const node_;
 };
 

@@ -4,8 +4,9 @@
 
 namespace kpx::node {
 
-BackgroundLoop::BackgroundLoop(const NodeContext& ctx, Sweeper* sweeper)
-    : ctx_(ctx), sweeper_(sweeper) {}
+BackgroundLoop::BackgroundLoop(const NodeContext& ctx, Sweeper* sweeper,
+                               std::function<void()> monitor)
+    : ctx_(ctx), sweeper_(sweeper), monitor_(std::move(monitor)) {}
 
 BackgroundLoop::~BackgroundLoop() { Stop(); }
 
@@ -30,15 +31,17 @@ void BackgroundLoop::Stop() {
 void BackgroundLoop::Run() {
   absl::Time next_expiry = absl::InfinitePast();
   absl::Time next_overdue = absl::InfinitePast();
+  absl::Time next_monitor = absl::InfinitePast();
   while (true) {
-    const absl::Time wake = Round(next_expiry, next_overdue);
+    const absl::Time wake = Round(next_expiry, next_overdue, next_monitor);
     absl::MutexLock l(&mu_);
     auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
     if (mu_.AwaitWithDeadline(absl::Condition(&stopped), wake)) return;
   }
 }
 
-absl::Time BackgroundLoop::Round(absl::Time& next_expiry, absl::Time& next_overdue) {
+absl::Time BackgroundLoop::Round(absl::Time& next_expiry, absl::Time& next_overdue,
+                                 absl::Time& next_monitor) {
   if (ctx_.Now() >= next_expiry && ctx_.ledger->WriteStatus().ok()) {
     sweeper_->ExpireDue();
     next_expiry = ctx_.Now() + absl::Minutes(1);
@@ -46,6 +49,10 @@ absl::Time BackgroundLoop::Round(absl::Time& next_expiry, absl::Time& next_overd
   if (ctx_.Now() >= next_overdue) {
     sweeper_->LogOverdue();
     next_overdue = ctx_.Now() + absl::Hours(24);
+  }
+  if (ctx_.Now() >= next_monitor) {
+    monitor_();
+    next_monitor = ctx_.Now() + absl::Seconds(30);
   }
   // Wall-clock deadline: the condition variable waits in real time.
   return absl::Now() + absl::Seconds(1);

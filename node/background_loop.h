@@ -1,7 +1,9 @@
 // kpx::node::BackgroundLoop: the node's housekeeping thread.
 //
 // It runs the expiry sweep once a minute and the overdue log once a day
-// (Sweeper); delivery runs on the Dispatcher's lanes, one per partner.
+// (Sweeper), and `monitor` (the check of gossiped tree heads, PeerLogs)
+// every 30 seconds; delivery runs on the Dispatcher's lanes, one per
+// partner.
 // While the ledger refuses writes it skips the expiry sweep (its writes
 // would fail).
 //
@@ -10,6 +12,7 @@
 #ifndef KPX_NODE_BACKGROUND_LOOP_H_
 #define KPX_NODE_BACKGROUND_LOOP_H_
 
+#include <functional>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -22,7 +25,7 @@ namespace kpx::node {
 class BackgroundLoop {
  public:
   // `sweeper` is not owned and must outlive the loop.
-  BackgroundLoop(const NodeContext& ctx, Sweeper* sweeper);
+  BackgroundLoop(const NodeContext& ctx, Sweeper* sweeper, std::function<void()> monitor);
   ~BackgroundLoop();
 
   void Start();
@@ -31,10 +34,11 @@ class BackgroundLoop {
  private:
   void Run();
   // One round; returns when the loop should sleep until.
-  absl::Time Round(absl::Time& next_expiry, absl::Time& next_overdue);
+  absl::Time Round(absl::Time& next_expiry, absl::Time& next_overdue, absl::Time& next_monitor);
 
   const NodeContext& ctx_;
   Sweeper* const sweeper_;
+  const std::function<void()> monitor_;
 
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

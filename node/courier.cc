@@ -11,6 +11,8 @@
 #include "node/log.h"
 #include "node/transitions.h"
 #include "node/util.h"
+#include "storage/log_leaf.h"
+#include "storage/merkle.h"
 
 namespace kpx::node {
 
@@ -21,27 +23,60 @@ struct Courier::Attempt {
   Fate fate = Fate::kRetried;
 };
 
-absl::Status CheckReceipt(const v1::SignedMessage& receipt, const v1::OutboxItem& item,
-                          const std::string& recipient, const TrustList& trust, absl::Time now) {
-  absl::StatusOr<v1::MessageBody> rb = VerifyMessage(receipt, recipient, trust, now);
-  if (!rb.ok()) {
-    return absl::UnavailableError(absl::StrCat("receipt refused: ", rb.status().message()));
+namespace {
+
+// A peer's refusal of one message: a code gRPC defines (UNKNOWN otherwise)
+// and its reason cut to a bound; DeliveryTransition escapes it for the
+// ledger, the log escapes its own copy.
+absl::Status PeerRefusal(int code, const std::string& error) {
+  constexpr size_t kMaxPeerErrorBytes = 2048;
+  const auto c = code > 0 && code <= static_cast<int>(absl::StatusCode::kUnauthenticated)
+                     ? static_cast<absl::StatusCode>(code)
+                     : absl::StatusCode::kUnknown;
+  return absl::Status(c, error.substr(0, kMaxPeerErrorBytes));
+}
+
+std::vector<DeliveryOutcome> AllFailed(size_t n, const absl::Status& why) {
+  return std::vector<DeliveryOutcome>(n, DeliveryOutcome{why, {}});
+}
+
+}  // namespace
+
+absl::StatusOr<v1::DeliveryProof> CheckProof(const v1::DeliveryResult& result,
+                                             const v1::OutboxItem& item, const SignedTree& head) {
+  absl::StatusOr<storage::LogLeaf> leaf = storage::DecodeLogLeaf(result.leaf());
+  if (!leaf.ok()) {
+    return absl::UnavailableError(absl::StrCat("receipt refused: ", leaf.status().message()));
   }
-  if (!rb->has_receipt() || rb->receipt().message_id() != item.message_id() ||
-      rb->receipt().message_digest() != MessageDigest(item.message())) {
-    return absl::UnavailableError("receipt does not match the message");
+  if (leaf->kind != v1::RECEIVED_MESSAGE || leaf->message_digest != MessageDigest(item.message())) {
+    return absl::UnavailableError("receipt refused: its leaf is not about this message");
   }
-  return absl::OkStatus();
+  if (result.inclusion_path_size() > 64) {
+    return absl::UnavailableError("receipt refused: inclusion path too long");
+  }
+  const std::vector<std::string> path(result.inclusion_path().begin(),
+                                      result.inclusion_path().end());
+  if (absl::Status s = storage::merkle::VerifyInclusion(
+          storage::merkle::LeafHash(result.leaf()), leaf->sequence - 1, head.size, path, head.root);
+      !s.ok()) {
+    return absl::UnavailableError(absl::StrCat("receipt refused: ", s.message()));
+  }
+  v1::DeliveryProof proof;
+  *proof.mutable_tree_head() = head.message;
+  proof.set_leaf(result.leaf());
+  *proof.mutable_inclusion_path() = result.inclusion_path();
+  return proof;
 }
 
 bool IsStuck(const v1::OutboxItem& item, absl::Time now, absl::Duration stuck_after) {
   return now - FromTimestamp(item.queued_at()) > stuck_after;
 }
 
-Courier::Courier(const NodeContext& ctx, Transport* transport, const v1::DeliveryConfig& delivery,
-                 uint64_t seed)
+Courier::Courier(const NodeContext& ctx, Transport* transport, PeerLogs* peer_logs,
+                 const v1::DeliveryConfig& delivery, uint64_t seed)
     : ctx_(ctx),
       transport_(transport),
+      peer_logs_(peer_logs),
       delivery_(delivery),
       stuck_after_(absl::Hours(delivery.stuck_after_hours())),
       retry_(absl::Milliseconds(delivery.initial_backoff_ms()),
@@ -82,34 +117,66 @@ size_t Courier::stuck() const {
 void Courier::DeliverBatch(const std::string& recipient, std::vector<v1::OutboxItem> items) {
   const absl::Time now = ctx_.Now();
   std::shared_ptr<const TrustList> trust = ctx_.keyring->trust();
-  std::vector<DeliveryOutcome> outcomes = Send(recipient, items, *trust, now);
+  std::optional<SignedTree> head;
+  std::vector<DeliveryOutcome> outcomes = Send(recipient, items, *trust, now, head);
   std::vector<Attempt> attempts(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     attempts[i].item = std::move(items[i]);
     attempts[i].outcome = std::move(outcomes[i]);
   }
   const uint32_t backoff_at = NoteExchange(recipient, attempts, now);
-  Record(recipient, attempts, backoff_at, now);
+  Record(recipient, attempts, head, backoff_at, now);
 }
 
 std::vector<DeliveryOutcome> Courier::Send(const std::string& recipient,
                                            const std::vector<v1::OutboxItem>& items,
-                                           const TrustList& trust, absl::Time now) {
+                                           const TrustList& trust, absl::Time now,
+                                           std::optional<SignedTree>& head) {
   if (absl::Status s = trust.CheckActive(recipient, now); !s.ok()) {
-    return std::vector<DeliveryOutcome>(items.size(), {s, {}});
+    return AllFailed(items.size(), s);
   }
-  std::vector<v1::SignedMessage> msgs;
-  msgs.reserve(items.size());
-  for (const v1::OutboxItem& it : items) msgs.push_back(it.message());
-  std::vector<DeliveryOutcome> outcomes = transport_->Deliver(recipient, msgs);
-  if (outcomes.size() != items.size()) {
-    return std::vector<DeliveryOutcome>(
-        items.size(),
-        {absl::UnavailableError("transport returned a wrong number of outcomes"), {}});
+  absl::StatusOr<uint64_t> known = peer_logs_->KnownSize(recipient);
+  if (!known.ok()) return AllFailed(items.size(), absl::UnavailableError(known.status().message()));
+  v1::DeliverRequest req;
+  for (const v1::OutboxItem& it : items) *req.add_messages() = it.message();
+  req.set_known_tree_size(*known);
+  for (v1::SignedMessage& h : peer_logs_->GossipFor(recipient))
+    *req.add_tree_heads() = std::move(h);
+  absl::StatusOr<v1::DeliverResponse> resp = transport_->Deliver(recipient, req);
+  if (!resp.ok()) return AllFailed(items.size(), resp.status());
+  if (resp->results_size() != static_cast<int>(items.size())) {
+    return AllFailed(items.size(),
+                     absl::UnavailableError("peer answered with a wrong number of results"));
   }
+  peer_logs_->NoteGossip(recipient, resp->tree_heads(), now);
+  std::vector<DeliveryOutcome> outcomes(items.size());
+  absl::Status head_status;
   for (size_t i = 0; i < items.size(); ++i) {
-    if (!outcomes[i].status.ok()) continue;
-    outcomes[i].status = CheckReceipt(outcomes[i].receipt, items[i], recipient, trust, now);
+    const v1::DeliveryResult& r = resp->results(static_cast<int>(i));
+    if (r.code() != 0) {
+      outcomes[i].status = PeerRefusal(r.code(), r.error());
+      continue;
+    }
+    if (!head.has_value() && head_status.ok()) {  // one signature check per exchange
+      const std::vector<std::string> path(resp->consistency_path().begin(),
+                                          resp->consistency_path().end());
+      absl::StatusOr<SignedTree> h =
+          peer_logs_->CheckExchange(recipient, *known, resp->tree_head(), path, now);
+      // A fork keeps the messages queued (UNAVAILABLE), as any bad receipt.
+      if (h.ok())
+        head = *std::move(h);
+      else
+        head_status = absl::UnavailableError(h.status().message());
+    }
+    if (!head_status.ok()) {
+      outcomes[i].status = head_status;
+      continue;
+    }
+    absl::StatusOr<v1::DeliveryProof> proof = CheckProof(r, items[i], *head);
+    if (proof.ok())
+      outcomes[i].proof = *std::move(proof);
+    else
+      outcomes[i].status = proof.status();
   }
   return outcomes;
 }
@@ -172,13 +239,19 @@ void Courier::ReleaseWaiting(const std::string& recipient, absl::Time now) {
 }
 
 void Courier::Record(const std::string& recipient, std::vector<Attempt>& attempts,
-                     uint32_t backoff_at, absl::Time now) {
+                     const std::optional<SignedTree>& head, uint32_t backoff_at, absl::Time now) {
   std::vector<v1::OutboxItem> retries;
   std::vector<std::string> numbers;
   for (const Attempt& a : attempts) numbers.push_back(a.item.certificate_number());
   {
     CertificateLock lock(*ctx_.locks, numbers);
+    std::unique_ptr<PeerLogs::Hold> hold = peer_logs_->HoldPeer(recipient);
+    std::optional<v1::PeerLog> advanced;
+    if (head.has_value()) advanced = AdvancePeerLog(recipient, *head, attempts, now);
     std::vector<storage::Transition> transitions = Plan(attempts, backoff_at, now, retries);
+    if (!transitions.empty() && advanced.has_value()) {
+      transitions.front().peer_logs.push_back(*std::move(advanced));
+    }
     if (!transitions.empty()) {
       absl::StatusOr<std::vector<storage::Head>> heads =
           ctx_.ledger->AppendAll(std::move(transitions));
@@ -198,6 +271,19 @@ void Courier::Record(const std::string& recipient, std::vector<Attempt>& attempt
   }
   Reschedule(recipient, retries);
   Report(recipient, attempts, now);
+}
+
+std::optional<v1::PeerLog> Courier::AdvancePeerLog(const std::string& recipient,
+                                                   const SignedTree& head,
+                                                   std::vector<Attempt>& attempts, absl::Time now) {
+  absl::StatusOr<std::optional<v1::PeerLog>> advanced = peer_logs_->Advance(recipient, head, now);
+  if (advanced.ok()) return *std::move(advanced);
+  // Found inconsistent since the exchange was checked: its receipts wait.
+  for (Attempt& a : attempts) {
+    if (a.outcome.status.ok())
+      a.outcome.status = absl::UnavailableError(advanced.status().message());
+  }
+  return std::nullopt;
 }
 
 std::vector<storage::Transition> Courier::Plan(std::vector<Attempt>& attempts, uint32_t backoff_at,
@@ -248,7 +334,7 @@ absl::StatusOr<storage::Transition> Courier::Finish(const Attempt& a, BatchRecor
       next = *std::move(n);
     }
   }
-  return DeliveryTransition(a.item, a.outcome.status, a.outcome.receipt, std::move(rec),
+  return DeliveryTransition(a.item, a.outcome.status, a.outcome.proof, std::move(rec),
                             std::move(next), now);
 }
 

@@ -3,12 +3,17 @@
 // DeliverDueTo(recipient) takes one batch of the messages due for that
 // recipient and:
 //   send     one Deliver exchange (none if the recipient is suspended: the
-//            KP forbids it; the messages wait and go out on readmission);
-//   check    every receipt: signed by the recipient, about this message
-//            (CheckReceipt; a bad receipt counts as UNAVAILABLE);
+//            KP forbids it; the messages wait and go out on readmission),
+//            with the size of the recipient's newest tree head held and
+//            the newest heads held of others (PeerLogs);
+//   check    the recipient's one signed tree head and that it extends the
+//            newest held (PeerLogs::CheckExchange: a fork is recorded),
+//            then each message's proof (CheckProof); a bad head or proof
+//            counts as UNAVAILABLE;
 //   record   under the certificates' locks, in one synced batch: a receipt
 //            or a permanent refusal (retry_policy.h) leaves the outbox as a
-//            RECEIPT / DELIVERY_FAILED entry, releases the next message
+//            RECEIPT (with its proof) / DELIVERY_FAILED entry, the
+//            recipient's newest tree head advances, releases the next message
 //            held behind it for the same certificate (messages about one
 //            certificate go in the order they were made), and the first
 //            receipt for a certificate moves it ISSUED -> DELIVERED; then,
@@ -48,16 +53,27 @@
 #include "kpx/v1/ledger.pb.h"
 #include "node/batch_records.h"
 #include "node/context.h"
+#include "node/peer_logs.h"
 #include "node/retry_policy.h"
 #include "node/transport.h"
+#include "node/tree_signer.h"
 
 namespace kpx::node {
 
-// OK if `receipt` is `recipient`'s valid signed receipt for `item`'s
-// message; UNAVAILABLE saying what is wrong otherwise (the message is sent
-// again, and an honest peer answers with its original receipt).
-absl::Status CheckReceipt(const v1::SignedMessage& receipt, const v1::OutboxItem& item,
-                          const std::string& recipient, const TrustList& trust, absl::Time now);
+// What a delivered message's outcome is on the sending side: OK with the
+// receiver's checked proof, or why not.
+struct DeliveryOutcome {
+  absl::Status status;
+  v1::DeliveryProof proof;
+};
+
+// The proof of `result` (OK) for `item`'s message, checked against the
+// receiver's verified tree head `head`: the leaf names a RECEIVED_MESSAGE
+// entry holding this message, and its inclusion path leads to head's root.
+// UNAVAILABLE saying what is wrong otherwise (the message is sent again,
+// and an honest peer answers with the leaf it stored the first time).
+absl::StatusOr<v1::DeliveryProof> CheckProof(const v1::DeliveryResult& result,
+                                             const v1::OutboxItem& item, const SignedTree& head);
 
 // True if `item` has been queued longer than `stuck_after` at `now`: the
 // one definition of a stuck message (the courier's count and log, and
@@ -67,9 +83,10 @@ bool IsStuck(const v1::OutboxItem& item, absl::Time now, absl::Duration stuck_af
 class Courier {
  public:
   // `delivery` has its defaults applied (node/config.h); `seed` seeds the
-  // backoff jitter. `transport` is not owned and must outlive the courier.
-  Courier(const NodeContext& ctx, Transport* transport, const v1::DeliveryConfig& delivery,
-          uint64_t seed);
+  // backoff jitter. `transport` and `peer_logs` are not owned and must
+  // outlive the courier.
+  Courier(const NodeContext& ctx, Transport* transport, PeerLogs* peer_logs,
+          const v1::DeliveryConfig& delivery, uint64_t seed);
 
   // One batch for `recipient`. Returns the number of messages attempted.
   size_t DeliverDueTo(const std::string& recipient);
@@ -89,17 +106,25 @@ class Courier {
   };
 
   void DeliverBatch(const std::string& recipient, std::vector<v1::OutboxItem> items);
+  // One exchange; `head` is set to the recipient's checked tree head when
+  // it stored any message.
   std::vector<DeliveryOutcome> Send(const std::string& recipient,
                                     const std::vector<v1::OutboxItem>& items,
-                                    const TrustList& trust, absl::Time now);
+                                    const TrustList& trust, absl::Time now,
+                                    std::optional<SignedTree>& head);
   // Updates the partner's failure count after an exchange; returns the
   // backoff attempt number for its retryable failures (0: each message's
   // own count), and releases waiting messages when it answers again.
   uint32_t NoteExchange(const std::string& recipient, const std::vector<Attempt>& attempts,
                         absl::Time now);
   void ReleaseWaiting(const std::string& recipient, absl::Time now);
-  void Record(const std::string& recipient, std::vector<Attempt>& attempts, uint32_t backoff_at,
-              absl::Time now);
+  void Record(const std::string& recipient, std::vector<Attempt>& attempts,
+              const std::optional<SignedTree>& head, uint32_t backoff_at, absl::Time now);
+  // Under the recipient's PeerLogs::Hold: its PeerLog advanced to `head`,
+  // to write with the receipts; if it was found inconsistent meanwhile,
+  // the receipts become retries instead.
+  std::optional<v1::PeerLog> AdvancePeerLog(const std::string& recipient, const SignedTree& head,
+                                            std::vector<Attempt>& attempts, absl::Time now);
   // The transitions of the finished attempts; the retryable ones (and those
   // whose record could not be read) go to `retries`.
   std::vector<storage::Transition> Plan(std::vector<Attempt>& attempts, uint32_t backoff_at,
@@ -119,6 +144,7 @@ class Courier {
 
   const NodeContext& ctx_;
   Transport* const transport_;
+  PeerLogs* const peer_logs_;
   const v1::DeliveryConfig delivery_;
   const absl::Duration stuck_after_;
   RetryPolicy retry_;

@@ -43,6 +43,8 @@ v1::MessageKind KindOf(const v1::MessageBody& body) {
       return v1::AMENDMENT;
     case v1::MessageBody::kReceipt:
       return v1::DELIVERY_RECEIPT;
+    case v1::MessageBody::kTreeHead:
+      return v1::TREE_HEAD;
     default:
       return v1::MESSAGE_KIND_UNSPECIFIED;
   }

@@ -11,12 +11,107 @@
 #include "node/transitions.h"
 
 namespace kpx::node {
+namespace {
 
-Inbox::Inbox(const NodeContext& ctx, uint64_t partner_bytes_per_hour)
-    : ctx_(ctx), quota_(partner_bytes_per_hour, absl::Hours(1)) {}
+// A seen message's value: the sequence of the entry that recorded it,
+// 8 bytes big-endian.
+std::string SeenValue(uint64_t sequence) {
+  std::string v(8, '\0');
+  for (int i = 7; i >= 0; --i, sequence >>= 8) v[i] = static_cast<char>(sequence & 0xff);
+  return v;
+}
 
-std::vector<DeliveryOutcome> Inbox::Receive(const std::string& peer,
-                                            const std::vector<v1::SignedMessage>& messages) {
+uint64_t SeenSequence(const std::string& v) {
+  uint64_t sequence = 0;
+  for (char c : v) sequence = (sequence << 8) | static_cast<unsigned char>(c);
+  return sequence;
+}
+
+}  // namespace
+
+Inbox::Inbox(const NodeContext& ctx, TreeSigner* signer, PeerLogs* peer_logs,
+             uint64_t partner_bytes_per_hour)
+    : ctx_(ctx),
+      signer_(signer),
+      peer_logs_(peer_logs),
+      quota_(partner_bytes_per_hour, absl::Hours(1)) {}
+
+v1::DeliverResponse Inbox::Exchange(const std::string& peer, const v1::DeliverRequest& request) {
+  const std::vector<v1::SignedMessage> messages(request.messages().begin(),
+                                                request.messages().end());
+  v1::DeliverResponse resp = Answer(Receive(peer, messages), request.known_tree_size());
+  peer_logs_->NoteGossip(peer, request.tree_heads(), ctx_.Now());
+  for (v1::SignedMessage& h : peer_logs_->GossipFor(peer)) *resp.add_tree_heads() = std::move(h);
+  return resp;
+}
+
+v1::DeliverResponse Inbox::Answer(const std::vector<ReceiveOutcome>& outcomes,
+                                  uint64_t known_tree_size) {
+  v1::DeliverResponse resp;
+  bool stored = false;
+  for (const ReceiveOutcome& o : outcomes) stored = stored || o.status.ok();
+  absl::StatusOr<SignedTree> tree = absl::UnavailableError("no tree head needed");
+  std::vector<std::string> consistency;
+  if (stored) {
+    tree = signer_->Current();
+    if (tree.ok() && known_tree_size > 0 && known_tree_size <= tree->size) {
+      absl::StatusOr<std::vector<std::string>> c =
+          ctx_.ledger->ConsistencyProof(known_tree_size, tree->size);
+      // A head without the proof asked for would look like a fork.
+      if (c.ok())
+        consistency = *std::move(c);
+      else
+        tree = c.status();
+    }
+    if (!tree.ok()) {
+      log::Error("tree_head_failed", {{"reason", tree.status().message()}});
+    } else {
+      *resp.mutable_tree_head() = tree->message;
+      for (std::string& h : consistency) resp.add_consistency_path(std::move(h));
+    }
+  }
+  for (const ReceiveOutcome& o : outcomes) {
+    v1::DeliveryResult* r = resp.add_results();
+    absl::Status status = o.status;
+    absl::StatusOr<std::vector<std::string>> path;
+    if (status.ok() && !tree.ok()) {
+      status = absl::UnavailableError(
+          absl::StrCat("stored, but no tree head to prove it: ", tree.status().message()));
+    }
+    if (status.ok()) {
+      path = ctx_.ledger->InclusionProof(o.sequence, tree->size);
+      if (!path.ok()) status = absl::UnavailableError(path.status().message());
+    }
+    r->set_code(static_cast<int>(status.code()));
+    if (!status.ok()) {
+      r->set_error(std::string(status.message()));
+      continue;
+    }
+    r->set_leaf(o.leaf);
+    for (std::string& h : *path) r->add_inclusion_path(std::move(h));
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::ConsistencyResponse> Inbox::Consistency(const v1::ConsistencyRequest& request) {
+  absl::StatusOr<SignedTree> tree = signer_->Current();
+  if (!tree.ok()) return tree.status();
+  if (request.old_size() > request.new_size() || request.new_size() > tree->size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a consistency proof needs old_size <= new_size <= ", tree->size,
+                     " (the newest tree head)"));
+  }
+  absl::StatusOr<std::vector<std::string>> proof =
+      ctx_.ledger->ConsistencyProof(request.old_size(), request.new_size());
+  if (!proof.ok()) return proof.status();
+  v1::ConsistencyResponse resp;
+  *resp.mutable_tree_head() = tree->message;
+  for (std::string& h : *proof) resp.add_consistency_path(std::move(h));
+  return resp;
+}
+
+std::vector<ReceiveOutcome> Inbox::Receive(const std::string& peer,
+                                           const std::vector<v1::SignedMessage>& messages) {
   const absl::Time now = ctx_.Now();
   std::shared_ptr<const TrustList> trust = ctx_.keyring->trust();
   std::vector<Slot> slots(messages.size());
@@ -43,7 +138,7 @@ std::vector<DeliveryOutcome> Inbox::Receive(const std::string& peer,
     if (s.copy_of.has_value()) s.outcome = slots[*s.copy_of].outcome;
   }
   Report(peer, slots);
-  std::vector<DeliveryOutcome> out;
+  std::vector<ReceiveOutcome> out;
   out.reserve(slots.size());
   for (Slot& s : slots) out.push_back(std::move(s.outcome));
   return out;
@@ -100,10 +195,8 @@ std::vector<storage::Transition> Inbox::Plan(const std::string& peer, const Trus
       s.outcome.status = seen.status();
       continue;
     }
-    if (seen->has_value()) {  // redelivery: the original receipt, nothing stored
-      if (!s.outcome.receipt.ParseFromString(**seen)) {
-        s.outcome.status = absl::DataLossError("stored receipt does not parse");
-      }
+    if (seen->has_value()) {  // redelivery: the original entry, nothing stored
+      s.outcome.status = Recall(**seen, s.outcome);
       continue;
     }
     const std::string& number = CertificateNumberOf(*s.body);
@@ -121,26 +214,41 @@ std::vector<storage::Transition> Inbox::Plan(const std::string& peer, const Trus
     for (const v1::CertificateRecord& r : t->linked_records)
       records.Set(r.certificate().number(), r);
     first_with_id[id] = i;
-    SignReceiptWhenSequenced(peer, now, s, *t);
+    NoteWhenSequenced(s, *t);
     s.planned = true;
     transitions.push_back(*std::move(t));
   }
   return transitions;
 }
 
-void Inbox::SignReceiptWhenSequenced(const std::string& peer, absl::Time now, Slot& slot,
-                                     storage::Transition& t) const {
-  const std::string id = slot.body->header().message_id();
-  const std::string digest = MessageDigest(*slot.message);
-  DeliveryOutcome* outcome = &slot.outcome;
-  const Keyring* keyring = ctx_.keyring;
-  t.on_sequenced = [keyring, outcome, id, digest, peer, now](const storage::Head& head,
-                                                             storage::Transition& tr) {
+absl::Status Inbox::Recall(const std::string& seen_value, ReceiveOutcome& outcome) const {
+  uint64_t sequence = 0;
+  if (seen_value.size() == 8) {
+    sequence = SeenSequence(seen_value);
+  } else {
+    // Written before tree heads: the signed receipt, naming the entry.
+    v1::SignedMessage receipt;
+    v1::MessageBody body;
+    if (!receipt.ParseFromString(seen_value) || !body.ParseFromString(receipt.body()) ||
+        !body.has_receipt()) {
+      return absl::DataLossError("the stored record of this message does not parse");
+    }
+    sequence = body.receipt().ledger_sequence();
+  }
+  absl::StatusOr<std::string> leaf = ctx_.ledger->Leaf(sequence);
+  if (!leaf.ok()) return leaf.status();
+  outcome.sequence = sequence;
+  outcome.leaf = *std::move(leaf);
+  return absl::OkStatus();
+}
+
+void Inbox::NoteWhenSequenced(Slot& slot, storage::Transition& t) {
+  ReceiveOutcome* outcome = &slot.outcome;
+  t.on_sequenced = [outcome](const storage::Head& head, storage::Transition& tr) {
     if (absl::Status s = StampHistory(head, tr); !s.ok()) return s;
-    absl::StatusOr<Sealed> receipt = Seal(*keyring, ReceiptBody(id, digest, head, now), peer, now);
-    if (!receipt.ok()) return receipt.status();
-    tr.seen_value = receipt->message.SerializeAsString();
-    outcome->receipt = std::move(receipt->message);
+    tr.seen_value = SeenValue(head.sequence);
+    outcome->sequence = head.sequence;
+    outcome->leaf = head.leaf;
     return absl::OkStatus();
   };
 }
@@ -160,7 +268,8 @@ void Inbox::Commit(const std::string& peer, std::vector<storage::Transition> tra
     s.planned = false;
     s.outcome.status =
         absl::UnavailableError(absl::StrCat("ledger write failed: ", heads.status().message()));
-    s.outcome.receipt.Clear();
+    s.outcome.sequence = 0;
+    s.outcome.leaf.clear();
   }
 }
 

@@ -79,16 +79,11 @@ v1::MessageBody ExpiryBody(const v1::CertificateRecord& rec, absl::Time now) {
   return b;
 }
 
-v1::MessageBody ReceiptBody(const std::string& message_id, const std::string& digest,
-                            const storage::Head& head, absl::Time received_at) {
+v1::MessageBody TreeHeadBody(uint64_t tree_size, const std::string& root) {
   v1::MessageBody b;
-  b.mutable_header()->set_kind(v1::DELIVERY_RECEIPT);
-  v1::DeliveryReceipt* r = b.mutable_receipt();
-  r->set_message_id(message_id);
-  r->set_message_digest(digest);
-  r->set_ledger_sequence(head.sequence);
-  r->set_ledger_hash(head.hash);
-  *r->mutable_received_at() = ToTimestamp(received_at);
+  b.mutable_header()->set_kind(v1::TREE_HEAD);
+  b.mutable_tree_head()->set_tree_size(tree_size);
+  b.mutable_tree_head()->set_root_hash(root);
   return b;
 }
 

@@ -39,10 +39,9 @@ v1::MessageBody ConfirmationBody(v1::ImportConfirmation confirmation);
 v1::MessageBody RejectionBody(const v1::CertificateRecord& rec, const Reason& reason);
 // The importer's node: `rec` (RECEIVED) expired undecided at `now`.
 v1::MessageBody ExpiryBody(const v1::CertificateRecord& rec, absl::Time now);
-// Our receipt for message `message_id` (SHA-256 `digest` of its signed
-// bytes), stored as ledger entry `head`.
-v1::MessageBody ReceiptBody(const std::string& message_id, const std::string& digest,
-                            const storage::Head& head, absl::Time received_at);
+// Our tree head: the Merkle root of our first `tree_size` ledger entries.
+// Sealed with an empty recipient (shown to anyone).
+v1::MessageBody TreeHeadBody(uint64_t tree_size, const std::string& root);
 
 // The certificate number a payload is about; empty for receipts and
 // bodies without payload.

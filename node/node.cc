@@ -36,14 +36,19 @@ Node::Node(NodeOptions o, const v1::NodeConfig& defaults, std::unique_ptr<Keyrin
       delivery_(defaults.delivery()),
       keyring_(std::move(keyring)),
       ctx_{o.participant, o.ledger, keyring_.get(), &locks_, &observer_, std::move(o.clock)},
+      transport_(o.transport),
       desk_(ctx_, defaults.authority_name(), [this](const std::string& r) { Kick(r); }),
       queries_(ctx_, overdue_days_),
-      inbox_(ctx_, uint64_t{defaults.limits().partner_mib_per_hour()} << 20),
-      courier_(ctx_, o.transport, delivery_, o.random_seed != 0 ? o.random_seed : RandomSeed()),
+      tree_signer_(ctx_),
+      peer_logs_(ctx_),
+      inbox_(ctx_, &tree_signer_, &peer_logs_,
+             uint64_t{defaults.limits().partner_mib_per_hour()} << 20),
+      courier_(ctx_, o.transport, &peer_logs_, delivery_,
+               o.random_seed != 0 ? o.random_seed : RandomSeed()),
       sweeper_(ctx_, overdue_days_, defaults.confirm_grace_days(),
                [this](const std::string& r) { Kick(r); }),
       dispatcher_(ctx_, &courier_),
-      loop_(ctx_, &sweeper_) {}
+      loop_(ctx_, &sweeper_, [this] { CheckGossip(); }) {}
 
 Node::~Node() { StopDelivery(); }
 
@@ -90,10 +95,18 @@ absl::StatusOr<v1::ListCertificatesResponse> Node::List(
   return queries_.List(request);
 }
 
-std::vector<DeliveryOutcome> Node::Receive(const std::string& peer,
-                                           const std::vector<v1::SignedMessage>& messages) {
+v1::DeliverResponse Node::Exchange(const std::string& peer, const v1::DeliverRequest& request) {
+  return inbox_.Exchange(peer, request);
+}
+absl::StatusOr<v1::ConsistencyResponse> Node::Consistency(const std::string& peer,
+                                                          const v1::ConsistencyRequest& request) {
+  return inbox_.Consistency(request);
+}
+std::vector<ReceiveOutcome> Node::Receive(const std::string& peer,
+                                          const std::vector<v1::SignedMessage>& messages) {
   return inbox_.Receive(peer, messages);
 }
+size_t Node::CheckGossip() { return peer_logs_.CheckGossip(*transport_, ctx_.Now()); }
 
 void Node::StartDelivery() {
   dispatcher_.Start();

@@ -9,11 +9,13 @@
 //   certificate_locks  serializes changes to one certificate
 //   authority_desk   submit, cancel, confirm, reject
 //   queries          get, list
-//   inbox            receive from peers: verify, plan, commit, report
-//   courier          deliver the outbox: send, check receipts, record
+//   inbox            receive from peers: verify, plan, commit, report, answer
+//   courier          deliver the outbox: send, check proofs, record
+//   tree_signer      our signed tree heads (one per exchange at most)
+//   peer_logs        what peers showed of their logs; fork detection
 //   dispatcher       one delivery lane (thread) per partner
 //   sweeper          expiry (importer side), overdue log
-//   background_loop  the housekeeping thread that runs the sweeper
+//   background_loop  the housekeeping thread: sweeper, gossip checks
 // with pure helpers in messages, transitions and retry_policy.
 //
 // Concurrency: every public method is thread-safe. Changes to one
@@ -48,9 +50,11 @@
 #include "node/inbox.h"
 #include "node/keyring.h"
 #include "node/observer.h"
+#include "node/peer_logs.h"
 #include "node/queries.h"
 #include "node/sweeper.h"
 #include "node/transport.h"
+#include "node/tree_signer.h"
 #include "node/trust_list.h"
 #include "storage/ledger.h"
 
@@ -120,8 +124,18 @@ class Node : public Receiver {
   absl::StatusOr<v1::TraceCertificateResponse> Trace(const std::string& number) const;
 
   // ---- peers; see inbox.h. `peer` is the identity its TLS certificate proves.
-  std::vector<DeliveryOutcome> Receive(const std::string& peer,
-                                       const std::vector<v1::SignedMessage>& messages) override;
+  v1::DeliverResponse Exchange(const std::string& peer, const v1::DeliverRequest& request) override;
+  absl::StatusOr<v1::ConsistencyResponse> Consistency(
+      const std::string& peer, const v1::ConsistencyRequest& request) override;
+  // The receive steps of Exchange alone, without its answer (tests).
+  std::vector<ReceiveOutcome> Receive(const std::string& peer,
+                                      const std::vector<v1::SignedMessage>& messages);
+  // What peers showed of their logs (peer_logs.h): checks gossiped tree
+  // heads now (the housekeeping thread does so every 30 s); returns how
+  // many were settled.
+  size_t CheckGossip();
+  // Tree heads this node signed since it started.
+  uint64_t TreeHeadsSigned() const { return tree_signer_.signed_count(); }
 
   // ---- delivery and housekeeping
   // Starts / stops the delivery lanes and the housekeeping thread. Stop is
@@ -171,8 +185,11 @@ class Node : public Receiver {
   ObserverSlot observer_;
   const NodeContext ctx_;
 
+  Transport* const transport_;
   AuthorityDesk desk_;
   Queries queries_;
+  TreeSigner tree_signer_;
+  PeerLogs peer_logs_;
   Inbox inbox_;
   Courier courier_;
   Sweeper sweeper_;

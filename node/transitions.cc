@@ -503,7 +503,8 @@ absl::StatusOr<storage::Transition> PlanIncoming(const IncomingContext& ctx,
     case v1::MessageBody::kAmendment:
       return PlanAmendment(ctx, id, body.amendment(), msg, current);
     case v1::MessageBody::kReceipt:
-      return absl::InvalidArgumentError("receipts travel only in Deliver responses");
+    case v1::MessageBody::kTreeHead:
+      return absl::InvalidArgumentError("receipts and tree heads travel only in Deliver responses");
     default:
       return absl::InvalidArgumentError("message has no payload");
   }
@@ -518,7 +519,7 @@ const std::string* QueuedAfter(const v1::CertificateRecord& rec, const std::stri
 }
 
 storage::Transition DeliveryTransition(const v1::OutboxItem& item, const absl::Status& status,
-                                       const v1::SignedMessage& receipt,
+                                       const v1::DeliveryProof& proof,
                                        std::optional<v1::CertificateRecord> current,
                                        std::optional<v1::OutboxItem> next, absl::Time now) {
   const std::string& number = item.certificate_number();
@@ -527,7 +528,7 @@ storage::Transition DeliveryTransition(const v1::OutboxItem& item, const absl::S
   if (status.ok()) {
     t.entry = MakeEntry(v1::RECEIPT, number, item.recipient(), v1::CERTIFICATE_STATE_UNSPECIFIED,
                         item.message_id(), now);
-    *t.entry.mutable_receipt() = receipt;
+    *t.entry.mutable_proof() = proof;
   } else {
     t.entry = MakeEntry(v1::DELIVERY_FAILED, number, item.recipient(),
                         v1::CERTIFICATE_STATE_UNSPECIFIED, item.message_id(), now);

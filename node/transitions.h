@@ -104,7 +104,7 @@ absl::StatusOr<storage::Transition> PlanIncoming(const IncomingContext& ctx,
 const std::string* QueuedAfter(const v1::CertificateRecord& rec, const std::string& message_id);
 
 // Exporter or importer, after a delivery attempt that ended for good:
-// `status` OK with the peer's checked `receipt`, or a permanent refusal.
+// `status` OK with the peer's checked `proof`, or a permanent refusal.
 // Removes the item from the outbox and from `current`'s queue and records
 // the receipt (RECEIPT) or the refusal (DELIVERY_FAILED); `next` (the
 // outbox item QueuedAfter names, if any) is released: due now. The first
@@ -112,7 +112,7 @@ const std::string* QueuedAfter(const v1::CertificateRecord& rec, const std::stri
 // DELIVERED; its permanent refusal moves it from ISSUED to REFUSED, with
 // the refusal as the history detail.
 storage::Transition DeliveryTransition(const v1::OutboxItem& item, const absl::Status& status,
-                                       const v1::SignedMessage& receipt,
+                                       const v1::DeliveryProof& proof,
                                        std::optional<v1::CertificateRecord> current,
                                        std::optional<v1::OutboxItem> next, absl::Time now);
 

@@ -1,5 +1,9 @@
 // How node/ reaches other Participants' nodes. gateway/ provides the gRPC
 // implementation; MemoryTransport connects nodes in one process for tests.
+//
+// An exchange is the PeerService messages themselves (kpx.v1.DeliverRequest
+// and DeliverResponse, proto/kpx/v1/service.proto): what a transport
+// carries is exactly what a peer signs and checks, whatever the wire.
 #ifndef KPX_NODE_TRANSPORT_H_
 #define KPX_NODE_TRANSPORT_H_
 
@@ -8,37 +12,40 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "kpx/v1/message.pb.h"
+#include "kpx/v1/service.pb.h"
 
 namespace kpx::node {
-
-// The outcome of delivering one message: OK with the receiver's signed
-// receipt, or the receiver's (or the network's) error.
-struct DeliveryOutcome {
-  absl::Status status;
-  v1::SignedMessage receipt;
-};
 
 class Transport {
  public:
   virtual ~Transport() = default;
-  // Delivers `messages` (all to `recipient`) in one exchange. Returns one
-  // outcome per message, in order; on a transport failure every outcome
-  // carries that failure. Called from the delivery thread(s); must be
-  // thread-safe for different recipients.
-  virtual std::vector<DeliveryOutcome> Deliver(const std::string& recipient,
-                                               const std::vector<v1::SignedMessage>& messages) = 0;
+  // One Deliver exchange with `recipient`. An error means the exchange as
+  // a whole failed (unreachable, refused our identity, timed out): always
+  // UNAVAILABLE or DEADLINE_EXCEEDED, so the messages are sent again. The
+  // response is the peer's as received, not yet checked. Called from the
+  // delivery thread(s); must be thread-safe for different recipients.
+  virtual absl::StatusOr<v1::DeliverResponse> Deliver(const std::string& recipient,
+                                                      const v1::DeliverRequest& request) = 0;
+  // Asks `recipient` to prove that its log of old_size entries is a prefix
+  // of its log of new_size entries; errors as for Deliver.
+  virtual absl::StatusOr<v1::ConsistencyResponse> GetConsistency(
+      const std::string& recipient, const v1::ConsistencyRequest& request) = 0;
 };
 
-// Something that accepts delivered messages: a Node, seen by a transport
-// as the receiving end. `peer` is the sender's identity as the transport
+// Something that answers exchanges: a Node, seen by a transport as the
+// receiving end. `peer` is the sender's identity as the transport
 // authenticated it.
 class Receiver {
  public:
   virtual ~Receiver() = default;
-  virtual std::vector<DeliveryOutcome> Receive(const std::string& peer,
-                                               const std::vector<v1::SignedMessage>& messages) = 0;
+  virtual v1::DeliverResponse Exchange(const std::string& peer,
+                                       const v1::DeliverRequest& request) = 0;
+  // The answer to GetConsistency; an error becomes the call's status.
+  virtual absl::StatusOr<v1::ConsistencyResponse> Consistency(
+      const std::string& peer, const v1::ConsistencyRequest& request) = 0;
 };
 
 // In-process transport: delivers straight into registered receivers, with
@@ -70,14 +77,20 @@ class MemoryTransport : public Transport {
 
   MemoryTransport(Network* network, std::string self) : network_(network), self_(std::move(self)) {}
 
-  std::vector<DeliveryOutcome> Deliver(const std::string& recipient,
-                                       const std::vector<v1::SignedMessage>& messages) override {
+  absl::StatusOr<v1::DeliverResponse> Deliver(const std::string& recipient,
+                                              const v1::DeliverRequest& request) override {
     Receiver* r = network_->Find(recipient);
-    if (r == nullptr) {
-      return std::vector<DeliveryOutcome>(
-          messages.size(), {absl::UnavailableError(recipient + " is unreachable"), {}});
-    }
-    return r->Receive(self_, messages);
+    if (r == nullptr) return absl::UnavailableError(recipient + " is unreachable");
+    return r->Exchange(self_, request);
+  }
+
+  absl::StatusOr<v1::ConsistencyResponse> GetConsistency(
+      const std::string& recipient, const v1::ConsistencyRequest& request) override {
+    Receiver* r = network_->Find(recipient);
+    if (r == nullptr) return absl::UnavailableError(recipient + " is unreachable");
+    absl::StatusOr<v1::ConsistencyResponse> resp = r->Consistency(self_, request);
+    if (!resp.ok()) return absl::UnavailableError(resp.status().ToString());
+    return resp;
   }
 
  private:

@@ -22,6 +22,8 @@
 #include "rocksdb/write_batch.h"
 #include "storage/keys.h"
 #include "storage/ledger_impl.h"
+#include "storage/log_leaf.h"
+#include "storage/merkle.h"
 
 namespace kpx::storage {
 namespace {
@@ -40,6 +42,7 @@ size_t ApproxBytes(const Transition& t) {
   for (const v1::CertificateRecord& r : t.linked_records) n += r.ByteSizeLong();
   for (const v1::OutboxItem& item : t.outbox_put) n += item.ByteSizeLong();
   for (const std::string& id : t.outbox_delete) n += id.size();
+  for (const v1::PeerLog& p : t.peer_logs) n += p.ByteSizeLong();
   return n;
 }
 
@@ -72,6 +75,9 @@ absl::Status Validate(const Transition& t) {
   if (t.seen_message_id.empty() && !t.seen_value.empty()) {
     return absl::InvalidArgumentError("seen_value without seen_message_id");
   }
+  for (const v1::PeerLog& p : t.peer_logs) {
+    if (p.participant().empty()) return absl::InvalidArgumentError("peer log without participant");
+  }
   return absl::OkStatus();
 }
 
@@ -79,10 +85,11 @@ absl::Status Validate(const Transition& t) {
 
 // Builds one group's WriteBatch. Each writer is staged whole or not at all:
 // a failing writer is rolled back and does not take a sequence, so the
-// chain stays gapless.
+// chain stays gapless and the Merkle tree's edge is as before it.
 class Ledger::Impl::GroupBuilder {
  public:
-  GroupBuilder(const Ledger::Impl& impl, Head head) : impl_(impl), head_(std::move(head)) {}
+  GroupBuilder(const Ledger::Impl& impl, Head head, merkle::Frontier frontier)
+      : impl_(impl), head_(std::move(head)), frontier_(std::move(frontier)) {}
 
   // Stages `w` and fills w.heads. On error nothing of `w` remains in the
   // batch.
@@ -93,10 +100,14 @@ class Ledger::Impl::GroupBuilder {
   bool empty() const { return batch_.Count() == 0; }
   rocksdb::WriteBatch* batch() { return &batch_; }
   const Head& head() const { return head_; }
+  const merkle::Frontier& frontier() const { return frontier_; }
   int64_t outbox_delta() const { return outbox_delta_; }
 
  private:
   absl::Status StageTransition(Transition& t);
+  // Adds the leaf of `entry` (stored as `entry_bytes`) to the tree: its
+  // nodes into the batch; fills in after.leaf and after.root.
+  absl::Status StageLeaf(const v1::LedgerEntry& entry, const std::string& entry_bytes, Head& after);
   absl::Status StageReschedule(const v1::OutboxItem& update);
   absl::Status DeleteOutbox(const std::string& id);
   absl::Status PutOutbox(const v1::OutboxItem& item);
@@ -115,6 +126,7 @@ class Ledger::Impl::GroupBuilder {
   const Ledger::Impl& impl_;
   rocksdb::WriteBatch batch_;
   Head head_;
+  merkle::Frontier frontier_;
   size_t entries_ = 0;
   std::map<std::string, OutboxState> group_outbox_;
   int64_t outbox_delta_ = 0;
@@ -127,6 +139,7 @@ absl::Status Ledger::Impl::GroupBuilder::Add(Writer& w) {
   writer_outbox_.clear();
   writer_outbox_delta_ = 0;
   const Head head_before = head_;
+  const merkle::Frontier frontier_before = frontier_;
   const size_t entries_before = entries_;
   batch_.SetSavePoint();
   absl::Status s;
@@ -148,6 +161,7 @@ absl::Status Ledger::Impl::GroupBuilder::Add(Writer& w) {
     // Cannot fail: the save point was set just above.
     (void)batch_.RollbackToSavePoint();
     head_ = head_before;
+    frontier_ = frontier_before;
     entries_ = entries_before;
     w.heads.clear();
     return s;
@@ -172,7 +186,10 @@ absl::Status Ledger::Impl::GroupBuilder::StageTransition(Transition& t) {
   if (!t.entry.SerializeToString(&entry_bytes)) {
     return absl::InternalError("cannot serialize ledger entry");
   }
-  Head after{sequence, crypto::Sha256(head_.hash + entry_bytes)};
+  Head after;
+  after.sequence = sequence;
+  after.hash = crypto::Sha256(head_.hash + entry_bytes);
+  if (absl::Status s = StageLeaf(t.entry, entry_bytes, after); !s.ok()) return s;
 
   if (t.on_sequenced) {
     if (absl::Status s = t.on_sequenced(after, t); !s.ok()) return s;
@@ -206,9 +223,24 @@ absl::Status Ledger::Impl::GroupBuilder::StageTransition(Transition& t) {
   if (s.ok() && !t.seen_message_id.empty()) {
     s = Put(impl_.seen_cf, t.seen_message_id, t.seen_value);
   }
+  for (size_t i = 0; s.ok() && i < t.peer_logs.size(); ++i) {
+    s = PutProto(impl_.peers_cf, t.peer_logs[i].participant(), t.peer_logs[i]);
+  }
   if (!s.ok()) return s;
   head_ = std::move(after);
   ++entries_;
+  return absl::OkStatus();
+}
+
+absl::Status Ledger::Impl::GroupBuilder::StageLeaf(const v1::LedgerEntry& entry,
+                                                   const std::string& entry_bytes, Head& after) {
+  after.leaf = EncodeLogLeaf(LeafOf(entry, entry_bytes));
+  for (const merkle::NodeWrite& w : frontier_.Add(merkle::LeafHash(after.leaf))) {
+    if (absl::Status s = Put(impl_.merkle_cf, merkle::NodeKey(w.level, w.index), w.hash); !s.ok()) {
+      return s;
+    }
+  }
+  after.root = frontier_.Root();
   return absl::OkStatus();
 }
 
@@ -334,11 +366,12 @@ absl::Status Ledger::Impl::Commit(Writer& w) {
     for (Writer* x : group) x->status = writes_refused;
   } else {
     const Head before = head;
+    merkle::Frontier edge = frontier;
     // Stage and sync without the lock, so readers are not blocked and new
     // writers can queue up as the next group. The leader stays at the front
     // of the queue until it is done, so no other thread leads meanwhile.
     mu.Unlock();
-    GroupBuilder builder(*this, before);
+    GroupBuilder builder(*this, before, std::move(edge));
     for (Writer* x : group) x->status = builder.Add(*x);
     absl::Status written = builder.Finish();
     if (written.ok() && !builder.empty()) {
@@ -351,6 +384,8 @@ absl::Status Ledger::Impl::Commit(Writer& w) {
       if (!builder.empty()) ++batches_written;
       if (builder.head().sequence != head.sequence) {
         head = builder.head();
+        head.leaf.clear();
+        frontier = builder.frontier();
         head_changed.SignalAll();
       }
       outbox_count =

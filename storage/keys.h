@@ -12,11 +12,13 @@
 #include "absl/time/time.h"
 #include "kpx/v1/ledger.pb.h"
 #include "storage/ledger.h"
+#include "storage/merkle.h"
 
 namespace kpx::storage::keys {
 
 inline constexpr size_t kHashSize = 32;
 inline constexpr char kHeadKey[] = "head";
+inline constexpr char kTreeHeadKey[] = "tree_head";
 inline constexpr char kOutboxItemPrefix = 'm';
 inline constexpr char kOutboxDuePrefix = 'd';
 inline constexpr char kOutboxRecipientDuePrefix = 'r';
@@ -114,20 +116,32 @@ inline std::optional<DueKey> ParseOutboxDueKey(std::string_view key) {
   return ParseDueKeyAfter(key, 1);
 }
 
+// The head: sequence, chain hash, Merkle root (8 + 32 + 32 bytes).
 inline std::string EncodeHead(const Head& head) {
   std::string value;
   AppendBigEndian(head.sequence, &value);
   value.append(head.hash);
+  value.append(head.root);
   return value;
 }
 
-// nullopt if `value` is not 8 + 32 bytes.
+// nullopt unless `value` is 8 + 32 + 32 bytes, or 8 + 32 as written before
+// the ledger kept a Merkle tree (root then empty: Open builds the tree).
 inline std::optional<Head> DecodeHead(std::string_view value) {
-  if (value.size() != 8 + kHashSize) return std::nullopt;
-  return Head{ReadBigEndian(value), std::string(value.substr(8))};
+  if (value.size() != 8 + kHashSize && value.size() != 8 + 2 * kHashSize) return std::nullopt;
+  Head head;
+  head.sequence = ReadBigEndian(value);
+  head.hash = std::string(value.substr(8, kHashSize));
+  head.root = std::string(value.substr(8 + kHashSize));
+  return head;
 }
 
-inline Head EmptyHead() { return Head{0, std::string(kHashSize, '\0')}; }
+inline Head EmptyHead() {
+  Head head;
+  head.hash = std::string(kHashSize, '\0');
+  head.root = merkle::EmptyRoot();
+  return head;
+}
 
 }  // namespace kpx::storage::keys
 

@@ -38,7 +38,7 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
 Ledger::Impl::~Impl() {
   if (!db) return;
   for (rocksdb::ColumnFamilyHandle* cf :
-       {log_cf, certs_cf, outbox_cf, seen_cf, meta_cf, default_cf}) {
+       {log_cf, certs_cf, outbox_cf, seen_cf, meta_cf, merkle_cf, peers_cf, default_cf}) {
     // Only fails for a null handle, and those are skipped.
     if (cf != nullptr) (void)db->DestroyColumnFamilyHandle(cf);
   }
@@ -73,7 +73,8 @@ absl::StatusOr<std::string> CheckLogEnd(rocksdb::DB* db, rocksdb::ColumnFamilyHa
         !record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
       return std::string("the last log record is unreadable");
     }
-    last = Head{*sequence, record.hash()};
+    last.sequence = *sequence;
+    last.hash = record.hash();
   }
   if (last.sequence != stored.sequence) {
     return absl::StrCat("log ends at ", last.sequence, " but head says ", stored.sequence);
@@ -111,9 +112,27 @@ absl::Status Ledger::Impl::Load() {
   if (!problem.ok()) return problem.status();
   absl::StatusOr<uint64_t> outbox_items = CountOutboxItems(db.get(), outbox_cf);
   if (!outbox_items.ok()) return outbox_items.status();
+  if (problem->empty() && stored->root.empty()) {  // written before the Merkle tree
+    if (absl::Status built = BuildTree(*stored); !built.ok()) return built;
+    stored = ReadStoredHead(rocksdb::ReadOptions());
+    if (!stored.ok()) return stored.status();
+  }
+  merkle::Frontier edge;
+  if (problem->empty()) {
+    absl::StatusOr<merkle::Frontier> loaded = merkle::Frontier::Load(
+        DbNodeStore(db.get(), merkle_cf, rocksdb::ReadOptions()), stored->sequence);
+    if (!loaded.ok()) {
+      problem = std::string(loaded.status().message());
+    } else if (loaded->Root() != stored->root) {
+      problem = "the Merkle tree's nodes disagree with the head's root";
+    } else {
+      edge = *std::move(loaded);
+    }
+  }
 
   absl::MutexLock lock(&mu);
   head = *std::move(stored);
+  frontier = std::move(edge);
   outbox_count = *outbox_items;
   if (!problem->empty()) {
     writes_refused =
@@ -156,7 +175,8 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& dir,
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (const std::string& name :
        {rocksdb::kDefaultColumnFamilyName, std::string("log"), std::string("certs"),
-        std::string("outbox"), std::string("seen"), std::string("meta")}) {
+        std::string("outbox"), std::string("seen"), std::string("meta"), std::string("merkle"),
+        std::string("peers")}) {
     families.emplace_back(name, cf_options);
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -171,6 +191,8 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& dir,
   impl->outbox_cf = handles[3];
   impl->seen_cf = handles[4];
   impl->meta_cf = handles[5];
+  impl->merkle_cf = handles[6];
+  impl->peers_cf = handles[7];
   if (absl::Status loaded = impl->Load(); !loaded.ok()) return loaded;
   return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
 }

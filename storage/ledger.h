@@ -9,11 +9,23 @@
 //                 (due index per recipient; held items are in neither)
 //   seen      message id                 -> value given by the caller (the
 //                                           signed receipt we answered with)
+//   merkle    merkle::NodeKey(level, i)  -> 32-byte hash of node (level, i) of
+//                                           the Merkle tree over the log
+//   peers     Participant code           -> PeerLog (what a peer showed of
+//                                           its own log)
 //   meta      "head"                     -> 8-byte big-endian sequence + 32-byte hash
-//                                           of the last entry
+//                                           of the last entry + 32-byte Merkle root
+//             "tree_head"                -> the newest tree head this node signed
+//                                           (SignedMessage of a TreeHead)
 //
 // Chain: hash(n) = SHA-256(hash(n-1) || entry bytes(n)), hash(0) = 32 zero
 // bytes. Sequences start at 1 and have no gaps.
+//
+// Merkle tree: the log is also an RFC 9162 Merkle tree (storage/merkle.h)
+// whose leaf i is the LogLeaf of entry i + 1 (storage/log_leaf.h). Its
+// nodes are written in the entry's batch; the root of the first n entries
+// and proofs between sizes up to the head take O(log n) reads. A ledger
+// written before the tree existed gets it built on Open.
 //
 // Durability: every Append is one WriteBatch written with sync=true, so a
 // crash leaves either the whole transition or none of it. Concurrent Append
@@ -55,6 +67,12 @@ struct LedgerOptions {
 struct Head {
   uint64_t sequence = 0;  // 0: empty ledger
   std::string hash;       // 32 bytes; zeros for the empty ledger
+  // The Merkle root of the first `sequence` entries (merkle::EmptyRoot()
+  // for none).
+  std::string root;
+  // The encoded LogLeaf the entry added; only in heads Append / AppendAll
+  // return and on_sequenced sees.
+  std::string leaf;
 };
 
 // One state change, written atomically.
@@ -75,6 +93,8 @@ struct Transition {
   // If set, marks this message id as seen (dedup) with value seen_value.
   std::string seen_message_id;
   std::string seen_value;
+  // What a peer showed of its log, keyed by PeerLog.participant.
+  std::vector<v1::PeerLog> peer_logs;
   // Called on the committing thread once the entry's sequence and hash are
   // known and before anything is written; may fill in fields that depend on
   // them (record history, seen_value). Must not call back into the Ledger.
@@ -90,6 +110,10 @@ struct VerifyResult {
   Head head;
   uint64_t first_bad_sequence = 0;  // 0 when ok
   std::string problem;              // empty when ok
+  // The newest tree head this node signed whose root was recomputed and
+  // matched (its size; 0 if none is stored). Its signature is the caller's
+  // to check.
+  uint64_t tree_head_size = 0;
 };
 
 class Ledger {
@@ -177,9 +201,41 @@ class Ledger {
 
   // Walks the whole chain from sequence 1: recomputes every hash, checks
   // that sequences have no gaps, that each stored entry names its own
-  // sequence, and that the chain ends at the stored head. Reports the first
+  // sequence, and that the chain ends at the stored head. Rebuilds the
+  // Merkle tree from the entries on the way: every stored node must match,
+  // the root must be the head's, and the root at the size of the stored
+  // tree head (TreeHead) must be the one it signs. Reports the first
   // tampered or missing entry.
   VerifyResult Verify() const;
+
+  // ---- the Merkle tree (storage/merkle.h); sizes count entries from 1.
+  // The leaf entry `sequence` added (encoded LogLeaf). NotFound past the head.
+  absl::StatusOr<std::string> Leaf(uint64_t sequence) const;
+  // The inclusion path of entry `sequence`'s leaf in the tree of the first
+  // `tree_size` entries. InvalidArgument unless 1 <= sequence <= tree_size
+  // <= head().sequence.
+  absl::StatusOr<std::vector<std::string>> InclusionProof(uint64_t sequence,
+                                                          uint64_t tree_size) const;
+  // The consistency proof from the tree of `old_size` entries to that of
+  // `new_size`. InvalidArgument unless old_size <= new_size <= head().sequence.
+  absl::StatusOr<std::vector<std::string>> ConsistencyProof(uint64_t old_size,
+                                                            uint64_t new_size) const;
+  // The root of the first `tree_size` entries (at most head().sequence).
+  absl::StatusOr<std::string> RootAt(uint64_t tree_size) const;
+
+  // ---- tree heads
+  // Keeps `tree_head`, a tree head this node signed for its first
+  // `tree_size` entries, unless one of at least that size is kept already.
+  // Written without its own fsync: it reaches the disk with the next synced
+  // batch (losing the newest one in a crash is harmless; the peers hold it).
+  absl::Status KeepTreeHead(const v1::SignedMessage& tree_head, uint64_t tree_size);
+  // The tree head KeepTreeHead kept, or nullopt.
+  absl::StatusOr<std::optional<v1::SignedMessage>> KeptTreeHead() const;
+
+  // What `participant` showed of its log, or nullopt if nothing yet.
+  absl::StatusOr<std::optional<v1::PeerLog>> GetPeerLog(const std::string& participant) const;
+  // Every peer's, in code order.
+  absl::StatusOr<std::vector<v1::PeerLog>> ListPeerLogs() const;
 
   // Synced batches written by Append, AppendAll and RescheduleOutbox since
   // Open. Fewer than the calls when group commit merged concurrent ones.
@@ -214,6 +270,11 @@ class Ledger {
   // show that Verify catches tampering. Not used by the node.
   absl::Status UnsafePutRawLogRecordForTest(uint64_t sequence, const std::string& value);
   absl::Status UnsafeDeleteLogRecordForTest(uint64_t sequence);
+  // Overwrites one Merkle node.
+  absl::Status UnsafePutMerkleNodeForTest(int level, uint64_t index, const std::string& hash);
+  // Makes the ledger look as written before the Merkle tree: no nodes, the
+  // head without a root. Takes effect when the ledger is next opened.
+  absl::Status UnsafeForgetTreeForTest();
 
  private:
   class Impl;

@@ -19,8 +19,13 @@
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "storage/ledger.h"
+#include "storage/merkle.h"
 
 namespace kpx::storage {
+
+// The TreeHead a signed tree head's body holds (signature not checked);
+// InvalidArgument if it holds none.
+absl::StatusOr<v1::TreeHead> TreeHeadOf(const v1::SignedMessage& signed_head);
 
 // Maps a RocksDB status to an absl::Status, prefixing `what`.
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what);
@@ -53,6 +58,9 @@ class Ledger::Impl {
   // Queues `w` and returns once it is committed or failed (commit.cc).
   absl::Status Commit(Writer& w);
   VerifyResult Verify() const;  // verify.cc
+  // Builds the Merkle tree of a ledger written before it existed, from the
+  // log, and stores the head with its root (tree.cc).
+  absl::Status BuildTree(const Head& stored);
 
   // The stored meta head, or the empty head if none was ever written.
   absl::StatusOr<Head> ReadStoredHead(const rocksdb::ReadOptions& ro) const;
@@ -66,6 +74,8 @@ class Ledger::Impl {
   rocksdb::ColumnFamilyHandle* outbox_cf = nullptr;
   rocksdb::ColumnFamilyHandle* seen_cf = nullptr;
   rocksdb::ColumnFamilyHandle* meta_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* merkle_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* peers_cf = nullptr;
   rocksdb::ColumnFamilyHandle* default_cf = nullptr;  // unused, but RocksDB requires it
 
   mutable absl::Mutex mu;
@@ -73,12 +83,30 @@ class Ledger::Impl {
   std::deque<Writer*> writers ABSL_GUARDED_BY(mu);
   // Last committed entry; only advances after its batch is synced.
   Head head ABSL_GUARDED_BY(mu);
+  // The right edge of the Merkle tree of `head.sequence` entries; the
+  // leader copies it, stages on the copy, and publishes it with the head.
+  merkle::Frontier frontier ABSL_GUARDED_BY(mu);
   uint64_t outbox_count ABSL_GUARDED_BY(mu) = 0;
   uint64_t batches_written ABSL_GUARDED_BY(mu) = 0;
   // Non-OK once writing is unsafe: the log disagreed with the head at Open,
   // or a synced write failed (the disk state is then unknown until reopen).
   absl::Status writes_refused ABSL_GUARDED_BY(mu);
   mutable absl::CondVar head_changed;
+  // Serializes KeepTreeHead's read-compare-write.
+  absl::Mutex tree_head_mu;
+};
+
+// The Merkle nodes of a ledger in RocksDB, read with `ro`.
+class DbNodeStore : public merkle::NodeStore {
+ public:
+  DbNodeStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* merkle_cf, rocksdb::ReadOptions ro)
+      : db_(db), cf_(merkle_cf), ro_(ro) {}
+  absl::StatusOr<std::string> Get(int level, uint64_t index) const override;
+
+ private:
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* cf_;
+  rocksdb::ReadOptions ro_;
 };
 
 }  // namespace kpx::storage

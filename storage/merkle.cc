@@ -232,6 +232,42 @@ absl::StatusOr<AppendResult> Append(const NodeStore& store, uint64_t tree_size,
   return result;
 }
 
+absl::StatusOr<Frontier> Frontier::Load(const NodeStore& store, uint64_t tree_size) {
+  Frontier f;
+  for (uint64_t pos = 0; pos < tree_size;) {
+    const uint64_t width = std::bit_floor(tree_size - pos);
+    const int level = std::countr_zero(width);
+    absl::StatusOr<std::string> hash = GetNode(store, level, pos >> level);
+    if (!hash.ok()) return hash.status();
+    f.edge_.push_back(*std::move(hash));
+    pos += width;
+  }
+  f.size_ = tree_size;
+  return f;
+}
+
+std::vector<NodeWrite> Frontier::Add(std::string leaf_hash) {
+  std::vector<NodeWrite> writes;
+  NodeWrite w{0, size_, std::move(leaf_hash)};
+  // Each odd index completes its parent with the edge's smallest subtree.
+  while (true) {
+    writes.push_back(w);
+    if ((w.index & 1) == 0) break;
+    w = NodeWrite{w.level + 1, w.index >> 1, NodeHash(edge_.back(), w.hash)};
+    edge_.pop_back();
+  }
+  edge_.push_back(w.hash);
+  ++size_;
+  return writes;
+}
+
+std::string Frontier::Root() const {
+  if (edge_.empty()) return EmptyRoot();
+  std::string hash = edge_.back();
+  for (size_t i = edge_.size() - 1; i-- > 0;) hash = NodeHash(edge_[i], hash);
+  return hash;
+}
+
 absl::StatusOr<std::string> Root(const NodeStore& store, uint64_t tree_size) {
   if (tree_size == 0) return EmptyRoot();
   return RangeHash(store, {0, tree_size});

@@ -92,6 +92,31 @@ struct AppendResult {
 absl::StatusOr<AppendResult> Append(const NodeStore& store, uint64_t tree_size,
                                     std::span<const std::string> leaf_hashes);
 
+// The right edge of a tree of `size()` leaves: the roots of the perfect
+// subtrees that tile its leaves left to right, largest first (one per set
+// bit of the size). It is all an appender needs: adding a leaf merges it
+// with the edge like a carry in binary addition, and the merges are exactly
+// the nodes the leaf completes; the root folds the edge right to left. A
+// copyable value; not thread-safe.
+class Frontier {
+ public:
+  Frontier() = default;
+  // The edge of the tree of `tree_size` leaves whose nodes are in `store`
+  // (popcount(tree_size) reads).
+  static absl::StatusOr<Frontier> Load(const NodeStore& store, uint64_t tree_size);
+
+  uint64_t size() const { return size_; }
+  // Adds leaf `size()` with `leaf_hash` (32 bytes, not checked); returns the
+  // nodes to store, the leaf itself first, as Append would.
+  std::vector<NodeWrite> Add(std::string leaf_hash);
+  // MTH of the tree; EmptyRoot() when empty.
+  std::string Root() const;
+
+ private:
+  uint64_t size_ = 0;
+  std::vector<std::string> edge_;  // largest subtree first
+};
+
 // MTH of the first `tree_size` leaves; EmptyRoot() for 0.
 absl::StatusOr<std::string> Root(const NodeStore& store, uint64_t tree_size);
 

@@ -1,4 +1,5 @@
-// Ledger::Verify: walks the log from sequence 1 and recomputes the chain.
+// Ledger::Verify: walks the log from sequence 1 and recomputes the chain
+// and the Merkle tree.
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -12,8 +13,57 @@
 #include "rocksdb/db.h"
 #include "storage/keys.h"
 #include "storage/ledger_impl.h"
+#include "storage/log_leaf.h"
+#include "storage/merkle.h"
 
 namespace kpx::storage {
+namespace {
+
+// Compares the nodes a rebuilt tree completes with the stored ones. The
+// rebuild completes each level's nodes in index order, so one forward
+// iterator per level reads the stored nodes once, in key order.
+class NodeChecker {
+ public:
+  NodeChecker(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const rocksdb::ReadOptions& ro)
+      : db_(db), cf_(cf), ro_(ro) {}
+
+  // Empty if `w` is stored as computed; what differs otherwise.
+  std::string Check(const merkle::NodeWrite& w) {
+    if (levels_.size() <= static_cast<size_t>(w.level)) levels_.resize(w.level + 1);
+    std::unique_ptr<rocksdb::Iterator>& it = levels_[w.level];
+    const std::string key = merkle::NodeKey(w.level, w.index);
+    if (it == nullptr) {
+      it.reset(db_->NewIterator(ro_, cf_));
+      it->Seek(key);
+    }
+    const bool same =
+        it->Valid() && it->key() == rocksdb::Slice(key) && it->value() == rocksdb::Slice(w.hash);
+    if (!same && !it->status().ok()) return absl::StrCat("reading merkle nodes failed");
+    if (!same) return absl::StrCat("merkle node (", w.level, ", ", w.index, ") differs");
+    it->Next();
+    return std::string();
+  }
+
+ private:
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* cf_;
+  rocksdb::ReadOptions ro_;
+  std::vector<std::unique_ptr<rocksdb::Iterator>> levels_;
+};
+
+// The size and root of the kept tree head; size 0 with no root if none.
+absl::StatusOr<v1::TreeHead> KeptHead(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta_cf,
+                                      const rocksdb::ReadOptions& ro) {
+  std::string value;
+  rocksdb::Status s = db->Get(ro, meta_cf, keys::kTreeHeadKey, &value);
+  if (s.IsNotFound()) return v1::TreeHead();
+  if (!s.ok()) return FromRocks(s, "reading the tree head");
+  v1::SignedMessage head;
+  if (!head.ParseFromString(value)) return absl::DataLossError("the kept tree head is unreadable");
+  return TreeHeadOf(head);
+}
+
+}  // namespace
 
 VerifyResult Ledger::Impl::Verify() const {
   VerifyResult result;
@@ -35,10 +85,17 @@ VerifyResult Ledger::Impl::Verify() const {
     return fail(1, absl::StrCat("cannot read the head: ", stored.status().message()));
   }
 
+  absl::StatusOr<v1::TreeHead> signed_head = KeptHead(db.get(), meta_cf, ro);
+  if (!signed_head.ok()) {
+    return fail(1, absl::StrCat("cannot read the tree head: ", signed_head.status().message()));
+  }
+
   // One sequential pass over data read once: keep it out of the block
   // cache and read ahead in large chunks.
   ro.fill_cache = false;
   ro.readahead_size = size_t{8} << 20;
+  merkle::Frontier edge;
+  NodeChecker nodes(db.get(), merkle_cf, ro);
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, log_cf));
   // Reused for every entry, so parsing reuses their buffers.
   v1::LogRecord record;
@@ -68,6 +125,19 @@ VerifyResult Ledger::Impl::Verify() const {
     if (entry.sequence() != expected) {
       return fail(expected, absl::StrCat("entry ", expected, " names sequence ", entry.sequence()));
     }
+    for (const merkle::NodeWrite& w :
+         edge.Add(merkle::LeafHash(EncodeLogLeaf(LeafOf(entry, record.entry()))))) {
+      // Past the head the log itself is wrong (reported below).
+      if (expected > stored->sequence) break;
+      if (std::string problem = nodes.Check(w); !problem.empty()) {
+        return fail(expected,
+                    absl::StrCat("entry ", expected, " does not match the Merkle tree: ", problem));
+      }
+    }
+    if (edge.size() == signed_head->tree_size() && edge.Root() != signed_head->root_hash()) {
+      return fail(expected, absl::StrCat("the signed tree head of ", expected,
+                                         " entries has another root than the log"));
+    }
     result.head.sequence = expected;
     result.head.hash = std::move(hash);
     ++result.entries_checked;
@@ -85,6 +155,15 @@ VerifyResult Ledger::Impl::Verify() const {
     return fail(std::max<uint64_t>(last, 1),
                 absl::StrCat("head hash differs from entry ", last, "'s"));
   }
+  result.head.root = edge.Root();
+  if (result.head.root != stored->root) {
+    return fail(std::max<uint64_t>(last, 1), "the head's Merkle root differs from the log's");
+  }
+  if (signed_head->tree_size() > last) {
+    return fail(last + 1, absl::StrCat("the signed tree head covers ", signed_head->tree_size(),
+                                       " entries but the log has ", last));
+  }
+  result.tree_head_size = signed_head->tree_size();
   return result;
 }
 

@@ -247,6 +247,36 @@ TEST_CASE("appending in batches stores the same nodes as one at a time", "[merkl
   }
 }
 
+TEST_CASE("a frontier appends the same nodes and roots as Append, and loads at every size",
+          "[merkle]") {
+  const Hashes leaves = LeafHashes(Entries());
+  Reference ref(leaves);
+  MemoryNodeStore store;
+  Frontier edge;
+  for (uint64_t n = 1; n <= leaves.size(); ++n) {
+    INFO("size " << n);
+    absl::StatusOr<AppendResult> r = Append(store, n - 1, std::span(&leaves[n - 1], 1));
+    REQUIRE(r.ok());
+    const std::vector<NodeWrite> writes = edge.Add(leaves[n - 1]);
+    REQUIRE(writes.size() == r->writes.size());
+    for (size_t i = 0; i < writes.size(); ++i) {
+      CHECK(writes[i].level == r->writes[i].level);
+      CHECK(writes[i].index == r->writes[i].index);
+      CHECK(writes[i].hash == r->writes[i].hash);
+    }
+    store.Apply(r->writes);
+    CHECK(edge.size() == n);
+    CHECK(edge.Root() == ref.Mth(0, n));
+    store.ResetGets();
+    absl::StatusOr<Frontier> loaded = Frontier::Load(store, n);
+    REQUIRE(loaded.ok());
+    CHECK(store.gets() == static_cast<uint64_t>(std::popcount(n)));
+    CHECK(loaded->Root() == edge.Root());
+  }
+  CHECK(Frontier().Root() == EmptyRoot());
+  CHECK(absl::IsDataLoss(Frontier::Load(MemoryNodeStore(), 3).status()));
+}
+
 // What `verify` must refuse of a valid `proof`: a bit flipped in each
 // element in turn (FailedPrecondition: it no longer leads to the root), and
 // the wrong length (InvalidArgument): `extra` appended, or the last element

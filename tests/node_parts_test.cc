@@ -20,6 +20,8 @@
 #include "node/transitions.h"
 #include "node/trust_list.h"
 #include "node/util.h"
+#include "storage/log_leaf.h"
+#include "storage/merkle.h"
 #include "test_util.h"
 
 namespace kpx {
@@ -89,7 +91,7 @@ enum class Payload {
   kCancellation,
   kExpiry,
   kVoid,
-  kReceipt,
+  kTreeHead,
   kNone
 };
 
@@ -129,8 +131,8 @@ v1::MessageBody Body(Payload p, const std::string& digest) {
       r.set_certificate_digest(digest);
       return node::ExpiryBody(r, kNow);
     }
-    case Payload::kReceipt:
-      return node::ReceiptBody("ab", "cd", {1, std::string(32, '\0')}, kNow);
+    case Payload::kTreeHead:
+      return node::TreeHeadBody(1, std::string(32, 'r'));
     case Payload::kNone:
       b.mutable_header()->set_kind(v1::CERTIFICATE);
       return b;
@@ -338,7 +340,7 @@ const PlanCase kPlanCases[] = {
      {{E, v1::ISSUED}},
      C::kNotFound,
      kNoState},
-    {"receipt as a message", Payload::kReceipt, "BW", "EU", std::nullopt, C::kInvalidArgument,
+    {"tree head as a message", Payload::kTreeHead, "BW", "EU", std::nullopt, C::kInvalidArgument,
      kNoState},
     {"no payload", Payload::kNone, "BW", "EU", std::nullopt, C::kInvalidArgument, kNoState},
 };
@@ -425,7 +427,8 @@ TEST_CASE("the delivery transition records receipts and refusals", "[parts][deli
   item.set_message_id("c0ffee");
   item.set_recipient("EU");
   item.set_certificate_number("BW-7");
-  const v1::SignedMessage receipt = TestKeys().Sign("EU", "BW", Body(Payload::kReceipt, ""));
+  v1::DeliveryProof receipt;
+  *receipt.mutable_tree_head() = TestKeys().Sign("EU", "", Body(Payload::kTreeHead, ""));
 
   SECTION("the first receipt for the certificate moves it to DELIVERED") {
     storage::Transition t = node::DeliveryTransition(
@@ -513,40 +516,87 @@ TEST_CASE("messages about one certificate are queued in order and released one b
   CHECK_FALSE(refused.outbox_put[0].held());
 }
 
-TEST_CASE("receipts are checked: forged, mismatched and valid", "[parts][receipt]") {
+// A receiver's log of `n` entries in which entry `sequence` recorded `msg`
+// (the others are other entries); its signed head and that entry's result.
+struct ReceiverLog {
+  storage::merkle::MemoryNodeStore store;
+  std::vector<std::string> leaves;
+  node::SignedTree head;
+  v1::DeliveryResult result;
+};
+
+ReceiverLog LogHolding(const v1::SignedMessage& msg, uint64_t sequence, uint64_t n,
+                       v1::EntryKind kind = v1::RECEIVED_MESSAGE) {
+  ReceiverLog log;
+  for (uint64_t i = 1; i <= n; ++i) {
+    storage::LogLeaf leaf{i, kind, std::string(32, static_cast<char>(i)),
+                          i == sequence ? node::MessageDigest(msg) : std::string(32, 'o')};
+    log.leaves.push_back(storage::EncodeLogLeaf(leaf));
+    const std::string hash = storage::merkle::LeafHash(log.leaves.back());
+    log.store.Apply(
+        kpx::testing::Must(storage::merkle::Append(log.store, i - 1, {&hash, 1})).writes);
+  }
+  const std::string root = kpx::testing::Must(storage::merkle::Root(log.store, n));
+  log.head = {TestKeys().Sign("EU", "", node::TreeHeadBody(n, root)), n, root};
+  log.result.set_leaf(log.leaves[sequence - 1]);
+  for (std::string& h :
+       kpx::testing::Must(storage::merkle::InclusionProof(log.store, sequence - 1, n))) {
+    log.result.add_inclusion_path(std::move(h));
+  }
+  return log;
+}
+
+TEST_CASE("tree heads and proofs are checked: forged, mismatched and valid", "[parts][receipt]") {
   const v1::SignedMessage sent = TestKeys().Sign("BW", "EU", Body(Payload::kCertificate, ""));
-  v1::MessageBody sent_body;
-  REQUIRE(sent_body.ParseFromString(sent.body()));
   v1::OutboxItem item;
-  item.set_message_id(sent_body.header().message_id());
+  item.set_message_id("c0ffee");
   item.set_recipient("EU");
   *item.mutable_message() = sent;
-  const std::string digest = node::MessageDigest(sent);
-  const storage::Head head{5, std::string(32, 'h')};
-  auto receipt_from = [&](const std::string& signer, const std::string& id,
-                          const std::string& dig) {
-    return TestKeys().Sign(signer, "BW", node::ReceiptBody(id, dig, head, kNow));
-  };
   const node::TrustList& trust = TestKeys().trust();
-  const std::string id = item.message_id();
+  ReceiverLog log = LogHolding(sent, 5, 7);
 
-  CHECK(node::CheckReceipt(receipt_from("EU", id, digest), item, "EU", trust, kNow).ok());
-  CHECK(node::CheckReceipt(receipt_from("AE", id, digest), item, "EU", trust, kNow).code() ==
-        absl::StatusCode::kUnavailable);
-  CHECK(
-      node::CheckReceipt(receipt_from("EU", node::NewMessageId(), digest), item, "EU", trust, kNow)
-          .code() == absl::StatusCode::kUnavailable);
-  CHECK(
-      node::CheckReceipt(receipt_from("EU", id, "other digest"), item, "EU", trust, kNow).code() ==
-      absl::StatusCode::kUnavailable);
-  v1::SignedMessage forged = receipt_from("EU", id, digest);
+  absl::StatusOr<node::SignedTree> head = node::CheckTreeHead(log.head.message, "EU", trust, kNow);
+  REQUIRE(head.ok());
+  CHECK(head->size == 7);
+  absl::StatusOr<v1::DeliveryProof> proof = node::CheckProof(log.result, item, *head);
+  REQUIRE(proof.ok());
+  CHECK(proof->leaf() == log.leaves[4]);
+  CHECK(proof->tree_head().SerializeAsString() == log.head.message.SerializeAsString());
+
+  // The head: another signer's, forged, or not a tree head at all.
+  CHECK_FALSE(node::CheckTreeHead(log.head.message, "AE", trust, kNow).ok());
+  v1::SignedMessage forged = log.head.message;
   forged.mutable_signature()->back() ^= 1;
-  CHECK(node::CheckReceipt(forged, item, "EU", trust, kNow).code() ==
-        absl::StatusCode::kUnavailable);
-  const v1::SignedMessage not_a_receipt =
-      TestKeys().Sign("EU", "BW", Body(Payload::kCancellation, ""));
-  CHECK(node::CheckReceipt(not_a_receipt, item, "EU", trust, kNow).code() ==
-        absl::StatusCode::kUnavailable);
+  CHECK_FALSE(node::CheckTreeHead(forged, "EU", trust, kNow).ok());
+  CHECK_FALSE(node::CheckTreeHead(TestKeys().Sign("EU", "", Body(Payload::kCancellation, "")), "EU",
+                                  trust, kNow)
+                  .ok());
+  CHECK_FALSE(node::CheckTreeHead(TestKeys().Sign("EU", "BW", Body(Payload::kTreeHead, "")), "EU",
+                                  trust, kNow)
+                  .ok());
+
+  auto refused = [&](const v1::DeliveryResult& r, const node::SignedTree& h) {
+    absl::StatusOr<v1::DeliveryProof> p = node::CheckProof(r, item, h);
+    return p.status().code() == absl::StatusCode::kUnavailable;
+  };
+  // The leaf: of another entry, of another kind, cut short.
+  v1::DeliveryResult other = log.result;
+  other.set_leaf(log.leaves[3]);
+  CHECK(refused(other, *head));
+  CHECK(refused(LogHolding(sent, 5, 7, v1::SENT).result, *head));
+  v1::DeliveryResult cut = log.result;
+  cut.mutable_leaf()->pop_back();
+  CHECK(refused(cut, *head));
+  // The path: a bit flipped, one hash missing, against a smaller tree.
+  v1::DeliveryResult flipped = log.result;
+  (*flipped.mutable_inclusion_path(0))[3] ^= 1;
+  CHECK(refused(flipped, *head));
+  v1::DeliveryResult shorter = log.result;
+  shorter.mutable_inclusion_path()->RemoveLast();
+  CHECK(refused(shorter, *head));
+  node::SignedTree smaller = *head;
+  smaller.size = 6;
+  CHECK(refused(log.result, smaller));
 }
 
 TEST_CASE("retry is an allow-list of passing failures", "[parts][retry]") {

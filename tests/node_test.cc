@@ -24,6 +24,7 @@
 #include "node/trust_list.h"
 #include "node/util.h"
 #include "storage/ledger.h"
+#include "storage/log_leaf.h"
 #include "test_util.h"
 #include "tests/fault_fs.h"
 
@@ -216,15 +217,32 @@ TEST_CASE("a certificate travels from issue to confirmed receipt", "[node][journ
   CHECK(f["BW"].ledger().head().sequence == 3);
   CHECK(f["EU"].ledger().head().sequence == 3);
 
-  // BW holds EU's signed receipt naming EU's ledger head after the append.
+  // BW holds EU's signed tree head and the proof that EU's log holds the
+  // certificate as EU's entry 1.
   std::vector<v1::LedgerEntry> entries = *f["BW"].ledger().ReadEntries(1, 10);
   REQUIRE(entries[1].kind() == v1::RECEIPT);
-  absl::StatusOr<v1::MessageBody> receipt =
-      node::VerifyMessage(entries[1].receipt(), "EU", f.trust(), absl::Now());
-  REQUIRE(receipt.ok());
-  CHECK(receipt->receipt().ledger_sequence() == 1);
+  const v1::DeliveryProof& proof = entries[1].proof();
+  absl::StatusOr<node::SignedTree> head =
+      node::CheckTreeHead(proof.tree_head(), "EU", f.trust(), absl::Now());
+  REQUIRE(head.ok());
+  CHECK(head->size == 1);
+  CHECK(head->root == *f["EU"].ledger().RootAt(1));
+  absl::StatusOr<storage::LogLeaf> leaf = storage::DecodeLogLeaf(proof.leaf());
+  REQUIRE(leaf.ok());
+  CHECK(leaf->sequence == 1);
+  CHECK(leaf->kind == v1::RECEIVED_MESSAGE);
+  CHECK(proof.leaf() == *f["EU"].ledger().Leaf(1));
   std::vector<v1::LedgerEntry> eu_entries = *f["EU"].ledger().ReadEntries(1, 1);
-  CHECK(receipt->receipt().message_digest() == node::MessageDigest(eu_entries[0].message()));
+  CHECK(leaf->message_digest == node::MessageDigest(eu_entries[0].message()));
+  CHECK(leaf->message_digest == node::MessageDigest(entries[0].message()));
+  // And the confirmation's receipt on EU is BW's head over all three entries.
+  std::vector<v1::LedgerEntry> eu_all = *f["EU"].ledger().ReadEntries(1, 10);
+  REQUIRE(eu_all[2].kind() == v1::RECEIPT);
+  absl::StatusOr<node::SignedTree> bw_head =
+      node::CheckTreeHead(eu_all[2].proof().tree_head(), "BW", f.trust(), absl::Now());
+  REQUIRE(bw_head.ok());
+  CHECK(bw_head->size == 3);
+  CHECK(bw_head->root == f["BW"].ledger().head().root);
 }
 
 TEST_CASE("the importer rejects, the exporter cancels", "[node][journey]") {
@@ -448,15 +466,17 @@ TEST_CASE("received messages are checked and refusals change nothing", "[node][s
   CHECK(f["EU"].ledger().Verify().ok);
 }
 
-TEST_CASE("a redelivered message is stored once and gets the original receipt", "[node][dedup]") {
+TEST_CASE("a redelivered message is stored once and gets its original leaf", "[node][dedup]") {
   Federation f;
   v1::SignedMessage m = f.CertificateMessage("BW", "EU", ValidCertificate("BW-D-1", "BW", "EU"));
-  std::vector<node::DeliveryOutcome> first = f["EU"].Receive("BW", {m});
+  std::vector<node::ReceiveOutcome> first = f["EU"].Receive("BW", {m});
   REQUIRE(first[0].status.ok());
-  std::vector<node::DeliveryOutcome> again = f["EU"].Receive("BW", {m, m});
+  CHECK(first[0].sequence == 1);
+  std::vector<node::ReceiveOutcome> again = f["EU"].Receive("BW", {m, m});
   REQUIRE(again[0].status.ok());
-  CHECK(again[0].receipt.SerializeAsString() == first[0].receipt.SerializeAsString());
-  CHECK(again[1].receipt.SerializeAsString() == first[0].receipt.SerializeAsString());
+  CHECK(again[0].leaf == first[0].leaf);
+  CHECK(again[1].leaf == first[0].leaf);
+  CHECK(again[1].sequence == 1);
   CHECK(f["EU"].ledger().head().sequence == 1);
 
   // The same certificate number under a new message id is a duplicate.
@@ -466,9 +486,9 @@ TEST_CASE("a redelivered message is stored once and gets the original receipt", 
 
   // Duplicates inside one batch are stored once as well.
   v1::SignedMessage n = f.CertificateMessage("BW", "EU", ValidCertificate("BW-D-2", "BW", "EU"));
-  std::vector<node::DeliveryOutcome> batch = f["EU"].Receive("BW", {n, n});
+  std::vector<node::ReceiveOutcome> batch = f["EU"].Receive("BW", {n, n});
   REQUIRE(batch[0].status.ok());
-  CHECK(batch[1].receipt.SerializeAsString() == batch[0].receipt.SerializeAsString());
+  CHECK(batch[1].leaf == batch[0].leaf);
   CHECK(f["EU"].ledger().head().sequence == 2);
 }
 
@@ -729,10 +749,14 @@ TEST_CASE("a cancellation queued behind its certificate waits for the certificat
 class SilentPartner : public node::Receiver {
  public:
   explicit SilentPartner(node::Receiver* inner) : inner_(inner) {}
-  std::vector<node::DeliveryOutcome> Receive(
-      const std::string& peer, const std::vector<v1::SignedMessage>& messages) override {
+  v1::DeliverResponse Exchange(const std::string& peer,
+                               const v1::DeliverRequest& request) override {
     release_.WaitForNotification();
-    return inner_->Receive(peer, messages);
+    return inner_->Exchange(peer, request);
+  }
+  absl::StatusOr<v1::ConsistencyResponse> Consistency(
+      const std::string& peer, const v1::ConsistencyRequest& request) override {
+    return inner_->Consistency(peer, request);
   }
   void Release() { release_.Notify(); }
 
@@ -1292,14 +1316,19 @@ TEST_CASE("a partner is held to the bounds an authority is held to", "[node][sec
 // written to mislead a terminal.
 class RefusingPartner : public node::Receiver {
  public:
-  std::vector<node::DeliveryOutcome> Receive(
-      const std::string& peer, const std::vector<v1::SignedMessage>& messages) override {
-    std::vector<node::DeliveryOutcome> out(messages.size());
-    for (auto& o : out) {
-      o.status =
-          absl::InvalidArgumentError("no\nCONFIRMED seq 999 \x1b[2J" + std::string(5000, 'x'));
+  v1::DeliverResponse Exchange(const std::string& peer,
+                               const v1::DeliverRequest& request) override {
+    v1::DeliverResponse resp;
+    for (int i = 0; i < request.messages_size(); ++i) {
+      v1::DeliveryResult* r = resp.add_results();
+      r->set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
+      r->set_error("no\nCONFIRMED seq 999 \x1b[2J" + std::string(5000, 'x'));
     }
-    return out;
+    return resp;
+  }
+  absl::StatusOr<v1::ConsistencyResponse> Consistency(const std::string&,
+                                                      const v1::ConsistencyRequest&) override {
+    return absl::UnimplementedError("refuses everything");
   }
 };
 

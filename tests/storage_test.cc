@@ -21,6 +21,8 @@
 #include "crypto/crypto.h"
 #include "kpx/v1/ledger.pb.h"
 #include "storage/ledger.h"
+#include "storage/log_leaf.h"
+#include "storage/merkle.h"
 #include "tests/fault_fs.h"
 
 namespace kpx::storage {
@@ -541,14 +543,14 @@ TEST_CASE("Verify finds tampering") {
     CHECK(v.head.sequence == 2);
     CHECK(v.head.hash == f.heads[1].hash);
   }
-  SECTION("re-hashing a modified entry breaks the next link") {
+  SECTION("re-hashing a modified entry is caught at that entry by the Merkle tree") {
     third.set_detail("changed");
     const std::string hash = crypto::Sha256(f.heads[1].hash + third.SerializeAsString());
     REQUIRE(ledger.UnsafePutRawLogRecordForTest(3, f.RawRecord(third, hash)).ok());
     VerifyResult v = ledger.Verify();
     CHECK(!v.ok);
-    CHECK(v.first_bad_sequence == 4);
-    CHECK(v.problem == "entry 4 hash mismatch: contents changed");
+    CHECK(v.first_bad_sequence == 3);
+    CHECK(v.problem == "entry 3 does not match the Merkle tree: merkle node (0, 2) differs");
   }
   SECTION("an entry stored under another sequence") {
     third.set_sequence(9);
@@ -1121,6 +1123,167 @@ TEST_CASE("a restore that fails leaves its target as it was; the retry works",
     CHECK(Ledger::Restore(backup, target).status().code() == absl::StatusCode::kFailedPrecondition);
     CHECK(std::filesystem::exists(target + "/keep"));
   }
+}
+
+}  // namespace
+}  // namespace kpx::storage
+
+// ---- the ledger as a Merkle tree ------------------------------------------
+
+namespace kpx::storage {
+namespace {
+
+// The leaves recomputed from the stored entries, independently of the
+// tree's own bookkeeping.
+std::vector<std::string> LeafHashes(const Ledger& ledger) {
+  std::vector<std::string> hashes;
+  for (const v1::LedgerEntry& e : Entries(ledger, 1, 1'000'000)) {
+    hashes.push_back(merkle::LeafHash(EncodeLogLeaf(LeafOf(e, e.SerializeAsString()))));
+  }
+  return hashes;
+}
+
+// Appends `n` entries in groups of 1, 2, 3, ... (AppendAll), some with a
+// message so their leaf names its digest.
+void AppendGroups(Ledger& ledger, int n) {
+  for (int done = 0, group = 1; done < n; ++group) {
+    std::vector<Transition> ts;
+    for (int i = 0; i < group && done < n; ++i, ++done) {
+      Transition t = Entry("BW-1", absl::StrCat("e", done));
+      if (done % 3 == 0) t.entry.mutable_message()->set_body(absl::StrCat("message ", done));
+      ts.push_back(std::move(t));
+    }
+    REQUIRE(ledger.AppendAll(std::move(ts)).ok());
+  }
+}
+
+TEST_CASE("the ledger is an RFC 9162 tree: roots and proofs for every size", "[merkle]") {
+  TempDir dir;
+  auto ledger = OpenLedger(dir.ledger());
+  CHECK(ledger->head().root == merkle::EmptyRoot());
+  constexpr int kEntries = 40;
+  AppendGroups(*ledger, kEntries);
+  const std::vector<std::string> leaves = LeafHashes(*ledger);
+  REQUIRE(leaves.size() == kEntries);
+  CHECK(ledger->head().root == merkle::RootFromLeaves(leaves));
+  for (uint64_t n = 1; n <= kEntries; ++n) {
+    INFO("size " << n);
+    const std::string root = merkle::RootFromLeaves(std::span(leaves).first(n));
+    CHECK(ledger->RootAt(n).value() == root);
+    for (uint64_t seq = 1; seq <= n; ++seq) {
+      absl::StatusOr<std::vector<std::string>> path = ledger->InclusionProof(seq, n);
+      REQUIRE(path.ok());
+      CHECK(merkle::VerifyInclusion(leaves[seq - 1], seq - 1, n, *path, root).ok());
+    }
+    for (uint64_t m = 0; m <= n; ++m) {
+      absl::StatusOr<std::vector<std::string>> proof = ledger->ConsistencyProof(m, n);
+      REQUIRE(proof.ok());
+      const std::string old_root = merkle::RootFromLeaves(std::span(leaves).first(m));
+      CHECK(merkle::VerifyConsistency(m, n, old_root, root, *proof).ok());
+    }
+  }
+  // The leaf names the entry and its message.
+  const v1::LedgerEntry first = Entries(*ledger, 1, 1)[0];
+  absl::StatusOr<LogLeaf> leaf = DecodeLogLeaf(ledger->Leaf(1).value());
+  REQUIRE(leaf.ok());
+  CHECK(leaf->sequence == 1);
+  CHECK(leaf->kind == v1::STATE_CHANGE);
+  CHECK(leaf->entry_hash == crypto::Sha256(first.SerializeAsString()));
+  CHECK(leaf->message_digest == crypto::Sha256("message 0"));
+  CHECK(DecodeLogLeaf(ledger->Leaf(2).value())->message_digest == std::string(32, '\0'));
+  // Sizes beyond the head are refused.
+  CHECK(absl::IsInvalidArgument(ledger->RootAt(kEntries + 1).status()));
+  CHECK(absl::IsInvalidArgument(ledger->InclusionProof(1, kEntries + 1).status()));
+  CHECK(absl::IsInvalidArgument(ledger->InclusionProof(0, 3).status()));
+  CHECK(absl::IsInvalidArgument(ledger->ConsistencyProof(5, kEntries + 1).status()));
+  CHECK(absl::IsNotFound(ledger->Leaf(kEntries + 1).status()));
+
+  // Reopened, it goes on from the same tree.
+  const Head before = ledger->head();
+  ledger.reset();
+  ledger = OpenLedger(dir.ledger());
+  CHECK(ledger->head().root == before.root);
+  Head h = MustAppend(*ledger, Entry("BW-2", "after reopen"));
+  std::vector<std::string> more = LeafHashes(*ledger);
+  CHECK(h.root == merkle::RootFromLeaves(more));
+  CHECK(h.leaf == ledger->Leaf(h.sequence).value());
+  CHECK(ledger->Verify().ok);
+}
+
+TEST_CASE("a ledger written before the tree gets it on open", "[merkle]") {
+  TempDir dir;
+  auto ledger = OpenLedger(dir.ledger());
+  AppendGroups(*ledger, 23);
+  const Head before = ledger->head();
+  REQUIRE(ledger->UnsafeForgetTreeForTest().ok());
+  ledger.reset();
+  ledger = OpenLedger(dir.ledger());
+  CHECK(ledger->head().root == before.root);
+  CHECK(ledger->head().sequence == 23);
+  VerifyResult v = ledger->Verify();
+  CHECK(v.ok);
+  CHECK(v.head.root == before.root);
+  CHECK(ledger->InclusionProof(7, 23).ok());
+}
+
+TEST_CASE("Verify checks every Merkle node and the kept tree head", "[merkle]") {
+  TempDir dir;
+  auto ledger = OpenLedger(dir.ledger());
+  AppendGroups(*ledger, 12);
+  const std::vector<std::string> leaves = LeafHashes(*ledger);
+  auto tree_head = [](uint64_t size, const std::string& root) {
+    v1::MessageBody body;
+    body.mutable_tree_head()->set_tree_size(size);
+    body.mutable_tree_head()->set_root_hash(root);
+    v1::SignedMessage m;
+    m.set_body(body.SerializeAsString());
+    return m;
+  };
+  SECTION("a kept head of the log verifies; a smaller one does not replace it") {
+    REQUIRE(ledger->KeepTreeHead(tree_head(9, ledger->RootAt(9).value()), 9).ok());
+    REQUIRE(ledger->KeepTreeHead(tree_head(4, "x"), 4).ok());
+    VerifyResult v = ledger->Verify();
+    CHECK(v.ok);
+    CHECK(v.tree_head_size == 9);
+  }
+  SECTION("a kept head with another root is reported") {
+    REQUIRE(ledger->KeepTreeHead(tree_head(9, std::string(32, 'r')), 9).ok());
+    VerifyResult v = ledger->Verify();
+    CHECK_FALSE(v.ok);
+    CHECK(v.first_bad_sequence == 9);
+    CHECK(v.problem == "the signed tree head of 9 entries has another root than the log");
+  }
+  SECTION("a kept head beyond the log is reported") {
+    REQUIRE(ledger->KeepTreeHead(tree_head(20, std::string(32, 'r')), 20).ok());
+    CHECK(ledger->Verify().problem == "the signed tree head covers 20 entries but the log has 12");
+  }
+  SECTION("a changed node is reported at the entry that completes it") {
+    REQUIRE(ledger->UnsafePutMerkleNodeForTest(1, 2, std::string(32, 'n')).ok());
+    VerifyResult v = ledger->Verify();
+    CHECK_FALSE(v.ok);
+    CHECK(v.first_bad_sequence == 6);
+    CHECK(v.problem == "entry 6 does not match the Merkle tree: merkle node (1, 2) differs");
+  }
+}
+
+TEST_CASE("peer logs are written with a transition and read back", "[merkle]") {
+  TempDir dir;
+  auto ledger = OpenLedger(dir.ledger());
+  CHECK_FALSE(ledger->GetPeerLog("EU").value().has_value());
+  Transition t = Entry("BW-1", "receipt");
+  for (const char* code : {"EU", "AE"}) {
+    v1::PeerLog& log = t.peer_logs.emplace_back();
+    log.set_participant(code);
+    log.set_tree_size(7);
+  }
+  MustAppend(*ledger, std::move(t));
+  CHECK(ledger->GetPeerLog("EU").value()->tree_size() == 7);
+  std::vector<v1::PeerLog> logs = ledger->ListPeerLogs().value();
+  REQUIRE(logs.size() == 2);
+  CHECK(logs[0].participant() == "AE");
+  Transition bad = Entry("BW-1", "no participant");
+  bad.peer_logs.emplace_back();
+  CHECK(absl::IsInvalidArgument(ledger->Append(std::move(bad)).status()));
 }
 
 }  // namespace

@@ -1,14 +1,15 @@
 // libFuzzer target: bytes as messages a peer delivers, through the node's
-// receive path (node::Node::Receive over a real ledger), so that envelope
-// verification, the KP rules on received certificates and the certificate
-// state machine all run on hostile input.
+// whole exchange (node::Node::Exchange over a real ledger), so that envelope
+// verification, the KP rules on received certificates, the certificate
+// state machine and the tree-head gossip all run on hostile input.
 //
 // The node under test is AE. At start-up it has issued AE-2026-0001 to BW
 // and AE-2026-0002 to EU, so confirmations and rejections from those peers
 // find a certificate to act on. Input layout:
 //   byte 0, bits 0-1  mode:
 //     0  the rest is a kpx.v1.DeliverRequest, delivered as it is (at most
-//        16 messages): the signature check sees raw hostile envelopes;
+//        16 messages, with its known tree size and gossiped tree heads):
+//        the signature check sees raw hostile envelopes;
 //     1  the rest is a kpx.v1.MessageBody, signed as it is by the peer;
 //     2,3  the rest is a MessageBody whose header is completed before the
 //        peer signs it (sender, recipient AE, a message id derived from the
@@ -20,8 +21,9 @@
 //   bit 5     signed with BW's key whoever the peer is (a wrong key).
 //
 // Invariants checked (abort = finding): a batch in which every message is
-// refused leaves the ledger head unchanged; every accepted message comes
-// with a receipt that verifies as signed by AE.
+// refused leaves the ledger head unchanged (gossip may add a fork record
+// only); every accepted message comes with a proof that checks against
+// AE's signed tree head, as the sender checks it.
 //
 // The ledger lives on tmpfs and is reused across inputs (opening RocksDB
 // per input would be far too slow); it is recreated every kResetEvery
@@ -36,8 +38,10 @@
 
 #include "fuzz_util.h"
 #include "kpx/v1/service.pb.h"
+#include "node/courier.h"
 #include "node/envelope.h"
 #include "node/node.h"
+#include "node/peer_logs.h"
 #include "node/transport.h"
 #include "node/util.h"
 #include "tests/test_util.h"
@@ -88,14 +92,11 @@ class Harness {
     static const char* const kPeers[] = {"BW", "EU", "VE", "AE"};
     const std::string peer = kPeers[(flags >> 2) & 3];
 
-    std::vector<v1::SignedMessage> messages;
+    v1::DeliverRequest req;
     if ((flags & 3) == 0) {
-      v1::DeliverRequest req;
       if (!req.ParseFromArray(rest.data(), static_cast<int>(rest.size()))) return;
-      for (const v1::SignedMessage& m : req.messages()) {
-        if (messages.size() == kMaxMessages) break;
-        messages.push_back(m);
-      }
+      while (req.messages_size() > static_cast<int>(kMaxMessages))
+        req.mutable_messages()->RemoveLast();
     } else {
       v1::MessageBody body;
       if (!body.ParseFromArray(rest.data(), static_cast<int>(rest.size()))) return;
@@ -103,10 +104,10 @@ class Harness {
       const std::string signer = (flags & 0x20) ? "BW" : peer;
       absl::StatusOr<v1::SignedMessage> m = node::Signer(peer, federation_.key(signer)).Sign(body);
       Require(m.ok(), "signing");
-      messages.push_back(*m);
-      if (flags & 0x10) messages.push_back(*m);
+      *req.add_messages() = *m;
+      if (flags & 0x10) *req.add_messages() = *m;
     }
-    Deliver(peer, messages);
+    Deliver(peer, req);
   }
 
  private:
@@ -140,26 +141,36 @@ class Harness {
     if (h->kind() == v1::MESSAGE_KIND_UNSPECIFIED) h->set_kind(node::KindOf(body));
   }
 
-  void Deliver(const std::string& peer, const std::vector<v1::SignedMessage>& messages) {
-    if (messages.empty()) return;
+  void Deliver(const std::string& peer, const v1::DeliverRequest& req) {
+    if (req.messages().empty()) return;
     const uint64_t before = ledger_->head().sequence;
-    std::vector<node::DeliveryOutcome> out = node_->Receive(peer, messages);
-    Require(out.size() == messages.size(), "one outcome per message");
+    v1::DeliverResponse resp = node_->Exchange(peer, req);
+    Require(resp.results_size() == req.messages_size(), "one result per message");
     // KPX_FUZZ_VERBOSE=1: print each outcome (to check what seeds reach).
     static const bool verbose = std::getenv("KPX_FUZZ_VERBOSE") != nullptr;
-    for (const node::DeliveryOutcome& o : out) {
-      if (verbose)
-        std::fprintf(stderr, "outcome from %s: %s\n", peer.c_str(), o.status.ToString().c_str());
-    }
     bool any_ok = false;
-    for (const node::DeliveryOutcome& o : out) {
-      if (!o.status.ok()) continue;
+    for (int i = 0; i < resp.results_size(); ++i) {
+      const v1::DeliveryResult& r = resp.results(i);
+      if (verbose)
+        std::fprintf(stderr, "outcome from %s: %d %s\n", peer.c_str(), r.code(), r.error().c_str());
+      if (r.code() != 0) continue;
       any_ok = true;
-      Require(node::VerifyMessage(o.receipt, kSelf, *federation_.trust(), FixedNow()).ok(),
-              "an accepted message's receipt verifies as AE's");
+      absl::StatusOr<node::SignedTree> head =
+          node::CheckTreeHead(resp.tree_head(), kSelf, *federation_.trust(), FixedNow());
+      Require(head.ok(), "an accepted message comes with AE's valid tree head");
+      v1::OutboxItem sent;
+      *sent.mutable_message() = req.messages(i);
+      Require(node::CheckProof(r, sent, *head).ok(), "an accepted message's proof checks");
     }
     if (!any_ok) {
-      Require(ledger_->head().sequence == before, "a refused batch leaves the ledger unchanged");
+      const uint64_t after = ledger_->head().sequence;
+      bool only_forks = true;
+      if (after != before) {
+        for (const v1::LedgerEntry& e : ledger_->ReadEntries(before + 1, after - before).value()) {
+          only_forks = only_forks && e.kind() == v1::PEER_LOG_INCONSISTENT;
+        }
+      }
+      Require(only_forks, "a refused batch leaves the ledger unchanged");
     }
   }
 

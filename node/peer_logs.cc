@@ -1,0 +1,238 @@
+#include "node/peer_logs.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "node/envelope.h"
+#include "node/log.h"
+#include "node/util.h"
+#include "storage/merkle.h"
+
+namespace kpx::node {
+
+absl::StatusOr<SignedTree> CheckTreeHead(const v1::SignedMessage& message,
+                                         const std::string& signer, const TrustList& trust,
+                                         absl::Time now) {
+  absl::StatusOr<v1::MessageBody> body = VerifyMessage(message, signer, trust, now);
+  if (!body.ok()) return body.status();
+  if (!body->has_tree_head() || !body->header().recipient().empty()) {
+    return absl::InvalidArgumentError("not a tree head");
+  }
+  if (body->tree_head().root_hash().size() != storage::merkle::kHashSize) {
+    return absl::InvalidArgumentError("tree head root is not 32 bytes");
+  }
+  return SignedTree{message, body->tree_head().tree_size(), body->tree_head().root_hash()};
+}
+
+absl::Mutex* PeerLogs::PeerMutex(const std::string& peer) const {
+  absl::MutexLock l(&mu_);
+  std::unique_ptr<absl::Mutex>& m = peer_mu_[peer];
+  if (m == nullptr) m = std::make_unique<absl::Mutex>();
+  return m.get();
+}
+
+std::unique_ptr<PeerLogs::Hold> PeerLogs::HoldPeer(const std::string& peer) {
+  return std::unique_ptr<Hold>(new Hold(PeerMutex(peer)));
+}
+
+absl::StatusOr<std::optional<v1::PeerLog>> PeerLogs::Stored(const std::string& peer) const {
+  return ctx_.ledger->GetPeerLog(peer);
+}
+
+absl::StatusOr<uint64_t> PeerLogs::KnownSize(const std::string& peer) const {
+  absl::StatusOr<std::optional<v1::PeerLog>> stored = Stored(peer);
+  if (!stored.ok()) return stored.status();
+  return stored->has_value() ? (*stored)->tree_size() : 0;
+}
+
+namespace {
+
+absl::Status Inconsistent(const std::string& peer, const v1::PeerLog& log) {
+  return absl::FailedPreconditionError(
+      absl::StrCat(peer, "'s log is inconsistent (", log.problem(),
+                   "): its receipts are refused until an operator has looked"));
+}
+
+}  // namespace
+
+std::string PeerLogs::Inconsistency(const v1::PeerLog& log, const SignedTree& next,
+                                    std::span<const std::string> proof) {
+  if (next.size < log.tree_size()) {
+    return absl::StrCat("it showed a log of ", next.size, " entries after one of ",
+                        log.tree_size());
+  }
+  absl::Status s = storage::merkle::VerifyConsistency(log.tree_size(), next.size, log.root_hash(),
+                                                      next.root, proof);
+  if (s.ok()) return std::string();
+  return absl::StrCat("its log of ", next.size, " entries does not extend the one of ",
+                      log.tree_size(), " it showed before: ", s.message());
+}
+
+absl::StatusOr<SignedTree> PeerLogs::CheckExchange(const std::string& peer, uint64_t asked_from,
+                                                   const v1::SignedMessage& tree_head,
+                                                   std::span<const std::string> consistency_path,
+                                                   absl::Time now) {
+  absl::StatusOr<SignedTree> head = CheckTreeHead(tree_head, peer, *ctx_.keyring->trust(), now);
+  if (!head.ok()) {
+    return absl::UnavailableError(absl::StrCat("tree head refused: ", head.status().message()));
+  }
+  absl::StatusOr<std::optional<v1::PeerLog>> stored = Stored(peer);
+  if (!stored.ok()) return absl::UnavailableError(stored.status().message());
+  if (!stored->has_value()) {
+    if (asked_from != 0) return absl::UnavailableError("peer log changed during the exchange");
+    return head;
+  }
+  const v1::PeerLog& log = **stored;
+  if (log.inconsistent()) return Inconsistent(peer, log);
+  if (log.tree_size() != asked_from) {
+    return absl::UnavailableError("peer log changed during the exchange");
+  }
+  if (std::string problem = Inconsistency(log, *head, consistency_path); !problem.empty()) {
+    RecordFork(peer, tree_head, problem, "", now);
+    v1::PeerLog recorded = log;
+    recorded.set_problem(problem);
+    return Inconsistent(peer, recorded);
+  }
+  return head;
+}
+
+absl::StatusOr<std::optional<v1::PeerLog>> PeerLogs::Advance(const std::string& peer,
+                                                             const SignedTree& head,
+                                                             absl::Time now) {
+  absl::StatusOr<std::optional<v1::PeerLog>> stored = Stored(peer);
+  if (!stored.ok()) return absl::UnavailableError(stored.status().message());
+  if (stored->has_value()) {
+    if ((*stored)->inconsistent()) return Inconsistent(peer, **stored);
+    if ((*stored)->tree_size() >= head.size) return std::nullopt;
+  }
+  v1::PeerLog log;
+  log.set_participant(peer);
+  *log.mutable_tree_head() = head.message;
+  log.set_tree_size(head.size);
+  log.set_root_hash(head.root);
+  *log.mutable_seen_at() = ToTimestamp(now);
+  return log;
+}
+
+void PeerLogs::RecordFork(const std::string& peer, const v1::SignedMessage& conflicting,
+                          const std::string& problem, const std::string& reported_by,
+                          absl::Time now) {
+  std::unique_ptr<Hold> hold = HoldPeer(peer);
+  absl::StatusOr<std::optional<v1::PeerLog>> stored = Stored(peer);
+  if (!stored.ok() || (stored->has_value() && (*stored)->inconsistent())) return;
+  v1::PeerLog log = stored->value_or(v1::PeerLog());
+  log.set_participant(peer);
+  log.set_inconsistent(true);
+  log.set_problem(problem);
+  *log.mutable_conflicting_tree_head() = conflicting;
+  *log.mutable_inconsistent_since() = ToTimestamp(now);
+
+  storage::Transition t;
+  t.entry.set_kind(v1::PEER_LOG_INCONSISTENT);
+  *t.entry.mutable_recorded_at() = ToTimestamp(now);
+  t.entry.set_partner(peer);
+  t.entry.set_detail(
+      reported_by.empty() ? problem : absl::StrCat(problem, " (passed on by ", reported_by, ")"));
+  if (log.has_tree_head()) *t.entry.add_tree_heads() = log.tree_head();
+  *t.entry.add_tree_heads() = conflicting;
+  t.peer_logs.push_back(log);
+  log::Error("peer_log_inconsistent",
+             {{"partner", peer}, {"problem", problem}, {"reported_by", reported_by}});
+  if (absl::StatusOr<storage::Head> h = ctx_.ledger->Append(std::move(t)); !h.ok()) {
+    if (Observer* obs = ctx_.observer->get(); obs != nullptr) obs->LedgerWriteFailed("peer_log");
+    log::Error("ledger_write_failed",
+               {{"step", "peer_log"}, {"partner", peer}, {"reason", h.status().message()}});
+  }
+}
+
+std::vector<v1::SignedMessage> PeerLogs::GossipFor(const std::string& peer) const {
+  std::vector<v1::SignedMessage> heads;
+  absl::StatusOr<std::vector<v1::PeerLog>> logs = ctx_.ledger->ListPeerLogs();
+  if (!logs.ok()) {
+    log::Error("peer_logs_unreadable", {{"reason", logs.status().message()}});
+    return heads;
+  }
+  for (const v1::PeerLog& log : *logs) {
+    if (heads.size() == kMaxGossipHeads) break;
+    if (log.participant() != peer && log.has_tree_head()) heads.push_back(log.tree_head());
+  }
+  return heads;
+}
+
+void PeerLogs::NoteGossip(const std::string& from,
+                          const google::protobuf::RepeatedPtrField<v1::SignedMessage>& heads,
+                          absl::Time now) {
+  const int n = std::min<int>(heads.size(), kMaxGossipHeads);
+  for (int i = 0; i < n; ++i) NoteOneGossip(from, heads[i], now);
+}
+
+void PeerLogs::NoteOneGossip(const std::string& from, const v1::SignedMessage& message,
+                             absl::Time now) {
+  const std::string& signer = message.signer();
+  if (signer == ctx_.participant || signer == from) return;
+  std::shared_ptr<const TrustList> trust = ctx_.keyring->trust();
+  if (trust->Find(signer) == nullptr) return;  // not a Participant: nothing to compare
+  absl::StatusOr<SignedTree> head = CheckTreeHead(message, signer, *trust, now);
+  if (!head.ok()) {
+    log::Warn("gossip_refused",
+              {{"partner", from}, {"signer", signer}, {"reason", head.status().message()}});
+    return;
+  }
+  absl::StatusOr<std::optional<v1::PeerLog>> stored = Stored(signer);
+  if (!stored.ok() || !stored->has_value() || (*stored)->inconsistent()) return;
+  const v1::PeerLog& log = **stored;
+  if (head->size == log.tree_size()) {
+    if (head->root != log.root_hash()) {
+      RecordFork(signer, message,
+                 absl::StrCat("it signed two different logs of ", head->size, " entries"), from,
+                 now);
+    }
+    return;
+  }
+  absl::MutexLock l(&mu_);
+  pending_[signer] = Pending{*std::move(head), from};
+}
+
+size_t PeerLogs::pending_gossip() const {
+  absl::MutexLock l(&mu_);
+  return pending_.size();
+}
+
+size_t PeerLogs::CheckGossip(Transport& transport, absl::Time now) {
+  std::map<std::string, Pending> pending;
+  {
+    absl::MutexLock l(&mu_);
+    pending.swap(pending_);
+  }
+  size_t settled = 0;
+  for (auto& [signer, p] : pending) {
+    absl::StatusOr<std::optional<v1::PeerLog>> stored = Stored(signer);
+    if (!stored.ok() || !stored->has_value() || (*stored)->inconsistent()) continue;
+    const v1::PeerLog& log = **stored;
+    const bool newer = p.head.size > log.tree_size();
+    v1::ConsistencyRequest req;
+    req.set_old_size(newer ? log.tree_size() : p.head.size);
+    req.set_new_size(newer ? p.head.size : log.tree_size());
+    absl::StatusOr<v1::ConsistencyResponse> resp = transport.GetConsistency(signer, req);
+    if (!resp.ok()) {  // try again next round, unless newer gossip came meanwhile
+      absl::MutexLock l(&mu_);
+      pending_.try_emplace(signer, std::move(p));
+      continue;
+    }
+    const std::vector<std::string> proof(resp->consistency_path().begin(),
+                                         resp->consistency_path().end());
+    const std::string& old_root = newer ? log.root_hash() : p.head.root;
+    const std::string& new_root = newer ? p.head.root : log.root_hash();
+    absl::Status s = storage::merkle::VerifyConsistency(req.old_size(), req.new_size(), old_root,
+                                                        new_root, proof);
+    ++settled;
+    if (s.ok()) continue;
+    RecordFork(signer, p.head.message,
+               absl::StrCat("its tree heads of ", req.old_size(), " and ", req.new_size(),
+                            " entries are not consistent: ", s.message()),
+               p.reported_by, now);
+  }
+  return settled;
+}
+
+}  // namespace kpx::node
