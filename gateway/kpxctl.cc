@@ -638,9 +638,17 @@ Result LedgerVerify(const Invocation& inv) {
   Set(out, "entriesChecked", static_cast<double>(resp.entries_checked()));
   Set(out, "headSequence", static_cast<double>(resp.head_sequence()));
   Set(out, "headHash", kpx::crypto::HexEncode(resp.head_hash()));
+  Set(out, "rootHash", kpx::crypto::HexEncode(resp.root_hash()));
+  Set(out, "treeHeadSize", static_cast<double>(resp.tree_head_size()));
   return Print(inv, out, [&resp](const google::protobuf::Struct&) {
-    return absl::StrFormat("ledger OK: %d entries, head %d %s\n", resp.entries_checked(),
-                           resp.head_sequence(), kpx::crypto::HexEncode(resp.head_hash()));
+    return absl::StrFormat("ledger OK: %d entries, head %d %s\nMerkle root %s; %s\n",
+                           resp.entries_checked(), resp.head_sequence(),
+                           kpx::crypto::HexEncode(resp.head_hash()),
+                           kpx::crypto::HexEncode(resp.root_hash()),
+                           resp.tree_head_size() == 0
+                               ? "no tree head signed yet"
+                               : absl::StrCat("the tree head signed last (", resp.tree_head_size(),
+                                              " entries) matches and verifies"));
   });
 }
 
@@ -782,6 +790,33 @@ Result OutboxList(const Invocation& inv) {
   return std::nullopt;
 }
 
+// ---------------------------------------------------------------- peers
+
+std::string PeerText(const kpx::v1::PeerSummary& p) {
+  std::string log =
+      p.tree_size() == 0
+          ? "no tree head yet"
+          : absl::StrFormat("log %d entries, root %s, seen %s", p.tree_size(),
+                            kpx::crypto::HexEncode(p.root_hash()).substr(0, 16), Time(p.seen_at()));
+  return absl::StrFormat(
+      "%-4s %-9s %s  %s\n", p.participant(), kpx::v1::ParticipantStatus_Name(p.status()), log,
+      p.inconsistent()
+          ? absl::StrCat("INCONSISTENT since ", Time(p.inconsistent_since()), ": ", p.problem())
+          : "consistent");
+}
+
+Result PeerList(const Invocation& inv) {
+  Client client;
+  if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+  kpx::v1::ListPeersResponse resp;
+  grpc::Status s = client.stub->ListPeers(client.Context().get(), {}, &resp);
+  if (!s.ok()) return RpcFailure("peer list", s);
+  for (const kpx::v1::PeerSummary& p : resp.peers()) {
+    if (Result r = Print(inv, p, PeerText)) return r;
+  }
+  return std::nullopt;
+}
+
 // ---------------------------------------------------------------- the table
 
 using kpx::cli::Command;
@@ -888,7 +923,12 @@ std::vector<Command> CertCommands() {
 std::vector<Command> OtherCommands() {
   const Flag from_seq{"from-seq", "N", "start at ledger sequence N (default 1)"};
   return {
-      {{"ledger", "verify"}, "re-check the node's hash chain (auditor)", {}, {}, "", LedgerVerify},
+      {{"ledger", "verify"},
+       "re-check the node's hash chain, Merkle tree and last tree head (auditor)",
+       {},
+       {},
+       "",
+       LedgerVerify},
       {{"ledger", "export"},
        "the ledger as JSON lines, whatever -o says (auditor)",
        {},
@@ -925,6 +965,14 @@ std::vector<Command> OtherCommands() {
        {{"stuck", "", "only those queued longer than the node's delivery.stuck_after_hours"}},
        "",
        OutboxList},
+      {{"peer", "list"},
+       "other Participants: trust-list status, their log's newest tree head, forks "
+       "(operator, auditor)",
+       {},
+       {},
+       "INCONSISTENT: the Participant showed a log that does not extend what it showed before; "
+       "its receipts are refused (docs/operations.md \"A peer's log is inconsistent\").",
+       PeerList},
   };
 }
 

@@ -114,10 +114,16 @@ Result Default(const Invocation& inv) {
 }
 
 void PrintVerified(const char* what, const kpx::storage::VerifyResult& r) {
-  std::printf("%sledger OK: %llu entries, head %llu %s\n", what,
+  std::printf("%sledger OK: %llu entries, head %llu %s\nMerkle root %s", what,
               static_cast<unsigned long long>(r.entries_checked),
               static_cast<unsigned long long>(r.head.sequence),
-              kpx::crypto::HexEncode(r.head.hash).c_str());
+              kpx::crypto::HexEncode(r.head.hash).c_str(),
+              kpx::crypto::HexEncode(r.head.root).c_str());
+  if (r.tree_head_size > 0) {
+    std::printf("; the tree head signed last (%llu entries) matches",
+                static_cast<unsigned long long>(r.tree_head_size));
+  }
+  std::printf("\n");
 }
 
 Result Restore(const Invocation& inv) {

@@ -379,8 +379,10 @@ grpc::Status AuthorityServiceImpl::VerifyLedger(grpc::ServerContext* ctx,
                                                 v1::VerifyLedgerResponse* resp) {
   std::string who;
   if (grpc::Status s = Authorize(*ctx, "VerifyLedger", kAuditor, &who); !s.ok()) return s;
-  storage::VerifyResult r = node_->ledger().Verify();
+  storage::VerifyResult r = node_->VerifyLedger();
   resp->set_ok(r.ok);
+  resp->set_root_hash(r.head.root);
+  resp->set_tree_head_size(r.tree_head_size);
   resp->set_entries_checked(r.entries_checked);
   resp->set_head_sequence(r.head.sequence);
   resp->set_head_hash(r.head.hash);
@@ -436,6 +438,33 @@ grpc::Status AuthorityServiceImpl::ListOutbox(grpc::ServerContext* ctx,
     if (items->size() < page) return grpc::Status::OK;  // the end of the outbox
   }
   resp->set_next_page_token(after);
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthorityServiceImpl::ListPeers(grpc::ServerContext* ctx,
+                                             const v1::ListPeersRequest* req,
+                                             v1::ListPeersResponse* resp) {
+  std::string who;
+  if (grpc::Status s = Admit(*ctx, "ListPeers", *req, kOperatorOrAuditor, &who); !s.ok()) return s;
+  absl::StatusOr<std::vector<v1::PeerLog>> logs = node_->ledger().ListPeerLogs();
+  if (!logs.ok()) return ToGrpc(logs.status());
+  std::map<std::string, const v1::PeerLog*> by_code;
+  for (const v1::PeerLog& l : *logs) by_code[l.participant()] = &l;
+  for (const v1::Participant& p : node_->trust_list()->proto().participants()) {
+    if (p.code() == node_->participant()) continue;
+    v1::PeerSummary* s = resp->add_peers();
+    s->set_participant(p.code());
+    s->set_status(p.status());
+    auto it = by_code.find(p.code());
+    if (it == by_code.end()) continue;
+    const v1::PeerLog& l = *it->second;
+    s->set_tree_size(l.tree_size());
+    s->set_root_hash(l.root_hash());
+    *s->mutable_seen_at() = l.seen_at();
+    s->set_inconsistent(l.inconsistent());
+    *s->mutable_inconsistent_since() = l.inconsistent_since();
+    s->set_problem(l.problem());
+  }
   return grpc::Status::OK;
 }
 

@@ -56,9 +56,9 @@ class Inbox {
   // One Deliver exchange from `peer` (at most kMaxDeliveryBatchSize
   // messages: the caller checks).
   v1::DeliverResponse Exchange(const std::string& peer, const v1::DeliverRequest& request);
-  // GetConsistency: proves our log of old_size entries is a prefix of the
-  // one of new_size, both at most our newest signed tree head's size
-  // (InvalidArgument otherwise).
+  // GetConsistency: our newest signed tree head and the proof that our log
+  // of old_size entries is a prefix of the one of new_size; no proof if
+  // new_size is beyond that head (InvalidArgument if old_size > new_size).
   absl::StatusOr<v1::ConsistencyResponse> Consistency(const v1::ConsistencyRequest& request);
 
   // The receive steps alone, without the answer (Exchange; tests).

@@ -1,5 +1,6 @@
 #include "node/node.h"
 
+#include "absl/strings/str_cat.h"
 #include "node/config.h"
 
 namespace kpx::node {
@@ -106,6 +107,22 @@ std::vector<ReceiveOutcome> Node::Receive(const std::string& peer,
                                           const std::vector<v1::SignedMessage>& messages) {
   return inbox_.Receive(peer, messages);
 }
+storage::VerifyResult Node::VerifyLedger() const {
+  storage::VerifyResult r = ctx_.ledger->Verify();
+  if (!r.ok || r.tree_head_size == 0) return r;
+  absl::StatusOr<std::optional<v1::SignedMessage>> kept = ctx_.ledger->KeptTreeHead();
+  absl::Status s = kept.ok() ? absl::OkStatus() : kept.status();
+  if (s.ok() && kept->has_value()) {
+    s = CheckTreeHead(**kept, ctx_.participant, *keyring_->trust(), ctx_.Now()).status();
+  }
+  if (!s.ok()) {
+    r.ok = false;
+    r.first_bad_sequence = r.tree_head_size;
+    r.problem = absl::StrCat("the tree head this node signed last does not verify: ", s.message());
+  }
+  return r;
+}
+
 size_t Node::CheckGossip() { return peer_logs_.CheckGossip(*transport_, ctx_.Now()); }
 
 void Node::StartDelivery() {

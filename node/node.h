@@ -134,6 +134,9 @@ class Node : public Receiver {
   // heads now (the housekeeping thread does so every 30 s); returns how
   // many were settled.
   size_t CheckGossip();
+  // Ledger::Verify, and the signature of the tree head this node signed
+  // last (which Verify checks the root of) against the trust list.
+  storage::VerifyResult VerifyLedger() const;
   // Tree heads this node signed since it started.
   uint64_t TreeHeadsSigned() const { return tree_signer_.signed_count(); }
 

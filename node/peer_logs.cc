@@ -219,20 +219,34 @@ size_t PeerLogs::CheckGossip(Transport& transport, absl::Time now) {
       pending_.try_emplace(signer, std::move(p));
       continue;
     }
-    const std::vector<std::string> proof(resp->consistency_path().begin(),
-                                         resp->consistency_path().end());
-    const std::string& old_root = newer ? log.root_hash() : p.head.root;
-    const std::string& new_root = newer ? p.head.root : log.root_hash();
-    absl::Status s = storage::merkle::VerifyConsistency(req.old_size(), req.new_size(), old_root,
-                                                        new_root, proof);
     ++settled;
-    if (s.ok()) continue;
-    RecordFork(signer, p.head.message,
-               absl::StrCat("its tree heads of ", req.old_size(), " and ", req.new_size(),
-                            " entries are not consistent: ", s.message()),
-               p.reported_by, now);
+    const std::string problem = GossipInconsistency(signer, log, p.head, req, *resp, now);
+    if (!problem.empty()) RecordFork(signer, p.head.message, problem, p.reported_by, now);
   }
   return settled;
+}
+
+std::string PeerLogs::GossipInconsistency(const std::string& signer, const v1::PeerLog& log,
+                                          const SignedTree& gossiped,
+                                          const v1::ConsistencyRequest& req,
+                                          const v1::ConsistencyResponse& resp,
+                                          absl::Time now) const {
+  absl::StatusOr<SignedTree> current =
+      CheckTreeHead(resp.tree_head(), signer, *ctx_.keyring->trust(), now);
+  if (current.ok() && current->size < req.new_size()) {
+    return absl::StrCat("it signed a log of ", req.new_size(), " entries and now shows one of ",
+                        current->size);
+  }
+  const bool newer = gossiped.size > log.tree_size();
+  const std::vector<std::string> proof(resp.consistency_path().begin(),
+                                       resp.consistency_path().end());
+  const std::string& old_root = newer ? log.root_hash() : gossiped.root;
+  const std::string& new_root = newer ? gossiped.root : log.root_hash();
+  absl::Status s =
+      storage::merkle::VerifyConsistency(req.old_size(), req.new_size(), old_root, new_root, proof);
+  if (s.ok()) return std::string();
+  return absl::StrCat("its tree heads of ", req.old_size(), " and ", req.new_size(),
+                      " entries are not consistent: ", s.message());
 }
 
 }  // namespace kpx::node

@@ -125,6 +125,11 @@ class PeerLogs {
   static std::string Inconsistency(const v1::PeerLog& log, const SignedTree& next,
                                    std::span<const std::string> proof);
   void NoteOneGossip(const std::string& from, const v1::SignedMessage& head, absl::Time now);
+  // What `resp` (signer's answer to `req`) shows wrong with `gossiped`
+  // beside `log`; empty if both heads are of one log.
+  std::string GossipInconsistency(const std::string& signer, const v1::PeerLog& log,
+                                  const SignedTree& gossiped, const v1::ConsistencyRequest& req,
+                                  const v1::ConsistencyResponse& resp, absl::Time now) const;
 
   const NodeContext& ctx_;
   mutable absl::Mutex mu_;

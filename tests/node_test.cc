@@ -27,6 +27,7 @@
 #include "storage/log_leaf.h"
 #include "test_util.h"
 #include "tests/fault_fs.h"
+#include "tests/ledger_rewrite.h"
 
 namespace kpx {
 namespace {
@@ -123,6 +124,8 @@ class Federation {
   void Reconnect(const std::string& code) { network_.Register(code, nodes_[code].get()); }
 
   Node& operator[](const std::string& code) { return *nodes_.at(code); }
+  // The folder of `code`'s ledger.
+  std::string LedgerDir(const std::string& code) const { return dir_.Sub(code); }
   // For nodes started from now on (0: the default).
   uint32_t partner_mib_per_hour = 0;
   storage::Ledger& ledger(const std::string& code) { return *ledgers_.at(code); }
@@ -1441,6 +1444,178 @@ TEST_CASE("a list page never grows past what a client can receive", "[node][list
   } while (!req.page_token().empty());
   CHECK(seen == 80);
   CHECK(pages == 2);
+}
+
+}  // namespace
+}  // namespace kpx
+
+namespace kpx {
+namespace {
+
+// The PEER_LOG_INCONSISTENT entries in `ledger`.
+std::vector<v1::LedgerEntry> Forks(storage::Ledger& ledger) {
+  std::vector<v1::LedgerEntry> forks;
+  std::vector<v1::LedgerEntry> entries = *ledger.ReadEntries(1, ledger.head().sequence);
+  for (v1::LedgerEntry& e : entries) {
+    if (e.kind() == v1::PEER_LOG_INCONSISTENT) forks.push_back(std::move(e));
+  }
+  return forks;
+}
+
+TEST_CASE("a Deliver exchange costs the receiver one signature, whatever its size",
+          "[node][evidence]") {
+  Federation f;
+  for (int i = 1; i <= 5; ++i) {
+    REQUIRE(f["BW"].Submit(ValidCertificate(absl::StrCat("BW-S-", i), "BW", "EU")).ok());
+  }
+  const uint64_t before = f["EU"].TreeHeadsSigned();
+  CHECK(f["BW"].DeliverDue() == 5);  // one batch, one exchange
+  CHECK(f["EU"].TreeHeadsSigned() == before + 1);
+  std::set<std::string> leaves;
+  std::string head;
+  const std::vector<v1::LedgerEntry> entries = *f["BW"].ledger().ReadEntries(1, 100);
+  for (const v1::LedgerEntry& e : entries) {
+    if (e.kind() != v1::RECEIPT) continue;
+    leaves.insert(e.proof().leaf());
+    if (head.empty()) head = e.proof().tree_head().SerializeAsString();
+    CHECK(e.proof().tree_head().SerializeAsString() == head);
+  }
+  CHECK(leaves.size() == 5);
+  for (int i = 1; i <= 5; ++i) CHECK(f.State("BW", absl::StrCat("BW-S-", i)) == v1::DELIVERED);
+
+  // A redelivery (a lost answer) is answered with the leaf stored the first
+  // time, under the same head: nothing new to sign.
+  v1::DeliverRequest again;
+  *again.add_messages() = f["BW"].ledger().ReadEntries(1, 1)->front().message();
+  v1::DeliverResponse r1 = f["EU"].Exchange("BW", again);
+  v1::DeliverResponse r2 = f["EU"].Exchange("BW", again);
+  REQUIRE(r1.results(0).code() == 0);
+  CHECK(r2.results(0).leaf() == r1.results(0).leaf());
+  absl::StatusOr<storage::LogLeaf> leaf = storage::DecodeLogLeaf(r1.results(0).leaf());
+  REQUIRE(leaf.ok());
+  CHECK(r1.results(0).leaf() == *f["EU"].ledger().Leaf(leaf->sequence));
+  CHECK(leaf->message_digest == node::MessageDigest(again.messages(0)));
+  CHECK(f["EU"].TreeHeadsSigned() == before + 1);
+  CHECK(f["EU"].ledger().head().sequence == 5);
+}
+
+TEST_CASE("a consistently rewritten ledger is caught by the peers it showed its log to",
+          "[node][evidence]") {
+  Federation f;
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-F-1", "BW", "EU")).ok());
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-F-2", "BW", "EU")).ok());
+  f.Settle();
+  REQUIRE(f.State("BW", "BW-F-2") == v1::DELIVERED);
+  REQUIRE(f["BW"].ledger().GetPeerLog("EU").value()->tree_size() == 2);
+
+  // EU's operator (or whoever can write its disk) rewrites its history:
+  // the first certificate was never received. On its own the ledger
+  // verifies.
+  f.Stop("EU");
+  absl::StatusOr<int> changed = testing::RewriteLedger(f.LedgerDir("EU"), [](v1::LedgerEntry& e) {
+    if (e.sequence() != 1) return false;
+    e.set_detail("nothing arrived");
+    return true;
+  });
+  REQUIRE(changed.ok());
+  REQUIRE(*changed == 1);
+  f.Start("EU");
+  CHECK(f["EU"].ledger().Verify().ok);
+
+  // BW's next delivery: EU's new head does not extend the one BW holds.
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-F-3", "BW", "EU")).ok());
+  f.Settle();
+  absl::StatusOr<std::optional<v1::PeerLog>> log = f["BW"].ledger().GetPeerLog("EU");
+  REQUIRE(log.ok());
+  REQUIRE(log->has_value());
+  CHECK((*log)->inconsistent());
+  CHECK((*log)->tree_size() == 2);
+  CHECK(absl::StrContains((*log)->problem(), "does not extend the one of 2"));
+  std::vector<v1::LedgerEntry> forks = Forks(f["BW"].ledger());
+  REQUIRE(forks.size() == 1);
+  CHECK(forks[0].partner() == "EU");
+  // The evidence: two tree heads, both signed by EU, that cannot both be true.
+  REQUIRE(forks[0].tree_heads_size() == 2);
+  absl::StatusOr<node::SignedTree> before =
+      node::CheckTreeHead(forks[0].tree_heads(0), "EU", f.trust(), f.clock().Now());
+  absl::StatusOr<node::SignedTree> after =
+      node::CheckTreeHead(forks[0].tree_heads(1), "EU", f.trust(), f.clock().Now());
+  REQUIRE(before.ok());
+  REQUIRE(after.ok());
+  CHECK(before->size == 2);
+  CHECK(after->size == 3);
+  // Never silently accepted: the certificate is not DELIVERED, its message
+  // stays queued, and the next exchange does not record the fork twice.
+  CHECK(f.State("BW", "BW-F-3") == v1::ISSUED);
+  CHECK(f["BW"].ledger().OutboxSize() == 1);
+  f.clock().Advance(absl::Minutes(1));
+  f.Settle();
+  CHECK(Forks(f["BW"].ledger()).size() == 1);
+  CHECK(f.State("BW", "BW-F-3") == v1::ISSUED);
+  CHECK(f["BW"].ledger().Verify().ok);
+
+  // AE never saw EU's old log, so EU's new one looks fine to it ...
+  REQUIRE(f["AE"].Submit(ValidCertificate("AE-F-1", "AE", "EU")).ok());
+  f.Settle();
+  REQUIRE(f.State("AE", "AE-F-1") == v1::DELIVERED);
+  CHECK_FALSE(f["AE"].ledger().GetPeerLog("EU").value()->inconsistent());
+  // ... until BW passes on the head EU showed it, and AE asks EU to prove
+  // that both are the same log.
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-F-4", "BW", "AE")).ok());
+  f.Settle();
+  CHECK(f["AE"].CheckGossip() == 1);
+  log = f["AE"].ledger().GetPeerLog("EU");
+  REQUIRE(log->has_value());
+  CHECK((*log)->inconsistent());
+  forks = Forks(f["AE"].ledger());
+  REQUIRE(forks.size() == 1);
+  CHECK(absl::StrContains(forks[0].detail(), "passed on by BW"));
+}
+
+TEST_CASE("a passed-on tree head that conflicts with one held is a fork at once",
+          "[node][evidence]") {
+  Federation f;
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-G-1", "BW", "EU")).ok());
+  f.Settle();
+  const v1::PeerLog held = *f["BW"].ledger().GetPeerLog("EU").value();
+  auto head_of_eu = [&](uint64_t size, const std::string& root) {
+    return f.Signed("EU", "", node::TreeHeadBody(size, root));
+  };
+
+  SECTION("a consistent one of the same size changes nothing") {
+    v1::DeliverRequest req;
+    *req.add_tree_heads() = held.tree_head();
+    f["BW"].Exchange("AE", req);
+    CHECK(f["BW"].CheckGossip() == 0);
+    CHECK_FALSE(f["BW"].ledger().GetPeerLog("EU").value()->inconsistent());
+  }
+  SECTION("two roots for one size, both signed by EU") {
+    v1::DeliverRequest req;
+    *req.add_tree_heads() = head_of_eu(held.tree_size(), std::string(32, 'x'));
+    f["BW"].Exchange("AE", req);
+    CHECK(f["BW"].ledger().GetPeerLog("EU").value()->inconsistent());
+    REQUIRE(Forks(f["BW"].ledger()).size() == 1);
+    CHECK(absl::StrContains(Forks(f["BW"].ledger())[0].detail(), "passed on by AE"));
+  }
+  SECTION("a larger one EU cannot prove") {
+    v1::DeliverRequest req;
+    *req.add_tree_heads() = head_of_eu(held.tree_size() + 5, std::string(32, 'y'));
+    f["BW"].Exchange("AE", req);
+    CHECK_FALSE(f["BW"].ledger().GetPeerLog("EU").value()->inconsistent());
+    CHECK(f["BW"].CheckGossip() == 1);
+    CHECK(f["BW"].ledger().GetPeerLog("EU").value()->inconsistent());
+  }
+  SECTION("heads not signed by their Participant are ignored") {
+    v1::DeliverRequest req;
+    v1::SignedMessage forged = head_of_eu(held.tree_size(), std::string(32, 'z'));
+    forged.mutable_signature()->back() ^= 1;
+    *req.add_tree_heads() = forged;
+    *req.add_tree_heads() = f.Signed("AE", "", node::TreeHeadBody(1, std::string(32, 'q')));
+    f["BW"].Exchange("AE", req);
+    CHECK(f["BW"].CheckGossip() == 0);
+    CHECK_FALSE(f["BW"].ledger().GetPeerLog("EU").value()->inconsistent());
+    CHECK(Forks(f["BW"].ledger()).empty());
+  }
 }
 
 }  // namespace

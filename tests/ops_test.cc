@@ -25,6 +25,7 @@
 #include "node/envelope.h"
 #include "node/util.h"
 #include "storage/ledger.h"
+#include "tests/ledger_rewrite.h"
 
 namespace kpx {
 namespace {
@@ -133,6 +134,7 @@ TEST_CASE("a node answers standard health checks and Prometheus scrapes", "[ops]
   CHECK(Sample(bw, "kpx_tls_certificate_expiry_days{certificate=\"node\"}") > 700);
   CHECK(Sample(bw, "kpx_node_healthy ") == 1);
   CHECK(Sample(bw, "kpx_certificates_overdue ") == 0);
+  CHECK(Sample(bw, "kpx_peer_log_inconsistent{partner=\"EU\"}") == 0);
   const std::string eu = HttpGet(fed.MetricsPort("EU"), "/metrics");
   CHECK(Sample(eu, "kpx_messages_received_total{kind=\"CERTIFICATE\",partner=\"BW\"}") == 1);
 
@@ -591,6 +593,71 @@ TEST_CASE("kpxctl outbox list shows what waits for a stopped peer", "[ops][outbo
   o = testing::Capture(op + " outbox list");
   CHECK(o.exit_code == 0);
   CHECK(o.out.empty());
+}
+
+}  // namespace
+}  // namespace kpx
+
+namespace kpx {
+namespace {
+
+TEST_CASE("a node whose ledger is rewritten is caught by its peer, which kpxctl shows",
+          "[ops][evidence]") {
+  GrpcFederation fed({"BW", "EU"}, /*metrics=*/true);
+  fed.AppendConfig("BW", "delivery { initial_backoff_ms: 100 max_backoff_ms: 500 }");
+  fed.StartInProcess("BW");
+  fed.StartInProcess("EU");
+  REQUIRE(Submit(fed, "BW", ValidCertificate("BW-RW-1", "BW", "EU")).ok());
+  REQUIRE(Submit(fed, "BW", ValidCertificate("BW-RW-2", "BW", "EU")).ok());
+  REQUIRE(fed.WaitForState("BW", "BW-RW-2", v1::DELIVERED));
+  REQUIRE(fed.WaitForState("BW", "BW-RW-1", v1::DELIVERED));
+  const std::string bw_auditor = fed.KpxctlEnv("BW", "auditor") + " " + testing::KpxctlPath();
+  testing::Output o = testing::Capture(bw_auditor + " peer list");
+  CHECK(o.exit_code == 0);
+  CHECK(absl::StrContains(o.out, "EU   ACTIVE    log 2 entries"));
+  CHECK(absl::StrContains(o.out, "consistent"));
+
+  // With the node stopped, its history is rewritten so that it verifies.
+  const std::string ledger_dir = fed.Config("EU").data_dir() + "/ledger";
+  fed.StopInProcess("EU");
+  absl::StatusOr<int> changed = testing::RewriteLedger(ledger_dir, [](v1::LedgerEntry& e) {
+    if (e.kind() != v1::RECEIVED_MESSAGE || e.certificate_number() != "BW-RW-1") return false;
+    e.set_detail("never arrived");
+    return true;
+  });
+  REQUIRE(changed.ok());
+  REQUIRE(*changed == 1);
+  fed.StartInProcess("EU");
+  o = testing::Capture(fed.KpxctlEnv("EU", "auditor") + " " + testing::KpxctlPath() +
+                       " ledger verify");
+  CHECK(o.exit_code == 0);  // on its own, the rewritten ledger is fine
+
+  REQUIRE(Submit(fed, "BW", ValidCertificate("BW-RW-3", "BW", "EU")).ok());
+  bool caught = false;
+  for (int i = 0; i < 400 && !caught; ++i) {
+    caught = absl::StrContains(testing::Capture(bw_auditor + " peer list").out, "INCONSISTENT");
+    if (!caught) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(caught);
+  o = testing::Capture(bw_auditor + " peer list");
+  CHECK(absl::StrContains(o.out, "does not extend the one of 2 it showed before"));
+  CHECK(Sample(HttpGet(fed.MetricsPort("BW"), "/metrics"),
+               "kpx_peer_log_inconsistent{partner=\"EU\"}") == 1);
+  // Never silently accepted: the new certificate waits, not DELIVERED.
+  auto auditor = fed.Authority("BW", "auditor");
+  grpc::ClientContext ctx;
+  v1::GetCertificateRequest req;
+  req.set_number("BW-RW-3");
+  v1::CertificateRecord rec;
+  REQUIRE(auditor->GetCertificate(&ctx, req, &rec).ok());
+  CHECK(rec.state() == v1::ISSUED);
+  o = testing::Capture(bw_auditor + " ledger verify");
+  CHECK(o.exit_code == 0);
+  CHECK(absl::StrContains(o.out, "no tree head signed yet"));  // BW has only sent
+  o = testing::Capture(fed.KpxctlEnv("EU", "auditor") + " " + testing::KpxctlPath() +
+                       " ledger verify");
+  CHECK(o.exit_code == 0);
+  CHECK(absl::StrContains(o.out, "matches and verifies"));
 }
 
 }  // namespace
