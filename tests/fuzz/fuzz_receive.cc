@@ -166,7 +166,9 @@ class Harness {
       const uint64_t after = ledger_->head().sequence;
       bool only_forks = true;
       if (after != before) {
-        for (const v1::LedgerEntry& e : ledger_->ReadEntries(before + 1, after - before).value()) {
+        const std::vector<v1::LedgerEntry> entries =
+            ledger_->ReadEntries(before + 1, after - before).value();
+        for (const v1::LedgerEntry& e : entries) {
           only_forks = only_forks && e.kind() == v1::PEER_LOG_INCONSISTENT;
         }
       }

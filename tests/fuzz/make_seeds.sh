@@ -168,4 +168,31 @@ echo "receipt { message_id: \"0123456789abcdef0123456789abcdef\" ledger_sequence
   encode kpx.v1.MessageBody 002 "$recv/receipt.seed"
 echo 'messages { body: "\022\004\022\002BW" signer: "BW" key_id: "00" algorithm: ED25519 signature: "x" }' |
   encode kpx.v1.DeliverRequest 000 "$recv/deliver-request-forged.seed"
+# ---- fuzz_deliver_response: a flag byte, then a DeliverResponse
+resp=$corpus/fuzz_deliver_response
+fresh "$resp"
+esc() { od -An -v -to1 | tr -d ' \n' | sed 's/\([0-7]\{3\}\)/\\\1/g'; }
+encode_response() {  # encode_response FLAG-BYTE-OCTAL OUT < textpb
+  { printf "\\$1"; protoc -I "$repo/proto" -I /usr/include --encode=kpx.v1.DeliverResponse \
+    kpx/v1/message.proto kpx/v1/service.proto; } >"$2"
+}
+# Leaf of entry 1: sequence 1, RECEIVED_MESSAGE, an entry hash, a digest (bit 2 fills it).
+leaf=$({ printf '\0\0\0\0\0\0\0\001\002'; head -c 32 /dev/zero | tr '\0' 'e';
+  head -c 32 /dev/zero; } | esc)
+head_body=$(echo "tree_head { tree_size: 1 root_hash: \"$(head -c 32 /dev/zero | tr '\0' 'r')\" }" |
+  protoc -I "$repo/proto" -I /usr/include --encode=kpx.v1.MessageBody kpx/v1/message.proto | esc)
+# Flags: bit 0 EU signs the head, 1 results fitted, 2 real digests, 3 head proves result 0.
+echo "results { leaf: \"$leaf\" } tree_head { body: \"$head_body\" }" |
+  encode_response 017 "$resp/receipt-proved.seed"
+echo "results { leaf: \"$leaf\" inclusion_path: \"$(head -c 32 /dev/zero | tr '\0' 'p')\" }
+  tree_head { body: \"$head_body\" }" | encode_response 007 "$resp/receipt-wrong-path.seed"
+echo "results { leaf: \"$leaf\" } tree_head { body: \"$head_body\" signer: \"EU\" signature: \"x\" }" |
+  encode_response 002 "$resp/head-unsigned.seed"
+echo 'results { code: 3 error: "bad HS code \033[2J" } results { code: 99 error: "" }' |
+  encode_response 002 "$resp/refusals.seed"
+echo 'results { code: 14 error: "overloaded" }' | encode_response 000 "$resp/wrong-count.seed"
+echo "results { leaf: \"$leaf\" } tree_head { body: \"$head_body\" }
+  consistency_path: \"short\" tree_heads { body: \"$head_body\" signer: \"AE\" }" |
+  encode_response 013 "$resp/gossip-and-consistency.seed"
+
 echo "Seeds written under $corpus"
