@@ -13,7 +13,9 @@
 // Every failure prints one line on stderr (text, or one JSON object with
 // -o json) and exits non-zero: 2 for bad usage, 1 otherwise. kpxctl only
 // talks to a node; offline work on a data folder is `kpxd restore|verify`.
+#include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -31,11 +33,13 @@
 #include "gateway/status.h"
 #include "gateway/tls.h"
 #include "gateway/tls_policy.h"
+#include "google/protobuf/stubs/logging.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "kpx/v1/service.grpc.pb.h"
 #include "node/bounds.h"
+#include "node/evidence.h"
 #include "node/statement_text.h"
 #include "node/text.h"
 
@@ -817,6 +821,77 @@ Result PeerList(const Invocation& inv) {
   return std::nullopt;
 }
 
+// ---------------------------------------------------------------- evidence
+
+Result EvidenceExport(const Invocation& inv) {
+  Client client;
+  if (Result r = Connect(inv, kLongTimeout, &client)) return r;
+  kpx::v1::ExportEvidenceRequest req;
+  req.set_number(inv.args[0]);
+  kpx::v1::EvidenceBundle bundle;
+  grpc::Status s = client.stub->ExportEvidence(client.Context().get(), req, &bundle);
+  if (!s.ok()) return RpcFailure("evidence export", s);
+  const std::string& path = inv.args[1];
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bundle.SerializeAsString();
+  out.close();
+  if (!out) {
+    return Fail(absl::UnavailableError(
+        absl::StrCat("evidence export: cannot write ", kpx::node::Printable(path))));
+  }
+  google::protobuf::Struct o;
+  Set(o, "file", path);
+  Set(o, "bytes", static_cast<double>(bundle.ByteSizeLong()));
+  return Print(inv, o, [&](const google::protobuf::Struct&) {
+    return absl::StrFormat("evidence for %s written to %s (%d bytes)\n",
+                           kpx::node::Printable(inv.args[0]), kpx::node::Printable(path),
+                           bundle.ByteSizeLong());
+  });
+}
+
+// Offline: no node, no network.
+Result EvidenceVerify(const Invocation& inv) {
+  absl::StatusOr<std::string> bytes = kpx::crypto::ReadFile(inv.args[0]);
+  if (!bytes.ok()) return Fail(bytes.status());
+  std::shared_ptr<const kpx::node::TrustList> given;
+  if (inv.Has("trust-list")) {
+    absl::StatusOr<std::shared_ptr<const kpx::node::TrustList>> t =
+        kpx::node::TrustList::FromTextFile(inv.Get("trust-list"));
+    if (!t.ok()) return Fail(t.status());
+    given = *std::move(t);
+  }
+  kpx::node::EvidenceReport report;
+  {
+    // A damaged file makes protobuf log its parse errors; the report says it.
+    google::protobuf::LogSilencer quiet;
+    report = kpx::node::VerifyEvidence(*bytes, given == nullptr ? nullptr : &given->proto());
+  }
+  google::protobuf::Struct o;
+  (*o.mutable_fields())["ok"].set_bool_value(report.ok);
+  Set(o, "certificate", report.certificate_number);
+  google::protobuf::ListValue* checks = (*o.mutable_fields())["checks"].mutable_list_value();
+  for (const kpx::node::EvidenceCheck& c : report.checks) {
+    google::protobuf::Struct* one = checks->add_values()->mutable_struct_value();
+    (*one->mutable_fields())["ok"].set_bool_value(c.ok);
+    Set(*one, "check", c.what);
+  }
+  if (Result r = Print(inv, o, [&](const google::protobuf::Struct&) {
+        std::string text;
+        for (const kpx::node::EvidenceCheck& c : report.checks) {
+          absl::StrAppend(&text, c.ok ? "OK    " : "FAIL  ", c.what, "\n");
+        }
+        return text;
+      })) {
+    return r;
+  }
+  if (report.ok) return std::nullopt;
+  return Failure{absl::DataLossError("evidence does not verify"), 1,
+                 absl::StrCat("evidence does not verify (",
+                              std::count_if(report.checks.begin(), report.checks.end(),
+                                            [](const auto& c) { return !c.ok; }),
+                              " checks failed)")};
+}
+
 // ---------------------------------------------------------------- the table
 
 using kpx::cli::Command;
@@ -965,6 +1040,18 @@ std::vector<Command> OtherCommands() {
        {{"stuck", "", "only those queued longer than the node's delivery.stuck_after_hours"}},
        "",
        OutboxList},
+      {{"evidence", "export"},
+       "everything needed to check a certificate's journey offline, into FILE (any role)",
+       {{"NUMBER"}, {"FILE"}},
+       {},
+       "FILE gets a kpx.v1.EvidenceBundle (docs/protocol.md \"Evidence bundles\").",
+       EvidenceExport},
+      {{"evidence", "verify"},
+       "check an evidence bundle with no node and no network; exits 0 only if every check passes",
+       {{"FILE"}},
+       {{"trust-list", "FILE", "check with this trust list (text format) instead of the bundle's"}},
+       "Prints each check; a changed byte anywhere fails the check it belongs to.",
+       EvidenceVerify},
       {{"peer", "list"},
        "other Participants: trust-list status, their log's newest tree head, forks "
        "(operator, auditor)",

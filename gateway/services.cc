@@ -252,6 +252,17 @@ grpc::Status AuthorityServiceImpl::TraceCertificate(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+grpc::Status AuthorityServiceImpl::ExportEvidence(grpc::ServerContext* ctx,
+                                                  const v1::ExportEvidenceRequest* req,
+                                                  v1::EvidenceBundle* resp) {
+  std::string who;
+  if (grpc::Status s = Admit(*ctx, "ExportEvidence", *req, kAnyRole, &who); !s.ok()) return s;
+  absl::StatusOr<v1::EvidenceBundle> bundle = node_->ExportEvidence(req->number());
+  if (!bundle.ok()) return ToGrpc(bundle.status());
+  *resp = *std::move(bundle);
+  return grpc::Status::OK;
+}
+
 grpc::Status AuthorityServiceImpl::ConfirmReceipt(grpc::ServerContext* ctx,
                                                   const v1::ConfirmReceiptRequest* req,
                                                   v1::CertificateRecord* resp) {

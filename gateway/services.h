@@ -88,6 +88,8 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
   // the page token is the last message id of the previous page.
   grpc::Status ListOutbox(grpc::ServerContext* ctx, const v1::ListOutboxRequest* req,
                           v1::ListOutboxResponse* resp) override;
+  grpc::Status ExportEvidence(grpc::ServerContext* ctx, const v1::ExportEvidenceRequest* req,
+                              v1::EvidenceBundle* resp) override;
   grpc::Status ListPeers(grpc::ServerContext* ctx, const v1::ListPeersRequest* req,
                          v1::ListPeersResponse* resp) override;
 

@@ -88,6 +88,9 @@ absl::StatusOr<v1::CertificateRecord> Node::Amend(v1::Certificate amended, const
 absl::StatusOr<v1::TraceCertificateResponse> Node::Trace(const std::string& number) const {
   return queries_.Trace(number);
 }
+absl::StatusOr<v1::EvidenceBundle> Node::ExportEvidence(const std::string& number) {
+  return node::ExportEvidence(ctx_, tree_signer_, number);
+}
 absl::StatusOr<v1::CertificateRecord> Node::Get(const std::string& number) const {
   return queries_.Get(number);
 }

@@ -47,6 +47,7 @@
 #include "node/context.h"
 #include "node/courier.h"
 #include "node/dispatcher.h"
+#include "node/evidence.h"
 #include "node/inbox.h"
 #include "node/keyring.h"
 #include "node/observer.h"
@@ -122,6 +123,8 @@ class Node : public Receiver {
   absl::StatusOr<v1::ListCertificatesResponse> List(
       const v1::ListCertificatesRequest& request) const;
   absl::StatusOr<v1::TraceCertificateResponse> Trace(const std::string& number) const;
+  // The evidence bundle of certificate `number` (evidence.h).
+  absl::StatusOr<v1::EvidenceBundle> ExportEvidence(const std::string& number);
 
   // ---- peers; see inbox.h. `peer` is the identity its TLS certificate proves.
   v1::DeliverResponse Exchange(const std::string& peer, const v1::DeliverRequest& request) override;

@@ -211,6 +211,9 @@ class Ledger {
   // ---- the Merkle tree (storage/merkle.h); sizes count entries from 1.
   // The leaf entry `sequence` added (encoded LogLeaf). NotFound past the head.
   absl::StatusOr<std::string> Leaf(uint64_t sequence) const;
+  // Entry `sequence`'s bytes exactly as stored and hashed (a serialized
+  // LedgerEntry). NotFound past the head.
+  absl::StatusOr<std::string> RawEntry(uint64_t sequence) const;
   // The inclusion path of entry `sequence`'s leaf in the tree of the first
   // `tree_size` entries. InvalidArgument unless 1 <= sequence <= tree_size
   // <= head().sequence.

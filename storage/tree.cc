@@ -72,7 +72,7 @@ absl::Status Ledger::Impl::BuildTree(const Head& stored) {
   return FromRocks(db->Write(sync, &batch), "writing the Merkle tree");
 }
 
-absl::StatusOr<std::string> Ledger::Leaf(uint64_t sequence) const {
+absl::StatusOr<std::string> Ledger::RawEntry(uint64_t sequence) const {
   if (sequence == 0 || sequence > head().sequence) {
     return absl::NotFoundError(absl::StrCat("no ledger entry ", sequence));
   }
@@ -81,11 +81,20 @@ absl::StatusOr<std::string> Ledger::Leaf(uint64_t sequence) const {
       impl_->db->Get(rocksdb::ReadOptions(), impl_->log_cf, keys::SequenceKey(sequence), &value);
   if (!s.ok()) return FromRocks(s, absl::StrCat("reading ledger entry ", sequence));
   v1::LogRecord record;
-  v1::LedgerEntry entry;
-  if (!record.ParseFromString(value) || !entry.ParseFromString(record.entry())) {
+  if (!record.ParseFromString(value)) {
     return absl::DataLossError(absl::StrCat("ledger entry ", sequence, " is unreadable"));
   }
-  return EncodeLogLeaf(LeafOf(entry, record.entry()));
+  return std::move(*record.mutable_entry());
+}
+
+absl::StatusOr<std::string> Ledger::Leaf(uint64_t sequence) const {
+  absl::StatusOr<std::string> bytes = RawEntry(sequence);
+  if (!bytes.ok()) return bytes.status();
+  v1::LedgerEntry entry;
+  if (!entry.ParseFromString(*bytes)) {
+    return absl::DataLossError(absl::StrCat("ledger entry ", sequence, " is unreadable"));
+  }
+  return EncodeLogLeaf(LeafOf(entry, *bytes));
 }
 
 namespace {

@@ -662,3 +662,45 @@ TEST_CASE("a node whose ledger is rewritten is caught by its peer, which kpxctl 
 
 }  // namespace
 }  // namespace kpx
+
+namespace kpx {
+namespace {
+
+TEST_CASE("kpxctl exports evidence on both sides and verifies it offline", "[ops][evidence]") {
+  GrpcFederation fed({"BW", "EU"});
+  fed.StartInProcess("BW");
+  fed.StartInProcess("EU");
+  REQUIRE(Submit(fed, "BW", ValidCertificate("BW-EV-1", "BW", "EU")).ok());
+  REQUIRE(fed.WaitForState("EU", "BW-EV-1", v1::RECEIVED));
+  const std::string kpxctl = testing::KpxctlPath();
+  testing::Output o = testing::Capture(fed.KpxctlEnv("EU", "importer") + " " + kpxctl +
+                                       " cert confirm BW-EV-1 --as-declared");
+  REQUIRE(o.exit_code == 0);
+  REQUIRE(fed.WaitForState("BW", "BW-EV-1", v1::CONFIRMED));
+
+  for (const auto& [code, role] : {std::pair{"BW", "exporter"}, std::pair{"EU", "importer"}}) {
+    INFO(code);
+    const std::string file = fed.dir() + "/" + code + "-evidence.kpx";
+    o = testing::Capture(fed.KpxctlEnv(code, role) + " " + kpxctl + " evidence export BW-EV-1 " +
+                         file);
+    INFO(o.out);
+    REQUIRE(o.exit_code == 0);
+    // Offline: no node address, no client certificate.
+    o = testing::Capture(kpxctl + " evidence verify " + file);
+    INFO(o.out);
+    CHECK(o.exit_code == 0);
+    CHECK(absl::StrContains(o.out, "OK    the bundle is signed by " + std::string(code)));
+    CHECK_FALSE(absl::StrContains(o.out, "FAIL"));
+    // One byte changed in the middle of the file.
+    std::string bytes = kpx::testing::Must(crypto::ReadFile(file));
+    bytes[bytes.size() / 2] ^= 0x04;
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+    o = testing::Capture(kpxctl + " evidence verify " + file);
+    CHECK(o.exit_code == 1);
+    CHECK(absl::StrContains(o.out, "FAIL  "));
+    CHECK(absl::StrContains(o.out, "evidence does not verify"));
+  }
+}
+
+}  // namespace
+}  // namespace kpx

@@ -195,4 +195,13 @@ echo "results { leaf: \"$leaf\" } tree_head { body: \"$head_body\" }
   consistency_path: \"short\" tree_heads { body: \"$head_body\" signer: \"AE\" }" |
   encode_response 013 "$resp/gossip-and-consistency.seed"
 
+# ---- fuzz_evidence: a mode byte, then a bundle (even) or an edit script
+# of (2-byte offset, XOR byte) over the valid bundle the harness makes (odd)
+ev=$corpus/fuzz_evidence
+fresh "$ev"
+printf '\001' >"$ev/unchanged.seed"
+printf '\001\000\010\001' >"$ev/flip-one.seed"
+printf '\001\377\377\012' >"$ev/append.seed"
+printf '\000\012\003abc' >"$ev/garbage.seed"
+
 echo "Seeds written under $corpus"
