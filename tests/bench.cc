@@ -639,7 +639,8 @@ double DriveThroughput(int64_t n, int c, const std::string& prefix, storage::Led
         static_cast<long long>(delivery_failed.load()));
   }
   const double rate = static_cast<double>(delivered) / total_s;
-  Say("delivered with a signed tree head and proof: %lld in %.2f s from first submit = %.0f certificates/s",
+  Say("delivered with a signed tree head and proof: %lld in %.2f s from first submit = %.0f "
+      "certificates/s",
       static_cast<long long>(delivered.load()), total_s, rate);
   Say("progress each second (submitted/DELIVERED/BW outbox): %s",
       absl::StrJoin(progress, ", ").c_str());
@@ -975,12 +976,13 @@ void Latency(const Flags& f) {
 
   Dist total, call;
   // The path of one certificate, in order; the phases add up to the total.
-  const char* phase_names[] = {"submit call -> Node::Submit begins (RPC in)",
-                               "-> SENT committed (validate, sign, group commit + fsync)",
-                               "-> BW delivery pass begins (outbox wait)",
-                               "-> EU Node::Receive begins (Deliver RPC in)",
-                               "-> RECEIVED committed at EU (verify, fsync)",
-                               "-> DELIVERED committed at BW (tree head signed, reply, proofs checked, fsync)"};
+  const char* phase_names[] = {
+      "submit call -> Node::Submit begins (RPC in)",
+      "-> SENT committed (validate, sign, group commit + fsync)",
+      "-> BW delivery pass begins (outbox wait)",
+      "-> EU Node::Receive begins (Deliver RPC in)",
+      "-> RECEIVED committed at EU (verify, fsync)",
+      "-> DELIVERED committed at BW (tree head signed, reply, proofs checked, fsync)"};
   Dist phases[6];
   for (int64_t i = 0; i < m; ++i) {
     if (delivered_at[i] == never) continue;
