@@ -892,6 +892,22 @@ Result EvidenceVerify(const Invocation& inv) {
                               " checks failed)")};
 }
 
+Result PeerReset(const Invocation& inv) {
+  if (!inv.Has("reason")) return UsageError("peer reset needs --reason TEXT");
+  Client client;
+  if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+  kpx::v1::ResetPeerLogRequest req;
+  req.set_participant(inv.args[0]);
+  req.set_reason(inv.Get("reason"));
+  kpx::v1::PeerSummary resp;
+  grpc::Status s = client.stub->ResetPeerLog(client.Context().get(), req, &resp);
+  if (!s.ok()) return RpcFailure("peer reset", s);
+  return Print(inv, resp, [](const kpx::v1::PeerSummary& p) {
+    return absl::StrFormat("%s: inconsistent mark cleared; its next tree head is taken afresh\n",
+                           p.participant());
+  });
+}
+
 // ---------------------------------------------------------------- the table
 
 using kpx::cli::Command;
@@ -1060,6 +1076,13 @@ std::vector<Command> OtherCommands() {
        "INCONSISTENT: the Participant showed a log that does not extend what it showed before; "
        "its receipts are refused (docs/operations.md \"A peer's log is inconsistent\").",
        PeerList},
+      {{"peer", "reset"},
+       "clear a peer's INCONSISTENT mark once the operators have settled the fork (operator)",
+       {{"CODE"}},
+       {{"reason", "TEXT", "why its log is accepted now (recorded with the evidence)"}},
+       "The two conflicting tree heads stay in the ledger (PEER_LOG_RESET entry); receipts from "
+       "the peer are accepted again from its next tree head on.",
+       PeerReset},
   };
 }
 

@@ -452,6 +452,22 @@ grpc::Status AuthorityServiceImpl::ListOutbox(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+grpc::Status AuthorityServiceImpl::ResetPeerLog(grpc::ServerContext* ctx,
+                                                const v1::ResetPeerLogRequest* req,
+                                                v1::PeerSummary* resp) {
+  std::string who;
+  if (grpc::Status s = Admit(*ctx, "ResetPeerLog", *req, kOperator, &who); !s.ok()) return s;
+  if (req->reason().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a reason is required");
+  }
+  absl::StatusOr<v1::PeerLog> log =
+      node_->ResetPeerLog(req->participant(), absl::StrCat(req->reason(), " (by ", who, ")"));
+  if (!log.ok()) return Refused("ResetPeerLog", who, req->participant(), log.status());
+  resp->set_participant(log->participant());
+  *resp->mutable_seen_at() = log->seen_at();
+  return grpc::Status::OK;
+}
+
 grpc::Status AuthorityServiceImpl::ListPeers(grpc::ServerContext* ctx,
                                              const v1::ListPeersRequest* req,
                                              v1::ListPeersResponse* resp) {

@@ -90,6 +90,8 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
                           v1::ListOutboxResponse* resp) override;
   grpc::Status ExportEvidence(grpc::ServerContext* ctx, const v1::ExportEvidenceRequest* req,
                               v1::EvidenceBundle* resp) override;
+  grpc::Status ResetPeerLog(grpc::ServerContext* ctx, const v1::ResetPeerLogRequest* req,
+                            v1::PeerSummary* resp) override;
   grpc::Status ListPeers(grpc::ServerContext* ctx, const v1::ListPeersRequest* req,
                          v1::ListPeersResponse* resp) override;
 

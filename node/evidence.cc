@@ -244,9 +244,11 @@ EvidenceReport VerifyEvidence(const std::string& bundle_bytes, const v1::TrustLi
   v1::EvidenceContent content;
   // Parsed, and written exactly as it would be written again: a byte
   // added or changed outside what the signatures cover is refused too.
-  const bool parsed =
-      bundle.ParseFromString(bundle_bytes) && bundle.SerializeAsString() == bundle_bytes &&
-      content.ParseFromString(bundle.content()) && content.format() == kEvidenceFormat;
+  const bool parsed = bundle.ParseFromString(bundle_bytes) &&
+                      bundle.GetReflection()->GetUnknownFields(bundle).field_count() == 0 &&
+                      bundle.SerializeAsString() == bundle_bytes &&
+                      content.ParseFromString(bundle.content()) &&
+                      content.format() == kEvidenceFormat;
   if (!check.Check(parsed, "the file is an evidence bundle of format 1")) {
     return report;
   }

@@ -9,6 +9,7 @@
 #include "node/log.h"
 #include "node/messages.h"
 #include "node/transitions.h"
+#include "storage/log_leaf.h"
 
 namespace kpx::node {
 namespace {
@@ -19,6 +20,16 @@ std::string SeenValue(uint64_t sequence) {
   std::string v(8, '\0');
   for (int i = 7; i >= 0; --i, sequence >>= 8) v[i] = static_cast<char>(sequence & 0xff);
   return v;
+}
+
+absl::Status ReusedId(const std::string& id) {
+  return absl::AlreadyExistsError(
+      absl::StrCat("message id ", id, " was already used for another message"));
+}
+
+absl::Status ReusedId(uint64_t sequence) {
+  return absl::AlreadyExistsError(absl::StrCat(
+      "this message id was already used for another message (ledger entry ", sequence, ")"));
 }
 
 uint64_t SeenSequence(const std::string& v) {
@@ -187,7 +198,11 @@ std::vector<storage::Transition> Inbox::Plan(const std::string& peer, const Trus
     if (!s.body.has_value()) continue;
     const std::string& id = s.body->header().message_id();
     if (auto it = first_with_id.find(id); it != first_with_id.end()) {
-      s.copy_of = it->second;
+      if (MessageDigest(*s.message) == MessageDigest(*slots[it->second].message)) {
+        s.copy_of = it->second;
+      } else {
+        s.outcome.status = ReusedId(id);
+      }
       continue;
     }
     absl::StatusOr<std::optional<std::string>> seen = ctx_.ledger->GetSeen(id);
@@ -196,7 +211,7 @@ std::vector<storage::Transition> Inbox::Plan(const std::string& peer, const Trus
       continue;
     }
     if (seen->has_value()) {  // redelivery: the original entry, nothing stored
-      s.outcome.status = Recall(**seen, s.outcome);
+      s.outcome.status = Recall(**seen, MessageDigest(*s.message), s.outcome);
       continue;
     }
     const std::string& number = CertificateNumberOf(*s.body);
@@ -221,7 +236,8 @@ std::vector<storage::Transition> Inbox::Plan(const std::string& peer, const Trus
   return transitions;
 }
 
-absl::Status Inbox::Recall(const std::string& seen_value, ReceiveOutcome& outcome) const {
+absl::Status Inbox::Recall(const std::string& seen_value, const std::string& digest,
+                           ReceiveOutcome& outcome) const {
   uint64_t sequence = 0;
   if (seen_value.size() == 8) {
     sequence = SeenSequence(seen_value);
@@ -237,6 +253,11 @@ absl::Status Inbox::Recall(const std::string& seen_value, ReceiveOutcome& outcom
   }
   absl::StatusOr<std::string> leaf = ctx_.ledger->Leaf(sequence);
   if (!leaf.ok()) return leaf.status();
+  absl::StatusOr<storage::LogLeaf> decoded = storage::DecodeLogLeaf(*leaf);
+  if (!decoded.ok()) return decoded.status();
+  // The same id on other bytes is not a redelivery: answering with the
+  // first message's leaf would acknowledge what was not stored.
+  if (decoded->message_digest != digest) return ReusedId(decoded->sequence);
   outcome.sequence = sequence;
   outcome.leaf = *std::move(leaf);
   return absl::OkStatus();

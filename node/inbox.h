@@ -83,8 +83,10 @@ class Inbox {
   std::vector<storage::Transition> Plan(const std::string& peer, const TrustList& trust,
                                         absl::Time now, std::vector<Slot>& slots)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(*ctx_.locks);
-  // A redelivery: the entry that recorded it, from its seen value.
-  absl::Status Recall(const std::string& seen_value, ReceiveOutcome& outcome) const;
+  // A redelivery: the entry that recorded it, from its seen value;
+  // AlreadyExists if that entry holds other bytes than `digest` names.
+  absl::Status Recall(const std::string& seen_value, const std::string& digest,
+                      ReceiveOutcome& outcome) const;
   // Notes slot's entry (sequence, leaf, seen value) once it is sequenced.
   static void NoteWhenSequenced(Slot& slot, storage::Transition& t);
   void Commit(const std::string& peer, std::vector<storage::Transition> transitions,

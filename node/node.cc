@@ -126,6 +126,10 @@ storage::VerifyResult Node::VerifyLedger() const {
   return r;
 }
 
+absl::StatusOr<v1::PeerLog> Node::ResetPeerLog(const std::string& peer, const std::string& reason) {
+  return peer_logs_.Reset(peer, reason, ctx_.Now());
+}
+
 size_t Node::CheckGossip() { return peer_logs_.CheckGossip(*transport_, ctx_.Now()); }
 
 void Node::StartDelivery() {

@@ -137,6 +137,8 @@ class Node : public Receiver {
   // heads now (the housekeeping thread does so every 30 s); returns how
   // many were settled.
   size_t CheckGossip();
+  // An operator clears `peer`'s inconsistent mark (peer_logs.h Reset).
+  absl::StatusOr<v1::PeerLog> ResetPeerLog(const std::string& peer, const std::string& reason);
   // Ledger::Verify, and the signature of the tree head this node signed
   // last (which Verify checks the root of) against the trust list.
   storage::VerifyResult VerifyLedger() const;

@@ -57,6 +57,7 @@ absl::Status Inconsistent(const std::string& peer, const v1::PeerLog& log) {
 
 std::string PeerLogs::Inconsistency(const v1::PeerLog& log, const SignedTree& next,
                                     std::span<const std::string> proof) {
+  if (log.tree_size() == 0) return std::string();  // nothing held (after a reset)
   if (next.size < log.tree_size()) {
     return absl::StrCat("it showed a log of ", next.size, " entries after one of ",
                         log.tree_size());
@@ -143,6 +144,33 @@ void PeerLogs::RecordFork(const std::string& peer, const v1::SignedMessage& conf
     log::Error("ledger_write_failed",
                {{"step", "peer_log"}, {"partner", peer}, {"reason", h.status().message()}});
   }
+}
+
+absl::StatusOr<v1::PeerLog> PeerLogs::Reset(const std::string& peer, const std::string& reason,
+                                            absl::Time now) {
+  std::unique_ptr<Hold> hold = HoldPeer(peer);
+  absl::StatusOr<std::optional<v1::PeerLog>> stored = Stored(peer);
+  if (!stored.ok()) return stored.status();
+  if (!stored->has_value() || !(*stored)->inconsistent()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(peer, "'s log is not marked inconsistent: nothing to reset"));
+  }
+  v1::PeerLog fresh;
+  fresh.set_participant(peer);
+  *fresh.mutable_seen_at() = ToTimestamp(now);
+  storage::Transition t;
+  t.entry.set_kind(v1::PEER_LOG_RESET);
+  *t.entry.mutable_recorded_at() = ToTimestamp(now);
+  t.entry.set_partner(peer);
+  t.entry.set_detail(reason);
+  if ((*stored)->has_tree_head()) *t.entry.add_tree_heads() = (*stored)->tree_head();
+  *t.entry.add_tree_heads() = (*stored)->conflicting_tree_head();
+  t.peer_logs.push_back(fresh);
+  if (absl::StatusOr<storage::Head> h = ctx_.ledger->Append(std::move(t)); !h.ok()) {
+    return h.status();
+  }
+  log::Warn("peer_log_reset", {{"partner", peer}, {"reason", reason}});
+  return fresh;
 }
 
 std::vector<v1::SignedMessage> PeerLogs::GossipFor(const std::string& peer) const {

@@ -95,6 +95,13 @@ class PeerLogs {
   absl::StatusOr<std::optional<v1::PeerLog>> Advance(const std::string& peer,
                                                      const SignedTree& head, absl::Time now);
 
+  // Clears `peer`'s inconsistent mark after an operator looked into it:
+  // one PEER_LOG_RESET entry (with `reason` and the two heads), and the
+  // peer's next tree head is taken afresh. FailedPrecondition unless the
+  // peer is marked inconsistent. Returns the PeerLog as it now stands.
+  absl::StatusOr<v1::PeerLog> Reset(const std::string& peer, const std::string& reason,
+                                    absl::Time now);
+
   // The newest heads held of Participants other than `peer`, at most
   // kMaxGossipHeads, to pass on to it.
   std::vector<v1::SignedMessage> GossipFor(const std::string& peer) const;

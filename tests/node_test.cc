@@ -4,6 +4,7 @@
 // test moves.
 #include "node/node.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <functional>
 #include <map>
@@ -494,6 +495,27 @@ TEST_CASE("a redelivered message is stored once and gets its original leaf", "[n
   REQUIRE(batch[0].status.ok());
   CHECK(batch[1].leaf == batch[0].leaf);
   CHECK(f["EU"].ledger().head().sequence == 2);
+
+  // The same id on other bytes is not a redelivery: refused, not answered
+  // with the first message's leaf (which would acknowledge what was not
+  // stored), in a later batch and within one.
+  v1::MessageBody body;
+  REQUIRE(body.ParseFromString(m.body()));
+  body.mutable_certificate()->set_remarks("other bytes, same id");
+  const v1::SignedMessage reused = kpx::testing::Must(node::Signer("BW", f.key("BW")).Sign(body));
+  CHECK(f["EU"].Receive("BW", {reused})[0].status.code() == absl::StatusCode::kAlreadyExists);
+  v1::MessageBody fresh_body;
+  REQUIRE(fresh_body.ParseFromString(
+      f.CertificateMessage("BW", "EU", ValidCertificate("BW-D-3", "BW", "EU")).body()));
+  const v1::SignedMessage one =
+      kpx::testing::Must(node::Signer("BW", f.key("BW")).Sign(fresh_body));
+  fresh_body.mutable_certificate()->set_remarks("changed in the same batch");
+  const v1::SignedMessage two =
+      kpx::testing::Must(node::Signer("BW", f.key("BW")).Sign(fresh_body));
+  std::vector<node::ReceiveOutcome> mixed = f["EU"].Receive("BW", {one, two});
+  CHECK(mixed[0].status.ok());
+  CHECK(mixed[1].status.code() == absl::StatusCode::kAlreadyExists);
+  CHECK(f["EU"].ledger().head().sequence == 3);
 }
 
 TEST_CASE("confirming what was never received is refused", "[node][state]") {
@@ -1571,6 +1593,25 @@ TEST_CASE("a consistently rewritten ledger is caught by the peers it showed its 
   forks = Forks(f["AE"].ledger());
   REQUIRE(forks.size() == 1);
   CHECK(absl::StrContains(forks[0].detail(), "passed on by BW"));
+
+  // Once the operators have settled it, BW's operator clears the mark: the
+  // evidence stays, and EU's receipts count again from its next head.
+  REQUIRE(f["BW"].ResetPeerLog("EU", "settled with EU's operator").ok());
+  CHECK(f["BW"].ResetPeerLog("EU", "again").status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+  f.clock().Advance(absl::Minutes(5));
+  f.Settle();
+  CHECK(f.State("BW", "BW-F-3") == v1::DELIVERED);
+  CHECK_FALSE(f["BW"].ledger().GetPeerLog("EU").value()->inconsistent());
+  CHECK(Forks(f["BW"].ledger()).size() == 1);
+  const std::vector<v1::LedgerEntry> all =
+      *f["BW"].ledger().ReadEntries(1, f["BW"].ledger().head().sequence);
+  const auto reset = std::find_if(all.begin(), all.end(), [](const v1::LedgerEntry& e) {
+    return e.kind() == v1::PEER_LOG_RESET;
+  });
+  REQUIRE(reset != all.end());
+  CHECK(reset->detail() == "settled with EU's operator");
+  CHECK(reset->tree_heads_size() == 2);
 }
 
 TEST_CASE("a passed-on tree head that conflicts with one held is a fork at once",

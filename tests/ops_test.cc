@@ -651,6 +651,17 @@ TEST_CASE("a node whose ledger is rewritten is caught by its peer, which kpxctl 
   v1::CertificateRecord rec;
   REQUIRE(auditor->GetCertificate(&ctx, req, &rec).ok());
   CHECK(rec.state() == v1::ISSUED);
+  // BW's operator clears the mark once it is settled: BW-RW-3 goes through.
+  const std::string bw_operator = fed.KpxctlEnv("BW", "operator") + " " + testing::KpxctlPath();
+  o = testing::Capture(bw_operator + " peer reset EU");
+  CHECK(o.exit_code == 2);  // --reason is required
+  o = testing::Capture(bw_operator + " peer reset EU --reason 'settled with EU'");
+  CHECK(o.exit_code == 0);
+  REQUIRE(fed.WaitForState("BW", "BW-RW-3", v1::DELIVERED));
+  o = testing::Capture(bw_auditor + " peer list");
+  CHECK(absl::StrContains(o.out, "consistent"));
+  CHECK_FALSE(absl::StrContains(o.out, "INCONSISTENT"));
+
   o = testing::Capture(bw_auditor + " ledger verify");
   CHECK(o.exit_code == 0);
   CHECK(absl::StrContains(o.out, "no tree head signed yet"));  // BW has only sent
