@@ -64,8 +64,10 @@ absl::StatusOr<v1::EvidenceBundle> ExportEvidence(const NodeContext& ctx, TreeSi
     for (std::string& h : *path) e->add_inclusion_path(std::move(h));
   }
   content.set_trust_list(ctx.keyring->trust()->proto().SerializeAsString());
+  const absl::Time now = ctx.Now();
+  *content.mutable_exported_at() = ToTimestamp(now);
 
-  absl::StatusOr<Signer> key = ctx.keyring->SignerAt(ctx.Now());
+  absl::StatusOr<Signer> key = ctx.keyring->SignerAt(now);
   if (!key.ok()) return key.status();
   v1::EvidenceBundle bundle;
   bundle.set_content(content.SerializeAsString());
@@ -226,8 +228,11 @@ absl::Status CheckBundleSignature(const v1::EvidenceBundle& bundle,
     return absl::PermissionDeniedError(
         absl::StrCat("signed by '", Printable(bundle.signer(), 16), "'"));
   }
-  absl::StatusOr<crypto::PublicKey> key =
-      trust.FindKey(bundle.signer(), bundle.key_id(), SignedAt(head.message));
+  const absl::Time exported = FromTimestamp(content.exported_at());
+  if (exported < SignedAt(head.message)) {
+    return absl::InvalidArgumentError("exported before its tree head was signed");
+  }
+  absl::StatusOr<crypto::PublicKey> key = trust.FindKey(bundle.signer(), bundle.key_id(), exported);
   if (!key.ok()) return key.status();
   if (ToProtoAlgorithm(key->algorithm()) != bundle.algorithm()) {
     return absl::UnauthenticatedError("signature algorithm does not match the key");

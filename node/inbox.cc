@@ -206,8 +206,8 @@ std::vector<storage::Transition> Inbox::Plan(const std::string& peer, const Trus
       continue;
     }
     absl::StatusOr<std::optional<std::string>> seen = ctx_.ledger->GetSeen(id);
-    if (!seen.ok()) {
-      s.outcome.status = seen.status();
+    if (!seen.ok()) {  // our trouble, not the message's: the sender retries
+      s.outcome.status = absl::UnavailableError(seen.status().message());
       continue;
     }
     if (seen->has_value()) {  // redelivery: the original entry, nothing stored
@@ -247,14 +247,16 @@ absl::Status Inbox::Recall(const std::string& seen_value, const std::string& dig
     v1::MessageBody body;
     if (!receipt.ParseFromString(seen_value) || !body.ParseFromString(receipt.body()) ||
         !body.has_receipt()) {
-      return absl::DataLossError("the stored record of this message does not parse");
+      return absl::UnavailableError("the stored record of this message does not parse");
     }
     sequence = body.receipt().ledger_sequence();
   }
+  // A read failure is ours, not the message's: UNAVAILABLE, so the sender
+  // retries instead of taking it for a refusal.
   absl::StatusOr<std::string> leaf = ctx_.ledger->Leaf(sequence);
-  if (!leaf.ok()) return leaf.status();
+  if (!leaf.ok()) return absl::UnavailableError(leaf.status().message());
   absl::StatusOr<storage::LogLeaf> decoded = storage::DecodeLogLeaf(*leaf);
-  if (!decoded.ok()) return decoded.status();
+  if (!decoded.ok()) return absl::UnavailableError(decoded.status().message());
   // The same id on other bytes is not a redelivery: answering with the
   // first message's leaf would acknowledge what was not stored.
   if (decoded->message_digest != digest) return ReusedId(decoded->sequence);

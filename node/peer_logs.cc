@@ -89,7 +89,7 @@ absl::StatusOr<SignedTree> PeerLogs::CheckExchange(const std::string& peer, uint
     return absl::UnavailableError("peer log changed during the exchange");
   }
   if (std::string problem = Inconsistency(log, *head, consistency_path); !problem.empty()) {
-    RecordFork(peer, tree_head, problem, "", now);
+    RecordFork(peer, log.tree_head(), tree_head, problem, "", now);
     v1::PeerLog recorded = log;
     recorded.set_problem(problem);
     return Inconsistent(peer, recorded);
@@ -115,12 +115,18 @@ absl::StatusOr<std::optional<v1::PeerLog>> PeerLogs::Advance(const std::string& 
   return log;
 }
 
-void PeerLogs::RecordFork(const std::string& peer, const v1::SignedMessage& conflicting,
-                          const std::string& problem, const std::string& reported_by,
-                          absl::Time now) {
+void PeerLogs::RecordFork(const std::string& peer, const v1::SignedMessage& earlier,
+                          const v1::SignedMessage& conflicting, const std::string& problem,
+                          const std::string& reported_by, absl::Time now) {
   std::unique_ptr<Hold> hold = HoldPeer(peer);
   absl::StatusOr<std::optional<v1::PeerLog>> stored = Stored(peer);
-  if (!stored.ok() || (stored->has_value() && (*stored)->inconsistent())) return;
+  if (!stored.ok()) {  // not recorded now; the next check finds it again
+    if (Observer* obs = ctx_.observer->get(); obs != nullptr) obs->LedgerWriteFailed("peer_log");
+    log::Error("peer_log_unreadable",
+               {{"partner", peer}, {"problem", problem}, {"reason", stored.status().message()}});
+    return;
+  }
+  if (stored->has_value() && (*stored)->inconsistent()) return;  // recorded before
   v1::PeerLog log = stored->value_or(v1::PeerLog());
   log.set_participant(peer);
   log.set_inconsistent(true);
@@ -134,7 +140,8 @@ void PeerLogs::RecordFork(const std::string& peer, const v1::SignedMessage& conf
   t.entry.set_partner(peer);
   t.entry.set_detail(
       reported_by.empty() ? problem : absl::StrCat(problem, " (passed on by ", reported_by, ")"));
-  if (log.has_tree_head()) *t.entry.add_tree_heads() = log.tree_head();
+  // The two signed heads that cannot both be true.
+  if (earlier.ByteSizeLong() > 0) *t.entry.add_tree_heads() = earlier;
   *t.entry.add_tree_heads() = conflicting;
   t.peer_logs.push_back(log);
   log::Error("peer_log_inconsistent",
@@ -207,63 +214,99 @@ void PeerLogs::NoteOneGossip(const std::string& from, const v1::SignedMessage& m
     return;
   }
   absl::StatusOr<std::optional<v1::PeerLog>> stored = Stored(signer);
-  if (!stored.ok() || !stored->has_value() || (*stored)->inconsistent()) return;
+  if (!stored.ok()) {
+    log::Error("peer_logs_unreadable",
+               {{"partner", signer}, {"reason", stored.status().message()}});
+    return;
+  }
+  // Nothing held (never, or since a reset) or already a fork: nothing to compare.
+  if (!stored->has_value() || (*stored)->tree_size() == 0 || (*stored)->inconsistent()) return;
   const v1::PeerLog& log = **stored;
   if (head->size == log.tree_size()) {
     if (head->root != log.root_hash()) {
-      RecordFork(signer, message,
+      RecordFork(signer, log.tree_head(), message,
                  absl::StrCat("it signed two different logs of ", head->size, " entries"), from,
                  now);
     }
     return;
   }
+  Remember(signer, Pending{*std::move(head), from});
+}
+
+void PeerLogs::Remember(const std::string& signer, Pending p) {
   absl::MutexLock l(&mu_);
-  pending_[signer] = Pending{*std::move(head), from};
+  std::vector<Pending>& heads = pending_[signer];
+  for (const Pending& q : heads) {
+    if (q.head.size == p.head.size && q.head.root == p.head.root) return;
+  }
+  // Full: the newcomer waits; passed-on heads come again with each
+  // exchange, and each round empties the list.
+  if (heads.size() < kMaxPendingPerSigner) heads.push_back(std::move(p));
 }
 
 size_t PeerLogs::pending_gossip() const {
   absl::MutexLock l(&mu_);
-  return pending_.size();
+  size_t n = 0;
+  for (const auto& [signer, heads] : pending_) n += heads.size();
+  return n;
 }
 
 size_t PeerLogs::CheckGossip(Transport& transport, absl::Time now) {
-  std::map<std::string, Pending> pending;
+  std::map<std::string, std::vector<Pending>> pending;
   {
     absl::MutexLock l(&mu_);
     pending.swap(pending_);
   }
   size_t settled = 0;
-  for (auto& [signer, p] : pending) {
-    absl::StatusOr<std::optional<v1::PeerLog>> stored = Stored(signer);
-    if (!stored.ok() || !stored->has_value() || (*stored)->inconsistent()) continue;
-    const v1::PeerLog& log = **stored;
-    const bool newer = p.head.size > log.tree_size();
-    v1::ConsistencyRequest req;
-    req.set_old_size(newer ? log.tree_size() : p.head.size);
-    req.set_new_size(newer ? p.head.size : log.tree_size());
-    absl::StatusOr<v1::ConsistencyResponse> resp = transport.GetConsistency(signer, req);
-    if (!resp.ok()) {  // try again next round, unless newer gossip came meanwhile
-      absl::MutexLock l(&mu_);
-      pending_.try_emplace(signer, std::move(p));
-      continue;
+  for (auto& [signer, heads] : pending) {
+    for (Pending& p : heads) {
+      if (CheckOneGossip(transport, signer, p, now)) ++settled;
     }
-    ++settled;
-    const std::string problem = GossipInconsistency(signer, log, p.head, req, *resp, now);
-    if (!problem.empty()) RecordFork(signer, p.head.message, problem, p.reported_by, now);
   }
   return settled;
 }
 
-std::string PeerLogs::GossipInconsistency(const std::string& signer, const v1::PeerLog& log,
-                                          const SignedTree& gossiped,
-                                          const v1::ConsistencyRequest& req,
-                                          const v1::ConsistencyResponse& resp,
-                                          absl::Time now) const {
+bool PeerLogs::CheckOneGossip(Transport& transport, const std::string& signer, Pending& p,
+                              absl::Time now) {
+  absl::StatusOr<std::optional<v1::PeerLog>> stored = Stored(signer);
+  if (!stored.ok()) {  // try again next round
+    Remember(signer, std::move(p));
+    return false;
+  }
+  if (!stored->has_value() || (*stored)->tree_size() == 0 || (*stored)->inconsistent()) {
+    return false;
+  }
+  const v1::PeerLog& log = **stored;
+  const bool newer = p.head.size > log.tree_size();
+  v1::ConsistencyRequest req;
+  req.set_old_size(newer ? log.tree_size() : p.head.size);
+  req.set_new_size(newer ? p.head.size : log.tree_size());
+  absl::StatusOr<v1::ConsistencyResponse> resp = transport.GetConsistency(signer, req);
+  if (!resp.ok()) {  // try again next round
+    Remember(signer, std::move(p));
+    return false;
+  }
+  const Fork fork = GossipInconsistency(signer, log, p.head, req, *resp, now);
+  if (!fork.problem.empty()) {
+    RecordFork(signer, fork.earlier, fork.conflicting, fork.problem, p.reported_by, now);
+  }
+  return true;
+}
+
+PeerLogs::Fork PeerLogs::GossipInconsistency(const std::string& signer, const v1::PeerLog& log,
+                                             const SignedTree& gossiped,
+                                             const v1::ConsistencyRequest& req,
+                                             const v1::ConsistencyResponse& resp,
+                                             absl::Time now) const {
   absl::StatusOr<SignedTree> current =
       CheckTreeHead(resp.tree_head(), signer, *ctx_.keyring->trust(), now);
   if (current.ok() && current->size < req.new_size()) {
-    return absl::StrCat("it signed a log of ", req.new_size(), " entries and now shows one of ",
-                        current->size);
+    // Its own newest head is smaller than one it signed: a log that shrank.
+    const v1::SignedMessage& larger =
+        gossiped.size > log.tree_size() ? gossiped.message : log.tree_head();
+    return Fork{larger, resp.tree_head(),
+                absl::StrCat("it signed a log of ", req.new_size(),
+                             " entries and now shows one of ", current->size)};
   }
   const bool newer = gossiped.size > log.tree_size();
   const std::vector<std::string> proof(resp.consistency_path().begin(),
@@ -272,9 +315,10 @@ std::string PeerLogs::GossipInconsistency(const std::string& signer, const v1::P
   const std::string& new_root = newer ? gossiped.root : log.root_hash();
   absl::Status s =
       storage::merkle::VerifyConsistency(req.old_size(), req.new_size(), old_root, new_root, proof);
-  if (s.ok()) return std::string();
-  return absl::StrCat("its tree heads of ", req.old_size(), " and ", req.new_size(),
-                      " entries are not consistent: ", s.message());
+  if (s.ok()) return Fork();
+  return Fork{log.tree_head(), gossiped.message,
+              absl::StrCat("its tree heads of ", req.old_size(), " and ", req.new_size(),
+                           " entries are not consistent: ", s.message())};
 }
 
 }  // namespace kpx::node

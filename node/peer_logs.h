@@ -49,6 +49,8 @@ namespace kpx::node {
 // At most this many third-party tree heads go with one exchange, and are
 // read from one.
 inline constexpr size_t kMaxGossipHeads = 64;
+// Passed-on heads of one Participant waiting for a consistency check.
+inline constexpr size_t kMaxPendingPerSigner = 16;
 
 // The tree head a peer signed, checked: `message` verifies as `signer`'s.
 absl::StatusOr<SignedTree> CheckTreeHead(const v1::SignedMessage& message,
@@ -122,27 +124,40 @@ class PeerLogs {
     SignedTree head;
     std::string reported_by;
   };
+  // Two signed heads of one Participant that cannot both be true, and how.
+  struct Fork {
+    v1::SignedMessage earlier;
+    v1::SignedMessage conflicting;
+    std::string problem;  // empty: no fork
+  };
   absl::Mutex* PeerMutex(const std::string& peer) const;
   absl::StatusOr<std::optional<v1::PeerLog>> Stored(const std::string& peer) const;
-  // Records that `peer` showed `conflicting` after `log`'s newest head.
-  void RecordFork(const std::string& peer, const v1::SignedMessage& conflicting,
-                  const std::string& problem, const std::string& reported_by, absl::Time now);
+  // Records that `peer` signed `conflicting`, which cannot follow `earlier`
+  // (empty if none was held).
+  void RecordFork(const std::string& peer, const v1::SignedMessage& earlier,
+                  const v1::SignedMessage& conflicting, const std::string& problem,
+                  const std::string& reported_by, absl::Time now);
   // What is wrong with `next` following `log`'s newest head given `proof`;
   // empty if it extends it.
   static std::string Inconsistency(const v1::PeerLog& log, const SignedTree& next,
                                    std::span<const std::string> proof);
   void NoteOneGossip(const std::string& from, const v1::SignedMessage& head, absl::Time now);
+  // Keeps a passed-on head for CheckGossip (at most kMaxPendingPerSigner
+  // distinct ones per signer).
+  void Remember(const std::string& signer, Pending p);
+  // Settles one passed-on head; false if it must wait (kept) or is moot.
+  bool CheckOneGossip(Transport& transport, const std::string& signer, Pending& p, absl::Time now);
   // What `resp` (signer's answer to `req`) shows wrong with `gossiped`
-  // beside `log`; empty if both heads are of one log.
-  std::string GossipInconsistency(const std::string& signer, const v1::PeerLog& log,
-                                  const SignedTree& gossiped, const v1::ConsistencyRequest& req,
-                                  const v1::ConsistencyResponse& resp, absl::Time now) const;
+  // beside `log`.
+  Fork GossipInconsistency(const std::string& signer, const v1::PeerLog& log,
+                           const SignedTree& gossiped, const v1::ConsistencyRequest& req,
+                           const v1::ConsistencyResponse& resp, absl::Time now) const;
 
   const NodeContext& ctx_;
   mutable absl::Mutex mu_;
   mutable std::map<std::string, std::unique_ptr<absl::Mutex>> peer_mu_ ABSL_GUARDED_BY(mu_);
-  // Gossiped heads to prove, newest per Participant.
-  std::map<std::string, Pending> pending_ ABSL_GUARDED_BY(mu_);
+  // Passed-on heads to prove, per signer.
+  std::map<std::string, std::vector<Pending>> pending_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kpx::node

@@ -7,13 +7,21 @@ namespace kpx::node {
 
 absl::StatusOr<SignedTree> TreeSigner::Current() {
   const storage::Head head = ctx_.ledger->head();
+  const absl::Time now = ctx_.Now();
+  // The head signed last serves while the ledger has not grown, and while
+  // its key is still the one we sign with (a withdrawn key's head would be
+  // refused by every peer).
+  absl::StatusOr<Signer> key = ctx_.keyring->SignerAt(now);
+  if (!key.ok()) return key.status();
   {
     absl::MutexLock l(&mu_);
-    if (have_last_ && last_.size >= head.sequence) return last_;
+    if (have_last_ && last_.size >= head.sequence &&
+        last_.message.key_id() == key->key().key_id()) {
+      return last_;
+    }
   }
   // Signed without the lock: concurrent exchanges may each sign a head;
   // the largest is kept for the next callers.
-  const absl::Time now = ctx_.Now();
   absl::StatusOr<Sealed> sealed =
       Seal(*ctx_.keyring, TreeHeadBody(head.sequence, head.root), "", now);
   if (!sealed.ok()) return sealed.status();
@@ -26,7 +34,7 @@ absl::StatusOr<SignedTree> TreeSigner::Current() {
   }
   absl::MutexLock l(&mu_);
   ++signed_;
-  if (!have_last_ || tree.size > last_.size) {
+  if (!have_last_ || tree.size >= last_.size) {
     last_ = tree;
     have_last_ = true;
   }

@@ -1639,6 +1639,20 @@ TEST_CASE("a passed-on tree head that conflicts with one held is a fork at once"
     REQUIRE(Forks(f["BW"].ledger()).size() == 1);
     CHECK(absl::StrContains(Forks(f["BW"].ledger())[0].detail(), "passed on by AE"));
   }
+  SECTION("after a reset, passed-on heads are not compared until EU shows one") {
+    v1::DeliverRequest req;
+    *req.add_tree_heads() = head_of_eu(held.tree_size(), std::string(32, 'x'));
+    f["BW"].Exchange("AE", req);
+    REQUIRE(f["BW"].ledger().GetPeerLog("EU").value()->inconsistent());
+    REQUIRE(f["BW"].ResetPeerLog("EU", "settled").ok());
+    v1::DeliverRequest later;
+    *later.add_tree_heads() = head_of_eu(held.tree_size() + 3, std::string(32, 'w'));
+    *later.add_tree_heads() = head_of_eu(0, node::TreeHeadBody(0, "").tree_head().root_hash());
+    f["BW"].Exchange("AE", later);
+    CHECK(f["BW"].CheckGossip() == 0);
+    CHECK_FALSE(f["BW"].ledger().GetPeerLog("EU").value()->inconsistent());
+    CHECK(Forks(f["BW"].ledger()).size() == 1);
+  }
   SECTION("a larger one EU cannot prove") {
     v1::DeliverRequest req;
     *req.add_tree_heads() = head_of_eu(held.tree_size() + 5, std::string(32, 'y'));
