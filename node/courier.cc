@@ -11,8 +11,6 @@
 #include "node/log.h"
 #include "node/transitions.h"
 #include "node/util.h"
-#include "storage/log_leaf.h"
-#include "storage/merkle.h"
 
 namespace kpx::node {
 
@@ -44,22 +42,10 @@ std::vector<DeliveryOutcome> AllFailed(size_t n, const absl::Status& why) {
 
 absl::StatusOr<v1::DeliveryProof> CheckProof(const v1::DeliveryResult& result,
                                              const v1::OutboxItem& item, const SignedTree& head) {
-  absl::StatusOr<storage::LogLeaf> leaf = storage::DecodeLogLeaf(result.leaf());
-  if (!leaf.ok()) {
-    return absl::UnavailableError(absl::StrCat("receipt refused: ", leaf.status().message()));
-  }
-  if (leaf->kind != v1::RECEIVED_MESSAGE || leaf->message_digest != MessageDigest(item.message())) {
-    return absl::UnavailableError("receipt refused: its leaf is not about this message");
-  }
-  if (result.inclusion_path_size() > 64) {
-    return absl::UnavailableError("receipt refused: inclusion path too long");
-  }
-  const std::vector<std::string> path(result.inclusion_path().begin(),
-                                      result.inclusion_path().end());
-  if (absl::Status s = storage::merkle::VerifyInclusion(
-          storage::merkle::LeafHash(result.leaf()), leaf->sequence - 1, head.size, path, head.root);
-      !s.ok()) {
-    return absl::UnavailableError(absl::StrCat("receipt refused: ", s.message()));
+  absl::StatusOr<uint64_t> sequence = CheckReceivedLeaf(result.leaf(), result.inclusion_path(),
+                                                        MessageDigest(item.message()), head);
+  if (!sequence.ok()) {
+    return absl::UnavailableError(absl::StrCat("receipt refused: ", sequence.status().message()));
   }
   v1::DeliveryProof proof;
   *proof.mutable_tree_head() = head.message;

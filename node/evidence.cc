@@ -157,18 +157,10 @@ absl::Status CheckReceipt(const Context& c, const v1::LedgerEntry& e, std::strin
   absl::StatusOr<SignedTree> head =
       CheckTreeHead(p.tree_head(), e.partner(), c.trust, SignedAt(p.tree_head()));
   if (!head.ok()) return head.status();
-  absl::StatusOr<storage::LogLeaf> leaf = storage::DecodeLogLeaf(p.leaf());
-  if (!leaf.ok()) return leaf.status();
-  if (leaf->kind != v1::RECEIVED_MESSAGE || leaf->message_digest != sent->second) {
-    return absl::InvalidArgumentError("its leaf records another message");
-  }
-  const std::vector<std::string> path(p.inclusion_path().begin(), p.inclusion_path().end());
-  if (absl::Status s = storage::merkle::VerifyInclusion(
-          storage::merkle::LeafHash(p.leaf()), leaf->sequence - 1, head->size, path, head->root);
-      !s.ok()) {
-    return s;
-  }
-  where = absl::StrCat("as entry ", leaf->sequence, " of its signed log of ", head->size);
+  absl::StatusOr<uint64_t> sequence =
+      CheckReceivedLeaf(p.leaf(), p.inclusion_path(), sent->second, *head);
+  if (!sequence.ok()) return sequence.status();
+  where = absl::StrCat("as entry ", *sequence, " of its signed log of ", head->size);
   return absl::OkStatus();
 }
 

@@ -6,6 +6,7 @@
 #include "node/envelope.h"
 #include "node/log.h"
 #include "node/util.h"
+#include "storage/log_leaf.h"
 #include "storage/merkle.h"
 
 namespace kpx::node {
@@ -22,6 +23,24 @@ absl::StatusOr<SignedTree> CheckTreeHead(const v1::SignedMessage& message,
     return absl::InvalidArgumentError("tree head root is not 32 bytes");
   }
   return SignedTree{message, body->tree_head().tree_size(), body->tree_head().root_hash()};
+}
+
+absl::StatusOr<uint64_t> CheckReceivedLeaf(
+    const std::string& leaf, const google::protobuf::RepeatedPtrField<std::string>& inclusion_path,
+    const std::string& message_digest, const SignedTree& head) {
+  absl::StatusOr<storage::LogLeaf> decoded = storage::DecodeLogLeaf(leaf);
+  if (!decoded.ok()) return decoded.status();
+  if (decoded->kind != v1::RECEIVED_MESSAGE || decoded->message_digest != message_digest) {
+    return absl::InvalidArgumentError("its leaf is not about this message");
+  }
+  if (inclusion_path.size() > 64) return absl::InvalidArgumentError("inclusion path too long");
+  const std::vector<std::string> path(inclusion_path.begin(), inclusion_path.end());
+  if (absl::Status s = storage::merkle::VerifyInclusion(
+          storage::merkle::LeafHash(leaf), decoded->sequence - 1, head.size, path, head.root);
+      !s.ok()) {
+    return s;
+  }
+  return decoded->sequence;
 }
 
 absl::Mutex* PeerLogs::PeerMutex(const std::string& peer) const {

@@ -57,6 +57,14 @@ absl::StatusOr<SignedTree> CheckTreeHead(const v1::SignedMessage& message,
                                          const std::string& signer, const TrustList& trust,
                                          absl::Time now);
 
+// OK if `leaf` (an encoded LogLeaf, storage/log_leaf.h) records the
+// receipt of the message with `message_digest` (a RECEIVED_MESSAGE leaf)
+// and `inclusion_path` leads from it to `head`'s root; returns the leaf's
+// sequence. InvalidArgument or FailedPrecondition saying what does not hold.
+absl::StatusOr<uint64_t> CheckReceivedLeaf(
+    const std::string& leaf, const google::protobuf::RepeatedPtrField<std::string>& inclusion_path,
+    const std::string& message_digest, const SignedTree& head);
+
 class PeerLogs {
  public:
   explicit PeerLogs(const NodeContext& ctx) : ctx_(ctx) {}

@@ -62,6 +62,9 @@ class Ledger::Impl {
   // log, and stores the head with its root (tree.cc).
   absl::Status BuildTree(const Head& stored);
 
+  // The tree head KeepTreeHead kept, or nullopt (tree.cc).
+  absl::StatusOr<std::optional<v1::SignedMessage>> ReadKeptTreeHead(
+      const rocksdb::ReadOptions& ro) const;
   // The stored meta head, or the empty head if none was ever written.
   absl::StatusOr<Head> ReadStoredHead(const rocksdb::ReadOptions& ro) const;
 

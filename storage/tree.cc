@@ -145,9 +145,13 @@ absl::Status Ledger::KeepTreeHead(const v1::SignedMessage& tree_head, uint64_t t
 }
 
 absl::StatusOr<std::optional<v1::SignedMessage>> Ledger::KeptTreeHead() const {
+  return impl_->ReadKeptTreeHead(rocksdb::ReadOptions());
+}
+
+absl::StatusOr<std::optional<v1::SignedMessage>> Ledger::Impl::ReadKeptTreeHead(
+    const rocksdb::ReadOptions& ro) const {
   std::string value;
-  rocksdb::Status s =
-      impl_->db->Get(rocksdb::ReadOptions(), impl_->meta_cf, keys::kTreeHeadKey, &value);
+  rocksdb::Status s = db->Get(ro, meta_cf, keys::kTreeHeadKey, &value);
   if (s.IsNotFound()) return std::nullopt;
   if (!s.ok()) return FromRocks(s, "reading the tree head");
   v1::SignedMessage head;

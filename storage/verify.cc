@@ -51,18 +51,6 @@ class NodeChecker {
   std::vector<std::unique_ptr<rocksdb::Iterator>> levels_;
 };
 
-// The size and root of the kept tree head; size 0 with no root if none.
-absl::StatusOr<v1::TreeHead> KeptHead(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta_cf,
-                                      const rocksdb::ReadOptions& ro) {
-  std::string value;
-  rocksdb::Status s = db->Get(ro, meta_cf, keys::kTreeHeadKey, &value);
-  if (s.IsNotFound()) return v1::TreeHead();
-  if (!s.ok()) return FromRocks(s, "reading the tree head");
-  v1::SignedMessage head;
-  if (!head.ParseFromString(value)) return absl::DataLossError("the kept tree head is unreadable");
-  return TreeHeadOf(head);
-}
-
 }  // namespace
 
 VerifyResult Ledger::Impl::Verify() const {
@@ -85,7 +73,11 @@ VerifyResult Ledger::Impl::Verify() const {
     return fail(1, absl::StrCat("cannot read the head: ", stored.status().message()));
   }
 
-  absl::StatusOr<v1::TreeHead> signed_head = KeptHead(db.get(), meta_cf, ro);
+  // The size and root of the kept tree head; size 0 if none.
+  absl::StatusOr<std::optional<v1::SignedMessage>> kept = ReadKeptTreeHead(ro);
+  absl::StatusOr<v1::TreeHead> signed_head = !kept.ok()          ? kept.status()
+                                             : kept->has_value() ? TreeHeadOf(**kept)
+                                                                 : v1::TreeHead();
   if (!signed_head.ok()) {
     return fail(1, absl::StrCat("cannot read the tree head: ", signed_head.status().message()));
   }
