@@ -56,28 +56,41 @@ absl::StatusOr<std::shared_ptr<GrpcTransport::Peer>> GrpcTransport::PeerFor(
   return peer;
 }
 
-absl::StatusOr<v1::DeliverResponse> GrpcTransport::Deliver(const std::string& recipient,
-                                                           const v1::DeliverRequest& request) {
+template <typename Response, typename Call>
+absl::StatusOr<Response> GrpcTransport::Unary(const std::string& recipient, Call call) {
   absl::StatusOr<std::shared_ptr<Peer>> peer = PeerFor(recipient);
   if (!peer.ok()) return absl::UnavailableError(peer.status().message());
-  v1::DeliverResponse resp;
+  Response resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + rpc_timeout_));
-  grpc::Status st = (*peer)->stub->Deliver(&ctx, request, &resp);
+  grpc::Status st = call(*(*peer)->stub, &ctx, &resp);
   if (!st.ok()) return CallFailed(recipient, st);
   return resp;
 }
 
+absl::StatusOr<v1::DeliverResponse> GrpcTransport::Deliver(const std::string& recipient,
+                                                           const v1::DeliverRequest& request) {
+  return Unary<v1::DeliverResponse>(
+      recipient, [&](v1::PeerService::Stub& stub, grpc::ClientContext* ctx,
+                     v1::DeliverResponse* resp) { return stub.Deliver(ctx, request, resp); });
+}
+
 absl::StatusOr<v1::ConsistencyResponse> GrpcTransport::GetConsistency(
     const std::string& recipient, const v1::ConsistencyRequest& request) {
-  absl::StatusOr<std::shared_ptr<Peer>> peer = PeerFor(recipient);
-  if (!peer.ok()) return absl::UnavailableError(peer.status().message());
-  v1::ConsistencyResponse resp;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + rpc_timeout_));
-  grpc::Status st = (*peer)->stub->GetConsistency(&ctx, request, &resp);
-  if (!st.ok()) return CallFailed(recipient, st);
-  return resp;
+  return Unary<v1::ConsistencyResponse>(
+      recipient,
+      [&](v1::PeerService::Stub& stub, grpc::ClientContext* ctx, v1::ConsistencyResponse* resp) {
+        return stub.GetConsistency(ctx, request, resp);
+      });
+}
+
+absl::StatusOr<v1::GetTrustListsResponse> GrpcTransport::GetTrustLists(
+    const std::string& recipient, const v1::GetTrustListsRequest& request) {
+  return Unary<v1::GetTrustListsResponse>(
+      recipient,
+      [&](v1::PeerService::Stub& stub, grpc::ClientContext* ctx, v1::GetTrustListsResponse* resp) {
+        return stub.GetTrustLists(ctx, request, resp);
+      });
 }
 
 }  // namespace kpx::gateway

@@ -34,6 +34,8 @@ class GrpcTransport : public node::Transport {
                                               const v1::DeliverRequest& request) override;
   absl::StatusOr<v1::ConsistencyResponse> GetConsistency(
       const std::string& recipient, const v1::ConsistencyRequest& request) override;
+  absl::StatusOr<v1::GetTrustListsResponse> GetTrustLists(
+      const std::string& recipient, const v1::GetTrustListsRequest& request) override;
 
  private:
   struct Peer {
@@ -42,6 +44,9 @@ class GrpcTransport : public node::Transport {
   };
   // The channel to `recipient`, (re)made if its trust-list entry changed.
   absl::StatusOr<std::shared_ptr<Peer>> PeerFor(const std::string& recipient);
+  // One unary call to `recipient`: `call(stub, context, response)`.
+  template <typename Response, typename Call>
+  absl::StatusOr<Response> Unary(const std::string& recipient, Call call);
 
   TlsIdentity identity_ ABSL_GUARDED_BY(mu_);
   const std::function<std::shared_ptr<const node::TrustList>()> trust_;

@@ -230,9 +230,17 @@ absl::Status NodeServer::BuildNode(const Material& material) {
   opts.overdue_days = config_.overdue_days();
   opts.confirm_grace_days = config_.confirm_grace_days();
   opts.limits = config_.limits();
+  opts.trust_poll_seconds = config_.trust_poll_seconds();
+  // A version put in force without a reload (from a peer, or published)
+  // brings its CAs to the peer listener through the watched roots file.
+  opts.on_trust_list = [this](const node::TrustList& trust) { WritePeerRoots(trust); };
   absl::StatusOr<std::unique_ptr<node::Node>> node = node::Node::Create(std::move(opts));
   if (!node.ok()) return node.status();
   node_ = *std::move(node);
+  // The version in force may be a newer one the ledger holds.
+  if (node_->trust_list()->digest() != material.trust->digest()) {
+    if (absl::Status s = WritePeerRoots(*node_->trust_list()); !s.ok()) return s;
+  }
 
   if (config_.metrics_listen() != "off") {
     absl::StatusOr<std::unique_ptr<Metrics>> metrics = Metrics::Start(config_, node_.get());
@@ -325,6 +333,12 @@ void NodeServer::WatchHealth() {
   }
 }
 
+absl::Status NodeServer::WritePeerRoots(const node::TrustList& trust) {
+  absl::Status s = WriteFileAtomically(peer_roots_file_, trust.AllCasPem());
+  if (!s.ok()) log::Error("peer_roots_not_written", {{"reason", s.message()}});
+  return s;
+}
+
 absl::StatusOr<v1::ReloadResponse> NodeServer::Reload() {
   absl::MutexLock l(&reload_mu_);
   v1::NodeConfig config = config_;
@@ -354,14 +368,14 @@ absl::StatusOr<v1::ReloadResponse> NodeServer::Reload() {
   }
   transport_->SetIdentity(material->identity);
   config_ = config;
-  if (absl::Status s = WriteFileAtomically(peer_roots_file_, material->trust->AllCasPem());
-      !s.ok()) {
+  std::shared_ptr<const node::TrustList> in_force = node_->trust_list();
+  if (absl::Status s = WritePeerRoots(*in_force); !s.ok()) {
     log::Error("reload_partial", {{"reason", s.message()}});
     return s;
   }
   v1::ReloadResponse resp;
-  resp.set_trust_list_version(material->trust->proto().version());
-  resp.set_participants(material->trust->proto().participants_size());
+  resp.set_trust_list_version(in_force->version());
+  resp.set_participants(in_force->proto().participants_size());
   log::Info("reloaded", {{"trust_list_version", std::to_string(resp.trust_list_version())},
                          {"participants", std::to_string(resp.participants())},
                          {"signing_key", node_->CurrentKeyId().value_or("none")}});

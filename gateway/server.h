@@ -54,7 +54,8 @@ class NodeServer {
 
   // Re-reads the trust list, the signing keys and the TLS files named by
   // the config. If anything is malformed, nothing changes and the error
-  // says what; the node keeps running with what it had.
+  // says what; the node keeps running with what it had. Which trust-list
+  // version ends in force is node::TrustBook::Install's decision.
   absl::StatusOr<v1::ReloadResponse> Reload();
   // A consistent online backup of the ledger into `directory` (absolute,
   // must not exist).
@@ -73,6 +74,8 @@ class NodeServer {
   absl::Status BuildNode(const Material& material);  // transport, node, metrics
   absl::Status StartListeners();                     // services and both gRPC servers
   void WatchHealth();
+  // tls/peer-roots.pem: the CAs of `trust` (logged if it cannot be written).
+  absl::Status WritePeerRoots(const node::TrustList& trust);
 
   v1::NodeConfig config_;
   std::string config_path_;

@@ -134,6 +134,17 @@ grpc::Status PeerServiceImpl::GetConsistency(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+grpc::Status PeerServiceImpl::GetTrustLists(grpc::ServerContext* ctx,
+                                            const v1::GetTrustListsRequest* req,
+                                            v1::GetTrustListsResponse* resp) {
+  absl::StatusOr<std::string> peer = Identify(*ctx);
+  if (!peer.ok()) return ToGrpc(peer.status());
+  absl::StatusOr<v1::GetTrustListsResponse> r = node_->TrustLists(*peer, *req);
+  if (!r.ok()) return ToGrpc(r.status());
+  *resp = *std::move(r);
+  return grpc::Status::OK;
+}
+
 // ---------------------------------------------------------------- authorities
 
 AuthorityServiceImpl::AuthorityServiceImpl(node::Node* node, const v1::NodeConfig& config,
@@ -492,6 +503,31 @@ grpc::Status AuthorityServiceImpl::ListPeers(grpc::ServerContext* ctx,
     *s->mutable_inconsistent_since() = l.inconsistent_since();
     s->set_problem(l.problem());
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthorityServiceImpl::PublishTrustList(grpc::ServerContext* ctx,
+                                                    const v1::PublishTrustListRequest* req,
+                                                    v1::TrustListRecord* resp) {
+  std::string who;
+  // Not Admit: a trust list's PEM fields are longer than its string bounds;
+  // TrustList::FromSigned bounds and checks it.
+  if (grpc::Status s = Authorize(*ctx, "PublishTrustList", kOperator, &who); !s.ok()) return s;
+  absl::StatusOr<v1::TrustListRecord> r = node_->PublishTrustList(req->trust_list());
+  if (!r.ok()) return Refused("PublishTrustList", who, "", r.status());
+  *resp = *std::move(r);
+  resp->mutable_signed_list()->clear_trust_list();
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthorityServiceImpl::ListTrustLists(grpc::ServerContext* ctx,
+                                                  const v1::ListTrustListsRequest* req,
+                                                  v1::ListTrustListsResponse* resp) {
+  std::string who;
+  if (grpc::Status s = Admit(*ctx, "ListTrustLists", *req, kAnyRole, &who); !s.ok()) return s;
+  absl::StatusOr<v1::ListTrustListsResponse> r = node_->ListTrustLists();
+  if (!r.ok()) return ToGrpc(r.status());
+  *resp = *std::move(r);
   return grpc::Status::OK;
 }
 

@@ -34,6 +34,8 @@ class PeerServiceImpl final : public v1::PeerService::Service {
                        v1::DeliverResponse* resp) override;
   grpc::Status GetConsistency(grpc::ServerContext* ctx, const v1::ConsistencyRequest* req,
                               v1::ConsistencyResponse* resp) override;
+  grpc::Status GetTrustLists(grpc::ServerContext* ctx, const v1::GetTrustListsRequest* req,
+                             v1::GetTrustListsResponse* resp) override;
 
  private:
   // The Participant the caller's TLS certificate proves; logs a refusal.
@@ -94,6 +96,10 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
                             v1::PeerSummary* resp) override;
   grpc::Status ListPeers(grpc::ServerContext* ctx, const v1::ListPeersRequest* req,
                          v1::ListPeersResponse* resp) override;
+  grpc::Status PublishTrustList(grpc::ServerContext* ctx, const v1::PublishTrustListRequest* req,
+                                v1::TrustListRecord* resp) override;
+  grpc::Status ListTrustLists(grpc::ServerContext* ctx, const v1::ListTrustListsRequest* req,
+                              v1::ListTrustListsResponse* resp) override;
 
  private:
   // OK if the caller holds one of `allowed`; PERMISSION_DENIED naming the

@@ -5,8 +5,11 @@
 namespace kpx::node {
 
 BackgroundLoop::BackgroundLoop(const NodeContext& ctx, Sweeper* sweeper,
-                               std::function<void()> monitor)
-    : ctx_(ctx), sweeper_(sweeper), monitor_(std::move(monitor)) {}
+                               std::function<void()> monitor, absl::Duration monitor_every)
+    : ctx_(ctx),
+      sweeper_(sweeper),
+      monitor_(std::move(monitor)),
+      monitor_every_(std::min(monitor_every, absl::Seconds(30))) {}
 
 BackgroundLoop::~BackgroundLoop() { Stop(); }
 
@@ -52,7 +55,7 @@ absl::Time BackgroundLoop::Round(absl::Time& next_expiry, absl::Time& next_overd
   }
   if (ctx_.Now() >= next_monitor) {
     monitor_();
-    next_monitor = ctx_.Now() + absl::Seconds(30);
+    next_monitor = ctx_.Now() + monitor_every_;
   }
   // Wall-clock deadline: the condition variable waits in real time.
   return absl::Now() + absl::Seconds(1);

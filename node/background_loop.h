@@ -1,10 +1,9 @@
 // kpx::node::BackgroundLoop: the node's housekeeping thread.
 //
 // It runs the expiry sweep once a minute and the overdue log once a day
-// (Sweeper), and `monitor` (the check of gossiped tree heads, PeerLogs)
-// every 30 seconds; delivery runs on the Dispatcher's lanes, one per
-// partner.
-// While the ledger refuses writes it skips the expiry sweep (its writes
+// (Sweeper), and `monitor` (the check of gossiped tree heads, PeerLogs;
+// the trust-list poll, TrustBook) every 30 seconds or more often; delivery runs on the Dispatcher's
+// lanes, one per partner. While the ledger refuses writes it skips the expiry sweep (its writes
 // would fail).
 //
 // Thread safety: Start and Stop may be called from any thread. Stop is
@@ -25,7 +24,9 @@ namespace kpx::node {
 class BackgroundLoop {
  public:
   // `sweeper` is not owned and must outlive the loop.
-  BackgroundLoop(const NodeContext& ctx, Sweeper* sweeper, std::function<void()> monitor);
+  // `monitor` runs every `monitor_every` (at most 30 s).
+  BackgroundLoop(const NodeContext& ctx, Sweeper* sweeper, std::function<void()> monitor,
+                 absl::Duration monitor_every);
   ~BackgroundLoop();
 
   void Start();
@@ -39,6 +40,7 @@ class BackgroundLoop {
   const NodeContext& ctx_;
   Sweeper* const sweeper_;
   const std::function<void()> monitor_;
+  const absl::Duration monitor_every_;
 
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

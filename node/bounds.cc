@@ -138,4 +138,24 @@ absl::Time LatestTime() {
 
 absl::Status CheckBounds(const google::protobuf::Message& m) { return CheckMessage(m, ""); }
 
+absl::Status CheckNoUnknownFields(const Message& m) {
+  const Reflection& r = *m.GetReflection();
+  if (r.GetUnknownFields(m).field_count() > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(m.GetDescriptor()->name(), ": field number ",
+                                                   r.GetUnknownFields(m).field(0).number(),
+                                                   " is unknown to this node"));
+  }
+  std::vector<const FieldDescriptor*> fields;
+  r.ListFields(m, &fields);
+  for (const FieldDescriptor* f : fields) {
+    if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    const int n = f->is_repeated() ? r.FieldSize(m, f) : 1;
+    for (int i = 0; i < n; ++i) {
+      const Message& sub = f->is_repeated() ? r.GetRepeatedMessage(m, f, i) : r.GetMessage(m, f);
+      if (absl::Status s = CheckNoUnknownFields(sub); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace kpx::node

@@ -42,6 +42,10 @@ absl::Time LatestTime();  // exclusive: 2100-01-01T00:00:00Z
 // quality") and the rule it breaks.
 absl::Status CheckBounds(const google::protobuf::Message& m);
 
+// OK unless `m` or a message inside it holds a field this build does not
+// know; InvalidArgument naming the first such field's number otherwise.
+absl::Status CheckNoUnknownFields(const google::protobuf::Message& m);
+
 }  // namespace kpx::node
 
 #endif  // KPX_NODE_BOUNDS_H_

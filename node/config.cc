@@ -29,6 +29,7 @@ void ApplyDefaults(v1::NodeConfig* config) {
   if (config->metrics_listen().empty()) config->set_metrics_listen("127.0.0.1:9464");
   if (config->overdue_days() == 0) config->set_overdue_days(15);
   if (config->confirm_grace_days() == 0) config->set_confirm_grace_days(30);
+  if (config->trust_poll_seconds() == 0) config->set_trust_poll_seconds(60);
   if (config->authority_name().empty() && !config->participant().empty()) {
     config->set_authority_name(absl::StrCat(config->participant(), " KP authority"));
   }

@@ -88,6 +88,11 @@ absl::Status Keyring::Replace(std::shared_ptr<const TrustList> trust,
   return absl::OkStatus();
 }
 
+absl::Status Keyring::CheckKeys(const TrustList& trust, const std::vector<crypto::PrivateKey>& keys,
+                                absl::Time now) const {
+  return NewestValidKey(keys, participant_, trust, now).status();
+}
+
 absl::StatusOr<Signer> Keyring::SignerAt(absl::Time at) const {
   std::shared_ptr<const TrustList> trust;
   std::shared_ptr<const std::vector<crypto::PrivateKey>> keys;

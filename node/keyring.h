@@ -44,6 +44,11 @@ class Keyring {
   absl::Status Replace(std::shared_ptr<const TrustList> trust, std::vector<crypto::PrivateKey> keys,
                        absl::Time now);
 
+  // OK if one of `keys` is a key of this node's Participant valid at `now`
+  // on `trust` (what Replace requires); FailedPrecondition otherwise.
+  absl::Status CheckKeys(const TrustList& trust, const std::vector<crypto::PrivateKey>& keys,
+                         absl::Time now) const;
+
   // The signer for a message created at `at`; FailedPrecondition if no key
   // of ours is valid then.
   absl::StatusOr<Signer> SignerAt(absl::Time at) const;

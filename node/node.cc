@@ -15,6 +15,7 @@ v1::NodeConfig Defaulted(const NodeOptions& o) {
   *c.mutable_limits() = o.limits;
   c.set_overdue_days(o.overdue_days);
   c.set_confirm_grace_days(o.confirm_grace_days);
+  c.set_trust_poll_seconds(o.trust_poll_seconds);
   ApplyDefaults(&c);
   return c;
 }
@@ -29,7 +30,9 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(NodeOptions options) {
       options.participant, options.trust_list, std::move(options.signing_keys), options.clock());
   if (!keyring.ok()) return keyring.status();
   const v1::NodeConfig defaults = Defaulted(options);
-  return std::unique_ptr<Node>(new Node(std::move(options), defaults, *std::move(keyring)));
+  std::unique_ptr<Node> node(new Node(std::move(options), defaults, *std::move(keyring)));
+  if (absl::Status s = node->trust_book_.Open(); !s.ok()) return s;
+  return node;
 }
 
 Node::Node(NodeOptions o, const v1::NodeConfig& defaults, std::unique_ptr<Keyring> keyring)
@@ -49,7 +52,15 @@ Node::Node(NodeOptions o, const v1::NodeConfig& defaults, std::unique_ptr<Keyrin
       sweeper_(ctx_, overdue_days_, defaults.confirm_grace_days(),
                [this](const std::string& r) { Kick(r); }),
       dispatcher_(ctx_, &courier_),
-      loop_(ctx_, &sweeper_, [this] { CheckGossip(); }) {}
+      trust_book_(ctx_, o.transport, absl::Seconds(defaults.trust_poll_seconds()),
+                  std::move(o.on_trust_list)),
+      loop_(
+          ctx_, &sweeper_,
+          [this] {
+            CheckGossip();
+            PollTrustLists();
+          },
+          absl::Seconds(defaults.trust_poll_seconds())) {}
 
 Node::~Node() { StopDelivery(); }
 
@@ -106,6 +117,17 @@ absl::StatusOr<v1::ConsistencyResponse> Node::Consistency(const std::string& pee
                                                           const v1::ConsistencyRequest& request) {
   return inbox_.Consistency(request);
 }
+absl::StatusOr<v1::GetTrustListsResponse> Node::TrustLists(
+    const std::string& peer, const v1::GetTrustListsRequest& request) {
+  return trust_book_.Since(request.after_version());
+}
+absl::StatusOr<v1::TrustListRecord> Node::PublishTrustList(const v1::SignedTrustList& signed_list) {
+  return trust_book_.Publish(signed_list);
+}
+absl::StatusOr<v1::ListTrustListsResponse> Node::ListTrustLists() const {
+  return trust_book_.List();
+}
+size_t Node::PollTrustLists() { return trust_book_.Poll(); }
 std::vector<ReceiveOutcome> Node::Receive(const std::string& peer,
                                           const std::vector<v1::SignedMessage>& messages) {
   return inbox_.Receive(peer, messages);
@@ -152,7 +174,7 @@ void Node::SetTrustList(std::shared_ptr<const TrustList> trust) {
 }
 absl::Status Node::Reconfigure(std::shared_ptr<const TrustList> trust,
                                std::vector<crypto::PrivateKey> keys) {
-  return keyring_->Replace(std::move(trust), std::move(keys), ctx_.Now());
+  return trust_book_.Install(std::move(trust), std::move(keys));
 }
 
 absl::StatusOr<std::string> Node::CurrentKeyId() const {

@@ -13,6 +13,7 @@
 //   courier          deliver the outbox: send, check proofs, record
 //   tree_signer      our signed tree heads (one per exchange at most)
 //   peer_logs        what peers showed of their logs; fork detection
+//   trust_book       trust-list versions: recorded, fetched, put in force
 //   dispatcher       one delivery lane (thread) per partner
 //   sweeper          expiry (importer side), overdue log
 //   background_loop  the housekeeping thread: sweeper, gossip checks
@@ -56,6 +57,7 @@
 #include "node/sweeper.h"
 #include "node/transport.h"
 #include "node/tree_signer.h"
+#include "node/trust_book.h"
 #include "node/trust_list.h"
 #include "storage/ledger.h"
 
@@ -85,6 +87,12 @@ struct NodeOptions {
   std::function<absl::Time()> clock = [] { return absl::Now(); };
   // Seeds the retry jitter; 0: a random seed.
   uint64_t random_seed = 0;
+  // How often peers are asked for newer trust-list versions; 0: the
+  // default (NodeConfig.trust_poll_seconds).
+  uint32_t trust_poll_seconds = 0;
+  // Called with each trust-list version put in force (trust_book.h), on
+  // the thread that put it there; may be empty.
+  std::function<void(const TrustList&)> on_trust_list;
 };
 
 class Node : public Receiver {
@@ -130,6 +138,8 @@ class Node : public Receiver {
   v1::DeliverResponse Exchange(const std::string& peer, const v1::DeliverRequest& request) override;
   absl::StatusOr<v1::ConsistencyResponse> Consistency(
       const std::string& peer, const v1::ConsistencyRequest& request) override;
+  absl::StatusOr<v1::GetTrustListsResponse> TrustLists(
+      const std::string& peer, const v1::GetTrustListsRequest& request) override;
   // The receive steps of Exchange alone, without its answer (tests).
   std::vector<ReceiveOutcome> Receive(const std::string& peer,
                                       const std::vector<v1::SignedMessage>& messages);
@@ -166,11 +176,23 @@ class Node : public Receiver {
 
   // The trust list in force.
   std::shared_ptr<const TrustList> trust_list() const;
+  // Puts `trust` in force without recording it (tests).
   void SetTrustList(std::shared_ptr<const TrustList> trust);
-  // Replaces the trust list and the signing keys together (a reload).
-  // Refuses, changing nothing, if no key would be valid now.
+  // The operator's trust list and signing keys (a reload): see
+  // TrustBook::Install for which list ends in force. Refuses, changing
+  // nothing, if the list may not follow the one in force or no key would
+  // be valid now.
   absl::Status Reconfigure(std::shared_ptr<const TrustList> trust,
                            std::vector<crypto::PrivateKey> keys);
+
+  // ---- trust-list versions; see trust_book.h
+  // An operator's signed next version.
+  absl::StatusOr<v1::TrustListRecord> PublishTrustList(const v1::SignedTrustList& signed_list);
+  absl::StatusOr<v1::ListTrustListsResponse> ListTrustLists() const;
+  // Asks the peers that are due for newer versions now (the housekeeping
+  // thread does so every trust_poll_seconds); returns how many came into
+  // force.
+  size_t PollTrustLists();
 
   // Reports events to `observer` (not owned; may be null). It must outlive
   // the node or be cleared first.
@@ -202,6 +224,7 @@ class Node : public Receiver {
   Courier courier_;
   Sweeper sweeper_;
   Dispatcher dispatcher_;
+  TrustBook trust_book_;
   BackgroundLoop loop_;
 };
 

@@ -34,7 +34,7 @@ class Observer {
   // We refused a message from a peer.
   virtual void Refused(const std::string& partner, absl::StatusCode code) = 0;
   // A ledger write on a background path failed; `step` is "receive",
-  // "deliver", "reschedule" or "expire".
+  // "deliver", "reschedule", "expire" or "trust_list".
   virtual void LedgerWriteFailed(const std::string& step) = 0;
 };
 

@@ -33,6 +33,10 @@ class Transport {
   // of its log of new_size entries; errors as for Deliver.
   virtual absl::StatusOr<v1::ConsistencyResponse> GetConsistency(
       const std::string& recipient, const v1::ConsistencyRequest& request) = 0;
+  // Asks `recipient` for the trust-list versions it holds after
+  // request.after_version; errors as for Deliver.
+  virtual absl::StatusOr<v1::GetTrustListsResponse> GetTrustLists(
+      const std::string& recipient, const v1::GetTrustListsRequest& request) = 0;
 };
 
 // Something that answers exchanges: a Node, seen by a transport as the
@@ -46,6 +50,12 @@ class Receiver {
   // The answer to GetConsistency; an error becomes the call's status.
   virtual absl::StatusOr<v1::ConsistencyResponse> Consistency(
       const std::string& peer, const v1::ConsistencyRequest& request) = 0;
+  // The answer to GetTrustLists; an error becomes the call's status. By
+  // default UNIMPLEMENTED (a receiver that holds no versions to share).
+  virtual absl::StatusOr<v1::GetTrustListsResponse> TrustLists(
+      const std::string& /*peer*/, const v1::GetTrustListsRequest& /*request*/) {
+    return absl::UnimplementedError("this receiver serves no trust-list versions");
+  }
 };
 
 // In-process transport: delivers straight into registered receivers, with
@@ -89,6 +99,15 @@ class MemoryTransport : public Transport {
     Receiver* r = network_->Find(recipient);
     if (r == nullptr) return absl::UnavailableError(recipient + " is unreachable");
     absl::StatusOr<v1::ConsistencyResponse> resp = r->Consistency(self_, request);
+    if (!resp.ok()) return absl::UnavailableError(resp.status().ToString());
+    return resp;
+  }
+
+  absl::StatusOr<v1::GetTrustListsResponse> GetTrustLists(
+      const std::string& recipient, const v1::GetTrustListsRequest& request) override {
+    Receiver* r = network_->Find(recipient);
+    if (r == nullptr) return absl::UnavailableError(recipient + " is unreachable");
+    absl::StatusOr<v1::GetTrustListsResponse> resp = r->TrustLists(self_, request);
     if (!resp.ok()) return absl::UnavailableError(resp.status().ToString());
     return resp;
   }

@@ -1,10 +1,12 @@
 #include "node/trust_list.h"
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "node/bounds.h"
 #include "node/util.h"
 #include "re2/re2.h"
 
@@ -40,6 +42,8 @@ namespace {
 constexpr size_t kMaxOffices = 64;
 constexpr size_t kMaxOfficeNameBytes = 512;
 constexpr size_t kMaxNumberPatternBytes = 256;
+constexpr int kMaxPublishers = 16;
+constexpr size_t kMaxPublisherNameBytes = 128;
 
 absl::Status Bad(const v1::Participant& p, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("trust list: participant ", p.code(), " ", what));
@@ -75,6 +79,19 @@ absl::Status CheckPolicyFields(const v1::Participant& p) {
   return absl::OkStatus();
 }
 
+absl::Status CheckOnboarding(const v1::Participant& p) {
+  const v1::Onboarding& o = p.onboarding();
+  if (!v1::Directions_IsValid(o.directions())) {
+    return Bad(p, absl::StrCat("onboarding.directions has no value ", o.directions()));
+  }
+  for (int t : o.accepted_types()) {
+    if (t == v1::CERTIFICATE_TYPE_UNSPECIFIED || !v1::CertificateType_IsValid(t)) {
+      return Bad(p, absl::StrCat("onboarding.accepted_types has no type ", t));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // The compiled pattern (nullptr when there is none) or why it is refused.
 absl::StatusOr<std::shared_ptr<const re2::RE2>> CompilePattern(const v1::Participant& p) {
   if (p.number_pattern().empty()) return nullptr;
@@ -97,8 +114,51 @@ crypto::Algorithm ToCrypto(v1::SignatureAlgorithm a) {
 
 }  // namespace
 
+absl::Status TrustList::CheckPublishers() const {
+  const auto bad = [](absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat("trust list: ", what));
+  };
+  if (proto_.publishers_size() > kMaxPublishers) {
+    return bad(absl::StrCat("names more than ", kMaxPublishers, " publishers"));
+  }
+  std::set<std::string> ids;
+  for (const v1::TrustListPublisher& pub : proto_.publishers()) {
+    if (pub.name().empty() || pub.name().size() > kMaxPublisherNameBytes) {
+      return bad(absl::StrCat("publisher ", pub.key_id().substr(0, 16), " needs a name of 1 to ",
+                              kMaxPublisherNameBytes, " bytes"));
+    }
+    absl::StatusOr<crypto::PublicKey> key = crypto::PublicKey::FromPem(pub.public_key_pem());
+    if (!key.ok()) return bad(absl::StrCat("publisher ", pub.name(), ": ", key.status().message()));
+    if (key->key_id() != pub.key_id() || key->algorithm() != ToCrypto(pub.algorithm()) ||
+        pub.algorithm() == v1::SIGNATURE_ALGORITHM_UNSPECIFIED) {
+      return bad(absl::StrCat("publisher ", pub.name(),
+                              ": key_id or algorithm does not match its public key (",
+                              key->key_id(), ")"));
+    }
+    if (!ids.insert(pub.key_id()).second) {
+      return bad(absl::StrCat("publisher key ", pub.key_id(), " listed twice"));
+    }
+  }
+  const uint32_t n = static_cast<uint32_t>(proto_.publishers_size());
+  if (n == 0 ? proto_.threshold() != 0 : (proto_.threshold() < 1 || proto_.threshold() > n)) {
+    return bad(absl::StrCat("threshold ", proto_.threshold(), " for ", n,
+                            " publishers; it must be 1 to the number of publishers (0 if none)"));
+  }
+  return absl::OkStatus();
+}
+
+const v1::TrustListPublisher* TrustList::FindPublisher(const std::string& key_id) const {
+  for (const v1::TrustListPublisher& pub : proto_.publishers()) {
+    if (pub.key_id() == key_id) return &pub;
+  }
+  return nullptr;
+}
+
 absl::StatusOr<std::shared_ptr<const TrustList>> TrustList::FromProto(v1::TrustList proto) {
   std::shared_ptr<TrustList> list(new TrustList(std::move(proto)));
+  list->signed_.set_trust_list(list->proto_.SerializeAsString());
+  list->digest_ = crypto::HexEncode(crypto::Sha256(list->signed_.trust_list()));
+  if (absl::Status s = list->CheckPublishers(); !s.ok()) return s;
   for (const v1::Participant& p : list->proto_.participants()) {
     if (!IsParticipantCode(p.code())) {
       return absl::InvalidArgumentError(
@@ -114,6 +174,7 @@ absl::StatusOr<std::shared_ptr<const TrustList>> TrustList::FromProto(v1::TrustL
     }
     if (absl::Status s = CheckOffices(p); !s.ok()) return s;
     if (absl::Status s = CheckPolicyFields(p); !s.ok()) return s;
+    if (absl::Status s = CheckOnboarding(p); !s.ok()) return s;
     absl::StatusOr<std::shared_ptr<const re2::RE2>> pattern = CompilePattern(p);
     if (!pattern.ok()) return pattern.status();
     if (*pattern != nullptr) list->number_patterns_.emplace(p.code(), *std::move(pattern));
@@ -146,14 +207,40 @@ absl::StatusOr<std::shared_ptr<const TrustList>> TrustList::FromProto(v1::TrustL
   return std::shared_ptr<const TrustList>(std::move(list));
 }
 
+absl::StatusOr<std::shared_ptr<const TrustList>> TrustList::FromSigned(
+    v1::SignedTrustList signed_list) {
+  if (signed_list.trust_list().size() > kMaxTrustListBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("trust list: larger than ", kMaxTrustListBytes >> 20, " MiB"));
+  }
+  v1::TrustList proto;
+  if (!proto.ParseFromString(signed_list.trust_list())) {
+    return absl::InvalidArgumentError("trust list: the published bytes do not parse");
+  }
+  if (absl::Status s = CheckNoUnknownFields(proto); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("trust list: ", s.message()));
+  }
+  absl::StatusOr<std::shared_ptr<const TrustList>> list = FromProto(std::move(proto));
+  if (!list.ok()) return list.status();
+  // Built here, so the const_cast touches nothing shared yet.
+  auto* mutable_list = const_cast<TrustList*>(list->get());
+  mutable_list->signed_ = std::move(signed_list);
+  mutable_list->digest_ = crypto::HexEncode(crypto::Sha256(mutable_list->signed_.trust_list()));
+  return list;
+}
+
 absl::StatusOr<std::shared_ptr<const TrustList>> TrustList::FromTextFile(const std::string& path) {
   absl::StatusOr<std::string> text = crypto::ReadFile(path);
   if (!text.ok()) return text.status();
+  const std::string what = absl::StrCat("trust list ", path);
   v1::TrustList proto;
-  if (absl::Status s = ParseTextProto(*text, absl::StrCat("trust list ", path), &proto); !s.ok()) {
-    return s;
+  absl::Status as_list = ParseTextProto(*text, what, &proto);
+  if (as_list.ok()) return FromProto(std::move(proto));
+  v1::SignedTrustList signed_list;
+  if (ParseTextProto(*text, what, &signed_list).ok() && !signed_list.trust_list().empty()) {
+    return FromSigned(std::move(signed_list));
   }
-  return FromProto(std::move(proto));
+  return as_list;  // neither: the error as a plain list, the usual kind
 }
 
 const v1::Participant* TrustList::Find(const std::string& code) const {
@@ -175,6 +262,37 @@ absl::Status TrustList::CheckActive(const std::string& code, absl::Time at) cons
   if (p->status() == v1::SUSPENDED &&
       (!IsSet(p->suspended_from()) || at >= FromTimestamp(p->suspended_from()))) {
     return absl::PermissionDeniedError(absl::StrCat("Participant ", code, " is suspended"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TrustList::CheckOnboarded(const std::string& exporter, const std::string& importer,
+                                       v1::CertificateType type, absl::Time at) const {
+  const v1::Participant* from = Find(exporter);
+  const v1::Participant* to = Find(importer);
+  if (from == nullptr || to == nullptr) {
+    return absl::PermissionDeniedError(absl::StrCat(from == nullptr ? exporter : importer,
+                                                    " is not a Participant on the trust list"));
+  }
+  for (const v1::Participant* p : {from, to}) {
+    const v1::Onboarding& o = p->onboarding();
+    if (IsSet(o.live_from()) && at < FromTimestamp(o.live_from())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          p->code(), " is live on kpx only from ", FormatRfc3339(FromTimestamp(o.live_from()))));
+    }
+  }
+  if (from->onboarding().directions() == v1::RECEIVES_ONLY) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(exporter, " is onboarded to receive certificates only, not to send them"));
+  }
+  if (to->onboarding().directions() == v1::SENDS_ONLY) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(importer, " is onboarded to send certificates only, not to receive them"));
+  }
+  const auto& types = to->onboarding().accepted_types();
+  if (!types.empty() && std::find(types.begin(), types.end(), type) == types.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        importer, " does not accept ", v1::CertificateType_Name(type), " certificates yet"));
   }
   return absl::OkStatus();
 }

@@ -43,6 +43,7 @@ size_t ApproxBytes(const Transition& t) {
   for (const v1::OutboxItem& item : t.outbox_put) n += item.ByteSizeLong();
   for (const std::string& id : t.outbox_delete) n += id.size();
   for (const v1::PeerLog& p : t.peer_logs) n += p.ByteSizeLong();
+  if (t.trust_list) n += t.trust_list->ByteSizeLong();
   return n;
 }
 
@@ -225,6 +226,11 @@ absl::Status Ledger::Impl::GroupBuilder::StageTransition(Transition& t) {
   }
   for (size_t i = 0; s.ok() && i < t.peer_logs.size(); ++i) {
     s = PutProto(impl_.peers_cf, t.peer_logs[i].participant(), t.peer_logs[i]);
+  }
+  if (s.ok() && t.trust_list) {
+    v1::TrustListRecord record = *t.trust_list;
+    record.set_sequence(sequence);
+    s = PutProto(impl_.trust_cf, keys::TrustListKey(record.version(), sequence), record);
   }
   if (!s.ok()) return s;
   head_ = std::move(after);

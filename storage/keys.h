@@ -43,6 +43,14 @@ inline std::string SequenceKey(uint64_t sequence) {
 }
 
 // nullopt if `key` is not an 8-byte log key.
+// `trust` family: version, then the sequence of the entry that installed it.
+inline std::string TrustListKey(uint64_t version, uint64_t sequence) {
+  std::string key;
+  AppendBigEndian(version, &key);
+  AppendBigEndian(sequence, &key);
+  return key;
+}
+
 inline std::optional<uint64_t> ParseSequenceKey(std::string_view key) {
   if (key.size() != 8) return std::nullopt;
   return ReadBigEndian(key);

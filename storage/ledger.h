@@ -13,6 +13,9 @@
 //                                           the Merkle tree over the log
 //   peers     Participant code           -> PeerLog (what a peer showed of
 //                                           its own log)
+//   trust     big-endian version + big-endian sequence -> TrustListRecord
+//                                           (each trust-list version put in
+//                                           force, by the entry `sequence`)
 //   meta      "head"                     -> 8-byte big-endian sequence + 32-byte hash
 //                                           of the last entry + 32-byte Merkle root
 //             "tree_head"                -> the newest tree head this node signed
@@ -95,6 +98,9 @@ struct Transition {
   std::string seen_value;
   // What a peer showed of its log, keyed by PeerLog.participant.
   std::vector<v1::PeerLog> peer_logs;
+  // A trust-list version put in force by this entry; its `sequence` is
+  // filled in with the entry's.
+  std::optional<v1::TrustListRecord> trust_list;
   // Called on the committing thread once the entry's sequence and hash are
   // known and before anything is written; may fill in fields that depend on
   // them (record history, seen_value). Must not call back into the Ledger.
@@ -239,6 +245,15 @@ class Ledger {
   absl::StatusOr<std::optional<v1::PeerLog>> GetPeerLog(const std::string& participant) const;
   // Every peer's, in code order.
   absl::StatusOr<std::vector<v1::PeerLog>> ListPeerLogs() const;
+
+  // ---- trust-list versions (Transition.trust_list)
+  // Those of versions `from_version` and later, oldest first (in version,
+  // then sequence, order), at most `max` of them.
+  absl::StatusOr<std::vector<v1::TrustListRecord>> ListTrustLists(uint64_t from_version,
+                                                                  size_t max) const;
+  // The one put in force last (the highest sequence), or nullopt if none
+  // is stored.
+  absl::StatusOr<std::optional<v1::TrustListRecord>> LatestTrustList() const;
 
   // Synced batches written by Append, AppendAll and RescheduleOutbox since
   // Open. Fewer than the calls when group commit merged concurrent ones.

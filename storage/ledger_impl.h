@@ -79,6 +79,7 @@ class Ledger::Impl {
   rocksdb::ColumnFamilyHandle* meta_cf = nullptr;
   rocksdb::ColumnFamilyHandle* merkle_cf = nullptr;
   rocksdb::ColumnFamilyHandle* peers_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* trust_cf = nullptr;
   rocksdb::ColumnFamilyHandle* default_cf = nullptr;  // unused, but RocksDB requires it
 
   mutable absl::Mutex mu;

@@ -186,6 +186,46 @@ absl::StatusOr<std::vector<v1::PeerLog>> Ledger::ListPeerLogs() const {
   return logs;
 }
 
+absl::StatusOr<std::vector<v1::TrustListRecord>> Ledger::ListTrustLists(uint64_t from_version,
+                                                                        size_t max) const {
+  std::vector<v1::TrustListRecord> records;
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->trust_cf));
+  for (it->Seek(keys::TrustListKey(from_version, 0)); it->Valid() && records.size() < max;
+       it->Next()) {
+    if (!records.emplace_back().ParseFromArray(it->value().data(),
+                                               static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("a trust-list record is unreadable");
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "listing trust-list versions");
+  return records;
+}
+
+absl::StatusOr<std::optional<v1::TrustListRecord>> Ledger::LatestTrustList() const {
+  // By sequence, not version: an operator managing the list by hand may
+  // have gone back to an older version. The family holds a few records.
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->trust_cf));
+  std::optional<uint64_t> newest;
+  std::string value;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != 16) return absl::DataLossError("a trust-list key is malformed");
+    const uint64_t sequence = keys::ReadBigEndian(it->key().ToStringView().substr(8));
+    if (!newest || sequence > *newest) {
+      newest = sequence;
+      value = it->value().ToString();
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading the trust list in force");
+  if (!newest) return std::nullopt;
+  v1::TrustListRecord record;
+  if (!record.ParseFromString(value)) {
+    return absl::DataLossError("the trust-list record in force is unreadable");
+  }
+  return record;
+}
+
 absl::Status Ledger::UnsafePutMerkleNodeForTest(int level, uint64_t index,
                                                 const std::string& hash) {
   rocksdb::WriteOptions sync;

@@ -36,6 +36,7 @@ v1::NodeConfig AllGiven() {
   c.set_metrics_listen("off");
   c.set_overdue_days(30);
   c.set_confirm_grace_days(7);
+  c.set_trust_poll_seconds(5);
   c.set_authority_name("Botswana Kimberley Process Authority");
   v1::DeliveryConfig* d = c.mutable_delivery();
   d->set_initial_backoff_ms(100);
@@ -73,6 +74,7 @@ TEST_CASE("ApplyDefaults fills every documented default", "[config]") {
   CHECK(c.delivery().rpc_timeout_ms() == 10000);
   CHECK(c.delivery().stuck_after_hours() == 168);
   CHECK(c.confirm_grace_days() == 30);
+  CHECK(c.trust_poll_seconds() == 60);
   CHECK(c.limits().max_connections() == 1024);
   CHECK(c.limits().max_connections_per_client() == 64);
   CHECK(c.limits().descriptor_headroom() == 256);
@@ -215,7 +217,7 @@ TEST_CASE("docs/operations.md states the defaults ApplyDefaults sets", "[config]
   };
   check(defaults, "");
   check(defaults.delivery(), "delivery.");
-  CHECK(compared == 12);  // every defaulted field
+  CHECK(compared == 13);  // every defaulted field
 }
 
 }  // namespace

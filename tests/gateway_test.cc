@@ -12,6 +12,8 @@
 namespace kpx {
 namespace {
 
+using kpx::testing::kBootEntries;
+
 using testing::GrpcFederation;
 using testing::ValidCertificate;
 
@@ -69,8 +71,8 @@ TEST_CASE("three nodes carry a certificate to CONFIRMED over mutual TLS", "[grpc
   v1::VerifyLedgerResponse ve = Verify(*eu_audit);
   CHECK(vb.ok());
   CHECK(ve.ok());
-  CHECK(vb.entries_checked() == 3);
-  CHECK(ve.entries_checked() == 3);
+  CHECK(vb.entries_checked() == kBootEntries + 3);
+  CHECK(ve.entries_checked() == kBootEntries + 3);
   v1::CertificateRecord at_bw = Get(*bw_audit, "BW-G-1");
   v1::CertificateRecord at_eu = Get(*eu_audit, "BW-G-1");
   CHECK(at_bw.certificate_digest() == at_eu.certificate_digest());
@@ -103,19 +105,19 @@ TEST_CASE("three nodes carry a certificate to CONFIRMED over mutual TLS", "[grpc
   SECTION("watch streams ledger events and resumes from a cursor") {
     grpc::ClientContext ctx;
     v1::WatchRequest req;
-    req.set_from_sequence(2);
+    req.set_from_sequence(kBootEntries + 2);
     auto reader = bw_audit->Watch(&ctx, req);
     v1::LedgerEntry e;
     REQUIRE(reader->Read(&e));
-    CHECK(e.sequence() == 2);
+    CHECK(e.sequence() == kBootEntries + 2);
     CHECK(e.kind() == v1::RECEIPT);
     REQUIRE(reader->Read(&e));
-    CHECK(e.sequence() == 3);
+    CHECK(e.sequence() == kBootEntries + 3);
     CHECK(e.state() == v1::CONFIRMED);
     // A new event arrives on the open stream.
     REQUIRE(Submit(*bw, ValidCertificate("BW-G-4", "BW", "EU")).ok());
     REQUIRE(reader->Read(&e));
-    CHECK(e.sequence() == 4);
+    CHECK(e.sequence() == kBootEntries + 4);
     CHECK(e.certificate_number() == "BW-G-4");
     ctx.TryCancel();
   }
@@ -172,7 +174,8 @@ TEST_CASE("each role may only use its own verbs", "[grpc][roles]") {
   REQUIRE(fed.WaitForState("BW", "BW-R-2", v1::DELIVERED));
   for (const char* code : {"BW", "EU"}) {
     storage::Ledger& ledger = fed.server(code).node().ledger();
-    std::vector<v1::LedgerEntry> entries = kpx::testing::Must(ledger.ReadEntries(1, 100));
+    std::vector<v1::LedgerEntry> entries =
+        kpx::testing::Must(ledger.ReadEntries(kBootEntries + 1, 100));
     CHECK_FALSE(entries.empty());
     for (const v1::LedgerEntry& e : entries) {
       CHECK(e.certificate_number() == "BW-R-2");
@@ -272,10 +275,10 @@ TEST_CASE("peers are refused when TLS identity, signature or status do not hold"
   }
   SECTION("a valid message is accepted (the checks above are not vacuous)") {
     CHECK(deliver("BW", sign("BW", cert)) == grpc::StatusCode::OK);
-    CHECK(eu_ledger.head().sequence == 1);
+    CHECK(eu_ledger.head().sequence == kBootEntries + 1);
     return;
   }
-  CHECK(eu_ledger.head().sequence == 0);
+  CHECK(eu_ledger.head().sequence == kBootEntries);
 }
 
 TEST_CASE("a certificate to a non-Participant is refused at submit", "[grpc][rules]") {
@@ -291,7 +294,7 @@ TEST_CASE("a certificate to a non-Participant is refused at submit", "[grpc][rul
   REQUIRE(Submit(*bw, ValidCertificate("BW-N-3", "BW", "EU")).ok());
   CHECK(Submit(*bw, ValidCertificate("BW-N-3", "BW", "EU")).error_code() ==
         grpc::StatusCode::ALREADY_EXISTS);
-  CHECK(fed.server("BW").node().ledger().head().sequence == 1);
+  CHECK(fed.server("BW").node().ledger().head().sequence == kBootEntries + 1);
 }
 
 }  // namespace

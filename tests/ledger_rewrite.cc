@@ -22,6 +22,7 @@ struct Contents {
   std::map<std::string, v1::CertificateRecord> records;
   std::vector<v1::OutboxItem> outbox;
   std::vector<v1::PeerLog> peer_logs;
+  std::map<uint64_t, v1::TrustListRecord> trust_lists;  // by sequence
 };
 
 absl::StatusOr<Contents> ReadAll(const std::string& dir) {
@@ -42,6 +43,9 @@ absl::StatusOr<Contents> ReadAll(const std::string& dir) {
   absl::StatusOr<std::vector<v1::PeerLog>> logs = (*ledger)->ListPeerLogs();
   if (!logs.ok()) return logs.status();
   c.peer_logs = *std::move(logs);
+  absl::StatusOr<std::vector<v1::TrustListRecord>> lists = (*ledger)->ListTrustLists(0, 1'000'000);
+  if (!lists.ok()) return lists.status();
+  for (v1::TrustListRecord& r : *lists) c.trust_lists[r.sequence()] = std::move(r);
   return c;
 }
 
@@ -65,6 +69,9 @@ absl::StatusOr<int> RewriteLedger(const std::string& dir,
     const std::string& number = t.entry.certificate_number();
     if (!number.empty() && last_of[number] == i && c->records.count(number) > 0) {
       t.record = c->records[number];
+    }
+    if (auto it = c->trust_lists.find(i + 1); it != c->trust_lists.end()) {
+      t.trust_list = it->second;
     }
     if (t.entry.kind() == v1::RECEIVED_MESSAGE) {
       t.seen_message_id = t.entry.message_id();

@@ -34,6 +34,8 @@
 namespace kpx {
 namespace {
 
+using kpx::testing::kBootEntries;
+
 using node::Node;
 using testing::TempDir;
 using testing::ValidCertificate;
@@ -192,7 +194,7 @@ TEST_CASE("a certificate travels from issue to confirmed receipt", "[node][journ
       f["BW"].Submit(ValidCertificate("BW-2026-0001", "BW", "EU"));
   REQUIRE(issued.ok());
   CHECK(issued->state() == v1::ISSUED);
-  CHECK(issued->history(0).sequence() == 1);
+  CHECK(issued->history(0).sequence() == kBootEntries + 1);
   CHECK(f["BW"].ledger().OutboxSize() == 1);
 
   REQUIRE(f["BW"].DeliverDue() == 1);
@@ -219,34 +221,34 @@ TEST_CASE("a certificate travels from issue to confirmed receipt", "[node][journ
   CHECK(f["EU"].ledger().Verify().ok);
   // BW: SENT cert, RECEIPT, RECEIVED confirmation. EU: RECEIVED cert, SENT
   // confirmation, RECEIPT.
-  CHECK(f["BW"].ledger().head().sequence == 3);
-  CHECK(f["EU"].ledger().head().sequence == 3);
+  CHECK(f["BW"].ledger().head().sequence == kBootEntries + 3);
+  CHECK(f["EU"].ledger().head().sequence == kBootEntries + 3);
 
   // BW holds EU's signed tree head and the proof that EU's log holds the
-  // certificate as EU's entry 1.
-  std::vector<v1::LedgerEntry> entries = *f["BW"].ledger().ReadEntries(1, 10);
+  // certificate as EU's entry kBootEntries + 1.
+  std::vector<v1::LedgerEntry> entries = *f["BW"].ledger().ReadEntries(kBootEntries + 1, 10);
   REQUIRE(entries[1].kind() == v1::RECEIPT);
   const v1::DeliveryProof& proof = entries[1].proof();
   absl::StatusOr<node::SignedTree> head =
       node::CheckTreeHead(proof.tree_head(), "EU", f.trust(), absl::Now());
   REQUIRE(head.ok());
-  CHECK(head->size == 1);
-  CHECK(head->root == *f["EU"].ledger().RootAt(1));
+  CHECK(head->size == kBootEntries + 1);
+  CHECK(head->root == *f["EU"].ledger().RootAt(kBootEntries + 1));
   absl::StatusOr<storage::LogLeaf> leaf = storage::DecodeLogLeaf(proof.leaf());
   REQUIRE(leaf.ok());
-  CHECK(leaf->sequence == 1);
+  CHECK(leaf->sequence == kBootEntries + 1);
   CHECK(leaf->kind == v1::RECEIVED_MESSAGE);
-  CHECK(proof.leaf() == *f["EU"].ledger().Leaf(1));
-  std::vector<v1::LedgerEntry> eu_entries = *f["EU"].ledger().ReadEntries(1, 1);
+  CHECK(proof.leaf() == *f["EU"].ledger().Leaf(kBootEntries + 1));
+  std::vector<v1::LedgerEntry> eu_entries = *f["EU"].ledger().ReadEntries(kBootEntries + 1, 1);
   CHECK(leaf->message_digest == node::MessageDigest(eu_entries[0].message()));
   CHECK(leaf->message_digest == node::MessageDigest(entries[0].message()));
   // And the confirmation's receipt on EU is BW's head over all three entries.
-  std::vector<v1::LedgerEntry> eu_all = *f["EU"].ledger().ReadEntries(1, 10);
+  std::vector<v1::LedgerEntry> eu_all = *f["EU"].ledger().ReadEntries(kBootEntries + 1, 10);
   REQUIRE(eu_all[2].kind() == v1::RECEIPT);
   absl::StatusOr<node::SignedTree> bw_head =
       node::CheckTreeHead(eu_all[2].proof().tree_head(), "BW", f.trust(), absl::Now());
   REQUIRE(bw_head.ok());
-  CHECK(bw_head->size == 3);
+  CHECK(bw_head->size == kBootEntries + 3);
   CHECK(bw_head->root == f["BW"].ledger().head().root);
 }
 
@@ -371,7 +373,7 @@ TEST_CASE("an importer's policy is enforced at submit and again on arrival", "[n
   CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
   CHECK(std::string(s.message()) ==
         "EU import policy refuse_mixed_undisclosed: line 2 has mixed, undisclosed origin");
-  CHECK(f["BW"].ledger().head().sequence == 0);
+  CHECK(f["BW"].ledger().head().sequence == kBootEntries);
 
   // An exporter bypassing its own check (signing the message itself): the
   // EU's node refuses it on arrival by its own policy and stores nothing.
@@ -380,7 +382,7 @@ TEST_CASE("an importer's policy is enforced at submit and again on arrival", "[n
   CHECK(arrived.code() == absl::StatusCode::kInvalidArgument);
   CHECK(std::string(arrived.message()).find("EU import policy refuse_mixed_undisclosed") !=
         std::string::npos);
-  CHECK(f["EU"].ledger().head().sequence == 0);
+  CHECK(f["EU"].ledger().head().sequence == kBootEntries);
   CHECK(f.State("EU", "BW-POL-1") == v1::CERTIFICATE_STATE_UNSPECIFIED);
 
   // The same goods to a Participant without that rule travel.
@@ -447,7 +449,7 @@ TEST_CASE("received messages are checked and refusals change nothing", "[node][s
     b.mutable_confirmation()->set_certificate_number("EU-NEVER");
     CHECK(f["BW"].Receive("EU", {f.Signed("EU", "BW", b)})[0].status.code() ==
           absl::StatusCode::kNotFound);
-    CHECK(f["BW"].ledger().head().sequence == 0);
+    CHECK(f["BW"].ledger().head().sequence == kBootEntries);
   }
   SECTION("created more than the allowed clock skew ahead") {
     v1::MessageBody b;
@@ -476,13 +478,13 @@ TEST_CASE("a redelivered message is stored once and gets its original leaf", "[n
   v1::SignedMessage m = f.CertificateMessage("BW", "EU", ValidCertificate("BW-D-1", "BW", "EU"));
   std::vector<node::ReceiveOutcome> first = f["EU"].Receive("BW", {m});
   REQUIRE(first[0].status.ok());
-  CHECK(first[0].sequence == 1);
+  CHECK(first[0].sequence == kBootEntries + 1);
   std::vector<node::ReceiveOutcome> again = f["EU"].Receive("BW", {m, m});
   REQUIRE(again[0].status.ok());
   CHECK(again[0].leaf == first[0].leaf);
   CHECK(again[1].leaf == first[0].leaf);
-  CHECK(again[1].sequence == 1);
-  CHECK(f["EU"].ledger().head().sequence == 1);
+  CHECK(again[1].sequence == kBootEntries + 1);
+  CHECK(f["EU"].ledger().head().sequence == kBootEntries + 1);
 
   // The same certificate number under a new message id is a duplicate.
   v1::SignedMessage other =
@@ -494,7 +496,7 @@ TEST_CASE("a redelivered message is stored once and gets its original leaf", "[n
   std::vector<node::ReceiveOutcome> batch = f["EU"].Receive("BW", {n, n});
   REQUIRE(batch[0].status.ok());
   CHECK(batch[1].leaf == batch[0].leaf);
-  CHECK(f["EU"].ledger().head().sequence == 2);
+  CHECK(f["EU"].ledger().head().sequence == kBootEntries + 2);
 
   // The same id on other bytes is not a redelivery: refused, not answered
   // with the first message's leaf (which would acknowledge what was not
@@ -515,7 +517,7 @@ TEST_CASE("a redelivered message is stored once and gets its original leaf", "[n
   std::vector<node::ReceiveOutcome> mixed = f["EU"].Receive("BW", {one, two});
   CHECK(mixed[0].status.ok());
   CHECK(mixed[1].status.code() == absl::StatusCode::kAlreadyExists);
-  CHECK(f["EU"].ledger().head().sequence == 3);
+  CHECK(f["EU"].ledger().head().sequence == kBootEntries + 3);
 }
 
 TEST_CASE("confirming what was never received is refused", "[node][state]") {
@@ -526,8 +528,8 @@ TEST_CASE("confirming what was never received is refused", "[node][state]") {
   // The exporter cannot confirm its own certificate.
   CHECK(f["BW"].Confirm("BW-S-1", testing::AsDeclared(), absl::InfinitePast()).status().code() ==
         absl::StatusCode::kNotFound);
-  CHECK(f["EU"].ledger().head().sequence == 0);
-  CHECK(f["BW"].ledger().head().sequence == 1);
+  CHECK(f["EU"].ledger().head().sequence == kBootEntries);
+  CHECK(f["BW"].ledger().head().sequence == kBootEntries + 1);
 
   CHECK(node::CheckTransition(v1::EXPORTING, v1::CONFIRMED, v1::CANCELLED).code() ==
         absl::StatusCode::kFailedPrecondition);
@@ -565,7 +567,7 @@ TEST_CASE("the outbox survives a restart and retries with backoff", "[node][outb
   CHECK(f.State("BW", "BW-O-1") == v1::DELIVERED);
   CHECK(f.State("EU", "BW-O-1") == v1::RECEIVED);
   CHECK(f["BW"].ledger().OutboxSize() == 0);
-  CHECK(f["EU"].ledger().head().sequence == 1);
+  CHECK(f["EU"].ledger().head().sequence == kBootEntries + 1);
 }
 
 TEST_CASE("a node whose ledger refuses writes reports unhealthy until reopened", "[node][health]") {
@@ -1509,7 +1511,7 @@ TEST_CASE("a Deliver exchange costs the receiver one signature, whatever its siz
   // A redelivery (a lost answer) is answered with the leaf stored the first
   // time, under the same head: nothing new to sign.
   v1::DeliverRequest again;
-  *again.add_messages() = f["BW"].ledger().ReadEntries(1, 1)->front().message();
+  *again.add_messages() = f["BW"].ledger().ReadEntries(kBootEntries + 1, 1)->front().message();
   v1::DeliverResponse r1 = f["EU"].Exchange("BW", again);
   v1::DeliverResponse r2 = f["EU"].Exchange("BW", again);
   REQUIRE(r1.results(0).code() == 0);
@@ -1519,7 +1521,7 @@ TEST_CASE("a Deliver exchange costs the receiver one signature, whatever its siz
   CHECK(r1.results(0).leaf() == *f["EU"].ledger().Leaf(leaf->sequence));
   CHECK(leaf->message_digest == node::MessageDigest(again.messages(0)));
   CHECK(f["EU"].TreeHeadsSigned() == before + 1);
-  CHECK(f["EU"].ledger().head().sequence == 5);
+  CHECK(f["EU"].ledger().head().sequence == kBootEntries + 5);
 }
 
 TEST_CASE("a consistently rewritten ledger is caught by the peers it showed its log to",
@@ -1529,14 +1531,14 @@ TEST_CASE("a consistently rewritten ledger is caught by the peers it showed its 
   REQUIRE(f["BW"].Submit(ValidCertificate("BW-F-2", "BW", "EU")).ok());
   f.Settle();
   REQUIRE(f.State("BW", "BW-F-2") == v1::DELIVERED);
-  REQUIRE(f["BW"].ledger().GetPeerLog("EU").value()->tree_size() == 2);
+  REQUIRE(f["BW"].ledger().GetPeerLog("EU").value()->tree_size() == kBootEntries + 2);
 
   // EU's operator (or whoever can write its disk) rewrites its history:
   // the first certificate was never received. On its own the ledger
   // verifies.
   f.Stop("EU");
   absl::StatusOr<int> changed = testing::RewriteLedger(f.LedgerDir("EU"), [](v1::LedgerEntry& e) {
-    if (e.sequence() != 1) return false;
+    if (e.sequence() != kBootEntries + 1) return false;
     e.set_detail("nothing arrived");
     return true;
   });
@@ -1552,8 +1554,9 @@ TEST_CASE("a consistently rewritten ledger is caught by the peers it showed its 
   REQUIRE(log.ok());
   REQUIRE(log->has_value());
   CHECK((*log)->inconsistent());
-  CHECK((*log)->tree_size() == 2);
-  CHECK(absl::StrContains((*log)->problem(), "does not extend the one of 2"));
+  CHECK((*log)->tree_size() == kBootEntries + 2);
+  CHECK(absl::StrContains((*log)->problem(),
+                          absl::StrCat("does not extend the one of ", kBootEntries + 2)));
   std::vector<v1::LedgerEntry> forks = Forks(f["BW"].ledger());
   REQUIRE(forks.size() == 1);
   CHECK(forks[0].partner() == "EU");
@@ -1565,8 +1568,8 @@ TEST_CASE("a consistently rewritten ledger is caught by the peers it showed its 
       node::CheckTreeHead(forks[0].tree_heads(1), "EU", f.trust(), f.clock().Now());
   REQUIRE(before.ok());
   REQUIRE(after.ok());
-  CHECK(before->size == 2);
-  CHECK(after->size == 3);
+  CHECK(before->size == kBootEntries + 2);
+  CHECK(after->size == kBootEntries + 3);
   // Never silently accepted: the certificate is not DELIVERED, its message
   // stays queued, and the next exchange does not record the fork twice.
   CHECK(f.State("BW", "BW-F-3") == v1::ISSUED);

@@ -30,6 +30,8 @@
 namespace kpx {
 namespace {
 
+using kpx::testing::kBootEntries;
+
 using testing::GrpcFederation;
 using testing::ValidCertificate;
 
@@ -125,7 +127,7 @@ TEST_CASE("a node answers standard health checks and Prometheus scrapes", "[ops]
   REQUIRE(fed.WaitForState("BW", "BW-M-1", v1::DELIVERED));
   const std::string bw = HttpGet(fed.MetricsPort("BW"), "/metrics");
   INFO(bw);
-  CHECK(Sample(bw, "kpx_ledger_head_sequence ") == 2);
+  CHECK(Sample(bw, "kpx_ledger_head_sequence ") == kBootEntries + 2);
   CHECK(Sample(bw, "kpx_outbox_depth ") == 0);
   CHECK(Sample(bw, "kpx_ledger_size_bytes ") > 0);
   CHECK(Sample(bw, "kpx_certificates{state=\"DELIVERED\"}") == 1);
@@ -262,7 +264,7 @@ TEST_CASE("an online backup restores into a node that resumes without duplicates
     req.set_directory(backup);
     v1::BackupResponse resp;
     REQUIRE(op->Backup(&ctx, req, &resp).ok());
-    CHECK(resp.head_sequence() == 3);
+    CHECK(resp.head_sequence() == kBootEntries + 3);
   }
   {
     // Only the operator may take backups; relative paths are refused.
@@ -282,14 +284,14 @@ TEST_CASE("an online backup restores into a node that resumes without duplicates
     REQUIRE(fed.WaitForState("BW", absl::StrCat("BW-B-", i), v1::DELIVERED));
   }
   const uint64_t eu_head = fed.server("EU").node().ledger().head().sequence;
-  CHECK(eu_head == 3);
+  CHECK(eu_head == kBootEntries + 3);
 
   // With the node stopped, its ledger verifies offline.
   fed.StopInProcess("BW");
   const std::string kpxd = testing::KpxdPath();
   testing::Output o = testing::Capture(kpxd + " verify --data-dir " + fed.Config("BW").data_dir());
   CHECK(o.exit_code == 0);
-  CHECK(o.out.rfind("ledger OK: 6 entries", 0) == 0);
+  CHECK(o.out.rfind(absl::StrCat("ledger OK: ", kBootEntries + 6, " entries"), 0) == 0);
   o = testing::Capture(kpxd + " verify --data-dir " + fed.dir() + "/nowhere");
   CHECK(o.exit_code == 1);
   CHECK(o.out.find("no ledger in") != std::string::npos);
@@ -299,11 +301,13 @@ TEST_CASE("an online backup restores into a node that resumes without duplicates
   const std::string restored = fed.dir() + "/BW/restored";
   o = testing::Capture(kpxd + " restore " + backup + " " + restored);
   REQUIRE(o.exit_code == 0);
-  CHECK(o.out.rfind("restored into " + restored + ": ledger OK: 3 entries", 0) == 0);
+  CHECK(o.out.rfind("restored into " + restored +
+                        absl::StrCat(": ledger OK: ", kBootEntries + 3, " entries"),
+                    0) == 0);
   CHECK(testing::Run(kpxd + " restore " + backup + " " + restored + " 2>/dev/null") ==
         1);  // not into a non-empty folder
   o = testing::Capture(kpxd + " verify --data-dir " + restored);
-  CHECK(o.out.rfind("ledger OK: 3 entries", 0) == 0);
+  CHECK(o.out.rfind(absl::StrCat("ledger OK: ", kBootEntries + 3, " entries"), 0) == 0);
   v1::NodeConfig config = fed.Config("BW");
   config.set_data_dir(restored);
   fed.StartInProcess("BW", config);
@@ -430,7 +434,9 @@ TEST_CASE("a failed restore leaves nothing behind and a retry works", "[ops][bac
   testing::Output o = testing::Capture(kpxd + " restore " + backup + " " + target);
   INFO(o.out);
   CHECK(o.exit_code == 0);
-  CHECK(o.out.rfind("restored into " + target + ": ledger OK: 3 entries", 0) == 0);
+  CHECK(o.out.rfind(
+            "restored into " + target + absl::StrCat(": ledger OK: ", kBootEntries + 3, " entries"),
+            0) == 0);
 }
 
 TEST_CASE("key rotation and a suspension on a running federation", "[ops][rotation]") {
@@ -614,7 +620,8 @@ TEST_CASE("a node whose ledger is rewritten is caught by its peer, which kpxctl 
   const std::string bw_auditor = fed.KpxctlEnv("BW", "auditor") + " " + testing::KpxctlPath();
   testing::Output o = testing::Capture(bw_auditor + " peer list");
   CHECK(o.exit_code == 0);
-  CHECK(absl::StrContains(o.out, "EU   ACTIVE    log 2 entries"));
+  CHECK(
+      absl::StrContains(o.out, absl::StrCat("EU   ACTIVE    log ", kBootEntries + 2, " entries")));
   CHECK(absl::StrContains(o.out, "consistent"));
 
   // With the node stopped, its history is rewritten so that it verifies.
@@ -640,7 +647,8 @@ TEST_CASE("a node whose ledger is rewritten is caught by its peer, which kpxctl 
   }
   REQUIRE(caught);
   o = testing::Capture(bw_auditor + " peer list");
-  CHECK(absl::StrContains(o.out, "does not extend the one of 2 it showed before"));
+  CHECK(absl::StrContains(
+      o.out, absl::StrCat("does not extend the one of ", kBootEntries + 2, " it showed before")));
   CHECK(Sample(HttpGet(fed.MetricsPort("BW"), "/metrics"),
                "kpx_peer_log_inconsistent{partner=\"EU\"}") == 1);
   // Never silently accepted: the new certificate waits, not DELIVERED.

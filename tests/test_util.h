@@ -17,6 +17,10 @@
 
 namespace kpx::testing {
 
+// Entries a node writes on its first start before anything else: the one
+// recording its bootstrap trust list (node/trust_book.h).
+inline constexpr uint64_t kBootEntries = 1;
+
 // The value of `v`; throws (a test failure naming the status) if it holds
 // an error, so no test uses a StatusOr unchecked.
 template <typename T>
