@@ -33,8 +33,10 @@
 #include "gateway/status.h"
 #include "gateway/tls.h"
 #include "gateway/tls_policy.h"
+#include "gateway/trust_text.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/stubs/logging.h"
+#include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "kpx/v1/service.grpc.pb.h"
@@ -42,6 +44,8 @@
 #include "node/evidence.h"
 #include "node/statement_text.h"
 #include "node/text.h"
+#include "node/trust_chain.h"
+#include "node/trust_list.h"
 
 #ifndef KPX_VERSION
 #define KPX_VERSION "unknown"
@@ -205,6 +209,9 @@ std::string RecordText(const kpx::v1::CertificateRecord& r) {
                     absl::StrJoin(v.changed_fields(), ", "), "\n");
   }
   if (!r.replaced_by().empty()) absl::StrAppend(&out, "  replaced by ", r.replaced_by(), "\n");
+  if (r.paper_in_parallel()) {
+    absl::StrAppend(&out, "  paper in parallel: check the paper original too\n");
+  }
   absl::StrAppend(
       &out, "  journey at ",
       r.side() == kpx::v1::EXPORTING ? c.exporting_participant() : c.importing_participant(),
@@ -908,6 +915,125 @@ Result PeerReset(const Invocation& inv) {
   });
 }
 
+// ---------------------------------------------------------------- trust lists
+
+using TrustListPtr = std::shared_ptr<const kpx::node::TrustList>;
+
+// A trust-list file: a text-format TrustList or SignedTrustList, checked.
+Result LoadList(const std::string& path, TrustListPtr* out) {
+  absl::StatusOr<TrustListPtr> list = kpx::node::TrustList::FromTextFile(path);
+  if (!list.ok()) return Fail(list.status());
+  *out = *std::move(list);
+  return std::nullopt;
+}
+
+Result TrustSign(const Invocation& inv) {
+  if (!inv.Has("key") || !inv.Has("out")) return UsageError("trust sign needs --key and --out");
+  TrustListPtr list;
+  if (Result r = LoadList(inv.args[0], &list)) return r;
+  absl::StatusOr<kpx::crypto::PrivateKey> key = kpx::crypto::PrivateKey::Load(inv.Get("key"));
+  if (!key.ok()) return Fail(key.status());
+  absl::StatusOr<kpx::v1::SignedTrustList> signed_list =
+      kpx::node::SignTrustList(list->signed_list(), *key);
+  if (!signed_list.ok()) return Fail(signed_list.status());
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(*signed_list, &text);
+  const std::string& path = inv.Get("out");
+  std::ofstream out(path, std::ios::trunc);
+  out << "# kpx.v1.SignedTrustList: trust-list version " << list->version() << " ("
+      << list->digest() << ")\n"
+      << text;
+  out.close();
+  if (!out) {
+    return Fail(absl::UnavailableError(
+        absl::StrCat("trust sign: cannot write ", kpx::node::Printable(path))));
+  }
+  google::protobuf::Struct o;
+  Set(o, "file", path);
+  Set(o, "version", static_cast<double>(list->version()));
+  Set(o, "digest", list->digest());
+  Set(o, "key_id", key->key_id());
+  Set(o, "signatures", static_cast<double>(signed_list->signatures_size()));
+  return Print(inv, o, [&](const google::protobuf::Struct&) {
+    return absl::StrFormat("version %d (%s) signed with key %s; %s holds %d signature(s)\n",
+                           list->version(), list->digest().substr(0, 16),
+                           key->key_id().substr(0, 16), kpx::node::Printable(path),
+                           signed_list->signatures_size());
+  });
+}
+
+// The node's versions: the one in force in full, the others one line each.
+std::string VersionsText(const kpx::v1::ListTrustListsResponse& resp) {
+  std::string out;
+  TrustListPtr in_force, before;
+  for (int i = 0; i < resp.versions_size(); ++i) {
+    const kpx::v1::TrustListRecord& r = resp.versions(i);
+    absl::StrAppendFormat(&out, "version %d in force from %s (%s, ledger entry %d)\n", r.version(),
+                          Time(r.installed_at()), kpx::node::Printable(r.source(), 64),
+                          r.sequence());
+  }
+  if (!resp.versions().empty()) {
+    absl::StatusOr<TrustListPtr> list =
+        kpx::node::TrustList::FromSigned(resp.versions().rbegin()->signed_list());
+    absl::StrAppend(&out, "\n",
+                    list.ok() ? kpx::gateway::TrustListText(**list, nullptr)
+                              : absl::StrCat("in force: ", list.status().message()));
+  }
+  if (!resp.last_refused().empty()) {
+    absl::StrAppend(&out, "\nlast refused: ", kpx::node::Printable(resp.last_refused(), 512), "\n");
+  }
+  return out;
+}
+
+Result TrustShow(const Invocation& inv) {
+  if (inv.args.empty()) {
+    Client client;
+    if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+    kpx::v1::ListTrustListsResponse resp;
+    grpc::Status s = client.stub->ListTrustLists(client.Context().get(), {}, &resp);
+    if (!s.ok()) return RpcFailure("trust show", s);
+    return Print(inv, resp,
+                 [&](const kpx::v1::ListTrustListsResponse&) { return VersionsText(resp); });
+  }
+  TrustListPtr list, previous;
+  if (Result r = LoadList(inv.args[0], &list)) return r;
+  if (inv.Has("previous")) {
+    if (Result r = LoadList(inv.Get("previous"), &previous)) return r;
+  }
+  return Print(inv, list->proto(), [&](const kpx::v1::TrustList&) {
+    return kpx::gateway::TrustListText(*list, previous.get());
+  });
+}
+
+Result TrustDiff(const Invocation& inv) {
+  TrustListPtr from, to;
+  if (Result r = LoadList(inv.args[0], &from)) return r;
+  if (Result r = LoadList(inv.args[1], &to)) return r;
+  google::protobuf::Struct o;
+  Set(o, "diff", kpx::gateway::TrustListDiff(*from, *to));
+  return Print(inv, o, [&](const google::protobuf::Struct&) {
+    return kpx::gateway::TrustListDiff(*from, *to);
+  });
+}
+
+Result TrustPublish(const Invocation& inv) {
+  TrustListPtr list;
+  if (Result r = LoadList(inv.args[0], &list)) return r;
+  Client client;
+  if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+  kpx::v1::PublishTrustListRequest req;
+  *req.mutable_trust_list() = list->signed_list();
+  kpx::v1::TrustListRecord resp;
+  grpc::Status s = client.stub->PublishTrustList(client.Context().get(), req, &resp);
+  if (!s.ok()) return RpcFailure("trust publish", s);
+  return Print(inv, resp, [](const kpx::v1::TrustListRecord& r) {
+    return absl::StrFormat(
+        "trust-list version %d in force here (ledger entry %d); the other nodes fetch it "
+        "from their peers\n",
+        r.version(), r.sequence());
+  });
+}
+
 // ---------------------------------------------------------------- the table
 
 using kpx::cli::Command;
@@ -1083,6 +1209,32 @@ std::vector<Command> OtherCommands() {
        "The two conflicting tree heads stay in the ledger (PEER_LOG_RESET entry); receipts from "
        "the peer are accepted again from its next tree head on.",
        PeerReset},
+      {{"trust", "sign"},
+       "add a publisher's signature to a trust-list version, offline",
+       {{"FILE"}},
+       {{"key", "KEY", "the publisher's private key: a PEM file or a pkcs11: URI"},
+        {"out", "FILE", "where to write the signed version (text kpx.v1.SignedTrustList)"}},
+       "FILE is a text kpx.v1.TrustList (the new version) or a signed one (to add a signature).\n"
+       "Version N+1 comes into force once the threshold of version N's publishers signed it.",
+       TrustSign},
+      {{"trust", "show"},
+       "a trust-list version: FILE offline, or the node's versions (any role)",
+       {{"FILE", true}},
+       {{"previous", "FILE", "the version before: check FILE's signatures against its publishers"}},
+       "",
+       TrustShow},
+      {{"trust", "diff"},
+       "what changes from one trust-list version to another, offline",
+       {{"OLD"}, {"NEW"}},
+       {},
+       "",
+       TrustDiff},
+      {{"trust", "publish"},
+       "put a signed next trust-list version in force here; peers fetch it (operator)",
+       {{"FILE"}},
+       {},
+       "Refused unless FILE is version N+1 signed by the threshold of version N's publishers.",
+       TrustPublish},
   };
 }
 

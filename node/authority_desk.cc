@@ -79,6 +79,8 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Submit(v1::Certificate cert
   if (!sealed.ok()) return sealed.status();
   storage::Transition t = IssueTransition(cert, sealed->message_id, sealed->message, now);
   t.record->mutable_history()->rbegin()->set_request_id(request_id);
+  t.record->set_paper_in_parallel(
+      ctx_.keyring->trust()->PaperInParallel(ctx_.participant, cert.importing_participant()));
   if (replaced.has_value()) {
     replaced->set_replaced_by(cert.number());
     AddHistory(*replaced, v1::REPLACED, now, sealed->message_id,

@@ -402,7 +402,12 @@ absl::Status ValidateCertificate(const v1::Certificate& cert, const std::string&
   // The importer's own rules, as they stand on this node's trust list: the
   // exporter's node refuses at submit what the importer would refuse, and
   // the importer's node, running this on receipt, enforces its policy.
-  return CheckImportPolicy(cert, *trust.Find(cert.importing_participant()));
+  if (absl::Status s = CheckImportPolicy(cert, *trust.Find(cert.importing_participant()));
+      !s.ok()) {
+    return s;
+  }
+  // How far each side is onboarded (live from, directions, types).
+  return trust.CheckOnboarded(exporter, cert.importing_participant(), cert.type(), now);
 }
 
 }  // namespace kpx::node

@@ -33,8 +33,9 @@ absl::Status NormalizeCertificate(v1::Certificate* cert);
 // a certificate not in canonical form is refused. FailedPrecondition for
 // trust-list reasons: exporter or importer not an active Participant, or
 // the importer's import_policy refusing it (CheckImportPolicy, message
-// naming the importer and the rule). `exporter` is the Participant that
-// issues it, `now` the time of the check.
+// naming the importer and the rule), or either side not onboarded for it
+// (TrustList::CheckOnboarded: live_from, directions, accepted types). `exporter` is the Participant
+// that issues it, `now` the time of the check.
 //
 // Rules (bounds in rules.cc and docs/security.md): at most 256 KiB
 // serialized, every string and repeated field bounded; fixed title; a

@@ -127,6 +127,7 @@ absl::StatusOr<storage::Transition> PlanCertificate(const IncomingContext& ctx,
   *rec.mutable_certificate() = cert;
   rec.set_side(v1::IMPORTING);
   rec.set_partner(ctx.peer);
+  rec.set_paper_in_parallel(ctx.trust.PaperInParallel(ctx.peer, ctx.self));
   rec.set_certificate_message_id(id);
   rec.set_certificate_digest(MessageDigest(msg));
   *rec.mutable_delivered_at() = ToTimestamp(ctx.now);

@@ -209,7 +209,7 @@ size_t TrustBook::Poll() {
   if (!current->governed()) return 0;  // nothing a peer sends could be checked
   size_t installed = 0;
   for (const v1::Participant& p : current->proto().participants()) {
-    if (p.code() == ctx_.participant || p.endpoint().empty()) continue;
+    if (p.code() == ctx_.participant) continue;
     const absl::Time now = ctx_.Now();
     {
       absl::MutexLock l(&poll_mu_);

@@ -297,6 +297,14 @@ absl::Status TrustList::CheckOnboarded(const std::string& exporter, const std::s
   return absl::OkStatus();
 }
 
+bool TrustList::PaperInParallel(const std::string& a, const std::string& b) const {
+  for (const std::string* code : {&a, &b}) {
+    const v1::Participant* p = Find(*code);
+    if (p != nullptr && p->onboarding().paper_in_parallel()) return true;
+  }
+  return false;
+}
+
 absl::StatusOr<crypto::PublicKey> TrustList::FindKey(const std::string& code,
                                                      const std::string& key_id,
                                                      absl::Time at) const {

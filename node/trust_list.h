@@ -81,6 +81,9 @@ class TrustList {
 
   // The signing key `key_id` of Participant `code` if it was valid at `at`;
   // Unauthenticated otherwise.
+  // True if `a` or `b` runs paper certificates in parallel (onboarding).
+  bool PaperInParallel(const std::string& a, const std::string& b) const;
+
   absl::StatusOr<crypto::PublicKey> FindKey(const std::string& code, const std::string& key_id,
                                             absl::Time at) const;
 

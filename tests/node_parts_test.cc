@@ -18,6 +18,7 @@
 #include "node/retry_policy.h"
 #include "node/text.h"
 #include "node/transitions.h"
+#include "node/trust_chain.h"
 #include "node/trust_list.h"
 #include "node/util.h"
 #include "storage/log_leaf.h"
@@ -771,6 +772,132 @@ TEST_CASE("CheckBounds holds every field of every message to one rule set", "[bo
     m.mutable_rejection()->set_certificate_digest(std::string(1025, 'd'));
     CHECK(refused(m, "rejection.certificate_digest is 1025 bytes"));
   }
+}
+
+// ---------------------------------------------------------------- trust chain
+
+struct Publisher {
+  crypto::PrivateKey key;
+  v1::TrustListPublisher listed;
+};
+
+Publisher MakePublisher(const std::string& name, crypto::Algorithm a) {
+  Publisher p{kpx::testing::Must(crypto::PrivateKey::Generate(a)), {}};
+  p.listed.set_name(name);
+  p.listed.set_key_id(p.key.key_id());
+  p.listed.set_algorithm(a == crypto::Algorithm::kEd25519 ? v1::ED25519 : v1::ECDSA_P256_SHA256);
+  p.listed.set_public_key_pem(p.key.public_key().ToPem());
+  return p;
+}
+
+TEST_CASE("trust-list publishers and threshold are checked on load", "[node][trust]") {
+  Publisher a = MakePublisher("A", crypto::Algorithm::kEd25519);
+  v1::TrustList t;
+  t.set_version(1);
+  *t.add_publishers() = a.listed;
+  CHECK(node::TrustList::FromProto(t).status().code() == C::kInvalidArgument);  // threshold 0
+  t.set_threshold(2);
+  CHECK(absl::StrContains(node::TrustList::FromProto(t).status().message(), "threshold 2 for 1"));
+  t.set_threshold(1);
+  CHECK(node::TrustList::FromProto(t).ok());
+  *t.add_publishers() = a.listed;
+  CHECK(absl::StrContains(node::TrustList::FromProto(t).status().message(), "listed twice"));
+  t.mutable_publishers(1)->set_key_id(std::string(64, 'a'));
+  CHECK(absl::StrContains(node::TrustList::FromProto(t).status().message(), "does not match"));
+  v1::TrustList none;
+  none.set_threshold(1);
+  CHECK_FALSE(node::TrustList::FromProto(none).ok());
+  // Published bytes with a field this build does not know are refused.
+  v1::SignedTrustList s;
+  s.set_trust_list(std::string("\x08\x01", 2) + std::string("\xf8\x3e\x01", 3));  // field 999
+  CHECK(absl::StrContains(node::TrustList::FromSigned(s).status().message(), "unknown"));
+}
+
+TEST_CASE("version n+1 follows n only with the threshold of n's publishers", "[node][trust]") {
+  std::vector<Publisher> pubs = {MakePublisher("Chair", crypto::Algorithm::kEd25519),
+                                 MakePublisher("Secretariat", crypto::Algorithm::kEcdsaP256),
+                                 MakePublisher("Vice-Chair", crypto::Algorithm::kEd25519)};
+  v1::TrustList v1;
+  v1.set_version(1);
+  for (const Publisher& p : pubs) *v1.add_publishers() = p.listed;
+  v1.set_threshold(2);
+  auto current = kpx::testing::Must(node::TrustList::FromProto(v1));
+  v1::TrustList v2 = v1;
+  v2.set_version(2);
+  auto signed_by = [&](const v1::TrustList& t, std::vector<int> who) {
+    v1::SignedTrustList s;
+    s.set_trust_list(t.SerializeAsString());
+    for (int i : who) s = kpx::testing::Must(node::SignTrustList(s, pubs[i].key));
+    return kpx::testing::Must(node::TrustList::FromSigned(s));
+  };
+  CHECK(node::CheckSuccessor(*current, *signed_by(v2, {0, 1})).ok());
+  CHECK(node::CheckSuccessor(*current, *signed_by(v2, {2, 1, 0})).ok());
+  absl::Status one = node::CheckSuccessor(*current, *signed_by(v2, {1}));
+  CHECK(one.code() == C::kFailedPrecondition);
+  CHECK(absl::StrContains(one.message(), "signed by 1 of the 2 publishers of version 1 required"));
+  // The same publisher twice counts once; re-signing replaces its signature.
+  CHECK_FALSE(node::CheckSuccessor(*current, *signed_by(v2, {1, 1})).ok());
+  CHECK(signed_by(v2, {1, 1})->signed_list().signatures_size() == 1);
+  // A key that is no publisher does not count.
+  v1::SignedTrustList outsider = signed_by(v2, {0})->signed_list();
+  outsider = kpx::testing::Must(node::SignTrustList(
+      outsider, kpx::testing::Must(crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519))));
+  CHECK_FALSE(
+      node::CheckSuccessor(*current, *kpx::testing::Must(node::TrustList::FromSigned(outsider)))
+          .ok());
+  // A publisher's signature over other bytes is refused outright.
+  v1::SignedTrustList forged = signed_by(v2, {0, 1})->signed_list();
+  v1::TrustList other = v2;
+  other.add_participants()->set_code("ZZ");
+  other.mutable_participants(0)->set_status(v1::ACTIVE);
+  forged.set_trust_list(other.SerializeAsString());
+  absl::Status bad =
+      node::CheckSuccessor(*current, *kpx::testing::Must(node::TrustList::FromSigned(forged)));
+  CHECK(absl::StrContains(bad.message(), "does not verify"));
+  // Versions must follow one another, and keep publishers.
+  v1::TrustList v3 = v2;
+  v3.set_version(3);
+  CHECK(absl::StrContains(node::CheckSuccessor(*current, *signed_by(v3, {0, 1})).message(),
+                          "does not follow version 1"));
+  v1::TrustList orphan = v2;
+  orphan.clear_publishers();
+  orphan.set_threshold(0);
+  CHECK(absl::StrContains(node::CheckSuccessor(*current, *signed_by(orphan, {0, 1})).message(),
+                          "names no publishers"));
+  // A hand-managed list has no successor by signature.
+  v1::TrustList by_hand;
+  by_hand.set_version(1);
+  CHECK_FALSE(node::CheckSuccessor(*kpx::testing::Must(node::TrustList::FromProto(by_hand)),
+                                   *signed_by(v2, {0, 1}))
+                  .ok());
+}
+
+TEST_CASE("onboarding decides who may send what to whom, and when", "[node][trust]") {
+  v1::TrustList t;
+  for (const char* code : {"BW", "EU", "AE"}) {
+    v1::Participant* p = t.add_participants();
+    p->set_code(code);
+    p->set_status(v1::ACTIVE);
+  }
+  const absl::Time now = absl::Now();
+  t.mutable_participants(0)->mutable_onboarding()->set_directions(v1::RECEIVES_ONLY);
+  t.mutable_participants(1)->mutable_onboarding()->add_accepted_types(v1::STANDARD);
+  *t.mutable_participants(2)->mutable_onboarding()->mutable_live_from() =
+      node::ToTimestamp(now + absl::Hours(1));
+  auto list = kpx::testing::Must(node::TrustList::FromProto(t));
+  CHECK(absl::StrContains(list->CheckOnboarded("BW", "EU", v1::STANDARD, now).message(),
+                          "BW is onboarded to receive certificates only"));
+  CHECK(list->CheckOnboarded("EU", "BW", v1::STANDARD, now).ok());
+  CHECK(absl::StrContains(list->CheckOnboarded("AE", "EU", v1::STANDARD, now).message(),
+                          "AE is live on kpx only from"));
+  CHECK(list->CheckOnboarded("AE", "BW", v1::STANDARD, now + absl::Hours(1)).ok());
+  CHECK(absl::StrContains(list->CheckOnboarded("BW", "EU", v1::TECHNICAL, now).message(),
+                          "onboarded to receive"));
+  t.mutable_participants(0)->mutable_onboarding()->set_directions(v1::SENDS_AND_RECEIVES);
+  list = kpx::testing::Must(node::TrustList::FromProto(t));
+  CHECK(absl::StrContains(list->CheckOnboarded("BW", "EU", v1::TECHNICAL, now).message(),
+                          "EU does not accept TECHNICAL"));
+  CHECK(list->CheckOnboarded("XX", "EU", v1::STANDARD, now).code() == C::kPermissionDenied);
 }
 
 }  // namespace

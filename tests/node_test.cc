@@ -23,6 +23,7 @@
 #include "node/queries.h"
 #include "node/rules.h"
 #include "node/state.h"
+#include "node/trust_chain.h"
 #include "node/trust_list.h"
 #include "node/util.h"
 #include "storage/ledger.h"
@@ -60,7 +61,8 @@ class Clock {
 // Ed25519 key (EU's is ECDSA P-256), on one trust list.
 class Federation {
  public:
-  Federation() {
+  // `edit`, if set, changes the trust list before any node starts.
+  explicit Federation(const std::function<void(v1::TrustList&)>& edit = nullptr) {
     for (const char* code : {"BW", "AE", "EU", "VE"}) {
       auto alg =
           std::string(code) == "EU" ? crypto::Algorithm::kEcdsaP256 : crypto::Algorithm::kEd25519;
@@ -77,6 +79,7 @@ class Federation {
       k->set_algorithm(node::ToProtoAlgorithm(alg));
       k->set_public_key_pem(keys_.at(code).public_key().ToPem());
     }
+    if (edit) edit(trust_proto_);
     trust_ = kpx::testing::Must(node::TrustList::FromProto(trust_proto_));
     for (const char* code : {"BW", "AE", "EU"}) Start(code);
   }
@@ -1741,6 +1744,165 @@ TEST_CASE("evidence bundles from both sides verify offline, and no altered byte 
     CHECK(accepted == 0);
   }
   CHECK(f["BW"].ExportEvidence("BW-NONE").status().code() == absl::StatusCode::kNotFound);
+}
+
+// Publishers of a governed trust list, and versions they sign.
+class Publishers {
+ public:
+  Publishers() {
+    for (int i = 0; i < 3; ++i) {
+      keys_.push_back(
+          kpx::testing::Must(crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519)));
+    }
+  }
+  // Makes `list` version 1, signed next by 2 of the 3.
+  void Govern(v1::TrustList& list) const {
+    list.set_version(1);
+    list.set_threshold(2);
+    for (size_t i = 0; i < keys_.size(); ++i) {
+      v1::TrustListPublisher* p = list.add_publishers();
+      p->set_name(absl::StrCat("publisher ", i + 1));
+      p->set_key_id(keys_[i].key_id());
+      p->set_algorithm(v1::ED25519);
+      p->set_public_key_pem(keys_[i].public_key().ToPem());
+    }
+  }
+  // `list` as published, signed by the first `signers` publishers.
+  v1::SignedTrustList Sign(const v1::TrustList& list, int signers) const {
+    v1::SignedTrustList s;
+    s.set_trust_list(list.SerializeAsString());
+    for (int i = 0; i < signers; ++i) s = kpx::testing::Must(node::SignTrustList(s, keys_[i]));
+    return s;
+  }
+
+ private:
+  std::vector<crypto::PrivateKey> keys_;
+};
+
+// A peer that answers GetTrustLists with whatever the test sets.
+class TrustPeer : public node::Receiver {
+ public:
+  v1::DeliverResponse Exchange(const std::string&, const v1::DeliverRequest&) override {
+    return {};
+  }
+  absl::StatusOr<v1::ConsistencyResponse> Consistency(const std::string&,
+                                                      const v1::ConsistencyRequest&) override {
+    return absl::UnavailableError("no");
+  }
+  absl::StatusOr<v1::GetTrustListsResponse> TrustLists(const std::string&,
+                                                       const v1::GetTrustListsRequest&) override {
+    return answer;
+  }
+  v1::GetTrustListsResponse answer;
+};
+
+TEST_CASE("a node takes the next trust-list version from a peer only if 2 of 3 signed it",
+          "[node][trust]") {
+  Publishers pubs;
+  Federation f([&](v1::TrustList& t) { pubs.Govern(t); });
+  v1::TrustList v2 = f["BW"].trust_list()->proto();
+  v2.set_version(2);
+  for (v1::Participant& p : *v2.mutable_participants()) {
+    if (p.code() == "AE") p.set_status(v1::SUSPENDED);
+  }
+  TrustPeer peer;
+  f.Route("AE", &peer);
+  const uint64_t head = f["BW"].ledger().head().sequence;
+
+  SECTION("one signature of three is refused, reported and changes nothing") {
+    *peer.answer.add_versions() = pubs.Sign(v2, 1);
+    CHECK(f["BW"].PollTrustLists() == 0);
+    CHECK(f["BW"].trust_list()->version() == 1);
+    CHECK(f["BW"].ledger().head().sequence == head);
+    v1::ListTrustListsResponse listed = kpx::testing::Must(f["BW"].ListTrustLists());
+    CHECK(listed.versions_size() == 1);
+    CHECK(absl::StrContains(listed.last_refused(), "version 2 from AE"));
+    CHECK(absl::StrContains(listed.last_refused(), "signed by 1 of the 2 publishers"));
+  }
+  SECTION("a changed byte after signing is refused") {
+    v1::SignedTrustList s = pubs.Sign(v2, 2);
+    std::string bytes = s.trust_list();
+    bytes[bytes.size() / 2] ^= 0x01;
+    s.set_trust_list(bytes);
+    *peer.answer.add_versions() = s;
+    CHECK(f["BW"].PollTrustLists() == 0);
+    CHECK(f["BW"].trust_list()->version() == 1);
+    CHECK(f["BW"].ledger().head().sequence == head);
+  }
+  SECTION("a version that skips one is refused") {
+    v1::TrustList v3 = v2;
+    v3.set_version(3);
+    *peer.answer.add_versions() = pubs.Sign(v3, 3);
+    CHECK(f["BW"].PollTrustLists() == 0);
+    CHECK(absl::StrContains(kpx::testing::Must(f["BW"].ListTrustLists()).last_refused(),
+                            "does not follow version 1"));
+  }
+  SECTION("two signatures of three put it in force, recorded, and it spreads") {
+    *peer.answer.add_versions() = pubs.Sign(v2, 2);
+    CHECK(f["BW"].PollTrustLists() == 1);
+    CHECK(f["BW"].trust_list()->version() == 2);
+    CHECK(f["BW"].trust_list()->CheckActive("AE", f.clock().Now()).code() ==
+          absl::StatusCode::kPermissionDenied);
+    std::vector<v1::LedgerEntry> last =
+        kpx::testing::Must(f["BW"].ledger().ReadEntries(head + 1, 1));
+    REQUIRE(last.size() == 1);
+    CHECK(last[0].kind() == v1::TRUST_LIST_INSTALLED);
+    CHECK(absl::StrContains(last[0].detail(), "from peer AE"));
+    // EU fetches it from BW (its AE peer is the test's, now silent).
+    peer.answer.clear_versions();
+    CHECK(f["EU"].PollTrustLists() == 1);
+    CHECK(f["EU"].trust_list()->version() == 2);
+    CHECK(f["EU"].trust_list()->digest() == f["BW"].trust_list()->digest());
+    // A certificate for the suspended Participant is refused at submit.
+    CHECK(f["BW"].Submit(ValidCertificate("BW-TL-1", "BW", "AE")).status().code() ==
+          absl::StatusCode::kFailedPrecondition);
+    // The operator's older file does not take the node back; an unsigned
+    // newer one is refused.
+    CHECK(f["BW"]
+              .Reconfigure(kpx::testing::Must(node::TrustList::FromProto(f.trust().proto())),
+                           {f.key("BW")})
+              .ok());
+    CHECK(f["BW"].trust_list()->version() == 2);
+    v1::TrustList v3 = v2;
+    v3.set_version(3);
+    absl::Status s =
+        f["BW"].Reconfigure(kpx::testing::Must(node::TrustList::FromProto(v3)), {f.key("BW")});
+    CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(absl::StrContains(s.message(), "signed by 0 of the 2"));
+    CHECK(f["BW"].trust_list()->version() == 2);
+    CHECK(f["BW"].ledger().Verify().ok);
+  }
+}
+
+TEST_CASE("onboarding controls on the trust list are enforced at submit and on receipt",
+          "[node][trust]") {
+  const absl::Time later = absl::Now() + absl::Hours(24 * 30);
+  Federation f([&](v1::TrustList& t) {
+    for (v1::Participant& p : *t.mutable_participants()) {
+      if (p.code() == "AE") *p.mutable_onboarding()->mutable_live_from() = node::ToTimestamp(later);
+      if (p.code() == "EU") {
+        p.mutable_onboarding()->add_accepted_types(v1::STANDARD);
+        p.mutable_onboarding()->set_paper_in_parallel(true);
+      }
+    }
+  });
+  absl::StatusOr<v1::CertificateRecord> r = f["BW"].Submit(ValidCertificate("BW-OB-1", "BW", "AE"));
+  CHECK(r.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(absl::StrContains(r.status().message(), "AE is live on kpx only from"));
+  r = f["BW"].Submit(ValidCertificate("BW-OB-2", "BW", "EU"));
+  REQUIRE(r.ok());
+  CHECK(r->paper_in_parallel());
+  f.Settle();
+  REQUIRE(f.State("EU", "BW-OB-2") == v1::RECEIVED);
+  CHECK(kpx::testing::Must(f["EU"].Get("BW-OB-2")).paper_in_parallel());
+  // A type the importer does not accept yet, as a peer would send it.
+  v1::Certificate technical = ValidCertificate("BW-OB-3", "BW", "EU");
+  technical.set_type(v1::TECHNICAL);
+  std::vector<node::ReceiveOutcome> out =
+      f["EU"].Receive("BW", {f.CertificateMessage("BW", "EU", technical)});
+  REQUIRE(out.size() == 1);
+  CHECK_FALSE(out[0].status.ok());
+  CHECK(absl::StrContains(out[0].status.message(), "does not accept TECHNICAL"));
 }
 
 }  // namespace

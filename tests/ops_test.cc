@@ -723,3 +723,120 @@ TEST_CASE("kpxctl exports evidence on both sides and verifies it offline", "[ops
 
 }  // namespace
 }  // namespace kpx
+
+namespace kpx {
+namespace {
+
+// Three publisher keys on trust-list version 1 (2 of 3 sign the next),
+// written to <dir>/publisher-N.pem; returns the text of version 1.
+v1::TrustList GovernedTrustList(testing::GrpcFederation& fed) {
+  const std::string path = fed.dir() + "/trust-list.textpb";
+  v1::TrustList list;
+  REQUIRE(node::ParseTextProto(kpx::testing::Must(crypto::ReadFile(path)), path, &list).ok());
+  list.set_version(1);
+  const char* names[] = {"KP Chair", "KP Secretariat", "KP Vice-Chair"};
+  for (int i = 0; i < 3; ++i) {
+    crypto::PrivateKey key = kpx::testing::Must(crypto::PrivateKey::Generate(
+        i == 1 ? crypto::Algorithm::kEcdsaP256 : crypto::Algorithm::kEd25519));
+    std::ofstream(absl::StrCat(fed.dir(), "/publisher-", i + 1, ".pem")) << key.ToPem();
+    v1::TrustListPublisher* p = list.add_publishers();
+    p->set_name(names[i]);
+    p->set_key_id(key.key_id());
+    p->set_algorithm(i == 1 ? v1::ECDSA_P256_SHA256 : v1::ED25519);
+    p->set_public_key_pem(key.public_key().ToPem());
+  }
+  list.set_threshold(2);
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(list, &text);
+  std::ofstream(path, std::ios::trunc) << text;
+  return list;
+}
+
+TEST_CASE("a trust-list version signed by 2 of 3 publishers reaches every node with no operator",
+          "[ops][trust]") {
+  testing::GrpcFederation fed({"BW", "EU", "AE"});
+  v1::TrustList v2 = GovernedTrustList(fed);
+  for (const char* code : {"BW", "EU", "AE"}) {
+    fed.AppendConfig(code, "trust_poll_seconds: 1");
+    fed.StartInProcess(code);
+  }
+  // Version 2 suspends AE.
+  v2.set_version(2);
+  for (v1::Participant& p : *v2.mutable_participants()) {
+    if (p.code() == "AE") p.set_status(v1::SUSPENDED);
+  }
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(v2, &text);
+  const std::string draft = fed.dir() + "/v2.textpb";
+  const std::string signed_file = fed.dir() + "/v2.signed.textpb";
+  std::ofstream(draft) << text;
+  const std::string kpxctl = testing::KpxctlPath();
+  const std::string bw_operator = fed.KpxctlEnv("BW", "operator") + " " + kpxctl;
+
+  testing::Output o =
+      testing::Capture(kpxctl + " trust diff " + fed.dir() + "/trust-list.textpb " + draft);
+  INFO(o.out);
+  CHECK(o.exit_code == 0);
+  CHECK(absl::StrContains(o.out, "version: 1 -> 2"));
+  CHECK(absl::StrContains(o.out, "AE status: ACTIVE -> SUSPENDED"));
+
+  // One publisher's signature is not enough: refused, nothing changes.
+  o = testing::Capture(kpxctl + " trust sign " + draft + " --key " + fed.dir() +
+                       "/publisher-1.pem --out " + signed_file);
+  INFO(o.out);
+  REQUIRE(o.exit_code == 0);
+  o = testing::Capture(kpxctl + " trust show " + signed_file + " --previous " + fed.dir() +
+                       "/trust-list.textpb");
+  CHECK(absl::StrContains(o.out, "signatures valid under version 1: KP Chair"));
+  CHECK(absl::StrContains(o.out, "may NOT follow version 1"));
+  o = testing::Capture(bw_operator + " trust publish " + signed_file);
+  CHECK(o.exit_code != 0);
+  CHECK(absl::StrContains(o.out, "FAILED_PRECONDITION"));
+  CHECK(absl::StrContains(o.out, "signed by 1 of the 2 publishers of version 1 required"));
+  CHECK(fed.server("BW").node().trust_list()->version() == 1);
+
+  // A second publisher signs (an ECDSA key); the operator of one node
+  // publishes it.
+  o = testing::Capture(kpxctl + " trust sign " + signed_file + " --key " + fed.dir() +
+                       "/publisher-2.pem --out " + signed_file);
+  REQUIRE(o.exit_code == 0);
+  CHECK(absl::StrContains(o.out, "holds 2 signature(s)"));
+  o = testing::Capture(bw_operator + " trust publish " + signed_file);
+  INFO(o.out);
+  REQUIRE(o.exit_code == 0);
+  CHECK(absl::StrContains(o.out, "trust-list version 2 in force here"));
+
+  // Every other node fetches it from a peer and applies it by itself.
+  for (const char* code : {"EU", "AE"}) {
+    INFO(code);
+    bool applied = false;
+    for (int i = 0; i < 600 && !applied; ++i) {
+      applied = fed.server(code).node().trust_list()->version() == 2;
+      if (!applied) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    REQUIRE(applied);
+    CHECK(fed.server(code).node().trust_list()->CheckActive("AE", absl::Now()).code() ==
+          absl::StatusCode::kPermissionDenied);
+  }
+  o = testing::Capture(fed.KpxctlEnv("EU", "auditor") + " " + kpxctl + " trust show");
+  INFO(o.out);
+  CHECK(absl::StrContains(o.out, "version 1 in force from"));
+  CHECK(absl::StrContains(o.out, "version 2 in force from"));
+  CHECK(absl::StrContains(o.out, "(peer "));
+  CHECK(absl::StrContains(o.out, "AE  SUSPENDED"));
+  // The suspension holds: EU refuses a certificate for AE at submit.
+  CHECK(Submit(fed, "EU", ValidCertificate("EU-T-1", "EU", "AE")).error_code() ==
+        grpc::StatusCode::FAILED_PRECONDITION);
+
+  // A restart with the old file keeps the version the node fetched.
+  fed.StopInProcess("EU");
+  fed.StartInProcess("EU");
+  CHECK(fed.server("EU").node().trust_list()->version() == 2);
+  std::vector<v1::TrustListRecord> stored =
+      kpx::testing::Must(fed.server("EU").node().ledger().ListTrustLists(0, 10));
+  REQUIRE(stored.size() == 2);
+  CHECK(stored[1].source().rfind("peer ", 0) == 0);
+}
+
+}  // namespace
+}  // namespace kpx
