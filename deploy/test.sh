@@ -22,7 +22,7 @@ usage() {
 usage: deploy/test.sh [STAGE...]   (as root on Debian 12, or with sudo)
   stages: format build test asan-build asan-test fuzz (default: all)
   env: KPX_JOBS=N           parallel build jobs (default 2)
-       KPX_FUZZ_SECONDS=N   fuzzing time per target (default 20)
+       KPX_FUZZ_SECONDS=N   fuzzing time per target (default 15)
        ccache is used when installed (CCACHE_DISABLE=1 to turn it off)
 EOF
 }
@@ -54,10 +54,10 @@ repo=$(cd "$here/.." && pwd)
 readonly here repo
 jobs=${KPX_JOBS:-2}
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || die "KPX_JOBS must be a positive number, not '$jobs'"
-fuzz_seconds=${KPX_FUZZ_SECONDS:-20}
+fuzz_seconds=${KPX_FUZZ_SECONDS:-15}
 [[ $fuzz_seconds =~ ^[1-9][0-9]*$ ]] ||
   die "KPX_FUZZ_SECONDS must be a positive number, not '$fuzz_seconds'"
-readonly FUZZERS=(fuzz_receive fuzz_deliver_response fuzz_evidence fuzz_certificate_json fuzz_text_config fuzz_pem fuzz_text)
+readonly FUZZERS=(fuzz_receive fuzz_deliver_response fuzz_evidence fuzz_trust_lists fuzz_certificate_json fuzz_text_config fuzz_pem fuzz_text)
 
 # Sanitizer settings for everything the sanitizer build runs, child
 # processes (kpxd, kpxctl) included.

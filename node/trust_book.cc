@@ -196,9 +196,10 @@ void TrustBook::NoteRefusal(const std::string& peer, const TrustList* list,
 
 size_t TrustBook::Offer(const std::string& peer, const v1::GetTrustListsResponse& response) {
   size_t installed = 0;
-  for (size_t i = 0; i < response.versions_size() && i < kMaxVersionsPerAnswer; ++i) {
+  for (int i = 0; i < response.versions_size() && i < static_cast<int>(kMaxVersionsPerAnswer);
+       ++i) {
     const uint64_t before = ctx_.keyring->trust()->version();
-    if (!OfferOne(peer, response.versions(static_cast<int>(i))).ok()) break;
+    if (!OfferOne(peer, response.versions(i)).ok()) break;
     if (ctx_.keyring->trust()->version() != before) ++installed;
   }
   return installed;

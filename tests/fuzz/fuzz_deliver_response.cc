@@ -62,6 +62,10 @@ class ScriptedTransport : public node::Transport {
                                                          const v1::ConsistencyRequest&) override {
     return absl::UnavailableError("not scripted");
   }
+  absl::StatusOr<v1::GetTrustListsResponse> GetTrustLists(
+      const std::string&, const v1::GetTrustListsRequest&) override {
+    return absl::UnavailableError("not scripted");
+  }
   v1::DeliverResponse response;
   v1::DeliverRequest sent;
 };

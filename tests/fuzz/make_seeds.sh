@@ -204,4 +204,26 @@ printf '\001\000\010\001' >"$ev/flip-one.seed"
 printf '\001\377\377\012' >"$ev/append.seed"
 printf '\000\012\003abc' >"$ev/garbage.seed"
 
+# ---- fuzz_trust_lists: a flag byte, then a GetTrustListsResponse
+tl=$corpus/fuzz_trust_lists
+fresh "$tl"
+list() {  # list TEXT: a serialized kpx.v1.TrustList, escaped for text format
+  echo "$1" | protoc -I "$repo/proto" -I /usr/include --encode=kpx.v1.TrustList \
+    kpx/v1/config.proto | esc
+}
+encode_lists() {  # encode_lists FLAG-BYTE-OCTAL OUT < textpb
+  { printf "\\$1"; protoc -I "$repo/proto" -I /usr/include --encode=kpx.v1.GetTrustListsResponse \
+    kpx/v1/config.proto kpx/v1/service.proto; } >"$2"
+}
+suspend_eu=$(list 'version: 2 participants { code: "BW" status: ACTIVE offices { code: "HQ" name: "BW" } }
+  participants { code: "EU" status: SUSPENDED }')
+# Flags: bit 1 next version numbers and publishers, bit 0 signed by two publishers.
+echo "versions { trust_list: \"$suspend_eu\" }" | encode_lists 003 "$tl/next-signed.seed"
+echo "versions { trust_list: \"$suspend_eu\" }" | encode_lists 002 "$tl/next-unsigned.seed"
+echo "versions { trust_list: \"$suspend_eu\" } versions { trust_list: \"$suspend_eu\" }" |
+  encode_lists 003 "$tl/two-versions.seed"
+echo "versions { trust_list: \"$(list 'version: 9 threshold: 3')\" signatures { key_id: \"00\" signature: \"x\" } }" |
+  encode_lists 001 "$tl/bad-threshold.seed"
+printf '\000\012\003abc' >"$tl/garbage.seed"
+
 echo "Seeds written under $corpus"
