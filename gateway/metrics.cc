@@ -125,6 +125,12 @@ class Metrics::Gauges : public prometheus::Collectable {
     out.push_back(Gauge("kpx_peer_log_inconsistent",
                         "1 for a peer whose log did not extend what it showed before (a fork).",
                         forks));
+    out.push_back(Gauge("kpx_trust_list_version", "Version of the trust list in force.",
+                        {{{}, static_cast<double>(node_->trust_list()->version())}}));
+    out.push_back(Gauge("kpx_trust_list_refused",
+                        "Trust-list versions peers offered that were refused since start "
+                        "(not the next version, or not signed by the threshold).",
+                        {{{}, static_cast<double>(node_->TrustListsRefused())}}));
   }
 
   void AddCertificateGauges(absl::Time now, std::vector<prometheus::MetricFamily>& out) const {

@@ -193,6 +193,8 @@ class Node : public Receiver {
   // thread does so every trust_poll_seconds); returns how many came into
   // force.
   size_t PollTrustLists();
+  // Versions peers offered that were refused since start.
+  uint64_t TrustListsRefused() const { return trust_book_.refused_count(); }
 
   // Reports events to `observer` (not owned; may be null). It must outlive
   // the node or be cleared first.
