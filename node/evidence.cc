@@ -1,15 +1,18 @@
 #include "node/evidence.h"
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "crypto/crypto.h"
 #include "node/envelope.h"
 #include "node/messages.h"
 #include "node/peer_logs.h"
 #include "node/text.h"
+#include "node/trust_chain.h"
 #include "node/util.h"
 #include "storage/log_leaf.h"
 #include "storage/merkle.h"
@@ -38,6 +41,22 @@ absl::StatusOr<std::vector<uint64_t>> EntriesAbout(const storage::Ledger& ledger
   return found;
 }
 
+// The trust-list versions in force from before entry `first` on, oldest
+// first (by the sequence of the entry that installed each).
+absl::StatusOr<std::vector<v1::TrustListRecord>> VersionsSince(const storage::Ledger& ledger,
+                                                               uint64_t first) {
+  absl::StatusOr<std::vector<v1::TrustListRecord>> all = ledger.ListTrustLists(0, 100000);
+  if (!all.ok()) return all.status();
+  std::sort(all->begin(), all->end(),
+            [](const auto& a, const auto& b) { return a.sequence() < b.sequence(); });
+  size_t start = 0;
+  for (size_t i = 0; i < all->size(); ++i) {
+    if ((*all)[i].sequence() < first) start = i;
+  }
+  return std::vector<v1::TrustListRecord>(all->begin() + static_cast<std::ptrdiff_t>(start),
+                                          all->end());
+}
+
 }  // namespace
 
 absl::StatusOr<v1::EvidenceBundle> ExportEvidence(const NodeContext& ctx, TreeSigner& signer,
@@ -63,7 +82,10 @@ absl::StatusOr<v1::EvidenceBundle> ExportEvidence(const NodeContext& ctx, TreeSi
     e->set_entry(*std::move(bytes));
     for (std::string& h : *path) e->add_inclusion_path(std::move(h));
   }
-  content.set_trust_list(ctx.keyring->trust()->proto().SerializeAsString());
+  absl::StatusOr<std::vector<v1::TrustListRecord>> versions =
+      VersionsSince(*ctx.ledger, sequences->front());
+  if (!versions.ok()) return versions.status();
+  for (v1::TrustListRecord& r : *versions) *content.add_trust_lists() = std::move(r);
   const absl::Time now = ctx.Now();
   *content.mutable_exported_at() = ToTimestamp(now);
 
@@ -117,10 +139,36 @@ class Checker {
   bool failed_ = false;
 };
 
+// The trust-list versions a bundle is checked with, each in force from
+// the ledger entry that installed it on.
+class Versions {
+ public:
+  void Add(uint64_t from_sequence, std::shared_ptr<const TrustList> list) {
+    versions_.emplace_back(from_sequence, std::move(list));
+  }
+  bool empty() const { return versions_.empty(); }
+  // The version in force when entry `sequence` was written (the oldest if
+  // the entry is older than every version).
+  const TrustList& At(uint64_t sequence) const {
+    const TrustList* found = versions_.front().second.get();
+    for (const auto& [from, list] : versions_) {
+      if (from < sequence) found = list.get();
+    }
+    return *found;
+  }
+  const TrustList& newest() const { return *versions_.back().second; }
+  const std::vector<std::pair<uint64_t, std::shared_ptr<const TrustList>>>& all() const {
+    return versions_;
+  }
+
+ private:
+  std::vector<std::pair<uint64_t, std::shared_ptr<const TrustList>>> versions_;
+};
+
 // Everything the entry checks share.
 struct Context {
   const v1::EvidenceContent& content;
-  const TrustList& trust;
+  const Versions& trust;
   SignedTree head;
   // Digests of the messages this node sent, by message id.
   std::map<std::string, std::string> sent;
@@ -130,7 +178,8 @@ struct Context {
 // bundle's certificate; `kind` gets the message's kind.
 absl::Status CheckMessage(const Context& c, const v1::LedgerEntry& e, std::string& kind) {
   const std::string signer = e.kind() == v1::SENT ? c.content.exported_by() : e.partner();
-  absl::StatusOr<v1::MessageBody> body = VerifyAsSigned(e.message(), signer, c.trust);
+  absl::StatusOr<v1::MessageBody> body =
+      VerifyAsSigned(e.message(), signer, c.trust.At(e.sequence()));
   if (!body.ok()) return body.status();
   kind = v1::MessageKind_Name(body->header().kind());
   if (CertificateNumberOf(*body) != c.content.certificate_number()) {
@@ -145,7 +194,8 @@ absl::Status CheckReceipt(const Context& c, const v1::LedgerEntry& e, std::strin
   auto sent = c.sent.find(e.message_id());
   if (sent == c.sent.end()) return absl::NotFoundError("the message's SENT entry is not before it");
   if (!e.has_proof()) {  // before tree heads: a signed receipt per message
-    absl::StatusOr<v1::MessageBody> r = VerifyAsSigned(e.receipt(), e.partner(), c.trust);
+    absl::StatusOr<v1::MessageBody> r =
+        VerifyAsSigned(e.receipt(), e.partner(), c.trust.At(e.sequence()));
     if (!r.ok()) return r.status();
     if (!r->has_receipt() || r->receipt().message_digest() != sent->second) {
       return absl::InvalidArgumentError("its signed receipt is for another message");
@@ -155,7 +205,7 @@ absl::Status CheckReceipt(const Context& c, const v1::LedgerEntry& e, std::strin
   }
   const v1::DeliveryProof& p = e.proof();
   absl::StatusOr<SignedTree> head =
-      CheckTreeHead(p.tree_head(), e.partner(), c.trust, SignedAt(p.tree_head()));
+      CheckTreeHead(p.tree_head(), e.partner(), c.trust.At(e.sequence()), SignedAt(p.tree_head()));
   if (!head.ok()) return head.status();
   absl::StatusOr<uint64_t> sequence =
       CheckReceivedLeaf(p.leaf(), p.inclusion_path(), sent->second, *head);
@@ -196,21 +246,74 @@ void CheckEntry(Context& c, const v1::EvidenceEntry& ev, uint64_t& last, Checker
   }
 }
 
-// The trust list to check with: the bundle's, or `given`.
-absl::StatusOr<std::shared_ptr<const TrustList>> TrustFor(const v1::EvidenceContent& content,
-                                                          const v1::TrustList* given,
-                                                          Checker& check) {
-  v1::TrustList own;
-  const bool parsed = own.ParseFromString(content.trust_list());
-  if (given == nullptr) {
-    if (!parsed) return absl::InvalidArgumentError("the bundle's trust list does not parse");
-    return TrustList::FromProto(own);
+// The bundle's own versions, each checked to follow the one before.
+absl::StatusOr<Versions> BundledVersions(const v1::EvidenceContent& content, Checker& check) {
+  Versions v;
+  if (content.format() == 1) {
+    v1::TrustList own;
+    if (!own.ParseFromString(content.trust_list())) {
+      return absl::InvalidArgumentError("the bundle's trust list does not parse");
+    }
+    absl::StatusOr<std::shared_ptr<const TrustList>> list = TrustList::FromProto(own);
+    if (!list.ok()) return list.status();
+    v.Add(0, *std::move(list));
+    return v;
   }
-  check.Check(true, parsed && own.SerializeAsString() == given->SerializeAsString()
-                        ? "the bundle's trust list is the one given"
-                        : "note: the bundle's trust list differs from the one given (checked with "
-                          "the one given)");
-  return TrustList::FromProto(*given);
+  for (const v1::TrustListRecord& r : content.trust_lists()) {
+    absl::StatusOr<std::shared_ptr<const TrustList>> list = TrustList::FromSigned(r.signed_list());
+    if (!list.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("version ", r.version(), ": ", list.status().message()));
+    }
+    if (!v.empty()) {
+      const TrustList& before = *v.all().back().second;
+      if (before.governed()) {
+        check.Check(CheckSuccessor(before, **list),
+                    absl::StrCat("trust-list version ", (*list)->version(),
+                                 " is signed by the publishers of version ", before.version()));
+      } else {
+        check.Check(true, absl::StrCat("note: trust-list version ", (*list)->version(),
+                                       " replaced version ", before.version(),
+                                       " by an operator's hand (not checkable offline)"));
+      }
+    }
+    v.Add(r.sequence(), *std::move(list));
+  }
+  if (v.empty()) return absl::InvalidArgumentError("the bundle carries no trust list");
+  return v;
+}
+
+// The versions to check with: the bundle's, or `given` alone. A `given`
+// list that is one of the bundle's anchors the bundle's chain instead.
+absl::StatusOr<Versions> VersionsFor(const v1::EvidenceContent& content, const v1::TrustList* given,
+                                     Checker& check) {
+  absl::StatusOr<Versions> bundled = BundledVersions(content, check);
+  if (given == nullptr) return bundled;
+  const std::string given_bytes = given->SerializeAsString();
+  if (bundled.ok()) {
+    for (const auto& [from, list] : bundled->all()) {
+      if (list->proto().SerializeAsString() == given_bytes) {
+        check.Check(true,
+                    absl::StrCat("the trust list given is the bundle's version ", list->version()));
+        return bundled;
+      }
+    }
+  }
+  check.Check(true,
+              "note: the trust list given is none of the bundle's (checked with the one given)");
+  absl::StatusOr<std::shared_ptr<const TrustList>> list = TrustList::FromProto(*given);
+  if (!list.ok()) return list.status();
+  Versions v;
+  v.Add(0, *std::move(list));
+  return v;
+}
+
+// "versions 1, 2" (or why they did not load).
+std::string TrustNames(const absl::StatusOr<Versions>& v) {
+  if (!v.ok()) return "none";
+  std::vector<std::string> names;
+  for (const auto& [from, list] : v->all()) names.push_back(std::to_string(list->version()));
+  return absl::StrCat(names.size() == 1 ? "version " : "versions ", absl::StrJoin(names, ", "));
 }
 
 absl::Status CheckBundleSignature(const v1::EvidenceBundle& bundle,
@@ -245,26 +348,29 @@ EvidenceReport VerifyEvidence(const std::string& bundle_bytes, const v1::TrustLi
                       bundle.GetReflection()->GetUnknownFields(bundle).field_count() == 0 &&
                       bundle.SerializeAsString() == bundle_bytes &&
                       content.ParseFromString(bundle.content()) &&
-                      content.format() == kEvidenceFormat;
-  if (!check.Check(parsed, "the file is an evidence bundle of format 1")) {
+                      (content.format() == 1 || content.format() == kEvidenceFormat);
+  if (!check.Check(parsed, "the file is an evidence bundle of format 1 or 2")) {
     return report;
   }
   report.certificate_number = Printable(content.certificate_number(), 64);
   check.Check(true, absl::StrCat("certificate ", content.certificate_number(), ", exported by ",
                                  content.exported_by(), ", ", content.entries_size(), " entries"));
-  absl::StatusOr<std::shared_ptr<const TrustList>> trust = TrustFor(content, trust_list, check);
-  if (!check.Check(trust.status(), "the trust list loads")) return report;
+  absl::StatusOr<Versions> trust = VersionsFor(content, trust_list, check);
+  if (!check.Check(trust.status(),
+                   absl::StrCat("the trust list loads (", TrustNames(trust), ")"))) {
+    return report;
+  }
   absl::StatusOr<SignedTree> head = CheckTreeHead(content.tree_head(), content.exported_by(),
-                                                  **trust, SignedAt(content.tree_head()));
+                                                  trust->newest(), SignedAt(content.tree_head()));
   if (!check.Check(head.status(), absl::StrCat(content.exported_by(), "'s tree head verifies"))) {
     return report;
   }
   check.Check(true, absl::StrCat("  it covers ", head->size, " entries, root ",
                                  crypto::HexEncode(head->root).substr(0, 16), "..., signed ",
                                  FormatRfc3339(SignedAt(head->message))));
-  check.Check(CheckBundleSignature(bundle, content, **trust, *head),
+  check.Check(CheckBundleSignature(bundle, content, trust->newest(), *head),
               absl::StrCat("the bundle is signed by ", content.exported_by()));
-  Context c{content, **trust, *head, {}};
+  Context c{content, *trust, *head, {}};
   uint64_t last = 0;
   if (content.entries_size() == 0) check.Check(false, "the bundle holds entries");
   for (const v1::EvidenceEntry& e : content.entries()) CheckEntry(c, e, last, check);

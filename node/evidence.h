@@ -3,8 +3,10 @@
 //
 // A bundle holds the exporting node's ledger entries about the certificate
 // (bytes as stored), the inclusion path of each in the node's signed tree
-// head, and the trust list it had in force; the whole is signed by the
-// node. The other Participant's evidence is inside the entries: its signed
+// head, and every trust-list version it had in force over those entries
+// (each entry's signatures are checked with the version in force when it
+// was written; each version with the publishers of the one before); the
+// whole is signed by the node. The other Participant's evidence is inside the entries: its signed
 // messages (RECEIVED_MESSAGE) and, for each message we sent, its signed
 // tree head and the proof that its log holds the message (RECEIPT).
 //
@@ -22,7 +24,7 @@
 
 namespace kpx::node {
 
-inline constexpr uint32_t kEvidenceFormat = 1;
+inline constexpr uint32_t kEvidenceFormat = 2;  // format 1 bundles still verify
 // At most this many entries about one certificate go into a bundle.
 inline constexpr size_t kMaxEvidenceEntries = 1000;
 

@@ -1720,8 +1720,14 @@ TEST_CASE("evidence bundles from both sides verify offline, and no altered byte 
     v1::TrustList trust;
     v1::EvidenceContent content;
     REQUIRE(content.ParseFromString(bundle->content()));
-    REQUIRE(trust.ParseFromString(content.trust_list()));
-    CHECK(node::VerifyEvidence(bytes, &trust).ok);
+    REQUIRE(content.trust_lists_size() == 1);  // the bootstrap version, in force throughout
+    CHECK(content.trust_lists(0).sequence() == kBootEntries);
+    REQUIRE(trust.ParseFromString(content.trust_lists(0).signed_list().trust_list()));
+    node::EvidenceReport anchored = node::VerifyEvidence(bytes, &trust);
+    CHECK(anchored.ok);
+    CHECK(std::any_of(anchored.checks.begin(), anchored.checks.end(), [](const auto& c) {
+      return absl::StrContains(c.what, "the trust list given is the bundle's version 0");
+    }));
     // With a trust list in which the exporter's key is another one: refused.
     v1::TrustList other_keys = trust;
     for (v1::Participant& p : *other_keys.mutable_participants()) {
@@ -1838,13 +1844,17 @@ TEST_CASE("a node takes the next trust-list version from a peer only if 2 of 3 s
                             "does not follow version 1"));
   }
   SECTION("two signatures of three put it in force, recorded, and it spreads") {
+    REQUIRE(f["BW"].Submit(ValidCertificate("BW-TL-0", "BW", "EU")).ok());
+    f.Settle();
+    REQUIRE(f.State("BW", "BW-TL-0") == v1::DELIVERED);
+    const uint64_t before_poll = f["BW"].ledger().head().sequence;
     *peer.answer.add_versions() = pubs.Sign(v2, 2);
     CHECK(f["BW"].PollTrustLists() == 1);
     CHECK(f["BW"].trust_list()->version() == 2);
     CHECK(f["BW"].trust_list()->CheckActive("AE", f.clock().Now()).code() ==
           absl::StatusCode::kPermissionDenied);
     std::vector<v1::LedgerEntry> last =
-        kpx::testing::Must(f["BW"].ledger().ReadEntries(head + 1, 1));
+        kpx::testing::Must(f["BW"].ledger().ReadEntries(before_poll + 1, 1));
     REQUIRE(last.size() == 1);
     CHECK(last[0].kind() == v1::TRUST_LIST_INSTALLED);
     CHECK(absl::StrContains(last[0].detail(), "from peer AE"));
@@ -1871,6 +1881,20 @@ TEST_CASE("a node takes the next trust-list version from a peer only if 2 of 3 s
     CHECK(absl::StrContains(s.message(), "signed by 0 of the 2"));
     CHECK(f["BW"].trust_list()->version() == 2);
     CHECK(f["BW"].ledger().Verify().ok);
+    // Evidence spanning the change carries both versions and checks the
+    // second with the publishers of the first.
+    REQUIRE(f["EU"].Confirm("BW-TL-0", testing::AsDeclared(), absl::InfinitePast()).ok());
+    f.Settle();
+    REQUIRE(f.State("BW", "BW-TL-0") == v1::CONFIRMED);
+    const std::string bytes =
+        kpx::testing::Must(f["BW"].ExportEvidence("BW-TL-0")).SerializeAsString();
+    node::EvidenceReport report = node::VerifyEvidence(bytes, nullptr);
+    std::string all;
+    for (const node::EvidenceCheck& c : report.checks) all += c.what + "\n";
+    INFO(all);
+    CHECK(report.ok);
+    CHECK(absl::StrContains(all, "the trust list loads (versions 1, 2)"));
+    CHECK(absl::StrContains(all, "trust-list version 2 is signed by the publishers of version 1"));
   }
 }
 
