@@ -128,8 +128,9 @@ class Metrics::Gauges : public prometheus::Collectable {
     out.push_back(Gauge("kpx_trust_list_version", "Version of the trust list in force.",
                         {{{}, static_cast<double>(node_->trust_list()->version())}}));
     out.push_back(Gauge("kpx_trust_list_refused",
-                        "Trust-list versions peers offered that were refused since start "
-                        "(not the next version, or not signed by the threshold).",
+                        "Refusals of a trust-list version a peer offered, since start (each "
+                        "poll that offers one counts): not the next version, or not signed "
+                        "by the threshold.",
                         {{{}, static_cast<double>(node_->TrustListsRefused())}}));
   }
 

@@ -20,14 +20,29 @@ v1::NodeConfig Defaulted(const NodeOptions& o) {
   return c;
 }
 
+// The list to start with: the operator's, unless the ledger holds a newer
+// signed version (the node moved on; a stale file must not stop it from
+// starting, say with a key the newer version replaced). TrustBook::Open
+// then decides for good, and reports what it can not read.
+std::shared_ptr<const TrustList> InForce(const storage::Ledger& ledger,
+                                         std::shared_ptr<const TrustList> file) {
+  absl::StatusOr<std::optional<v1::TrustListRecord>> stored = ledger.LatestTrustList();
+  if (file == nullptr || !stored.ok() || !stored->has_value()) return file;
+  absl::StatusOr<std::shared_ptr<const TrustList>> kept =
+      TrustList::FromSigned((*stored)->signed_list());
+  if (!kept.ok() || !(*kept)->governed() || (*kept)->version() <= file->version()) return file;
+  return *std::move(kept);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Node>> Node::Create(NodeOptions options) {
   if (options.ledger == nullptr || options.transport == nullptr) {
     return absl::InvalidArgumentError("node needs a ledger and a transport");
   }
-  absl::StatusOr<std::unique_ptr<Keyring>> keyring = Keyring::Create(
-      options.participant, options.trust_list, std::move(options.signing_keys), options.clock());
+  absl::StatusOr<std::unique_ptr<Keyring>> keyring =
+      Keyring::Create(options.participant, InForce(*options.ledger, options.trust_list),
+                      std::move(options.signing_keys), options.clock());
   if (!keyring.ok()) return keyring.status();
   const v1::NodeConfig defaults = Defaulted(options);
   std::unique_ptr<Node> node(new Node(std::move(options), defaults, *std::move(keyring)));

@@ -181,8 +181,9 @@ absl::Status TrustBook::OfferOne(const std::string& peer, const v1::SignedTrustL
 
 void TrustBook::NoteRefusal(const std::string& peer, const TrustList* list,
                             const absl::Status& why) {
-  const std::string digest =
-      list != nullptr ? list->digest() : absl::StrCat("unparsed from ", peer);
+  // Logged once per peer and version: a peer that spoils a version cannot
+  // silence the report of another peer offering it.
+  const std::string digest = absl::StrCat(peer, " ", list != nullptr ? list->digest() : "unparsed");
   const std::string version = list != nullptr ? std::to_string(list->version()) : "?";
   absl::MutexLock l(&poll_mu_);
   ++refused_;

@@ -24,7 +24,7 @@
 namespace kpx::node {
 
 // At most this many signatures are looked at on one version.
-inline constexpr int kMaxTrustListSignatures = 32;
+inline constexpr int kMaxTrustListSignatures = 64;
 
 // The bytes a publisher signs for `trust_list_bytes`.
 std::string TrustListSigningInput(std::string_view trust_list_bytes);
@@ -37,14 +37,16 @@ absl::StatusOr<v1::SignedTrustList> SignTrustList(v1::SignedTrustList signed_lis
 // What the publishers of `signers` made of `candidate`'s signatures.
 struct SignatureCount {
   std::vector<std::string> valid;    // names of the publishers whose signature verifies
-  std::vector<std::string> invalid;  // names of the publishers whose signature does not
+  std::vector<std::string> invalid;  // publishers with a signature that does not verify
   std::vector<std::string> ignored;  // one line per other signature, and why it is not counted
 };
 SignatureCount CountSignatures(const TrustList& signers, const v1::SignedTrustList& candidate);
 
 // OK if `next` may follow `current`: current names publishers, next is
 // version current + 1 and names publishers too, and at least current's
-// threshold of them signed next with no signature of theirs failing.
+// threshold of them signed next. A signature that does not verify is not
+// counted, and refuses nothing by itself: the signatures travel beside the
+// signed bytes, so a peer passing a version on could otherwise spoil it.
 // FailedPrecondition saying which rule fails otherwise.
 absl::Status CheckSuccessor(const TrustList& current, const TrustList& next);
 

@@ -79,11 +79,11 @@ class TrustList {
   absl::Status CheckOnboarded(const std::string& exporter, const std::string& importer,
                               v1::CertificateType type, absl::Time at) const;
 
-  // The signing key `key_id` of Participant `code` if it was valid at `at`;
-  // Unauthenticated otherwise.
   // True if `a` or `b` runs paper certificates in parallel (onboarding).
   bool PaperInParallel(const std::string& a, const std::string& b) const;
 
+  // The signing key `key_id` of Participant `code` if it was valid at `at`;
+  // Unauthenticated otherwise.
   absl::StatusOr<crypto::PublicKey> FindKey(const std::string& code, const std::string& key_id,
                                             absl::Time at) const;
 

@@ -46,6 +46,19 @@ constexpr char kLimits[] = R"(limits {
 })";
 
 // The resident memory of this process, in MiB.
+// Whether this build runs under AddressSanitizer (gcc and clang spell it
+// differently).
+#if defined(__SANITIZE_ADDRESS__)
+#define KPX_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KPX_UNDER_ASAN 1
+#endif
+#endif
+#ifndef KPX_UNDER_ASAN
+#define KPX_UNDER_ASAN 0
+#endif
+
 double RssMib() {
   std::ifstream in("/proc/self/status");
   std::string line;
@@ -468,7 +481,11 @@ TEST_CASE("Watch streams are capped per client and in all, and give their memory
       "%.0f MiB after\n",
       before, during, after);
   CHECK(during - before < 200);
+#if !KPX_UNDER_ASAN
+  // Under AddressSanitizer freed memory sits in its quarantine (256 MiB by
+  // default) instead of going back: only the plain build can see it return.
   CHECK(after - before < 100);
+#endif
 }
 
 TEST_CASE("idle connections do not hold up a metrics scrape", "[abuse]") {
