@@ -37,6 +37,7 @@ absl::Status TrustBook::Open() {
   if (!stored.ok()) return stored.status();
   absl::MutexLock l(&mu_);
   if (!stored->has_value()) return Record(file, "bootstrap", nullptr).status();
+  if (absl::Status s = CheckRecorded(**stored); !s.ok()) return s;
   absl::StatusOr<std::shared_ptr<const TrustList>> kept =
       TrustList::FromSigned((*stored)->signed_list());
   if (!kept.ok()) {
@@ -54,6 +55,20 @@ absl::Status TrustBook::Open() {
   }
   if (*take == Take::kKeep) return absl::OkStatus();
   return Record(file, "operator", nullptr).status();
+}
+
+absl::Status TrustBook::CheckRecorded(const v1::TrustListRecord& record) const {
+  absl::StatusOr<std::vector<v1::LedgerEntry>> entry =
+      ctx_.ledger->ReadEntries(record.sequence(), 1);
+  if (!entry.ok()) return entry.status();
+  if (entry->size() != 1 || entry->front().kind() != v1::TRUST_LIST_INSTALLED ||
+      !google::protobuf::util::MessageDifferencer::Equals(entry->front().trust_list(),
+                                                          record.signed_list())) {
+    return absl::DataLossError(absl::StrCat("the trust-list version in force (", record.version(),
+                                            ") is not the one ledger entry ", record.sequence(),
+                                            " recorded"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<TrustBook::Take> TrustBook::Decide(const TrustList& current,

@@ -56,8 +56,9 @@ class TrustBook {
   // At start, with the operator's list in the keyring: records it as the
   // bootstrap on a ledger holding no version; otherwise puts the stored
   // version in force and then takes the operator's list as Install would
-  // (a refusal is logged, and the stored version stays). Fails only if
-  // the ledger cannot be read or written.
+  // (a refusal is logged, and the stored version stays). Fails if the
+  // ledger cannot be read or written, or (DataLoss) if the stored version
+  // is not the one its TRUST_LIST_INSTALLED entry recorded.
   absl::Status Open();
 
   // The operator's list, with the node's signing keys (a reload): puts
@@ -88,6 +89,9 @@ class TrustBook {
 
  private:
   enum class Take { kKeep, kInstall };
+  // DataLoss unless `record` is what its ledger entry recorded: the
+  // `trust` family is an index, the hash-chained entry is the evidence.
+  absl::Status CheckRecorded(const v1::TrustListRecord& record) const;
   // What to do with the operator's `list` given `current`.
   absl::StatusOr<Take> Decide(const TrustList& current, const TrustList& list) const;
   // Records `list` in the ledger and puts it in force (with `keys` if set).

@@ -1898,6 +1898,28 @@ TEST_CASE("a node takes the next trust-list version from a peer only if 2 of 3 s
   }
 }
 
+TEST_CASE("a trust-list record its ledger entry does not back stops the node from starting",
+          "[node][trust]") {
+  Federation f;
+  f.Stop("EU");
+  {
+    // Whoever can write the data folder puts a list of their own in force,
+    // beside an entry that is no TRUST_LIST_INSTALLED one.
+    auto ledger = kpx::testing::Must(storage::Ledger::Open(f.LedgerDir("EU")));
+    v1::TrustList forged = f.trust().proto();
+    forged.set_version(99);
+    storage::Transition t;
+    t.entry.set_kind(v1::STATE_CHANGE);
+    t.entry.set_detail("nothing to see");
+    v1::TrustListRecord record;
+    record.set_version(99);
+    record.mutable_signed_list()->set_trust_list(forged.SerializeAsString());
+    t.trust_list = record;
+    REQUIRE(ledger->Append(std::move(t)).ok());
+  }
+  CHECK_THROWS_WITH(f.Start("EU"), Catch::Contains("is not the one ledger entry"));
+}
+
 TEST_CASE("onboarding controls on the trust list are enforced at submit and on receipt",
           "[node][trust]") {
   const absl::Time later = absl::Now() + absl::Hours(24 * 30);
