@@ -73,10 +73,16 @@ absl::Status TrustBook::CheckRecorded(const v1::TrustListRecord& record) const {
 
 absl::StatusOr<TrustBook::Take> TrustBook::Decide(const TrustList& current,
                                                   const TrustList& list) const {
+  if (!current.governed() && !SameContent(current, list)) {
+    return Take::kInstall;  // managed by hand, as before signed lists
+  }
+  return FollowsSigned(current, list);
+}
+
+absl::StatusOr<TrustBook::Take> TrustBook::FollowsSigned(const TrustList& current,
+                                                         const TrustList& list) {
   if (SameContent(current, list)) return Take::kKeep;
-  if (!current.governed()) return Take::kInstall;  // managed by hand, as before signed lists
-  if (list.version() < current.version())
-    return Take::kKeep;  // the node moved on; the file did not
+  if (list.version() < current.version()) return Take::kKeep;  // the node has moved on
   if (list.version() == current.version()) {
     return Refuse(absl::StrCat("trust-list version ", list.version(), " differs from the version ",
                                current.version(), " in force"));
@@ -170,19 +176,13 @@ absl::Status TrustBook::OfferOne(const std::string& peer, const v1::SignedTrustL
     return list.status();
   }
   absl::ReleasableMutexLock l(&mu_);
-  std::shared_ptr<const TrustList> current = ctx_.keyring->trust();
-  if (SameContent(*current, **list) || (*list)->version() < current->version()) {
-    return absl::OkStatus();  // nothing new
-  }
-  absl::Status s = (*list)->version() == current->version()
-                       ? Refuse(absl::StrCat("trust-list version ", current->version(),
-                                             " differs from the version in force"))
-                       : CheckSuccessor(*current, **list);
-  if (!s.ok()) {
+  absl::StatusOr<Take> take = FollowsSigned(*ctx_.keyring->trust(), **list);
+  if (!take.ok()) {
     l.Release();
-    NoteRefusal(peer, list->get(), s);
-    return s;
+    NoteRefusal(peer, list->get(), take.status());
+    return take.status();
   }
+  if (*take == Take::kKeep) return absl::OkStatus();  // nothing new
   absl::StatusOr<v1::TrustListRecord> r = Record(*list, absl::StrCat("peer ", peer), nullptr);
   if (!r.ok()) {
     log::Error("ledger_write_failed", {{"step", "trust_list"}, {"reason", r.status().message()}});

@@ -92,8 +92,13 @@ class TrustBook {
   // DataLoss unless `record` is what its ledger entry recorded: the
   // `trust` family is an index, the hash-chained entry is the evidence.
   absl::Status CheckRecorded(const v1::TrustListRecord& record) const;
-  // What to do with the operator's `list` given `current`.
+  // What to do with the operator's `list` given `current`: a hand-managed
+  // `current` takes any other list; otherwise FollowsSigned.
   absl::StatusOr<Take> Decide(const TrustList& current, const TrustList& list) const;
+  // The rule for a list that names publishers (and for every version a
+  // peer offers): the same or an older one is kept, the same version with
+  // other content refused, a newer one taken only if CheckSuccessor.
+  static absl::StatusOr<Take> FollowsSigned(const TrustList& current, const TrustList& list);
   // Records `list` in the ledger and puts it in force (with `keys` if set).
   absl::StatusOr<v1::TrustListRecord> Record(std::shared_ptr<const TrustList> list,
                                              const std::string& source,
