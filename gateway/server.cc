@@ -233,7 +233,10 @@ absl::Status NodeServer::BuildNode(const Material& material) {
   opts.trust_poll_seconds = config_.trust_poll_seconds();
   // A version put in force without a reload (from a peer, or published)
   // brings its CAs to the peer listener through the watched roots file.
-  opts.on_trust_list = [this](const node::TrustList& trust) { WritePeerRoots(trust); };
+  // A failure is logged by WritePeerRoots; the listener keeps the roots it has.
+  opts.on_trust_list = [this](const node::TrustList& trust) {
+    WritePeerRoots(trust).IgnoreError();
+  };
   absl::StatusOr<std::unique_ptr<node::Node>> node = node::Node::Create(std::move(opts));
   if (!node.ok()) return node.status();
   node_ = *std::move(node);

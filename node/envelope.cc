@@ -25,6 +25,31 @@ absl::StatusOr<v1::SignedMessage> Signer::Sign(const v1::MessageBody& body) cons
   return msg;
 }
 
+absl::StatusOr<v1::SignedMessage> Signer::Resign(const v1::SignedMessage& msg,
+                                                 absl::Time now) const {
+  v1::Resigning r;
+  r.set_body_digest(MessageDigest(msg));
+  *r.mutable_resigned_at() = ToTimestamp(now);
+  r.set_withdrawn_key_id(msg.key_id());
+  v1::SignedMessage out;
+  *out.mutable_body() = msg.body();
+  if (!r.SerializeToString(out.mutable_resigning())) {
+    return absl::InternalError("cannot serialize a resigning");
+  }
+  absl::StatusOr<std::string> sig = key_.Sign(ResigningInput(out.resigning()));
+  if (!sig.ok()) return sig.status();
+  out.set_signer(participant_);
+  out.set_key_id(key_.key_id());
+  out.set_algorithm(ToProtoAlgorithm(key_.algorithm()));
+  out.set_signature(*std::move(sig));
+  return out;
+}
+
+std::string ResigningInput(const std::string& resigning) {
+  static constexpr char kContext[] = "kpx-resigned-v1";  // and its NUL
+  return std::string(kContext, sizeof(kContext)) + resigning;
+}
+
 v1::MessageKind KindOf(const v1::MessageBody& body) {
   switch (body.payload_case()) {
     case v1::MessageBody::kCertificate:
@@ -58,8 +83,8 @@ absl::Status CheckEnvelope(const v1::SignedMessage& msg) {
                                                    " bytes; at most ", kMaxMessageBodyBytes));
   }
   if (msg.signer().size() > kMaxSignerBytes || msg.key_id().size() > kMaxKeyIdBytes ||
-      msg.signature().size() > kMaxSignatureBytes) {
-    return absl::InvalidArgumentError("message signer, key id or signature is too long");
+      msg.signature().size() > kMaxSignatureBytes || msg.resigning().size() > kMaxResigningBytes) {
+    return absl::InvalidArgumentError("message signer, key id, signature or resigning is too long");
   }
   if (msg.GetReflection()->GetUnknownFields(msg).field_count() > 0) {
     return absl::InvalidArgumentError("signed message has fields unknown to this node");
@@ -67,7 +92,39 @@ absl::Status CheckEnvelope(const v1::SignedMessage& msg) {
   return absl::OkStatus();
 }
 
+// A re-signed message's Resigning, checked against its body; what it
+// signs over goes to `input`.
+absl::StatusOr<v1::Resigning> ReadResigning(const v1::SignedMessage& msg,
+                                            const v1::MessageBody& body) {
+  v1::Resigning r;
+  if (!r.ParseFromString(msg.resigning()) || r.GetReflection()->GetUnknownFields(r).field_count()) {
+    return absl::InvalidArgumentError("the message's resigning does not parse");
+  }
+  if (r.body_digest() != MessageDigest(msg)) {
+    return absl::InvalidArgumentError("the message's resigning names another body");
+  }
+  if (!IsSet(r.resigned_at()) ||
+      FromTimestamp(r.resigned_at()) < FromTimestamp(body.header().created_at())) {
+    return absl::InvalidArgumentError("a message cannot be re-signed before it was made");
+  }
+  if (r.withdrawn_key_id().size() > kMaxKeyIdBytes) {
+    return absl::InvalidArgumentError("the message's resigning names too long a key id");
+  }
+  return r;
+}
+
 }  // namespace
+
+absl::Time SigningTime(const v1::SignedMessage& msg) {
+  if (!msg.resigning().empty()) {
+    v1::Resigning r;
+    if (!r.ParseFromString(msg.resigning())) return absl::InfinitePast();
+    return FromTimestamp(r.resigned_at());
+  }
+  v1::MessageBody body;
+  if (!body.ParseFromString(msg.body())) return absl::InfinitePast();
+  return FromTimestamp(body.header().created_at());
+}
 
 absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
                                               const std::string& expected_signer,
@@ -86,9 +143,16 @@ absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
   if (!body.ParseFromString(msg.body())) {
     return absl::InvalidArgumentError("message body does not parse");
   }
-  const absl::Time signed_at = FromTimestamp(body.header().created_at());
   if (!IsSet(body.header().created_at())) {
     return absl::InvalidArgumentError("message has no creation time");
+  }
+  absl::Time signed_at = FromTimestamp(body.header().created_at());
+  std::string resigned_input;  // what a re-signed message's signature covers
+  if (!msg.resigning().empty()) {
+    absl::StatusOr<v1::Resigning> r = ReadResigning(msg, body);
+    if (!r.ok()) return r.status();
+    signed_at = FromTimestamp(r->resigned_at());
+    resigned_input = ResigningInput(msg.resigning());
   }
   if (signed_at > now + kMaxClockSkew) {
     // OutOfRange, not InvalidArgument: the sender retries, so a clock that
@@ -101,7 +165,8 @@ absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
   if (ToProtoAlgorithm(key->algorithm()) != msg.algorithm()) {
     return absl::UnauthenticatedError("signature algorithm does not match the key");
   }
-  if (absl::Status s = key->Verify(msg.body(), msg.signature()); !s.ok()) {
+  const std::string& signed_bytes = msg.resigning().empty() ? msg.body() : resigned_input;
+  if (absl::Status s = key->Verify(signed_bytes, msg.signature()); !s.ok()) {
     return absl::UnauthenticatedError(
         absl::StrCat("signature of ", msg.signer(), " does not verify"));
   }

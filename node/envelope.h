@@ -25,6 +25,7 @@ inline constexpr size_t kMaxMessageBodyBytes = 320 * 1024;
 inline constexpr size_t kMaxSignerBytes = 16;
 inline constexpr size_t kMaxKeyIdBytes = 64;
 inline constexpr size_t kMaxSignatureBytes = 256;
+inline constexpr size_t kMaxResigningBytes = 256;
 
 // Signs for one Participant with one key. Thread-safe (Sign is const).
 class Signer {
@@ -36,6 +37,10 @@ class Signer {
   const crypto::PrivateKey& key() const { return key_; }
 
   absl::StatusOr<v1::SignedMessage> Sign(const v1::MessageBody& body) const;
+  // `msg` (ours, signed with a key since withdrawn) signed again at `now`:
+  // the same body, this signer's key, and a Resigning naming the body's
+  // digest, `now` and the key that signed it before.
+  absl::StatusOr<v1::SignedMessage> Resign(const v1::SignedMessage& msg, absl::Time now) const;
 
  private:
   std::string participant_;
@@ -48,9 +53,12 @@ class Signer {
 //   - the signer is `expected_signer` (PermissionDenied otherwise),
 //   - the signer is an active Participant (PermissionDenied),
 //   - key_id names a key of the signer that was valid when the message was
-//     created (header.created_at, at most kMaxClockSkew ahead of `now`)
-//     with the declared algorithm, and the signature verifies over
-//     msg.body (Unauthenticated),
+//     signed (SigningTime, at most kMaxClockSkew ahead of `now`) with the
+//     declared algorithm, and the signature verifies over msg.body, or for
+//     a re-signed message over ResigningInput (Unauthenticated);
+//   - a re-signed message's Resigning parses, has no unknown fields, names
+//     the body's digest and a time no earlier than the body's creation
+//     (InvalidArgument),
 //   - the body parses and its header names the signer as sender and carries
 //     a well-formed message id and kind matching the payload
 //     (InvalidArgument),
@@ -65,8 +73,18 @@ absl::StatusOr<v1::MessageBody> VerifyMessage(const v1::SignedMessage& msg,
 // MESSAGE_KIND_UNSPECIFIED for a body without payload.
 v1::MessageKind KindOf(const v1::MessageBody& body);
 
-// SHA-256 of the signed bytes: what receipts and confirmations refer to.
+// SHA-256 of the body: what receipts and confirmations refer to. A
+// re-signed message keeps its digest.
 std::string MessageDigest(const v1::SignedMessage& msg);
+
+// When `msg` claims it was signed (unchecked): the Resigning's resigned_at
+// for a re-signed message, else its header's created_at; InfinitePast if
+// the bytes do not parse.
+absl::Time SigningTime(const v1::SignedMessage& msg);
+
+// What a re-signed message's signature covers:
+// "kpx-resigned-v1" || 0x00 || resigning.
+std::string ResigningInput(const std::string& resigning);
 
 v1::SignatureAlgorithm ToProtoAlgorithm(crypto::Algorithm a);
 

@@ -104,20 +104,12 @@ absl::StatusOr<v1::EvidenceBundle> ExportEvidence(const NodeContext& ctx, TreeSi
 
 namespace {
 
-// The claimed creation time of a signed message (unchecked), or
-// InfinitePast if its body does not parse.
-absl::Time SignedAt(const v1::SignedMessage& msg) {
-  v1::MessageBody body;
-  if (!body.ParseFromString(msg.body())) return absl::InfinitePast();
-  return FromTimestamp(body.header().created_at());
-}
-
 // Verifies `msg` as `signer`'s, as of when it says it was signed: the
 // signer was active and the key valid then (a later suspension or key
 // retirement does not undo evidence).
 absl::StatusOr<v1::MessageBody> VerifyAsSigned(const v1::SignedMessage& msg,
                                                const std::string& signer, const TrustList& trust) {
-  return VerifyMessage(msg, signer, trust, SignedAt(msg));
+  return VerifyMessage(msg, signer, trust, SigningTime(msg));
 }
 
 class Checker {
@@ -174,10 +166,26 @@ struct Context {
   std::map<std::string, std::string> sent;
 };
 
+// True if entry `e`'s message is the exporting node's own.
+bool SignedByUs(const v1::LedgerEntry& e) {
+  return e.kind() == v1::SENT || e.kind() == v1::RESIGNED;
+}
+
+// OK if RESIGNED entry `e` signs again a message we sent before (a SENT
+// entry of the bundle) without changing it.
+absl::Status CheckResigned(const Context& c, const v1::LedgerEntry& e) {
+  auto sent = c.sent.find(e.message_id());
+  if (sent == c.sent.end()) return absl::NotFoundError("the message's SENT entry is not before it");
+  if (e.message().resigning().empty() || MessageDigest(e.message()) != sent->second) {
+    return absl::InvalidArgumentError("it is not the same message signed again");
+  }
+  return absl::OkStatus();
+}
+
 // OK if entry `e`'s message is signed by whom it should be, about the
 // bundle's certificate; `kind` gets the message's kind.
 absl::Status CheckMessage(const Context& c, const v1::LedgerEntry& e, std::string& kind) {
-  const std::string signer = e.kind() == v1::SENT ? c.content.exported_by() : e.partner();
+  const std::string signer = SignedByUs(e) ? c.content.exported_by() : e.partner();
   absl::StatusOr<v1::MessageBody> body =
       VerifyAsSigned(e.message(), signer, c.trust.At(e.sequence()));
   if (!body.ok()) return body.status();
@@ -204,8 +212,8 @@ absl::Status CheckReceipt(const Context& c, const v1::LedgerEntry& e, std::strin
     return absl::OkStatus();
   }
   const v1::DeliveryProof& p = e.proof();
-  absl::StatusOr<SignedTree> head =
-      CheckTreeHead(p.tree_head(), e.partner(), c.trust.At(e.sequence()), SignedAt(p.tree_head()));
+  absl::StatusOr<SignedTree> head = CheckTreeHead(
+      p.tree_head(), e.partner(), c.trust.At(e.sequence()), SigningTime(p.tree_head()));
   if (!head.ok()) return head.status();
   absl::StatusOr<uint64_t> sequence =
       CheckReceivedLeaf(p.leaf(), p.inclusion_path(), sent->second, *head);
@@ -235,8 +243,12 @@ void CheckEntry(Context& c, const v1::EvidenceEntry& ev, uint64_t& last, Checker
     std::string kind = "message";
     absl::Status s = CheckMessage(c, e, kind);
     check.Check(s, absl::StrCat("  its ", kind, " is signed by ",
-                                e.kind() == v1::SENT ? c.content.exported_by() : e.partner()));
+                                SignedByUs(e) ? c.content.exported_by() : e.partner()));
     if (e.kind() == v1::SENT) c.sent[e.message_id()] = MessageDigest(e.message());
+  }
+  if (e.kind() == v1::RESIGNED) {
+    check.Check(CheckResigned(c, e),
+                absl::StrCat("  it is our message ", e.message_id(), " signed again, unchanged"));
   }
   if (e.kind() == v1::RECEIPT) {
     std::string where;
@@ -324,7 +336,7 @@ absl::Status CheckBundleSignature(const v1::EvidenceBundle& bundle,
         absl::StrCat("signed by '", Printable(bundle.signer(), 16), "'"));
   }
   const absl::Time exported = FromTimestamp(content.exported_at());
-  if (exported < SignedAt(head.message)) {
+  if (exported < SigningTime(head.message)) {
     return absl::InvalidArgumentError("exported before its tree head was signed");
   }
   absl::StatusOr<crypto::PublicKey> key = trust.FindKey(bundle.signer(), bundle.key_id(), exported);
@@ -360,14 +372,15 @@ EvidenceReport VerifyEvidence(const std::string& bundle_bytes, const v1::TrustLi
                    absl::StrCat("the trust list loads (", TrustNames(trust), ")"))) {
     return report;
   }
-  absl::StatusOr<SignedTree> head = CheckTreeHead(content.tree_head(), content.exported_by(),
-                                                  trust->newest(), SignedAt(content.tree_head()));
+  absl::StatusOr<SignedTree> head =
+      CheckTreeHead(content.tree_head(), content.exported_by(), trust->newest(),
+                    SigningTime(content.tree_head()));
   if (!check.Check(head.status(), absl::StrCat(content.exported_by(), "'s tree head verifies"))) {
     return report;
   }
   check.Check(true, absl::StrCat("  it covers ", head->size, " entries, root ",
                                  crypto::HexEncode(head->root).substr(0, 16), "..., signed ",
-                                 FormatRfc3339(SignedAt(head->message))));
+                                 FormatRfc3339(SigningTime(head->message))));
   check.Check(CheckBundleSignature(bundle, content, trust->newest(), *head),
               absl::StrCat("the bundle is signed by ", content.exported_by()));
   Context c{content, *trust, *head, {}};

@@ -69,11 +69,13 @@ Node::Node(NodeOptions o, const v1::NodeConfig& defaults, std::unique_ptr<Keyrin
       dispatcher_(ctx_, &courier_),
       trust_book_(ctx_, o.transport, absl::Seconds(defaults.trust_poll_seconds()),
                   std::move(o.on_trust_list)),
+      resigner_(ctx_, [this](const std::string& r) { Kick(r); }),
       loop_(
           ctx_, &sweeper_,
           [this] {
             CheckGossip();
             PollTrustLists();
+            resigner_.Pass();
           },
           absl::Seconds(defaults.trust_poll_seconds())) {}
 
@@ -137,7 +139,9 @@ absl::StatusOr<v1::GetTrustListsResponse> Node::TrustLists(
   return trust_book_.Since(request.after_version());
 }
 absl::StatusOr<v1::TrustListRecord> Node::PublishTrustList(const v1::SignedTrustList& signed_list) {
-  return trust_book_.Publish(signed_list);
+  absl::StatusOr<v1::TrustListRecord> r = trust_book_.Publish(signed_list);
+  if (r.ok()) resigner_.Pass();
+  return r;
 }
 absl::StatusOr<v1::ListTrustListsResponse> Node::ListTrustLists() const {
   return trust_book_.List();
@@ -189,7 +193,9 @@ void Node::SetTrustList(std::shared_ptr<const TrustList> trust) {
 }
 absl::Status Node::Reconfigure(std::shared_ptr<const TrustList> trust,
                                std::vector<crypto::PrivateKey> keys) {
-  return trust_book_.Install(std::move(trust), std::move(keys));
+  absl::Status s = trust_book_.Install(std::move(trust), std::move(keys));
+  if (s.ok()) resigner_.Pass();
+  return s;
 }
 
 absl::StatusOr<std::string> Node::CurrentKeyId() const {

@@ -54,6 +54,7 @@
 #include "node/observer.h"
 #include "node/peer_logs.h"
 #include "node/queries.h"
+#include "node/resigner.h"
 #include "node/sweeper.h"
 #include "node/transport.h"
 #include "node/tree_signer.h"
@@ -196,6 +197,15 @@ class Node : public Receiver {
   // Versions peers offered that were refused since start.
   uint64_t TrustListsRefused() const { return trust_book_.refused_count(); }
 
+  // ---- withdrawn keys; see resigner.h
+  // Signs again, now, every queued message whose key may no longer sign
+  // (the housekeeping thread does so when the trust list or the time
+  // withdraws a key); returns how many.
+  absl::StatusOr<size_t> ResignWithdrawn() { return resigner_.ResignWithdrawn(); }
+  // Messages re-signed, and passes that failed, since start.
+  uint64_t MessagesResigned() const { return resigner_.resigned(); }
+  uint64_t ResignFailures() const { return resigner_.failures(); }
+
   // Reports events to `observer` (not owned; may be null). It must outlive
   // the node or be cleared first.
   void SetObserver(Observer* observer) { observer_.Set(observer); }
@@ -227,6 +237,7 @@ class Node : public Receiver {
   Sweeper sweeper_;
   Dispatcher dispatcher_;
   TrustBook trust_book_;
+  Resigner resigner_;
   BackgroundLoop loop_;
 };
 

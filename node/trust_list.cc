@@ -319,6 +319,11 @@ absl::StatusOr<crypto::PublicKey> TrustList::FindKey(const std::string& code,
     return absl::UnauthenticatedError(
         absl::StrCat("key ", key_id, " of ", code, " was not valid at ", FormatRfc3339(at)));
   }
+  if (IsSet(k.revoked_at()) && at >= FromTimestamp(k.revoked_at())) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "key ", key_id, " of ", code, " is revoked from ",
+        FormatRfc3339(FromTimestamp(k.revoked_at())), "; nothing it signs from then on holds"));
+  }
   return it->second.key;
 }
 

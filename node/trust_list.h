@@ -82,7 +82,8 @@ class TrustList {
   // True if `a` or `b` runs paper certificates in parallel (onboarding).
   bool PaperInParallel(const std::string& a, const std::string& b) const;
 
-  // The signing key `key_id` of Participant `code` if it was valid at `at`;
+  // The signing key `key_id` of Participant `code` if it was valid at `at`
+  // (at or after not_before, before not_after and before revoked_at);
   // Unauthenticated otherwise.
   absl::StatusOr<crypto::PublicKey> FindKey(const std::string& code, const std::string& key_id,
                                             absl::Time at) const;

@@ -13,6 +13,7 @@
 #include "node/courier.h"
 #include "node/envelope.h"
 #include "node/findings.h"
+#include "node/keyring.h"
 #include "node/messages.h"
 #include "node/queries.h"
 #include "node/retry_policy.h"
@@ -908,6 +909,93 @@ TEST_CASE("onboarding decides who may send what to whom, and when", "[node][trus
   CHECK(absl::StrContains(list->CheckOnboarded("BW", "EU", v1::TECHNICAL, now).message(),
                           "EU does not accept TECHNICAL"));
   CHECK(list->CheckOnboarded("XX", "EU", v1::STANDARD, now).code() == C::kPermissionDenied);
+}
+
+TEST_CASE("a key is retired or revoked; a message signed again keeps its body and digest",
+          "[node][keys]") {
+  const absl::Time now = absl::FromUnixSeconds(1800000000);
+  crypto::PrivateKey old_key =
+      kpx::testing::Must(crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519));
+  crypto::PrivateKey next_key =
+      kpx::testing::Must(crypto::PrivateKey::Generate(crypto::Algorithm::kEcdsaP256));
+  v1::TrustList proto;
+  v1::Participant* p = proto.add_participants();
+  p->set_code("BW");
+  p->set_status(v1::ACTIVE);
+  kpx::testing::AddOffices(*p);
+  for (const crypto::PrivateKey* k : {&old_key, &next_key}) {
+    v1::SigningKey* listed = p->add_signing_keys();
+    listed->set_key_id(k->key_id());
+    listed->set_algorithm(node::ToProtoAlgorithm(k->algorithm()));
+    listed->set_public_key_pem(k->public_key().ToPem());
+  }
+  // The old key is revoked an hour ago; the next one is valid from then.
+  *p->mutable_signing_keys(0)->mutable_revoked_at() = node::ToTimestamp(now - absl::Hours(1));
+  *p->mutable_signing_keys(1)->mutable_not_before() = node::ToTimestamp(now - absl::Hours(1));
+  auto trust = kpx::testing::Must(node::TrustList::FromProto(proto));
+  auto made_at = [&](absl::Time at) {
+    v1::MessageBody body;
+    v1::Header* h = body.mutable_header();
+    h->set_message_id(node::NewMessageId());
+    h->set_sender("BW");
+    h->set_recipient("EU");
+    h->set_kind(v1::CANCELLATION);
+    *h->mutable_created_at() = node::ToTimestamp(at);
+    body.mutable_cancellation()->set_certificate_number("BW-1");
+    body.mutable_cancellation()->set_reason("clerical error");
+    return kpx::testing::Must(node::Signer("BW", old_key).Sign(body));
+  };
+  const v1::SignedMessage before = made_at(now - absl::Hours(2));
+  const v1::SignedMessage after = made_at(now - absl::Minutes(30));
+  // Made before the revocation: still holds. Claiming a time after: refused.
+  CHECK(node::VerifyMessage(before, "BW", *trust, now).ok());
+  absl::Status refused = node::VerifyMessage(after, "BW", *trust, now).status();
+  CHECK(refused.code() == C::kUnauthenticated);
+  CHECK(absl::StrContains(refused.message(), "is revoked from"));
+  // The node's keyring never signs with it again.
+  auto keyring = kpx::testing::Must(node::Keyring::Create("BW", trust, {old_key, next_key}, now));
+  CHECK(kpx::testing::Must(keyring->SignerAt(now)).key().key_id() == next_key.key_id());
+  CHECK_FALSE(node::Keyring::Create("BW", trust, {old_key}, now).ok());
+
+  // Signed again with the next key: same body and digest, and it verifies.
+  const node::Signer next("BW", next_key);
+  v1::SignedMessage again = kpx::testing::Must(next.Resign(after, now));
+  CHECK(again.body() == after.body());
+  CHECK(node::MessageDigest(again) == node::MessageDigest(after));
+  CHECK(again.key_id() == next_key.key_id());
+  CHECK(node::SigningTime(again) == now);
+  CHECK(node::VerifyMessage(again, "BW", *trust, now).ok());
+  // Every change to it is refused.
+  v1::SignedMessage changed = again;
+  changed.set_body(before.body());  // the resigning names another body
+  CHECK(node::VerifyMessage(changed, "BW", *trust, now).status().code() == C::kInvalidArgument);
+  changed = again;
+  changed.set_signature(next_key.Sign(again.body()).value());  // signed over the body
+  CHECK(node::VerifyMessage(changed, "BW", *trust, now).status().code() == C::kUnauthenticated);
+  changed = again;
+  changed.set_resigning(again.resigning() + std::string("\xf8\x3e\x01", 3));  // field 999
+  CHECK(node::VerifyMessage(changed, "BW", *trust, now).status().code() == C::kInvalidArgument);
+  changed.set_resigning(std::string(node::kMaxResigningBytes + 1, 'x'));
+  CHECK(node::VerifyMessage(changed, "BW", *trust, now).status().code() == C::kInvalidArgument);
+  // Re-signed with the revoked key, or "before" the message was made.
+  CHECK(node::Signer("BW", old_key).Resign(after, now).value().key_id() == old_key.key_id());
+  CHECK(
+      node::VerifyMessage(node::Signer("BW", old_key).Resign(after, now).value(), "BW", *trust, now)
+          .status()
+          .code() == C::kUnauthenticated);
+  v1::SignedMessage early = kpx::testing::Must(next.Resign(after, now - absl::Minutes(45)));
+  CHECK(absl::StrContains(node::VerifyMessage(early, "BW", *trust, now).status().message(),
+                          "re-signed before it was made"));
+  // A re-signing time in the future is not accepted either.
+  v1::SignedMessage ahead = kpx::testing::Must(next.Resign(after, now + absl::Hours(1)));
+  CHECK(node::VerifyMessage(ahead, "BW", *trust, now).status().code() == C::kOutOfRange);
+
+  // A retired key: what it signed before not_after holds, after it not.
+  p->mutable_signing_keys(0)->clear_revoked_at();
+  *p->mutable_signing_keys(0)->mutable_not_after() = node::ToTimestamp(now - absl::Hours(1));
+  auto retired = kpx::testing::Must(node::TrustList::FromProto(proto));
+  CHECK(node::VerifyMessage(before, "BW", *retired, now).ok());
+  CHECK(node::VerifyMessage(after, "BW", *retired, now).status().code() == C::kUnauthenticated);
 }
 
 }  // namespace

@@ -97,6 +97,7 @@ class Federation {
     o.participant = code;
     o.trust_list = trust_;
     o.signing_keys = {keys_.at(code)};
+    for (const crypto::PrivateKey& k : spare_keys[code]) o.signing_keys.push_back(k);
     o.ledger = ledgers_[code].get();
     o.transport = transports_[code].get();
     o.delivery.set_initial_backoff_ms(1000);
@@ -135,6 +136,8 @@ class Federation {
   std::string LedgerDir(const std::string& code) const { return dir_.Sub(code); }
   // For nodes started from now on (0: the default).
   uint32_t partner_mib_per_hour = 0;
+  // Keys a node holds beside its own (started from now on).
+  std::map<std::string, std::vector<crypto::PrivateKey>> spare_keys;
   storage::Ledger& ledger(const std::string& code) { return *ledgers_.at(code); }
   const crypto::PrivateKey& key(const std::string& code) { return keys_.at(code); }
   const node::TrustList& trust() { return *trust_; }
@@ -1949,6 +1952,129 @@ TEST_CASE("onboarding controls on the trust list are enforced at submit and on r
   REQUIRE(out.size() == 1);
   CHECK_FALSE(out[0].status.ok());
   CHECK(absl::StrContains(out[0].status.message(), "does not accept TECHNICAL"));
+}
+
+// Entries of `ledger` of `kind` (about `message_id`, if given).
+std::vector<v1::LedgerEntry> EntriesOf(storage::Ledger& ledger, v1::EntryKind kind,
+                                       const std::string& message_id = "") {
+  std::vector<v1::LedgerEntry> out;
+  for (const v1::LedgerEntry& e :
+       kpx::testing::Must(ledger.ReadEntries(1, ledger.head().sequence))) {
+    if (e.kind() == kind && (message_id.empty() || e.message_id() == message_id)) out.push_back(e);
+  }
+  return out;
+}
+
+TEST_CASE("a revoked key's queued messages are signed again and delivered", "[node][trust][keys]") {
+  Publishers pubs;
+  Federation f([&](v1::TrustList& t) { pubs.Govern(t); });
+  // BW's node also holds its next key, not yet on the list.
+  const crypto::PrivateKey next =
+      kpx::testing::Must(crypto::PrivateKey::Generate(crypto::Algorithm::kEcdsaP256));
+  f.spare_keys["BW"] = {next};
+  f.Stop("BW");
+  f.Start("BW");
+  const std::string old_key = f.key("BW").key_id();
+
+  // EU is away: a certificate with its cancellation held behind it, and a
+  // second certificate, wait in BW's outbox under the old key.
+  f.Disconnect("EU");
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-RK-1", "BW", "EU")).ok());
+  REQUIRE(f["BW"].Cancel("BW-RK-1", {v1::SHIPMENT_WITHDRAWN, "withdrawn"}).ok());
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-RK-2", "BW", "EU")).ok());
+  f.Settle();
+  std::vector<v1::OutboxItem> queued = kpx::testing::Must(f["BW"].ledger().ListOutbox("", 10));
+  REQUIRE(queued.size() == 3);
+  for (const v1::OutboxItem& item : queued) CHECK(item.message().key_id() == old_key);
+  // EU did store BW-RK-2's certificate, but BW never heard back.
+  const v1::OutboxItem* rk2 = nullptr;
+  std::string rk1_id;  // BW-RK-1's certificate message
+  for (const v1::OutboxItem& item : queued) {
+    if (item.certificate_number() == "BW-RK-2") rk2 = &item;
+    if (item.certificate_number() == "BW-RK-1" && !item.held()) rk1_id = item.message_id();
+  }
+  REQUIRE(rk2 != nullptr);
+  REQUIRE(f["EU"].Receive("BW", {rk2->message()})[0].status.ok());
+  const std::string rk2_id = rk2->message_id();
+
+  // Version 2 revokes BW's old key from before those messages were made
+  // and lists the next one. EU has it first.
+  v1::TrustList v2 = f["EU"].trust_list()->proto();
+  v2.set_version(2);
+  for (v1::Participant& p : *v2.mutable_participants()) {
+    if (p.code() != "BW") continue;
+    *p.mutable_signing_keys(0)->mutable_revoked_at() =
+        node::ToTimestamp(f.clock().Now() - absl::Minutes(1));
+    v1::SigningKey* k = p.add_signing_keys();
+    k->set_key_id(next.key_id());
+    k->set_algorithm(v1::ECDSA_P256_SHA256);
+    k->set_public_key_pem(next.public_key().ToPem());
+  }
+  REQUIRE(f["EU"].PublishTrustList(pubs.Sign(v2, 2)).ok());
+  f.Reconnect("EU");
+  f.clock().Advance(absl::Seconds(10));
+  f.Settle();
+  // Refused, and it would be for ever: EU no longer trusts the old key.
+  CHECK(f.State("EU", "BW-RK-1") == v1::CERTIFICATE_STATE_UNSPECIFIED);
+  CHECK(f.State("BW", "BW-RK-2") == v1::ISSUED);
+  queued = kpx::testing::Must(f["BW"].ledger().ListOutbox("", 10));
+  REQUIRE(queued.size() == 3);
+  for (const v1::OutboxItem& item : queued) {
+    if (!item.held()) CHECK(absl::StrContains(item.last_error(), "is revoked from"));
+  }
+
+  // BW takes version 2 from EU and signs its queue again with the next key.
+  CHECK(f["BW"].PollTrustLists() == 1);
+  CHECK(kpx::testing::Must(f["BW"].CurrentKeyId()) == next.key_id());
+  CHECK(kpx::testing::Must(f["BW"].ResignWithdrawn()) == 3);
+  CHECK(kpx::testing::Must(f["BW"].ResignWithdrawn()) == 0);
+  CHECK(f["BW"].MessagesResigned() == 3);
+  std::vector<v1::LedgerEntry> resigned = EntriesOf(f["BW"].ledger(), v1::RESIGNED);
+  REQUIRE(resigned.size() == 3);
+  for (const v1::LedgerEntry& e : resigned) {
+    CHECK(e.message().key_id() == next.key_id());
+    CHECK(absl::StrContains(e.detail(), "is revoked from"));
+  }
+
+  f.clock().Advance(absl::Seconds(10));
+  f.Settle();
+  CHECK(f["BW"].ledger().OutboxSize() == 0);
+  CHECK(f.State("EU", "BW-RK-1") == v1::CANCELLED);
+  CHECK(f.State("BW", "BW-RK-2") == v1::DELIVERED);
+  CHECK(f.State("EU", "BW-RK-2") == v1::RECEIVED);
+  // What EU stored before is what counts: stored once, same digest.
+  CHECK(EntriesOf(f["EU"].ledger(), v1::RECEIVED_MESSAGE, rk2_id).size() == 1);
+  CHECK(kpx::testing::Must(f["EU"].Get("BW-RK-2")).certificate_digest() ==
+        kpx::testing::Must(f["BW"].Get("BW-RK-2")).certificate_digest());
+  std::vector<v1::LedgerEntry> received = EntriesOf(f["EU"].ledger(), v1::RECEIVED_MESSAGE, rk1_id);
+  REQUIRE(received.size() == 1);
+  CHECK(received[0].message().key_id() == next.key_id());
+
+  // The importer confirms against the digest it holds; the exporter agrees.
+  REQUIRE(f["EU"].Confirm("BW-RK-2", testing::AsDeclared(), absl::InfinitePast()).ok());
+  f.Settle();
+  CHECK(f.State("BW", "BW-RK-2") == v1::CONFIRMED);
+  CHECK(f["BW"].ledger().Verify().ok);
+  CHECK(f["EU"].ledger().Verify().ok);
+
+  // Evidence on both sides, across both keys and both versions.
+  for (const char* side : {"BW", "EU"}) {
+    for (const char* number : {"BW-RK-1", "BW-RK-2"}) {
+      const std::string bytes =
+          kpx::testing::Must(f[side].ExportEvidence(number)).SerializeAsString();
+      node::EvidenceReport report = node::VerifyEvidence(bytes, nullptr);
+      std::string all;
+      for (const node::EvidenceCheck& c : report.checks) all += c.what + "\n";
+      INFO(side << " " << number << "\n" << all);
+      CHECK(report.ok);
+      if (std::string(side) == "BW") CHECK(absl::StrContains(all, "signed again, unchanged"));
+    }
+  }
+  // What BW signs from now on carries the next key.
+  REQUIRE(f["BW"].Submit(ValidCertificate("BW-RK-3", "BW", "EU")).ok());
+  f.Settle();
+  CHECK(f.State("EU", "BW-RK-3") == v1::RECEIVED);
+  CHECK(EntriesOf(f["BW"].ledger(), v1::RESIGNED).size() == 3);
 }
 
 }  // namespace
