@@ -127,6 +127,14 @@ class Metrics::Gauges : public prometheus::Collectable {
                         forks));
     out.push_back(Gauge("kpx_trust_list_version", "Version of the trust list in force.",
                         {{{}, static_cast<double>(node_->trust_list()->version())}}));
+    out.push_back(Gauge("kpx_messages_resigned",
+                        "Queued messages signed again since start because their key was "
+                        "retired, revoked or left the trust list.",
+                        {{{}, static_cast<double>(node_->MessagesResigned())}}));
+    out.push_back(Gauge("kpx_messages_resign_failed",
+                        "Passes since start that could not sign withdrawn-key messages again "
+                        "(no key valid now, or a ledger error).",
+                        {{{}, static_cast<double>(node_->ResignFailures())}}));
     out.push_back(Gauge("kpx_trust_list_refused",
                         "Refusals of a trust-list version a peer offered, since start (each "
                         "poll that offers one counts): not the next version, or not signed "

@@ -14,9 +14,11 @@
 //   tree_signer      our signed tree heads (one per exchange at most)
 //   peer_logs        what peers showed of their logs; fork detection
 //   trust_book       trust-list versions: recorded, fetched, put in force
+//   resigner         queued messages under a withdrawn key, signed again
 //   dispatcher       one delivery lane (thread) per partner
 //   sweeper          expiry (importer side), overdue log
-//   background_loop  the housekeeping thread: sweeper, gossip checks
+//   background_loop  the housekeeping thread: sweeper, gossip checks,
+//                    trust-list poll, re-signing pass
 // with pure helpers in messages, transitions and retry_policy.
 //
 // Concurrency: every public method is thread-safe. Changes to one

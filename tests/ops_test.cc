@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -836,6 +837,109 @@ TEST_CASE("a trust-list version signed by 2 of 3 publishers reaches every node w
       kpx::testing::Must(fed.server("EU").node().ledger().ListTrustLists(0, 10));
   REQUIRE(stored.size() == 2);
   CHECK(stored[1].source().rfind("peer ", 0) == 0);
+}
+
+// Polls `done` every 50 ms for up to 30 s.
+bool WaitFor(const std::function<bool()>& done) {
+  for (int i = 0; i < 600; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
+
+TEST_CASE(
+    "a key revoked by a signed trust-list version strands nothing: queued messages are "
+    "signed again and delivered",
+    "[ops][trust][keys]") {
+  testing::GrpcFederation fed({"BW", "EU", "AE"});
+  v1::TrustList v2 = GovernedTrustList(fed);
+  // BW's node holds its next key, not yet on the list.
+  const crypto::PrivateKey next =
+      kpx::testing::Must(crypto::PrivateKey::Generate(crypto::Algorithm::kEd25519));
+  const std::string next_file = fed.dir() + "/BW-next.key";
+  std::ofstream(next_file) << next.ToPem();
+  std::filesystem::permissions(
+      next_file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  fed.AppendConfig("BW", absl::StrCat("additional_signing_key_files: \"", next_file, "\"\n",
+                                      "delivery { initial_backoff_ms: 200 max_backoff_ms: 1000 }"));
+  for (const char* code : {"BW", "EU", "AE"}) {
+    fed.AppendConfig(code, "trust_poll_seconds: 1");
+    fed.StartInProcess(code);
+  }
+  const std::string old_key = kpx::testing::Must(fed.server("BW").node().CurrentKeyId());
+  REQUIRE(old_key != next.key_id());
+
+  // EU is down while BW issues a certificate to it: it waits, signed with
+  // the old key.
+  fed.StopInProcess("EU");
+  REQUIRE(Submit(fed, "BW", ValidCertificate("BW-RV-1", "BW", "EU")).ok());
+  const std::string kpxctl = testing::KpxctlPath();
+  testing::Output o =
+      testing::Capture(fed.KpxctlEnv("BW", "operator") + " " + kpxctl + " outbox list");
+  INFO(o.out);
+  CHECK(absl::StrContains(o.out, "BW-RV-1"));
+
+  // Version 2 revokes that key from a minute ago and lists the next one;
+  // two publishers sign it and AE's operator publishes it.
+  v2.set_version(2);
+  for (v1::Participant& p : *v2.mutable_participants()) {
+    if (p.code() != "BW") continue;
+    for (v1::SigningKey& k : *p.mutable_signing_keys()) {
+      if (k.key_id() == old_key) {
+        *k.mutable_revoked_at() = node::ToTimestamp(absl::Now() - absl::Minutes(1));
+      }
+    }
+    v1::SigningKey* k = p.add_signing_keys();
+    k->set_key_id(next.key_id());
+    k->set_algorithm(v1::ED25519);
+    k->set_public_key_pem(next.public_key().ToPem());
+  }
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(v2, &text);
+  const std::string draft = fed.dir() + "/v2.textpb";
+  std::ofstream(draft) << text;
+  for (const char* pub : {"publisher-1.pem", "publisher-3.pem"}) {
+    o = testing::Capture(kpxctl + " trust sign " + draft + " --key " + fed.dir() + "/" + pub +
+                         " --out " + draft);
+    INFO(o.out);
+    REQUIRE(o.exit_code == 0);
+  }
+  o = testing::Capture(fed.KpxctlEnv("AE", "operator") + " " + kpxctl + " trust publish " + draft);
+  INFO(o.out);
+  REQUIRE(o.exit_code == 0);
+
+  // BW fetches it from AE and signs its queued message again by itself.
+  node::Node& bw = fed.server("BW").node();
+  REQUIRE(WaitFor([&] { return bw.MessagesResigned() == 1; }));
+  CHECK(kpx::testing::Must(bw.CurrentKeyId()) == next.key_id());
+  // EU comes back, fetches version 2 from a peer, and receives it.
+  fed.StartInProcess("EU");
+  REQUIRE(fed.WaitForState("EU", "BW-RV-1", v1::RECEIVED));
+  REQUIRE(fed.WaitForState("BW", "BW-RV-1", v1::DELIVERED));
+  for (const char* code : {"BW", "EU", "AE"}) {
+    CHECK(fed.server(code).node().trust_list()->version() == 2);
+  }
+  bool resigned_entry = false;
+  for (const v1::LedgerEntry& e :
+       kpx::testing::Must(bw.ledger().ReadEntries(1, bw.ledger().head().sequence))) {
+    if (e.kind() != v1::RESIGNED) continue;
+    resigned_entry = true;
+    CHECK(e.certificate_number() == "BW-RV-1");
+    CHECK(e.message().key_id() == next.key_id());
+    CHECK(absl::StrContains(e.detail(), "is revoked from"));
+  }
+  CHECK(resigned_entry);
+
+  // Offline evidence from BW shows the message signed again, unchanged.
+  const std::string file = fed.dir() + "/BW-RV-1.kpx";
+  o = testing::Capture(fed.KpxctlEnv("BW", "exporter") + " " + kpxctl +
+                       " evidence export BW-RV-1 " + file);
+  REQUIRE(o.exit_code == 0);
+  o = testing::Capture(kpxctl + " evidence verify " + file);
+  INFO(o.out);
+  CHECK(o.exit_code == 0);
+  CHECK(absl::StrContains(o.out, "signed again, unchanged"));
 }
 
 }  // namespace
