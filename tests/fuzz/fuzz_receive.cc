@@ -19,6 +19,8 @@
 //   bits 2-3  the delivering peer: BW, EU, VE (suspended), AE (itself).
 //   bit 4     the signed message is delivered twice in one batch.
 //   bit 5     signed with BW's key whoever the peer is (a wrong key).
+//   bit 6     then signed again (Signer::Resign, as after a key
+//             withdrawal); with bit 4 the original goes second.
 //
 // Invariants checked (abort = finding): a batch in which every message is
 // refused leaves the ledger head unchanged (gossip may add a fork record
@@ -104,8 +106,13 @@ class Harness {
       const std::string signer = (flags & 0x20) ? "BW" : peer;
       absl::StatusOr<v1::SignedMessage> m = node::Signer(peer, federation_.key(signer)).Sign(body);
       Require(m.ok(), "signing");
+      const v1::SignedMessage first = *m;
+      if (flags & 0x40) {
+        m = node::Signer(peer, federation_.key(signer)).Resign(first, FixedNow());
+        Require(m.ok(), "re-signing");
+      }
       *req.add_messages() = *m;
-      if (flags & 0x10) *req.add_messages() = *m;
+      if (flags & 0x10) *req.add_messages() = first;
     }
     Deliver(peer, req);
   }

@@ -139,9 +139,13 @@ certificate {
 }
 TXT
 }
-# Mode byte: bits 0-1 mode, 2-3 peer (BW EU VE AE), 4 twice, 5 BW's key.
+# Mode byte: bits 0-1 mode, 2-3 peer (BW EU VE AE), 4 twice, 5 BW's key,
+# 6 re-signed.
 certificate BW AE BW-2026-0001 | encode kpx.v1.MessageBody 002 "$recv/certificate-bw.seed"
 certificate BW AE BW-2026-0001 | encode kpx.v1.MessageBody 022 "$recv/certificate-twice.seed"
+certificate BW AE BW-2026-0001 | encode kpx.v1.MessageBody 102 "$recv/certificate-resigned.seed"
+certificate BW AE BW-2026-0001 | encode kpx.v1.MessageBody 122 \
+  "$recv/certificate-resigned-and-original.seed"
 certificate EU AE EU-2026-0001 | encode kpx.v1.MessageBody 006 "$recv/certificate-eu.seed"
 certificate VE AE VE-2026-0001 | encode kpx.v1.MessageBody 012 "$recv/certificate-suspended.seed"
 certificate EU AE EU-2026-0002 | encode kpx.v1.MessageBody 046 "$recv/certificate-wrong-key.seed"
@@ -152,9 +156,8 @@ certificate BW EU BW-2026-0002 | encode kpx.v1.MessageBody 002 "$recv/certificat
 encode kpx.v1.MessageBody 002 "$recv/confirmation.seed" <<'TXT'
 confirmation {
   certificate_number: "AE-2026-0001" number_of_parcels: 2
-  total_carats_hundredths: 165050 total_value_usd_cents: 33062500
-  importer { name: "Antwerp Rough Trading NV" address: "Hoveniersstraat 2, 2018 Antwerpen, Belgium" }
-  exporter { name: "Okavango Diamond Company" address: "Plot 63016, Gaborone, Botswana" }
+  lines { hs_code: "7102.31" carats_hundredths: 125050 value_usd_cents: 31262500 }
+  seals_intact: true office: "HQ" official: "Border Officer"
   importing_authority: "Botswana KP Authority"
 }
 TXT
