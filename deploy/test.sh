@@ -22,7 +22,7 @@ usage() {
 usage: deploy/test.sh [STAGE...]   (as root on Debian 12, or with sudo)
   stages: format build test asan-build asan-test fuzz (default: all)
   env: KPX_JOBS=N           parallel build jobs (default 2)
-       KPX_FUZZ_SECONDS=N   fuzzing time per target (default 15)
+       KPX_FUZZ_SECONDS=N   fuzzing time per target (default 10)
        ccache is used when installed (CCACHE_DISABLE=1 to turn it off)
 EOF
 }
@@ -54,7 +54,7 @@ repo=$(cd "$here/.." && pwd)
 readonly here repo
 jobs=${KPX_JOBS:-2}
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || die "KPX_JOBS must be a positive number, not '$jobs'"
-fuzz_seconds=${KPX_FUZZ_SECONDS:-15}
+fuzz_seconds=${KPX_FUZZ_SECONDS:-10}
 [[ $fuzz_seconds =~ ^[1-9][0-9]*$ ]] ||
   die "KPX_FUZZ_SECONDS must be a positive number, not '$fuzz_seconds'"
 readonly FUZZERS=(fuzz_receive fuzz_deliver_response fuzz_evidence fuzz_trust_lists fuzz_certificate_json fuzz_text_config fuzz_pem fuzz_text)
@@ -132,7 +132,7 @@ stage_build() {
 
 run_ctest() {  # run_ctest BUILD-DIR
   local log=$1/ctest.log rc=0
-  ctest --test-dir "$1" --output-on-failure --no-tests=error -j1 2>&1 | tee "$log" || rc=$?
+  ctest --test-dir "$1" --output-on-failure --no-tests=error -j "$jobs" 2>&1 | tee "$log" || rc=$?
   # CTest's own closing lines: the pass rate and the list of failed tests.
   echo "---- summary ($1)"
   sed -n -e '/No tests were found/p' -e '/tests passed, /,$p' "$log"

@@ -76,10 +76,17 @@ std::string Signatures(const node::TrustList& list, const node::TrustList* signe
   return out;
 }
 
+// Each key's id (16 characters) with its window and revocation, if set.
 std::string Keys(const v1::Participant& p) {
-  std::vector<std::string> ids;
-  for (const v1::SigningKey& k : p.signing_keys()) ids.push_back(k.key_id().substr(0, 16));
-  return ids.empty() ? "none" : absl::StrJoin(ids, ", ");
+  std::vector<std::string> keys;
+  for (const v1::SigningKey& k : p.signing_keys()) {
+    std::string text = Printable(k.key_id().substr(0, 16), kShort);
+    if (node::IsSet(k.not_before())) absl::StrAppend(&text, " from ", Time(k.not_before()));
+    if (node::IsSet(k.not_after())) absl::StrAppend(&text, " until ", Time(k.not_after()));
+    if (node::IsSet(k.revoked_at())) absl::StrAppend(&text, " REVOKED from ", Time(k.revoked_at()));
+    keys.push_back(std::move(text));
+  }
+  return keys.empty() ? "none" : absl::StrJoin(keys, ", ");
 }
 
 // A field of Participant as one short line.

@@ -899,6 +899,10 @@ TEST_CASE(
   google::protobuf::TextFormat::PrintToString(v2, &text);
   const std::string draft = fed.dir() + "/v2.textpb";
   std::ofstream(draft) << text;
+  o = testing::Capture(kpxctl + " trust diff " + fed.dir() + "/trust-list.textpb " + draft);
+  INFO(o.out);
+  CHECK(absl::StrContains(o.out, "BW signing_keys: "));
+  CHECK(absl::StrContains(o.out, " REVOKED from "));
   for (const char* pub : {"publisher-1.pem", "publisher-3.pem"}) {
     o = testing::Capture(kpxctl + " trust sign " + draft + " --key " + fed.dir() + "/" + pub +
                          " --out " + draft);
