@@ -11,17 +11,29 @@ v1::SignatureAlgorithm ToProtoAlgorithm(crypto::Algorithm a) {
   return a == crypto::Algorithm::kEcdsaP256 ? v1::ECDSA_P256_SHA256 : v1::ED25519;
 }
 
+namespace {
+
+// Signs `signed_bytes` (which may be msg.body()) with `key` and fills in
+// msg's signer, key id, algorithm and signature.
+absl::Status Seal(const std::string& participant, const crypto::PrivateKey& key,
+                  const std::string& signed_bytes, v1::SignedMessage& msg) {
+  absl::StatusOr<std::string> sig = key.Sign(signed_bytes);
+  if (!sig.ok()) return sig.status();
+  msg.set_signer(participant);
+  msg.set_key_id(key.key_id());
+  msg.set_algorithm(ToProtoAlgorithm(key.algorithm()));
+  msg.set_signature(*std::move(sig));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<v1::SignedMessage> Signer::Sign(const v1::MessageBody& body) const {
   v1::SignedMessage msg;
   if (!body.SerializeToString(msg.mutable_body())) {
     return absl::InternalError("cannot serialize message body");
   }
-  absl::StatusOr<std::string> sig = key_.Sign(msg.body());
-  if (!sig.ok()) return sig.status();
-  msg.set_signer(participant_);
-  msg.set_key_id(key_.key_id());
-  msg.set_algorithm(ToProtoAlgorithm(key_.algorithm()));
-  msg.set_signature(*std::move(sig));
+  if (absl::Status s = Seal(participant_, key_, msg.body(), msg); !s.ok()) return s;
   return msg;
 }
 
@@ -36,12 +48,9 @@ absl::StatusOr<v1::SignedMessage> Signer::Resign(const v1::SignedMessage& msg,
   if (!r.SerializeToString(out.mutable_resigning())) {
     return absl::InternalError("cannot serialize a resigning");
   }
-  absl::StatusOr<std::string> sig = key_.Sign(ResigningInput(out.resigning()));
-  if (!sig.ok()) return sig.status();
-  out.set_signer(participant_);
-  out.set_key_id(key_.key_id());
-  out.set_algorithm(ToProtoAlgorithm(key_.algorithm()));
-  out.set_signature(*std::move(sig));
+  if (absl::Status s = Seal(participant_, key_, ResigningInput(out.resigning()), out); !s.ok()) {
+    return s;
+  }
   return out;
 }
 
