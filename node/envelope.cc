@@ -101,8 +101,7 @@ absl::Status CheckEnvelope(const v1::SignedMessage& msg) {
   return absl::OkStatus();
 }
 
-// A re-signed message's Resigning, checked against its body; what it
-// signs over goes to `input`.
+// A re-signed message's Resigning, checked against its body.
 absl::StatusOr<v1::Resigning> ReadResigning(const v1::SignedMessage& msg,
                                             const v1::MessageBody& body) {
   v1::Resigning r;

@@ -116,9 +116,9 @@ absl::StatusOr<size_t> Resigner::Write(const std::vector<Resigned>& items, absl:
       absl::StatusOr<std::optional<v1::OutboxItem>> current =
           ctx_.ledger->GetOutboxItem(r.queued.message_id());
       if (!current.ok()) return current.status();
-      // Delivered meanwhile, or changed by another writer: leave it.
-      if (!current->has_value() ||
-          (*current)->message().SerializeAsString() != r.queued.message().SerializeAsString()) {
+      // Delivered meanwhile, or signed again by another pass: leave it.
+      if (!current->has_value() || (*current)->message().key_id() != r.queued.message().key_id() ||
+          (*current)->message().signature() != r.queued.message().signature()) {
         continue;
       }
       transitions.push_back(MakeTransition(**current, r, now));
