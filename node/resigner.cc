@@ -1,6 +1,7 @@
 #include "node/resigner.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -89,11 +90,15 @@ absl::StatusOr<size_t> Resigner::ResignPage(std::string& after, bool& done) {
   const std::shared_ptr<const TrustList> trust = ctx_.keyring->trust();
   const absl::Time now = ctx_.Now();
   std::vector<Resigned> resigned;
+  std::optional<Signer> signer;  // the current key, once one item needs it
   for (v1::OutboxItem& item : *page) {
     std::string why = Withdrawn(*trust, ctx_.participant, item, now);
     if (why.empty()) continue;
-    absl::StatusOr<Signer> signer = ctx_.keyring->SignerAt(now);
-    if (!signer.ok()) return signer.status();
+    if (!signer.has_value()) {
+      absl::StatusOr<Signer> current = ctx_.keyring->SignerAt(now);
+      if (!current.ok()) return current.status();
+      signer = *std::move(current);
+    }
     absl::StatusOr<v1::SignedMessage> msg = signer->Resign(item.message(), now);
     if (!msg.ok()) return msg.status();
     resigned.push_back({std::move(item), *std::move(msg), std::move(why)});
