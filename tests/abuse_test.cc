@@ -34,6 +34,7 @@ namespace {
 
 using testing::GrpcFederation;
 using testing::ValidCertificate;
+using testing::WaitFor;
 using Clock = std::chrono::steady_clock;
 
 // Small limits, so that floods of a few hundred connections reach them.
@@ -66,16 +67,6 @@ double RssMib() {
     if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024;
   }
   return -1;
-}
-
-// Polls `cond` every 50 ms until it holds or `seconds` pass.
-bool WaitFor(const std::function<bool()>& cond, int seconds = 20) {
-  const auto deadline = Clock::now() + std::chrono::seconds(seconds);
-  while (Clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return cond();
 }
 
 sockaddr_in Loopback(const std::string& ip, int port) {

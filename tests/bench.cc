@@ -751,10 +751,7 @@ void Breakdown(const Flags& f) {
     p->set_name(std::string("Participant ") + code);
     p->set_status(v1::ACTIVE);
     kpx::testing::AddOffices(*p);
-    v1::SigningKey* k = p->add_signing_keys();
-    k->set_key_id(keys.at(code).key_id());
-    k->set_algorithm(node::ToProtoAlgorithm(crypto::Algorithm::kEd25519));
-    k->set_public_key_pem(keys.at(code).public_key().ToPem());
+    kpx::testing::ListSigningKey(*p, keys.at(code));
   }
   absl::StatusOr<std::shared_ptr<const node::TrustList>> trust =
       node::TrustList::FromProto(trust_proto);

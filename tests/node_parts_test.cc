@@ -45,10 +45,7 @@ class Keys {
       p->set_code(code);
       p->set_status(v1::ACTIVE);
       kpx::testing::AddOffices(*p);
-      v1::SigningKey* k = p->add_signing_keys();
-      k->set_key_id(keys_.at(code).key_id());
-      k->set_algorithm(v1::ED25519);
-      k->set_public_key_pem(keys_.at(code).public_key().ToPem());
+      kpx::testing::ListSigningKey(*p, keys_.at(code));
     }
     trust_ = kpx::testing::Must(node::TrustList::FromProto(proto));
   }
@@ -923,15 +920,11 @@ TEST_CASE("a key is retired or revoked; a message signed again keeps its body an
   p->set_code("BW");
   p->set_status(v1::ACTIVE);
   kpx::testing::AddOffices(*p);
-  for (const crypto::PrivateKey* k : {&old_key, &next_key}) {
-    v1::SigningKey* listed = p->add_signing_keys();
-    listed->set_key_id(k->key_id());
-    listed->set_algorithm(node::ToProtoAlgorithm(k->algorithm()));
-    listed->set_public_key_pem(k->public_key().ToPem());
-  }
   // The old key is revoked an hour ago; the next one is valid from then.
-  *p->mutable_signing_keys(0)->mutable_revoked_at() = node::ToTimestamp(now - absl::Hours(1));
-  *p->mutable_signing_keys(1)->mutable_not_before() = node::ToTimestamp(now - absl::Hours(1));
+  *kpx::testing::ListSigningKey(*p, old_key)->mutable_revoked_at() =
+      node::ToTimestamp(now - absl::Hours(1));
+  *kpx::testing::ListSigningKey(*p, next_key)->mutable_not_before() =
+      node::ToTimestamp(now - absl::Hours(1));
   auto trust = kpx::testing::Must(node::TrustList::FromProto(proto));
   auto made_at = [&](absl::Time at) {
     v1::MessageBody body;

@@ -74,10 +74,7 @@ class Federation {
       kpx::testing::AddOffices(*p);
       // As deploy/pki.sh: the EU refuses mixed, undisclosed origin.
       if (std::string(code) == "EU") p->mutable_import_policy()->set_refuse_mixed_undisclosed(true);
-      v1::SigningKey* k = p->add_signing_keys();
-      k->set_key_id(keys_.at(code).key_id());
-      k->set_algorithm(node::ToProtoAlgorithm(alg));
-      k->set_public_key_pem(keys_.at(code).public_key().ToPem());
+      testing::ListSigningKey(*p, keys_.at(code));
     }
     if (edit) edit(trust_proto_);
     trust_ = kpx::testing::Must(node::TrustList::FromProto(trust_proto_));
@@ -799,16 +796,6 @@ class SilentPartner : public node::Receiver {
   absl::Notification release_;
 };
 
-// Polls `done` until it holds or 20 s pass.
-bool WaitUntil(const std::function<bool()>& done) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
-
 TEST_CASE("a silent partner holds up only its own deliveries", "[node][lanes]") {
   Federation f;
   SilentPartner silent_ae(&f["AE"]);
@@ -816,11 +803,11 @@ TEST_CASE("a silent partner holds up only its own deliveries", "[node][lanes]") 
   f["BW"].StartDelivery();
   REQUIRE(f["BW"].Submit(ValidCertificate("BW-H-1", "BW", "AE")).ok());
   REQUIRE(f["BW"].Submit(ValidCertificate("BW-H-2", "BW", "EU")).ok());
-  CHECK(WaitUntil([&] { return f.State("BW", "BW-H-2") == v1::DELIVERED; }));
+  CHECK(testing::WaitFor([&] { return f.State("BW", "BW-H-2") == v1::DELIVERED; }));
   CHECK(f.State("EU", "BW-H-2") == v1::RECEIVED);
   CHECK(f.State("AE", "BW-H-1") == v1::CERTIFICATE_STATE_UNSPECIFIED);  // still held up
   silent_ae.Release();
-  CHECK(WaitUntil([&] { return f.State("BW", "BW-H-1") == v1::DELIVERED; }));
+  CHECK(testing::WaitFor([&] { return f.State("BW", "BW-H-1") == v1::DELIVERED; }));
   CHECK(f.State("AE", "BW-H-1") == v1::RECEIVED);
   f["BW"].StopDelivery();
   f.Route("AE", &f["AE"]);
@@ -1209,10 +1196,7 @@ TEST_CASE("trust list loading refuses inconsistent lists", "[node][trust]") {
   v1::Participant* p = t.add_participants();
   p->set_code("BW");
   p->set_status(v1::ACTIVE);
-  v1::SigningKey* key = p->add_signing_keys();
-  key->set_key_id(k.key_id());
-  key->set_algorithm(v1::ED25519);
-  key->set_public_key_pem(k.public_key().ToPem());
+  testing::ListSigningKey(*p, k);
   REQUIRE(node::TrustList::FromProto(t).ok());
 
   v1::TrustList wrong_id = t;
@@ -2005,10 +1989,7 @@ TEST_CASE("a revoked key's queued messages are signed again and delivered", "[no
     if (p.code() != "BW") continue;
     *p.mutable_signing_keys(0)->mutable_revoked_at() =
         node::ToTimestamp(f.clock().Now() - absl::Minutes(1));
-    v1::SigningKey* k = p.add_signing_keys();
-    k->set_key_id(next.key_id());
-    k->set_algorithm(v1::ECDSA_P256_SHA256);
-    k->set_public_key_pem(next.public_key().ToPem());
+    testing::ListSigningKey(p, next);
   }
   REQUIRE(f["EU"].PublishTrustList(pubs.Sign(v2, 2)).ok());
   f.Reconnect("EU");

@@ -461,11 +461,7 @@ TEST_CASE("key rotation and a suspension on a running federation", "[ops][rotati
   list.set_version(2);
   v1::Participant* bw = FindParticipant(list, "BW");
   *bw->mutable_signing_keys(0)->mutable_not_after() = node::ToTimestamp(t);
-  v1::SigningKey* k2 = bw->add_signing_keys();
-  k2->set_key_id(next.key_id());
-  k2->set_algorithm(v1::ED25519);
-  k2->set_public_key_pem(next.public_key().ToPem());
-  *k2->mutable_not_before() = node::ToTimestamp(t);
+  *testing::ListSigningKey(*bw, next)->mutable_not_before() = node::ToTimestamp(t);
   // A malformed file is refused first, and the node keeps what it had.
   std::ofstream(path, std::ios::trunc) << "participants { code: \"BW\" status: BANANA }";
   CHECK(fed.server("EU").Reload().status().code() == absl::StatusCode::kFailedPrecondition);
@@ -810,12 +806,8 @@ TEST_CASE("a trust-list version signed by 2 of 3 publishers reaches every node w
   // Every other node fetches it from a peer and applies it by itself.
   for (const char* code : {"EU", "AE"}) {
     INFO(code);
-    bool applied = false;
-    for (int i = 0; i < 600 && !applied; ++i) {
-      applied = fed.server(code).node().trust_list()->version() == 2;
-      if (!applied) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    REQUIRE(applied);
+    REQUIRE(
+        testing::WaitFor([&] { return fed.server(code).node().trust_list()->version() == 2; }, 30));
     CHECK(fed.server(code).node().trust_list()->CheckActive("AE", absl::Now()).code() ==
           absl::StatusCode::kPermissionDenied);
   }
@@ -837,15 +829,6 @@ TEST_CASE("a trust-list version signed by 2 of 3 publishers reaches every node w
       kpx::testing::Must(fed.server("EU").node().ledger().ListTrustLists(0, 10));
   REQUIRE(stored.size() == 2);
   CHECK(stored[1].source().rfind("peer ", 0) == 0);
-}
-
-// Polls `done` every 50 ms for up to 30 s.
-bool WaitFor(const std::function<bool()>& done) {
-  for (int i = 0; i < 600; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return done();
 }
 
 TEST_CASE(
@@ -890,10 +873,7 @@ TEST_CASE(
         *k.mutable_revoked_at() = node::ToTimestamp(absl::Now() - absl::Minutes(1));
       }
     }
-    v1::SigningKey* k = p.add_signing_keys();
-    k->set_key_id(next.key_id());
-    k->set_algorithm(v1::ED25519);
-    k->set_public_key_pem(next.public_key().ToPem());
+    testing::ListSigningKey(p, next);
   }
   std::string text;
   google::protobuf::TextFormat::PrintToString(v2, &text);
@@ -915,7 +895,7 @@ TEST_CASE(
 
   // BW fetches it from AE and signs its queued message again by itself.
   node::Node& bw = fed.server("BW").node();
-  REQUIRE(WaitFor([&] { return bw.MessagesResigned() == 1; }));
+  REQUIRE(testing::WaitFor([&] { return bw.MessagesResigned() == 1; }, 30));
   CHECK(kpx::testing::Must(bw.CurrentKeyId()) == next.key_id());
   // EU comes back, fetches version 2 from a peer, and receives it.
   fed.StartInProcess("EU");

@@ -2,16 +2,21 @@
 #ifndef KPX_TESTS_TEST_UTIL_H_
 #define KPX_TESTS_TEST_UTIL_H_
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "crypto/crypto.h"
 #include "kpx/v1/certificate.pb.h"
 #include "kpx/v1/config.pb.h"
 #include "kpx/v1/message.pb.h"
+#include "node/envelope.h"
 #include "node/rules.h"
 #include "node/util.h"
 
@@ -48,6 +53,27 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// Polls `cond` every 50 ms until it holds or `seconds` pass; returns
+// whether it held.
+inline bool WaitFor(const std::function<bool()>& cond, int seconds = 20) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return cond();
+}
+
+// Lists `key` on `p` as one of its signing keys (no window); returns the
+// entry, for a test to set not_before, not_after or revoked_at on.
+inline v1::SigningKey* ListSigningKey(v1::Participant& p, const crypto::PrivateKey& key) {
+  v1::SigningKey* k = p.add_signing_keys();
+  k->set_key_id(key.key_id());
+  k->set_algorithm(node::ToProtoAlgorithm(key.algorithm()));
+  k->set_public_key_pem(key.public_key().ToPem());
+  return k;
+}
 
 // Gives `p` the issuing office "HQ" that ValidCertificate names (and, for
 // the EU, the Antwerp and Prague offices), as deploy/pki.sh does.
