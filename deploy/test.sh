@@ -57,7 +57,7 @@ jobs=${KPX_JOBS:-2}
 fuzz_seconds=${KPX_FUZZ_SECONDS:-10}
 [[ $fuzz_seconds =~ ^[1-9][0-9]*$ ]] ||
   die "KPX_FUZZ_SECONDS must be a positive number, not '$fuzz_seconds'"
-readonly FUZZERS=(fuzz_receive fuzz_deliver_response fuzz_evidence fuzz_trust_lists fuzz_certificate_json fuzz_text_config fuzz_pem fuzz_text)
+readonly FUZZERS=(fuzz_receive fuzz_deliver_response fuzz_evidence fuzz_trust_lists fuzz_certificate_json fuzz_text_config fuzz_pem fuzz_text fuzz_http_api)
 
 # Sanitizer settings for everything the sanitizer build runs, child
 # processes (kpxd, kpxctl) included.

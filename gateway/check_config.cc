@@ -170,6 +170,7 @@ std::vector<std::string> CheckConfig(const std::string& path, absl::Time now) {
   CheckAddress("peer_listen", config->peer_listen(), false, &out);
   CheckAddress("authority_listen", config->authority_listen(), false, &out);
   CheckAddress("metrics_listen", config->metrics_listen(), true, &out);
+  CheckAddress("console_listen", config->console_listen(), true, &out);
   CheckDataDir(config->data_dir(), &out);
   return out;
 }

@@ -37,27 +37,6 @@ void CloseNow(int fd) {
   ::close(fd);
 }
 
-// The client a connection counts against: its IPv4 address (also when
-// mapped into IPv6), or the /64 prefix of an IPv6 address, which one
-// customer usually holds whole.
-std::string ClientKey(const sockaddr_storage& addr) {
-  char buf[INET6_ADDRSTRLEN] = {0};
-  if (addr.ss_family == AF_INET) {
-    const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
-    ::inet_ntop(AF_INET, &a->sin_addr, buf, sizeof(buf));
-    return buf;
-  }
-  if (addr.ss_family != AF_INET6) return "other";
-  in6_addr a = reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_addr;
-  if (IN6_IS_ADDR_V4MAPPED(&a)) {
-    ::inet_ntop(AF_INET, &a.s6_addr[12], buf, sizeof(buf));
-    return buf;
-  }
-  std::memset(&a.s6_addr[8], 0, 8);
-  ::inet_ntop(AF_INET6, &a, buf, sizeof(buf));
-  return absl::StrCat(buf, "/64");
-}
-
 // Splits "host:port" / "[v6]:port"; an empty host means every address.
 absl::Status SplitAddress(const std::string& address, std::string* host, std::string* port) {
   const size_t colon = address.rfind(':');
@@ -112,6 +91,24 @@ int BoundPort(int fd) {
 }
 
 }  // namespace
+
+std::string ClientKey(const sockaddr_storage& addr) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (addr.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+    ::inet_ntop(AF_INET, &a->sin_addr, buf, sizeof(buf));
+    return buf;
+  }
+  if (addr.ss_family != AF_INET6) return "other";
+  in6_addr a = reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_addr;
+  if (IN6_IS_ADDR_V4MAPPED(&a)) {
+    ::inet_ntop(AF_INET, &a.s6_addr[12], buf, sizeof(buf));
+    return buf;
+  }
+  std::memset(&a.s6_addr[8], 0, 8);
+  ::inet_ntop(AF_INET6, &a, buf, sizeof(buf));
+  return absl::StrCat(buf, "/64");
+}
 
 absl::StatusOr<std::unique_ptr<ConnectionGate>> ConnectionGate::Bind(const std::string& name,
                                                                      const std::string& address,

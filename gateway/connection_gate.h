@@ -29,6 +29,7 @@
 #ifndef KPX_GATEWAY_CONNECTION_GATE_H_
 #define KPX_GATEWAY_CONNECTION_GATE_H_
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -45,6 +46,11 @@
 #include "grpcpp/server_builder.h"
 
 namespace kpx::gateway {
+
+// The client a connection counts against: its IPv4 address (also when
+// mapped into IPv6), or the /64 prefix of an IPv6 address, which one
+// customer usually holds whole.
+std::string ClientKey(const sockaddr_storage& addr);
 
 struct GateLimits {
   int max_connections = 1024;

@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/crypto.h"
 #include "gateway/connection_gate.h"
+#include "gateway/http_api.h"
+#include "gateway/http_server.h"
 #include "gateway/metrics.h"
 #include "gateway/tls.h"
 #include "gateway/tls_policy.h"
@@ -259,8 +261,9 @@ absl::Status NodeServer::StartListeners() {
   OperatorHooks hooks;
   hooks.reload = [this] { return Reload(); };
   hooks.backup = [this](const std::string& dir) { return Backup(dir); };
+  authority_ = std::make_unique<Authority>(node_.get(), config_, std::move(hooks));
   authority_service_ =
-      std::make_unique<AuthorityServiceImpl>(node_.get(), config_, std::move(hooks));
+      std::make_unique<AuthorityServiceImpl>(node_.get(), authority_.get(), config_);
 
   // Standard health checking and reflection on both listeners, so that
   // ordinary gRPC tools can probe and explore a node.
@@ -293,8 +296,32 @@ absl::Status NodeServer::StartListeners() {
   }
   authority_port_ = authority_gate_->port();
   if (metrics_) metrics_->WatchGates({peer_gate_, authority_gate_});
+  return StartConsole();
+}
+
+absl::Status NodeServer::StartConsole() {
+  if (config_.console_listen() == "off") return absl::OkStatus();
+  const v1::ConsoleConfig& c = config_.console();
+  HttpsOptions options;
+  options.address = config_.console_listen();
+  options.cert_file = c.tls_cert_file();
+  options.key_file = c.tls_key_file();
+  options.client_ca_file = config_.authority_client_ca_file();
+  options.limits.max_connections = static_cast<int>(c.max_connections());
+  options.limits.max_connections_per_client = static_cast<int>(c.max_connections_per_client());
+  options.limits.max_body_bytes = size_t{c.max_body_kib()} * 1024;
+  absl::StatusOr<std::unique_ptr<HttpServer>> https = HttpServer::Bind(options);
+  if (!https.ok()) return https.status();
+  https_ = *std::move(https);
+  http_api_ = std::make_unique<HttpApi>(authority_.get());
+  http_api_->Register(&https_->server());
+  https_->Start();
+  log::Info("console_listening",
+            {{"address", config_.console_listen()}, {"port", std::to_string(https_->port())}});
   return absl::OkStatus();
 }
+
+int NodeServer::console_port() const { return https_ ? https_->port() : 0; }
 
 void NodeServer::WatchHealth() {
   bool last_ok = true;
@@ -454,6 +481,7 @@ void NodeServer::Shutdown() {
   }
   if (health_thread_.joinable()) health_thread_.join();
   if (authority_service_) authority_service_->Stop();
+  if (https_) https_->Stop();
   // The gates first: gRPC must not be handed a connection once shut down.
   for (ConnectionGate* gate : {peer_gate_.get(), authority_gate_.get()}) {
     if (gate != nullptr) gate->Stop();
@@ -469,9 +497,12 @@ NodeServer::~NodeServer() {
   // Reverse order of use: servers and services before the node, metrics
   // (an observer of the node) after the delivery thread stopped, the node
   // before the transport and the ledger.
+  https_.reset();
+  http_api_.reset();
   authority_server_.reset();
   peer_server_.reset();
   authority_service_.reset();
+  authority_.reset();
   peer_service_.reset();
   if (node_) node_->SetObserver(nullptr);
   metrics_.reset();

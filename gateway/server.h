@@ -1,5 +1,6 @@
 // A running kpx node: the ledger, the node logic, the gRPC transport to
-// peers and the two listeners, built from a NodeConfig. kpxd is a thin
+// peers, the two gRPC listeners and the HTTPS console and API
+// (http_server.h, http_api.h), built from a NodeConfig. kpxd is a thin
 // main() around this; the multi-node tests run several in one process.
 //
 // Files under config.data_dir:
@@ -34,6 +35,8 @@
 namespace kpx::gateway {
 
 class ConnectionGate;
+class HttpApi;
+class HttpServer;
 class Metrics;
 struct Material;
 
@@ -66,6 +69,8 @@ class NodeServer {
   int authority_port() const { return authority_port_; }
   // 0 when metrics are off.
   int metrics_port() const;
+  // The HTTPS console and API (console_listen); 0 when off.
+  int console_port() const;
 
  private:
   NodeServer() = default;
@@ -73,6 +78,7 @@ class NodeServer {
   absl::Status OpenData(const Material& material);   // tls/peer-roots.pem, the ledger
   absl::Status BuildNode(const Material& material);  // transport, node, metrics
   absl::Status StartListeners();                     // services and both gRPC servers
+  absl::Status StartConsole();                       // the HTTPS listener, unless off
   void WatchHealth();
   // tls/peer-roots.pem: the CAs of `trust` (logged if it cannot be written).
   absl::Status WritePeerRoots(const node::TrustList& trust);
@@ -85,12 +91,15 @@ class NodeServer {
   std::unique_ptr<node::Node> node_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<PeerServiceImpl> peer_service_;
+  std::unique_ptr<Authority> authority_;
   std::unique_ptr<AuthorityServiceImpl> authority_service_;
   // Own the listening sockets and the accept loops; shared with metrics.
   std::shared_ptr<ConnectionGate> peer_gate_;
   std::shared_ptr<ConnectionGate> authority_gate_;
   std::unique_ptr<grpc::Server> peer_server_;
   std::unique_ptr<grpc::Server> authority_server_;
+  std::unique_ptr<HttpServer> https_;
+  std::unique_ptr<HttpApi> http_api_;
   int peer_port_ = 0;
   int authority_port_ = 0;
 

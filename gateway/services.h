@@ -7,7 +7,8 @@
 //
 // AuthorityService: the caller's role comes from the Common Name of its
 // TLS client certificate through NodeConfig.authority_clients; each verb
-// is allowed to the roles named in docs/protocol.md only.
+// is Authority's (authority.h), which allows it to the roles named in
+// docs/protocol.md only. Watch and ExportLedger stream here.
 //
 // Both are thread-safe; gRPC calls them from its own threads.
 #ifndef KPX_GATEWAY_SERVICES_H_
@@ -20,6 +21,7 @@
 #include <string>
 
 #include "absl/synchronization/mutex.h"
+#include "gateway/authority.h"
 #include "kpx/v1/config.pb.h"
 #include "kpx/v1/service.grpc.pb.h"
 #include "node/node.h"
@@ -43,15 +45,10 @@ class PeerServiceImpl final : public v1::PeerService::Service {
   node::Node* const node_;
 };
 
-// Operator verbs implemented by the server that owns the service.
-struct OperatorHooks {
-  std::function<absl::StatusOr<v1::ReloadResponse>()> reload;
-  std::function<absl::StatusOr<v1::BackupResponse>(const std::string&)> backup;
-};
-
 class AuthorityServiceImpl final : public v1::AuthorityService::Service {
  public:
-  AuthorityServiceImpl(node::Node* node, const v1::NodeConfig& config, OperatorHooks hooks);
+  // `node` and `authority` must outlive this.
+  AuthorityServiceImpl(node::Node* node, const Authority* authority, const v1::NodeConfig& config);
 
   // Makes Watch streams end promptly (server shutdown).
   void Stop() { stopping_ = true; }
@@ -102,15 +99,13 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
                               v1::ListTrustListsResponse* resp) override;
 
  private:
-  // OK if the caller holds one of `allowed`; PERMISSION_DENIED naming the
-  // client and the verb otherwise. Sets *who to the client's name.
-  // Authorize, then the request's bounds (node/bounds.h): INVALID_ARGUMENT
-  // naming the field before the verb sees it.
-  grpc::Status Admit(const grpc::ServerContext& ctx, const char* verb,
-                     const google::protobuf::Message& request, std::set<v1::Role> allowed,
-                     std::string* who) const;
-  grpc::Status Authorize(const grpc::ServerContext& ctx, const char* verb,
-                         std::set<v1::Role> allowed, std::string* who) const;
+  // The caller the TLS client certificate proves (Authority::ClientCaller);
+  // UNAUTHENTICATED, logged with `verb`, if it proves none.
+  absl::StatusOr<Caller> Identify(const grpc::ServerContext& ctx, const char* verb) const;
+  // Identifies the caller, runs `verb` and copies its answer into *resp.
+  template <typename Response, typename Verb>
+  grpc::Status Serve(const grpc::ServerContext& ctx, const char* name, Response* resp,
+                     Verb verb) const;
   // Takes one of the Watch streams `who` may hold; RESOURCE_EXHAUSTED when
   // the client or the node has all it may (limits.max_watch_streams*).
   grpc::Status TakeWatchSlot(const std::string& who);
@@ -121,10 +116,7 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
                       grpc::ServerWriter<v1::LedgerEntry>* writer);
 
   node::Node* const node_;
-  const OperatorHooks hooks_;
-  // A message queued longer than this is stuck (delivery.stuck_after_hours).
-  const absl::Duration stuck_after_;
-  std::map<std::string, std::set<v1::Role>> roles_;  // by Common Name
+  const Authority* const authority_;
   std::atomic<bool> stopping_{false};
 
   const int max_watch_streams_;

@@ -27,6 +27,13 @@ void ApplyDefaults(v1::NodeConfig* config) {
   if (config->peer_listen().empty()) config->set_peer_listen("127.0.0.1:7400");
   if (config->authority_listen().empty()) config->set_authority_listen("127.0.0.1:7401");
   if (config->metrics_listen().empty()) config->set_metrics_listen("127.0.0.1:9464");
+  if (config->console_listen().empty()) config->set_console_listen("127.0.0.1:8443");
+  v1::ConsoleConfig* console = config->mutable_console();
+  if (console->tls_cert_file().empty()) console->set_tls_cert_file(config->tls_cert_file());
+  if (console->tls_key_file().empty()) console->set_tls_key_file(config->tls_key_file());
+  if (console->max_connections() == 0) console->set_max_connections(32);
+  if (console->max_connections_per_client() == 0) console->set_max_connections_per_client(8);
+  if (console->max_body_kib() == 0) console->set_max_body_kib(1024);
   if (config->overdue_days() == 0) config->set_overdue_days(15);
   if (config->confirm_grace_days() == 0) config->set_confirm_grace_days(30);
   if (config->trust_poll_seconds() == 0) config->set_trust_poll_seconds(60);
@@ -85,6 +92,8 @@ absl::StatusOr<v1::NodeConfig> LoadConfig(const std::string& path) {
   Resolve(base, config.mutable_authority_client_ca_file());
   Resolve(base, config.mutable_signing_key_file());
   Resolve(base, config.mutable_trust_list_file());
+  Resolve(base, config.mutable_console()->mutable_tls_cert_file());
+  Resolve(base, config.mutable_console()->mutable_tls_key_file());
   for (std::string& f : *config.mutable_additional_signing_key_files()) Resolve(base, &f);
   return config;
 }

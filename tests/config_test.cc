@@ -34,6 +34,13 @@ v1::NodeConfig AllGiven() {
   c.set_peer_listen("0.0.0.0:17400");
   c.set_authority_listen("10.0.0.1:17401");
   c.set_metrics_listen("off");
+  c.set_console_listen("0.0.0.0:443");
+  v1::ConsoleConfig* console = c.mutable_console();
+  console->set_tls_cert_file("/etc/kpx/console.pem");
+  console->set_tls_key_file("/etc/kpx/console.key");
+  console->set_max_connections(4);
+  console->set_max_connections_per_client(2);
+  console->set_max_body_kib(64);
   c.set_overdue_days(30);
   c.set_confirm_grace_days(7);
   c.set_trust_poll_seconds(5);
@@ -66,6 +73,10 @@ TEST_CASE("ApplyDefaults fills every documented default", "[config]") {
   CHECK(c.peer_listen() == "127.0.0.1:7400");
   CHECK(c.authority_listen() == "127.0.0.1:7401");
   CHECK(c.metrics_listen() == "127.0.0.1:9464");
+  CHECK(c.console_listen() == "127.0.0.1:8443");
+  CHECK(c.console().max_connections() == 32);
+  CHECK(c.console().max_connections_per_client() == 8);
+  CHECK(c.console().max_body_kib() == 1024);
   CHECK(c.overdue_days() == 15);
   CHECK(c.authority_name().empty());  // derived from participant, which is unset
   CHECK(c.delivery().initial_backoff_ms() == 500);
@@ -217,7 +228,7 @@ TEST_CASE("docs/operations.md states the defaults ApplyDefaults sets", "[config]
   };
   check(defaults, "");
   check(defaults.delivery(), "delivery.");
-  CHECK(compared == 13);  // every defaulted field
+  CHECK(compared == 14);  // every defaulted field
 }
 
 }  // namespace

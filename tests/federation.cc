@@ -78,7 +78,7 @@ Output Capture(const std::string& command) {
   return o;
 }
 
-GrpcFederation::GrpcFederation(const std::vector<std::string>& codes, bool metrics) {
+GrpcFederation::GrpcFederation(const std::vector<std::string>& codes, bool metrics, bool console) {
   // Peer ports go on the trust list before any node starts, so they are
   // reserved for the federation's lifetime; authority and metrics
   // listeners bind port 0 and the bound port is read back after start.
@@ -92,6 +92,7 @@ GrpcFederation::GrpcFederation(const std::vector<std::string>& codes, bool metri
   if (Run(cmd) != 0) throw std::runtime_error("pki.sh failed: " + cmd);
   // Several nodes share this machine: each gets its own metrics port.
   for (const std::string& c : codes) {
+    AppendConfig(c, console ? "console_listen: \"127.0.0.1:0\"" : "console_listen: \"off\"");
     const std::string text = kpx::testing::Must(crypto::ReadFile(ConfigPath(c)));
     if (text.find("\nmetrics_listen") != std::string::npos) continue;
     if (!metrics) {

@@ -46,8 +46,10 @@ class GrpcFederation {
  public:
   // Generates PKI and configs for `codes` with fresh ports.
   // Without `metrics` the nodes' metrics endpoints are off (stopping one
-  // costs about a second: its HTTP server polls for shutdown).
-  explicit GrpcFederation(const std::vector<std::string>& codes, bool metrics = false);
+  // costs about a second: its HTTP server polls for shutdown). Without
+  // `console` their HTTPS consoles are off; with it each binds a free port.
+  explicit GrpcFederation(const std::vector<std::string>& codes, bool metrics = false,
+                          bool console = false);
   ~GrpcFederation();
 
   const std::string& dir() const { return tmp_.path(); }

@@ -1240,6 +1240,7 @@ TEST_CASE("the config reference and the example config cover every NodeConfig fi
   };
   check_fields(v1::NodeConfig::descriptor(), "");
   check_fields(v1::DeliveryConfig::descriptor(), "delivery.");
+  check_fields(v1::ConsoleConfig::descriptor(), "console.");
 }
 
 // The bounds (node/bounds.h) hold for a partner as for an authority.

@@ -1,5 +1,6 @@
 // TLS at a node's edges, over real sockets on 127.0.0.1: TLS 1.3 only on
-// both gRPC listeners and on outgoing deliveries (gateway/tls_policy.h),
+// both gRPC listeners, the HTTPS console and outgoing deliveries
+// (gateway/tls_policy.h),
 // and client certificates whose name is ambiguous get no identity
 // (gateway/tls.h PeerCommonName). The TLS 1.2 side is played by OpenSSL
 // in this process, with TLS 1.2 explicitly allowed again on its own
@@ -179,8 +180,8 @@ TEST_CASE("the policy is in force and the same for every caller", "[tls][policy]
   CHECK((SSL_CTX_get_options(ctx.get()) & SSL_OP_NO_TLSv1_2) != 0);
 }
 
-TEST_CASE("both listeners refuse TLS 1.2 and accept TLS 1.3", "[tls][version]") {
-  GrpcFederation fed({"BW", "EU"});
+TEST_CASE("every listener refuses TLS 1.2 and accepts TLS 1.3", "[tls][version]") {
+  GrpcFederation fed({"BW", "EU"}, /*metrics=*/false, /*console=*/true);
   fed.StartInProcess("BW");
   const std::string eu = fed.dir() + "/EU/";
   const std::string bw = fed.dir() + "/BW/";
@@ -198,7 +199,8 @@ TEST_CASE("both listeners refuse TLS 1.2 and accept TLS 1.3", "[tls][version]") 
   };
   for (const Listener& l :
        {Listener{"peer", fed.PeerPort("BW"), eu + "node.pem", eu + "node.key"},
-        Listener{"authority", fed.AuthorityPort("BW"), bw + "auditor.pem", bw + "auditor.key"}}) {
+        Listener{"authority", fed.AuthorityPort("BW"), bw + "auditor.pem", bw + "auditor.key"},
+        Listener{"console", fed.server("BW").console_port(), "", ""}}) {
     INFO(l.name << " listener");
     Outcome old = Handshake(l.port, TLS1_2_VERSION, l.cert, l.key);
     CHECK_FALSE(old.ok);

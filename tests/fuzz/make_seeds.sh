@@ -229,4 +229,24 @@ echo "versions { trust_list: \"$(list 'version: 9 threshold: 3')\" signatures { 
   encode_lists 001 "$tl/bad-threshold.seed"
 printf '\000\012\003abc' >"$tl/garbage.seed"
 
+# ---- fuzz_http_api: method, path, query lines, empty line, body
+api=$corpus/fuzz_http_api
+fresh "$api"
+{ printf 'POST\n/api/v1/certificates\n\n{"requestId": "seed-1", "certificate": '
+  cat "$corpus/fuzz_certificate_json/valid.seed"; printf '}'; } >"$api/submit.seed"
+printf 'GET\n/api/v1/certificates\nstate=DELIVERED\npageSize=10\noverdue=true\nissued_from=2026-12-01T00:00:00Z\n\n' \
+  >"$api/list.seed"
+printf 'GET\n/api/v1/certificates\ncolor=red\n\n' >"$api/list-unknown-parameter.seed"
+printf 'GET\n/api/v1/certificates/BW/2026/0001\n\n' >"$api/get.seed"
+printf 'GET\n/api/v1/certificates/BW-1:trace\n\n' >"$api/trace.seed"
+printf 'GET\n/api/v1/certificates/BW-1:evidence\n\n' >"$api/evidence.seed"
+printf 'POST\n/api/v1/certificates/BW-1:confirm\n\n{"findings": {"official": "A. Peeters", "lines": [{"hsCode": "7102.31", "caratsHundredths": "125040"}]}, "receivedAt": "2027-01-01T10:00:00Z"}' \
+  >"$api/confirm-found.seed"
+printf 'POST\n/api/v1/certificates/BW-1:reject\n\n{"number": "BW-2", "reason": "x"}' >"$api/reject-other-number.seed"
+printf 'POST\n/api/v1/certificates/BW-1:void\n\n{"reasonCode": "ISSUED_IN_ERROR", "reason": "typo"}' >"$api/void.seed"
+printf 'GET\n/api/v1/outbox\nstuck_only=true\n\n' >"$api/outbox.seed"
+printf 'POST\n/api/v1/ledger:verify\n\n' >"$api/verify.seed"
+printf 'DELETE\n/api/v1/peers\n\n' >"$api/wrong-method.seed"
+printf 'POST\n/api/v1/certificates/\xff\xfe:cancel\n\n{"reason": "\xc3\x28"}' >"$api/bad-utf8.seed"
+
 echo "Seeds written under $corpus"
