@@ -21,8 +21,9 @@ readonly PACKAGES=(
   # PKCS#11 signing keys (crypto/pkcs11.h): p11-kit's pkcs11.h header, and
   # SoftHSM2, the software token the test suite keeps keys in.
   libp11-kit-dev softhsm2
-  # The HTTPS console and API (gateway/http_server.h).
-  libcpp-httplib-dev
+  # The HTTPS console and API (gateway/http_server.h); officers' password
+  # hashes and second factors (crypto/password.h).
+  libcpp-httplib-dev libsodium-dev liboath-dev
   openssl iproute2 ca-certificates
   # CI (deploy/test.sh, docs/testing.md): the format check, the clang
   # build with thread-safety analysis, sanitizers and libFuzzer, ninja and

@@ -73,6 +73,20 @@ v1::OutboxSummary Summarize(const v1::OutboxItem& item, absl::Time now, absl::Du
 
 }  // namespace
 
+v1::Actor Caller::actor() const {
+  v1::Actor a;
+  a.set_name(name);
+  a.set_full_name(full_name);
+  a.set_office(office);
+  return a;
+}
+
+Caller Authority::OfficerCaller(const v1::Officer& officer) {
+  Caller c{officer.name(), {}, officer.full_name(), officer.office()};
+  for (int r : officer.roles()) c.roles.insert(static_cast<v1::Role>(r));
+  return c;
+}
+
 Authority::Authority(node::Node* node, const v1::NodeConfig& config, OperatorHooks hooks)
     : node_(node),
       hooks_(std::move(hooks)),
@@ -84,7 +98,7 @@ Authority::Authority(node::Node* node, const v1::NodeConfig& config, OperatorHoo
 }
 
 Caller Authority::ClientCaller(const std::string& common_name) const {
-  Caller c{common_name, {}};
+  Caller c{common_name, {}, "", ""};
   if (auto it = roles_.find(common_name); it != roles_.end()) c.roles = it->second;
   return c;
 }
@@ -118,15 +132,19 @@ absl::Status Authority::Admit(const Caller& caller, const char* verb,
 absl::StatusOr<v1::CertificateRecord> Authority::Submit(
     const Caller& c, const v1::SubmitCertificateRequest& r) const {
   if (absl::Status s = Admit(c, "SubmitCertificate", r, kExporter); !s.ok()) return s;
-  return Answer("SubmitCertificate", c, r.certificate().number(),
-                node_->Submit(r.certificate(), r.request_id()));
+  v1::Certificate cert = r.certificate();
+  // The validating official: the officer signed in, unless the system names one.
+  if (cert.validating_official().empty()) cert.set_validating_official(c.full_name);
+  return Answer("SubmitCertificate", c, cert.number(),
+                node_->Submit(std::move(cert), r.request_id(), c.actor()));
 }
 
 absl::StatusOr<v1::CertificateRecord> Authority::Cancel(
     const Caller& c, const v1::CancelCertificateRequest& r) const {
   if (absl::Status s = Admit(c, "CancelCertificate", r, kExporter); !s.ok()) return s;
-  return Answer("CancelCertificate", c, r.number(),
-                node_->Cancel(r.number(), {r.reason_code(), r.reason()}, r.request_id()));
+  return Answer(
+      "CancelCertificate", c, r.number(),
+      node_->Cancel(r.number(), {r.reason_code(), r.reason()}, r.request_id(), c.actor()));
 }
 
 absl::StatusOr<v1::CertificateRecord> Authority::Amend(const Caller& c,
@@ -136,8 +154,9 @@ absl::StatusOr<v1::CertificateRecord> Authority::Amend(const Caller& c,
     return absl::InvalidArgumentError(
         "amendment: the certificate's number must be the one amended");
   }
-  return Answer("AmendCertificate", c, r.number(),
-                node_->Amend(r.certificate(), {r.reason_code(), r.reason()}, r.request_id()));
+  return Answer(
+      "AmendCertificate", c, r.number(),
+      node_->Amend(r.certificate(), {r.reason_code(), r.reason()}, r.request_id(), c.actor()));
 }
 
 absl::StatusOr<v1::CertificateRecord> Authority::Resend(
@@ -146,14 +165,14 @@ absl::StatusOr<v1::CertificateRecord> Authority::Resend(
   std::optional<v1::Certificate> corrected;
   if (r.has_certificate()) corrected = r.certificate();
   return Answer("ResendCertificate", c, r.number(),
-                node_->Resend(r.number(), std::move(corrected), r.request_id()));
+                node_->Resend(r.number(), std::move(corrected), r.request_id(), c.actor()));
 }
 
 absl::StatusOr<v1::CertificateRecord> Authority::Void(const Caller& c,
                                                       const v1::VoidCertificateRequest& r) const {
   if (absl::Status s = Admit(c, "VoidCertificate", r, kExporter); !s.ok()) return s;
   return Answer("VoidCertificate", c, r.number(),
-                node_->Void(r.number(), {r.reason_code(), r.reason()}, r.request_id()));
+                node_->Void(r.number(), {r.reason_code(), r.reason()}, r.request_id(), c.actor()));
 }
 
 // ---------------------------------------------------------------- importer
@@ -164,16 +183,19 @@ absl::StatusOr<v1::CertificateRecord> Authority::Confirm(const Caller& c,
   absl::Time at =
       node::IsSet(r.received_at()) ? node::FromTimestamp(r.received_at()) : absl::InfinitePast();
   v1::ImportFindings findings = r.findings();
-  if (findings.official().empty()) findings.set_official(c.name);
+  // The validating official: the officer signed in, or the client's name.
+  if (findings.official().empty())
+    findings.set_official(c.full_name.empty() ? c.name : c.full_name);
   return Answer("ConfirmReceipt", c, r.number(),
-                node_->Confirm(r.number(), findings, at, r.request_id()));
+                node_->Confirm(r.number(), findings, at, r.request_id(), c.actor()));
 }
 
 absl::StatusOr<v1::CertificateRecord> Authority::Reject(const Caller& c,
                                                         const v1::RejectShipmentRequest& r) const {
   if (absl::Status s = Admit(c, "RejectShipment", r, kImporter); !s.ok()) return s;
-  return Answer("RejectShipment", c, r.number(),
-                node_->Reject(r.number(), {r.reason_code(), r.reason()}, r.request_id()));
+  return Answer(
+      "RejectShipment", c, r.number(),
+      node_->Reject(r.number(), {r.reason_code(), r.reason()}, r.request_id(), c.actor()));
 }
 
 // ---------------------------------------------------------------- any role
@@ -317,6 +339,57 @@ absl::StatusOr<v1::TrustListRecord> Authority::PublishTrustList(
   if (!rec.ok()) return Refused("PublishTrustList", c, "", rec.status());
   rec->mutable_signed_list()->clear_trust_list();
   return rec;
+}
+
+// ---------------------------------------------------------------- officers
+
+namespace {
+
+v1::OfficerCredentials Credentials(node::OfficerBook::Credentials c) {
+  v1::OfficerCredentials out;
+  *out.mutable_officer() = std::move(c.officer);
+  out.set_password(std::move(c.password));
+  out.set_totp_secret(std::move(c.totp_secret_base32));
+  out.set_totp_uri(std::move(c.totp_uri));
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::OfficerCredentials> Authority::AddOfficer(const Caller& c,
+                                                             const v1::AddOfficerRequest& r) const {
+  if (absl::Status s = Admit(c, "AddOfficer", r, kOperator); !s.ok()) return s;
+  absl::StatusOr<node::OfficerBook::Credentials> added =
+      node_->officers().Add(r.officer(), c.actor());
+  if (!added.ok()) return Refused("AddOfficer", c, "", added.status());
+  return Credentials(*std::move(added));
+}
+
+absl::StatusOr<v1::ListOfficersResponse> Authority::ListOfficers(
+    const Caller& c, const v1::ListOfficersRequest& r) const {
+  if (absl::Status s = Admit(c, "ListOfficers", r, kOperatorOrAuditor); !s.ok()) return s;
+  absl::StatusOr<std::vector<v1::Officer>> all = node_->officers().List();
+  if (!all.ok()) return all.status();
+  v1::ListOfficersResponse resp;
+  for (v1::Officer& o : *all) *resp.add_officers() = std::move(o);
+  return resp;
+}
+
+absl::StatusOr<v1::Officer> Authority::SetOfficerDisabled(
+    const Caller& c, const v1::SetOfficerDisabledRequest& r) const {
+  if (absl::Status s = Admit(c, "SetOfficerDisabled", r, kOperator); !s.ok()) return s;
+  absl::StatusOr<v1::Officer> o = node_->officers().SetDisabled(r.name(), r.disabled(), c.actor());
+  if (!o.ok()) return Refused("SetOfficerDisabled", c, "", o.status());
+  return o;
+}
+
+absl::StatusOr<v1::OfficerCredentials> Authority::ResetOfficer(
+    const Caller& c, const v1::ResetOfficerRequest& r) const {
+  if (absl::Status s = Admit(c, "ResetOfficer", r, kOperator); !s.ok()) return s;
+  absl::StatusOr<node::OfficerBook::Credentials> reset =
+      node_->officers().Reset(r.name(), c.actor());
+  if (!reset.ok()) return Refused("ResetOfficer", c, "", reset.status());
+  return Credentials(*std::move(reset));
 }
 
 }  // namespace kpx::gateway

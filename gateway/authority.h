@@ -36,6 +36,13 @@ namespace kpx::gateway {
 struct Caller {
   std::string name;  // a client certificate's Common Name, or an officer
   std::set<v1::Role> roles;
+  // A signed-in officer's name as printed and office; empty for a client
+  // certificate.
+  std::string full_name;
+  std::string office;
+
+  // What the ledger records as the caller (LedgerEntry.actor).
+  v1::Actor actor() const;
 };
 
 // Operator verbs implemented by the server that owns the node.
@@ -106,6 +113,18 @@ class Authority {
   // The record without the list's bytes.
   absl::StatusOr<v1::TrustListRecord> PublishTrustList(const Caller& c,
                                                        const v1::PublishTrustListRequest& r) const;
+  // Officers' accounts (node/officers.h).
+  absl::StatusOr<v1::OfficerCredentials> AddOfficer(const Caller& c,
+                                                    const v1::AddOfficerRequest& r) const;
+  absl::StatusOr<v1::ListOfficersResponse> ListOfficers(const Caller& c,
+                                                        const v1::ListOfficersRequest& r) const;
+  absl::StatusOr<v1::Officer> SetOfficerDisabled(const Caller& c,
+                                                 const v1::SetOfficerDisabledRequest& r) const;
+  absl::StatusOr<v1::OfficerCredentials> ResetOfficer(const Caller& c,
+                                                      const v1::ResetOfficerRequest& r) const;
+
+  // The caller a signed-in officer is.
+  static Caller OfficerCaller(const v1::Officer& officer);
 
  private:
   // Authorize, then the request's bounds.

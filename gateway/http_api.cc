@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "gateway/http_guard.h"
 #include "gateway/http_server.h"
+#include "gateway/http_session.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
 #include "node/log.h"
@@ -29,14 +30,6 @@ struct Entry {
   Runner run;
 };
 
-absl::StatusOr<std::string> ToJson(const pb::Message& m) {
-  std::string out;
-  if (!pb::util::MessageToJsonString(m, &out).ok()) {
-    return absl::InternalError("cannot write the answer as JSON");
-  }
-  return out;
-}
-
 template <typename Req, typename Resp>
 Entry Route(const char* method, const char* path, const char* verb,
             absl::StatusOr<Resp> (Authority::*fn)(const Caller&, const Req&) const) {
@@ -48,6 +41,11 @@ Entry Route(const char* method, const char* path, const char* verb,
                  if (!r.ok()) return r.status();
                  return ToJson(*r);
                }};
+}
+
+template <typename Req>
+Entry Session(const char* method, const char* verb) {
+  return Entry{{method, "/api/v1/session", verb}, &Req::default_instance(), nullptr};
 }
 
 const std::vector<Entry>& Entries() {
@@ -70,27 +68,39 @@ const std::vector<Entry>& Entries() {
       Route("GET", "/api/v1/peers", "ListPeers", &Authority::ListPeers),
       Route("GET", "/api/v1/outbox", "ListOutbox", &Authority::ListOutbox),
       Route("POST", "/api/v1/ledger:verify", "VerifyLedger", &Authority::VerifyLedger),
+      Route("POST", "/api/v1/officers", "AddOfficer", &Authority::AddOfficer),
+      Route("GET", "/api/v1/officers", "ListOfficers", &Authority::ListOfficers),
+      Route("POST", "/api/v1/officers/{name}:setDisabled", "SetOfficerDisabled",
+            &Authority::SetOfficerDisabled),
+      Route("POST", "/api/v1/officers/{name}:reset", "ResetOfficer", &Authority::ResetOfficer),
+      // Served by ConsoleSessions (http_session.h), parsed here alike.
+      Session<v1::SignInRequest>("POST", "SignIn"),
+      Session<v1::GetSessionRequest>("GET", "GetSession"),
+      Session<v1::SignOutRequest>("DELETE", "SignOut"),
   };
   return *entries;
 }
 
-// The certificate number `path` names under `templ`, "" for a template
-// without one; nullopt if it does not match.
-std::optional<std::string> Match(const std::string& templ, const std::string& path) {
-  const size_t at = templ.find("{number}");
-  if (at == std::string::npos) {
+// The parameter `path` fills in `templ` ("" for a template without one);
+// nullopt if it does not match. *field is the parameter's name.
+std::optional<std::string> Match(const std::string& templ, const std::string& path,
+                                 std::string* field) {
+  const size_t open = templ.find('{');
+  if (open == std::string::npos) {
     if (path == templ) return std::string();
     return std::nullopt;
   }
-  const std::string prefix = templ.substr(0, at);
-  const std::string suffix = templ.substr(at + 8);
+  const size_t close = templ.find('}', open);
+  *field = templ.substr(open + 1, close - open - 1);
+  const std::string prefix = templ.substr(0, open);
+  const std::string suffix = templ.substr(close + 1);
   if (path.size() <= prefix.size() + suffix.size() || !absl::StartsWith(path, prefix) ||
       !absl::EndsWith(path, suffix)) {
     return std::nullopt;
   }
-  std::string number = path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
-  if (number.find(':') != std::string::npos) return std::nullopt;
-  return number;
+  std::string value = path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
+  if (value.find(':') != std::string::npos) return std::nullopt;
+  return value;
 }
 
 // A JSON string literal holding `s`.
@@ -136,31 +146,21 @@ absl::StatusOr<std::string> QueryJson(const pb::Descriptor& type,
   return json + "}";
 }
 
-absl::Status ParseJson(const std::string& json, pb::Message* m) {
-  pb::util::JsonParseOptions options;
-  options.ignore_unknown_fields = false;
-  auto s = pb::util::JsonStringToMessage(json, m, options);
-  if (!s.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the request is not a ", m->GetDescriptor()->name(),
-                     " in JSON: ", node::Printable(std::string(s.message()), 256)));
+// The path's parameter goes into the request's field of that name; a body
+// naming another value is refused.
+absl::Status SetParameter(const std::string& field, const std::string& value, pb::Message* m) {
+  const pb::FieldDescriptor* f = m->GetDescriptor()->FindFieldByName(field);
+  if (f == nullptr || f->type() != pb::FieldDescriptor::TYPE_STRING) {
+    return absl::InternalError("a route's parameter is no string field of its request");
   }
-  return absl::OkStatus();
-}
-
-// The path's number goes into the request's `number` field; a body naming
-// another one is refused.
-absl::Status SetNumber(const std::string& number, pb::Message* m) {
-  const pb::FieldDescriptor* f = m->GetDescriptor()->FindFieldByName("number");
-  if (f == nullptr) return absl::InternalError("route with a number for a request without one");
   const pb::Reflection* r = m->GetReflection();
   const std::string given = r->GetString(*m, f);
-  if (!given.empty() && given != number) {
-    return absl::InvalidArgumentError(absl::StrCat("the body names certificate '",
+  if (!given.empty() && given != value) {
+    return absl::InvalidArgumentError(absl::StrCat("the body names ", field, " '",
                                                    node::Printable(given, 64), "', the path '",
-                                                   node::Printable(number, 64), "'"));
+                                                   node::Printable(value, 64), "'"));
   }
-  r->SetString(m, f, number);
+  r->SetString(m, f, value);
   return absl::OkStatus();
 }
 
@@ -169,34 +169,6 @@ const Entry* Find(const ApiCall& call) {
     if (&e.route == call.route) return &e;
   }
   return nullptr;
-}
-
-// Who the request comes from: its verified client certificate.
-absl::StatusOr<Caller> Identify(const Authority& authority, const httplib::Request& req) {
-  absl::StatusOr<std::optional<std::string>> cn = ClientCommonName(req);
-  if (!cn.ok()) return cn.status();
-  if (!cn->has_value()) {
-    return absl::UnauthenticatedError("present a client certificate of this node's authorities");
-  }
-  return authority.ClientCaller(**cn);
-}
-
-// A browser sends Origin on cross-site requests; only our own is let in.
-absl::Status CheckOrigin(const httplib::Request& req) {
-  if (!req.has_header("Origin")) return absl::OkStatus();
-  const std::string origin = req.get_header_value("Origin");
-  if (origin == absl::StrCat("https://", req.get_header_value("Host"))) return absl::OkStatus();
-  return absl::PermissionDeniedError(
-      absl::StrCat("requests from origin '", node::Printable(origin, 128), "' are refused"));
-}
-
-absl::Status CheckContentType(const httplib::Request& req) {
-  if (req.body.empty() && req.method == "GET") return absl::OkStatus();
-  const std::string type = req.get_header_value("Content-Type");
-  if (type == "application/json" || absl::StartsWith(type, "application/json;")) {
-    return absl::OkStatus();
-  }
-  return absl::InvalidArgumentError("a request body must be Content-Type application/json");
 }
 
 void Reply(httplib::Response& res, int status, const std::string& json) {
@@ -217,15 +189,16 @@ const std::vector<ApiRoute>& Routes() {
 
 absl::StatusOr<ApiCall> ParseCall(const ApiRequest& req) {
   const Entry* found = nullptr;
-  std::string number;
+  std::string field;
+  std::string value;
   bool path_known = false;
   for (const Entry& e : Entries()) {
-    std::optional<std::string> n = Match(e.route.path, req.path);
-    if (!n.has_value()) continue;
+    std::optional<std::string> v = Match(e.route.path, req.path, &field);
+    if (!v.has_value()) continue;
     path_known = true;
     if (req.method != e.route.method) continue;
     found = &e;
-    number = *std::move(n);
+    value = *std::move(v);
     break;
   }
   if (found == nullptr) {
@@ -242,16 +215,19 @@ absl::StatusOr<ApiCall> ParseCall(const ApiRequest& req) {
     if (!req.body.empty()) return absl::InvalidArgumentError("a GET takes no body");
     absl::StatusOr<std::string> json = QueryJson(*found->prototype->GetDescriptor(), req.query);
     if (!json.ok()) return json.status();
-    if (absl::Status s = ParseJson(*json, call.request.get()); !s.ok()) return s;
+    if (absl::Status s = FromJson(*json, call.request.get()); !s.ok()) return s;
   } else {
-    if (!req.query.empty()) return absl::InvalidArgumentError("a POST takes no query parameters");
-    if (absl::Status s = ParseJson(req.body.empty() ? "{}" : req.body, call.request.get());
+    if (!req.query.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a ", node::Printable(req.method, 16), " takes no query parameters"));
+    }
+    if (absl::Status s = FromJson(req.body.empty() ? "{}" : req.body, call.request.get());
         !s.ok()) {
       return s;
     }
   }
-  if (!number.empty()) {
-    if (absl::Status s = SetNumber(number, call.request.get()); !s.ok()) return s;
+  if (!value.empty()) {
+    if (absl::Status s = SetParameter(field, value, call.request.get()); !s.ok()) return s;
   }
   return call;
 }
@@ -294,22 +270,72 @@ std::string ErrorJson(const absl::Status& status) {
       ",\"message\":", JsonString(node::Printable(std::string(status.message()), 1024)), "}");
 }
 
+absl::Status FromJson(const std::string& json, pb::Message* m) {
+  pb::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  auto s = pb::util::JsonStringToMessage(json, m, options);
+  if (!s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the request is not a ", m->GetDescriptor()->name(),
+                     " in JSON: ", node::Printable(std::string(s.message()), 256)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ToJson(const pb::Message& m) {
+  std::string out;
+  if (!pb::util::MessageToJsonString(m, &out).ok()) {
+    return absl::InternalError("cannot write the answer as JSON");
+  }
+  return out;
+}
+
+void ReplyMessage(httplib::Response& res, const pb::Message& m) {
+  absl::StatusOr<std::string> json = ToJson(m);
+  if (!json.ok()) return ReplyError(res, json.status());
+  Reply(res, 200, *json);
+}
+
+void ReplyError(httplib::Response& res, const absl::Status& status) {
+  Reply(res, HttpStatus(status.code()), ErrorJson(status));
+}
+
+absl::Status CheckSameOrigin(const httplib::Request& req) {
+  if (!req.has_header("Origin")) return absl::OkStatus();
+  const std::string origin = req.get_header_value("Origin");
+  if (origin == absl::StrCat("https://", req.get_header_value("Host"))) return absl::OkStatus();
+  return absl::PermissionDeniedError(
+      absl::StrCat("requests from origin '", node::Printable(origin, 128), "' are refused"));
+}
+
+absl::Status CheckJsonBody(const httplib::Request& req) {
+  if (req.body.empty() && req.method == "GET") return absl::OkStatus();
+  const std::string type = req.get_header_value("Content-Type");
+  if (type == "application/json" || absl::StartsWith(type, "application/json;")) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError("a request body must be Content-Type application/json");
+}
+
 absl::StatusOr<std::string> HttpApi::Answer(const Caller& caller, const ApiCall& call) const {
   const Entry* e = Find(call);
-  if (e == nullptr || call.request == nullptr) return absl::InternalError("no such route");
+  if (e == nullptr || call.request == nullptr || !e->run) {
+    return absl::InternalError("no verb for this route");
+  }
   return e->run(*authority_, caller, *call.request);
 }
 
 void HttpApi::Register(httplib::Server* server) const {
+  sessions_->Register(server);  // before the catch-all below
   auto handle = [this](const httplib::Request& req, httplib::Response& res) {
     absl::StatusOr<std::string> answer = [&]() -> absl::StatusOr<std::string> {
-      if (absl::Status s = CheckOrigin(req); !s.ok()) return s;
-      if (absl::Status s = CheckContentType(req); !s.ok()) return s;
-      absl::StatusOr<Caller> caller = Identify(*authority_, req);
-      if (!caller.ok()) return caller.status();
+      if (absl::Status s = CheckSameOrigin(req); !s.ok()) return s;
+      if (absl::Status s = CheckJsonBody(req); !s.ok()) return s;
       ApiRequest r{req.method, req.path, {req.params.begin(), req.params.end()}, req.body};
       absl::StatusOr<ApiCall> call = ParseCall(r);
       if (!call.ok()) return call.status();
+      absl::StatusOr<Caller> caller = sessions_->Identify(req);
+      if (!caller.ok()) return caller.status();
       return Answer(*caller, *call);
     }();
     if (answer.ok()) return Reply(res, 200, *answer);
@@ -319,7 +345,7 @@ void HttpApi::Register(httplib::Server* server) const {
                {"from", req.remote_addr},
                {"code", absl::StatusCodeToString(answer.status().code())},
                {"reason", node::Printable(std::string(answer.status().message()), 256)}});
-    Reply(res, HttpStatus(answer.status().code()), ErrorJson(answer.status()));
+    ReplyError(res, answer.status());
   };
   server->Get("/api/v1/.*", handle);
   server->Post("/api/v1/.*", handle);

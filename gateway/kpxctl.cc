@@ -21,6 +21,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -801,6 +802,83 @@ Result OutboxList(const Invocation& inv) {
   return std::nullopt;
 }
 
+// ---------------------------------------------------------------- officers
+
+std::string OfficerText(const kpx::v1::Officer& o) {
+  std::vector<std::string> roles;
+  for (int r : o.roles()) roles.push_back(kpx::v1::Role_Name(static_cast<kpx::v1::Role>(r)));
+  return absl::StrFormat("%-20s %-28s office %-6s %-22s %s\n", kpx::node::Printable(o.name()),
+                         kpx::node::Printable(o.full_name()), kpx::node::Printable(o.office()),
+                         absl::StrJoin(roles, ","), o.disabled() ? "DISABLED" : "active");
+}
+
+std::string CredentialsText(const kpx::v1::OfficerCredentials& c) {
+  return absl::StrCat(OfficerText(c.officer()), "password:      ", c.password(),
+                      "\nsecond factor: ", c.totp_secret(),
+                      "  (enter in an authenticator app, or scan ", c.totp_uri(),
+                      ")\nShown once: hand both to the officer in person.\n");
+}
+
+Result OfficerAdd(const Invocation& inv) {
+  for (const char* f : {"name", "office", "roles"}) {
+    if (!inv.Has(f)) return UsageError(absl::StrCat("officer add needs --", f));
+  }
+  kpx::v1::AddOfficerRequest req;
+  kpx::v1::Officer* o = req.mutable_officer();
+  o->set_name(inv.args[0]);
+  o->set_full_name(inv.Get("name"));
+  o->set_office(inv.Get("office"));
+  for (absl::string_view r : absl::StrSplit(inv.Get("roles"), ',')) {
+    kpx::v1::Role role;
+    if (!kpx::v1::Role_Parse(std::string(absl::StripAsciiWhitespace(r)), &role) ||
+        role == kpx::v1::ROLE_UNSPECIFIED) {
+      return UsageError("--roles: EXPORTER, IMPORTER, AUDITOR, OPERATOR, comma-separated");
+    }
+    o->add_roles(role);
+  }
+  Client client;
+  if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+  kpx::v1::OfficerCredentials resp;
+  grpc::Status s = client.stub->AddOfficer(client.Context().get(), req, &resp);
+  if (!s.ok()) return RpcFailure("officer add", s);
+  return Print(inv, resp, CredentialsText);
+}
+
+Result OfficerList(const Invocation& inv) {
+  Client client;
+  if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+  kpx::v1::ListOfficersResponse resp;
+  grpc::Status s = client.stub->ListOfficers(client.Context().get(), {}, &resp);
+  if (!s.ok()) return RpcFailure("officer list", s);
+  for (const kpx::v1::Officer& o : resp.officers()) {
+    if (Result r = Print(inv, o, OfficerText)) return r;
+  }
+  return std::nullopt;
+}
+
+Result OfficerSetDisabled(const Invocation& inv, bool disabled) {
+  Client client;
+  if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+  kpx::v1::SetOfficerDisabledRequest req;
+  req.set_name(inv.args[0]);
+  req.set_disabled(disabled);
+  kpx::v1::Officer resp;
+  grpc::Status s = client.stub->SetOfficerDisabled(client.Context().get(), req, &resp);
+  if (!s.ok()) return RpcFailure(disabled ? "officer disable" : "officer enable", s);
+  return Print(inv, resp, OfficerText);
+}
+
+Result OfficerReset(const Invocation& inv) {
+  Client client;
+  if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
+  kpx::v1::ResetOfficerRequest req;
+  req.set_name(inv.args[0]);
+  kpx::v1::OfficerCredentials resp;
+  grpc::Status s = client.stub->ResetOfficer(client.Context().get(), req, &resp);
+  if (!s.ok()) return RpcFailure("officer reset", s);
+  return Print(inv, resp, CredentialsText);
+}
+
 // ---------------------------------------------------------------- peers
 
 std::string PeerText(const kpx::v1::PeerSummary& p) {
@@ -1229,6 +1307,35 @@ std::vector<Command> OtherCommands() {
        {},
        "",
        TrustDiff},
+      {{"officer", "add"},
+       "an officer's console account; prints its password and second factor once (operator)",
+       {{"LOGIN"}},
+       {{"name", "FULL NAME", "as printed on certificates, e.g. \"K. Mokgosi\""},
+        {"office", "CODE", "the officer's office, one of this Participant's on the trust list"},
+        {"roles", "ROLES", "EXPORTER, IMPORTER, AUDITOR, OPERATOR, comma-separated"}},
+       "LOGIN: 3 to 32 of a-z 0-9 . _ - (e.g. k.mokgosi). The officer signs in with LOGIN, the "
+       "password and a code from an authenticator app set up with the second factor.",
+       OfficerAdd},
+      {{"officer", "list"}, "officers' accounts (operator, auditor)", {}, {}, "", OfficerList},
+      {{"officer", "disable"},
+       "stop an officer signing in; ends their sessions (operator)",
+       {{"LOGIN"}},
+       {},
+       "",
+       [](const Invocation& inv) { return OfficerSetDisabled(inv, true); }},
+      {{"officer", "enable"},
+       "let a disabled officer sign in again (operator)",
+       {{"LOGIN"}},
+       {},
+       "",
+       [](const Invocation& inv) { return OfficerSetDisabled(inv, false); }},
+      {{"officer", "reset"},
+       "a new password and second factor for an officer, printed once; ends their sessions and "
+       "lifts a lock (operator)",
+       {{"LOGIN"}},
+       {},
+       "",
+       OfficerReset},
       {{"trust", "publish"},
        "put a signed next trust-list version in force here; peers fetch it (operator)",
        {{"FILE"}},

@@ -9,6 +9,7 @@
 #include "gateway/connection_gate.h"
 #include "gateway/http_api.h"
 #include "gateway/http_server.h"
+#include "gateway/http_session.h"
 #include "gateway/metrics.h"
 #include "gateway/tls.h"
 #include "gateway/tls_policy.h"
@@ -313,7 +314,8 @@ absl::Status NodeServer::StartConsole() {
   absl::StatusOr<std::unique_ptr<HttpServer>> https = HttpServer::Bind(options);
   if (!https.ok()) return https.status();
   https_ = *std::move(https);
-  http_api_ = std::make_unique<HttpApi>(authority_.get());
+  sessions_ = std::make_unique<ConsoleSessions>(authority_.get(), &node_->officers());
+  http_api_ = std::make_unique<HttpApi>(authority_.get(), sessions_.get());
   http_api_->Register(&https_->server());
   https_->Start();
   log::Info("console_listening",
@@ -499,6 +501,7 @@ NodeServer::~NodeServer() {
   // before the transport and the ledger.
   https_.reset();
   http_api_.reset();
+  sessions_.reset();
   authority_server_.reset();
   peer_server_.reset();
   authority_service_.reset();

@@ -35,6 +35,7 @@
 namespace kpx::gateway {
 
 class ConnectionGate;
+class ConsoleSessions;
 class HttpApi;
 class HttpServer;
 class Metrics;
@@ -99,6 +100,7 @@ class NodeServer {
   std::unique_ptr<grpc::Server> peer_server_;
   std::unique_ptr<grpc::Server> authority_server_;
   std::unique_ptr<HttpServer> https_;
+  std::unique_ptr<ConsoleSessions> sessions_;
   std::unique_ptr<HttpApi> http_api_;
   int peer_port_ = 0;
   int authority_port_ = 0;

@@ -255,6 +255,34 @@ grpc::Status AuthorityServiceImpl::PublishTrustList(grpc::ServerContext* ctx,
                [&](const Caller& c) { return authority_->PublishTrustList(c, *req); });
 }
 
+grpc::Status AuthorityServiceImpl::AddOfficer(grpc::ServerContext* ctx,
+                                              const v1::AddOfficerRequest* req,
+                                              v1::OfficerCredentials* resp) {
+  return Serve(*ctx, "AddOfficer", resp,
+               [&](const Caller& c) { return authority_->AddOfficer(c, *req); });
+}
+
+grpc::Status AuthorityServiceImpl::ListOfficers(grpc::ServerContext* ctx,
+                                                const v1::ListOfficersRequest* req,
+                                                v1::ListOfficersResponse* resp) {
+  return Serve(*ctx, "ListOfficers", resp,
+               [&](const Caller& c) { return authority_->ListOfficers(c, *req); });
+}
+
+grpc::Status AuthorityServiceImpl::SetOfficerDisabled(grpc::ServerContext* ctx,
+                                                      const v1::SetOfficerDisabledRequest* req,
+                                                      v1::Officer* resp) {
+  return Serve(*ctx, "SetOfficerDisabled", resp,
+               [&](const Caller& c) { return authority_->SetOfficerDisabled(c, *req); });
+}
+
+grpc::Status AuthorityServiceImpl::ResetOfficer(grpc::ServerContext* ctx,
+                                                const v1::ResetOfficerRequest* req,
+                                                v1::OfficerCredentials* resp) {
+  return Serve(*ctx, "ResetOfficer", resp,
+               [&](const Caller& c) { return authority_->ResetOfficer(c, *req); });
+}
+
 grpc::Status AuthorityServiceImpl::Stream(grpc::ServerContext* ctx, uint64_t from, bool follow,
                                           grpc::ServerWriter<v1::LedgerEntry>* writer) {
   storage::Ledger& ledger = node_->ledger();

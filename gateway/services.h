@@ -97,6 +97,15 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
                                 v1::TrustListRecord* resp) override;
   grpc::Status ListTrustLists(grpc::ServerContext* ctx, const v1::ListTrustListsRequest* req,
                               v1::ListTrustListsResponse* resp) override;
+  grpc::Status AddOfficer(grpc::ServerContext* ctx, const v1::AddOfficerRequest* req,
+                          v1::OfficerCredentials* resp) override;
+  grpc::Status ListOfficers(grpc::ServerContext* ctx, const v1::ListOfficersRequest* req,
+                            v1::ListOfficersResponse* resp) override;
+  grpc::Status SetOfficerDisabled(grpc::ServerContext* ctx,
+                                  const v1::SetOfficerDisabledRequest* req,
+                                  v1::Officer* resp) override;
+  grpc::Status ResetOfficer(grpc::ServerContext* ctx, const v1::ResetOfficerRequest* req,
+                            v1::OfficerCredentials* resp) override;
 
  private:
   // The caller the TLS client certificate proves (Authority::ClientCaller);

@@ -56,7 +56,8 @@ AuthorityDesk::AuthorityDesk(const NodeContext& ctx, std::string authority_name,
     : ctx_(ctx), authority_name_(std::move(authority_name)), queued_(std::move(queued)) {}
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Submit(v1::Certificate cert,
-                                                            const std::string& request_id) {
+                                                            const std::string& request_id,
+                                                            const v1::Actor& by) {
   const absl::Time now = ctx_.Now();
   if (absl::Status s = CheckRequestId(request_id); !s.ok()) return s;
   if (absl::Status s = ReadyToSign(cert, now); !s.ok()) return s;
@@ -88,7 +89,7 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Submit(v1::Certificate cert
     t.record->mutable_history()->rbegin()->set_detail(absl::StrCat("replaces ", cert.replaces()));
     t.linked_records.push_back(*std::move(replaced));
   }
-  return Append(std::move(t));
+  return Append(std::move(t), by);
 }
 
 absl::Status AuthorityDesk::ReadyToSign(v1::Certificate& cert, absl::Time now) const {
@@ -167,9 +168,10 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Resubmitted(
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Cancel(const std::string& number,
                                                             const Reason& reason,
-                                                            const std::string& request_id) {
+                                                            const std::string& request_id,
+                                                            const v1::Actor& by) {
   if (absl::Status s = CheckReason(reason.text, "a cancellation"); !s.ok()) return s;
-  return Change({number, v1::EXPORTING, v1::CANCELLED, reason.text, request_id, reason.code},
+  return Change({number, v1::EXPORTING, v1::CANCELLED, reason.text, request_id, reason.code, by},
                 [&](const v1::CertificateRecord&) -> absl::StatusOr<v1::MessageBody> {
                   return CancellationBody(number, reason);
                 });
@@ -177,7 +179,8 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Cancel(const std::string& n
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Amend(v1::Certificate amended,
                                                            const Reason& reason,
-                                                           const std::string& request_id) {
+                                                           const std::string& request_id,
+                                                           const v1::Actor& by) {
   const absl::Time now = ctx_.Now();
   if (absl::Status s = CheckReason(reason.text, "an amendment"); !s.ok()) return s;
   if (reason.code == v1::REASON_CODE_UNSPECIFIED) {
@@ -212,12 +215,12 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Amend(v1::Certificate amend
   v1::StateChange* change = &*t.record->mutable_history()->rbegin();
   change->set_request_id(request_id);
   change->set_reason_code(reason.code);
-  return Append(std::move(t));
+  return Append(std::move(t), by);
 }
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Resend(
     const std::string& number, std::optional<v1::Certificate> corrected,
-    const std::string& request_id) {
+    const std::string& request_id, const v1::Actor& by) {
   const absl::Time now = ctx_.Now();
   if (absl::Status s = CheckRequestId(request_id); !s.ok()) return s;
   CertificateLock lock(*ctx_.locks, number);
@@ -245,17 +248,18 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Resend(
   storage::Transition t =
       SendTransition(*std::move(rec), v1::ISSUED, detail, sealed->message_id, sealed->message, now);
   t.record->mutable_history()->rbegin()->set_request_id(request_id);
-  return Append(std::move(t));
+  return Append(std::move(t), by);
 }
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Void(const std::string& number,
                                                           const Reason& reason,
-                                                          const std::string& request_id) {
+                                                          const std::string& request_id,
+                                                          const v1::Actor& by) {
   if (absl::Status s = CheckReason(reason.text, "a void"); !s.ok()) return s;
   if (reason.code == v1::REASON_CODE_UNSPECIFIED) {
     return absl::InvalidArgumentError("a void needs a reason code");
   }
-  return Change({number, v1::EXPORTING, v1::VOIDED, reason.text, request_id, reason.code},
+  return Change({number, v1::EXPORTING, v1::VOIDED, reason.text, request_id, reason.code, by},
                 [&](const v1::CertificateRecord& rec) -> absl::StatusOr<v1::MessageBody> {
                   return VoidBody(rec, reason);
                 });
@@ -264,45 +268,48 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Void(const std::string& num
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Confirm(const std::string& number,
                                                              const v1::ImportFindings& findings,
                                                              absl::Time received_at,
-                                                             const std::string& request_id) {
+                                                             const std::string& request_id,
+                                                             const v1::Actor& by) {
   const absl::Time now = ctx_.Now();
   if (received_at == absl::InfinitePast()) received_at = now;
-  return Change({number, v1::IMPORTING, v1::CONFIRMED, "", request_id, v1::REASON_CODE_UNSPECIFIED},
-                [&](const v1::CertificateRecord& rec) -> absl::StatusOr<v1::MessageBody> {
-                  if (received_at > now + kMaxClockSkew) {
-                    return absl::InvalidArgumentError("received_at is in the future");
-                  }
-                  const absl::Time issued = FromTimestamp(rec.certificate().issued_at());
-                  // Clocks differ: as much skew as a message may have.
-                  if (received_at < issued - kMaxClockSkew) {
-                    return absl::InvalidArgumentError(absl::StrCat(
-                        "received_at ", FormatRfc3339(received_at), " is before certificate ",
-                        number, " was issued (", FormatRfc3339(issued), ")"));
-                  }
-                  // Validity governs arrival, not the officer's click.
-                  const absl::Time expires = FromTimestamp(rec.certificate().expires_at());
-                  if (received_at >= expires) {
-                    return absl::FailedPreconditionError(absl::StrCat(
-                        "the shipment arrived at ", FormatRfc3339(received_at),
-                        ", not before certificate ", number, " expired at ", FormatRfc3339(expires),
-                        ": it cannot be confirmed (reject it instead)"));
-                  }
-                  const v1::Participant* self = ctx_.keyring->trust()->Find(ctx_.participant);
-                  if (self == nullptr) {
-                    return absl::FailedPreconditionError("this node is not on the trust list");
-                  }
-                  absl::StatusOr<v1::ImportConfirmation> c =
-                      BuildConfirmation(rec, findings, received_at, *self, authority_name_);
-                  if (!c.ok()) return c.status();
-                  return ConfirmationBody(*std::move(c));
-                });
+  return Change(
+      {number, v1::IMPORTING, v1::CONFIRMED, "", request_id, v1::REASON_CODE_UNSPECIFIED, by},
+      [&](const v1::CertificateRecord& rec) -> absl::StatusOr<v1::MessageBody> {
+        if (received_at > now + kMaxClockSkew) {
+          return absl::InvalidArgumentError("received_at is in the future");
+        }
+        const absl::Time issued = FromTimestamp(rec.certificate().issued_at());
+        // Clocks differ: as much skew as a message may have.
+        if (received_at < issued - kMaxClockSkew) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("received_at ", FormatRfc3339(received_at), " is before certificate ",
+                           number, " was issued (", FormatRfc3339(issued), ")"));
+        }
+        // Validity governs arrival, not the officer's click.
+        const absl::Time expires = FromTimestamp(rec.certificate().expires_at());
+        if (received_at >= expires) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("the shipment arrived at ", FormatRfc3339(received_at),
+                           ", not before certificate ", number, " expired at ",
+                           FormatRfc3339(expires), ": it cannot be confirmed (reject it instead)"));
+        }
+        const v1::Participant* self = ctx_.keyring->trust()->Find(ctx_.participant);
+        if (self == nullptr) {
+          return absl::FailedPreconditionError("this node is not on the trust list");
+        }
+        absl::StatusOr<v1::ImportConfirmation> c =
+            BuildConfirmation(rec, findings, received_at, *self, authority_name_);
+        if (!c.ok()) return c.status();
+        return ConfirmationBody(*std::move(c));
+      });
 }
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Reject(const std::string& number,
                                                             const Reason& reason,
-                                                            const std::string& request_id) {
+                                                            const std::string& request_id,
+                                                            const v1::Actor& by) {
   if (absl::Status s = CheckReason(reason.text, "a rejection"); !s.ok()) return s;
-  return Change({number, v1::IMPORTING, v1::REJECTED, reason.text, request_id, reason.code},
+  return Change({number, v1::IMPORTING, v1::REJECTED, reason.text, request_id, reason.code, by},
                 [&](const v1::CertificateRecord& rec) -> absl::StatusOr<v1::MessageBody> {
                   return RejectionBody(rec, reason);
                 });
@@ -331,7 +338,7 @@ absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Change(const Verb& verb,
   if (verb.to != v1::CONFIRMED) {
     change->set_reason_code(verb.code == v1::REASON_CODE_UNSPECIFIED ? v1::OTHER : verb.code);
   }
-  return Append(std::move(t));
+  return Append(std::move(t), verb.by);
 }
 
 bool AuthorityDesk::AlreadyDone(const v1::CertificateRecord& rec, const Verb& verb) {
@@ -366,7 +373,9 @@ absl::Status AuthorityDesk::Changeable(const v1::CertificateRecord& rec, v1::Cer
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Append(storage::Transition t) {
+absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Append(storage::Transition t,
+                                                            const v1::Actor& by) {
+  *t.entry.mutable_actor() = by;
   v1::CertificateRecord result;
   t.on_sequenced = [&result](const storage::Head& head, storage::Transition& tr) {
     absl::Status s = StampHistory(head, tr);

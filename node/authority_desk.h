@@ -51,29 +51,34 @@ class AuthorityDesk {
   // record when it is the same certificate (or the same request id),
   // AlreadyExists naming when the other one was recorded otherwise.
   absl::StatusOr<v1::CertificateRecord> Submit(v1::Certificate cert,
-                                               const std::string& request_id = "");
+                                               const std::string& request_id = "",
+                                               const v1::Actor& by = {});
   // Exporter: cancels an ISSUED, DELIVERED or DISPUTED certificate and
   // tells the importer.
   absl::StatusOr<v1::CertificateRecord> Cancel(const std::string& number, const Reason& reason,
-                                               const std::string& request_id = "");
+                                               const std::string& request_id = "",
+                                               const v1::Actor& by = {});
   // Exporter: corrects an ISSUED or DELIVERED certificate to `amended`
   // (same number, exporter, importer; checked as on submit) and sends the
   // signed correction; both sides keep the earlier version with what
   // changed. The reason code is required. A certificate the importer has
   // decided on is not amended (cancel, replace or void it instead).
   absl::StatusOr<v1::CertificateRecord> Amend(v1::Certificate amended, const Reason& reason,
-                                              const std::string& request_id = "");
+                                              const std::string& request_id = "",
+                                              const v1::Actor& by = {});
   // Exporter: signs and sends again a certificate the importer's node
   // REFUSED, as recorded or as `corrected` (same number and importer,
   // checked as on submit); it becomes ISSUED with the new message queued.
   // A retry with the same request id returns the record.
   absl::StatusOr<v1::CertificateRecord> Resend(const std::string& number,
                                                std::optional<v1::Certificate> corrected,
-                                               const std::string& request_id = "");
+                                               const std::string& request_id = "",
+                                               const v1::Actor& by = {});
   // Exporter: voids a CONFIRMED certificate (after confirmation) and tells
   // the importer, whose node records VOIDED. The reason code is required.
   absl::StatusOr<v1::CertificateRecord> Void(const std::string& number, const Reason& reason,
-                                             const std::string& request_id = "");
+                                             const std::string& request_id = "",
+                                             const v1::Actor& by = {});
   // Importer: confirms receipt of a RECEIVED certificate's shipment, which
   // arrived at `received_at` (InfinitePast: now; at most kMaxClockSkew
   // ahead). The arrival must be before the certificate's expires_at; the
@@ -84,10 +89,12 @@ class AuthorityDesk {
   absl::StatusOr<v1::CertificateRecord> Confirm(const std::string& number,
                                                 const v1::ImportFindings& findings,
                                                 absl::Time received_at,
-                                                const std::string& request_id = "");
+                                                const std::string& request_id = "",
+                                                const v1::Actor& by = {});
   // Importer: refuses the shipment of a RECEIVED certificate.
   absl::StatusOr<v1::CertificateRecord> Reject(const std::string& number, const Reason& reason,
-                                               const std::string& request_id = "");
+                                               const std::string& request_id = "",
+                                               const v1::Actor& by = {});
 
  private:
   using BodyFor = std::function<absl::StatusOr<v1::MessageBody>(const v1::CertificateRecord&)>;
@@ -99,6 +106,7 @@ class AuthorityDesk {
     const std::string& detail;
     const std::string& request_id;
     v1::ReasonCode code;
+    const v1::Actor& by;
   };
 
   // The existing record of a resubmitted number, or AlreadyExists.
@@ -127,7 +135,7 @@ class AuthorityDesk {
   absl::Status Changeable(const v1::CertificateRecord& rec, v1::CertificateState to,
                           absl::Time now) const;
   // Appends `t`, returning its record stamped with the entry's sequence.
-  absl::StatusOr<v1::CertificateRecord> Append(storage::Transition t)
+  absl::StatusOr<v1::CertificateRecord> Append(storage::Transition t, const v1::Actor& by)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(*ctx_.locks);
 
   const NodeContext& ctx_;

@@ -70,6 +70,7 @@ Node::Node(NodeOptions o, const v1::NodeConfig& defaults, std::unique_ptr<Keyrin
       trust_book_(ctx_, o.transport, absl::Seconds(defaults.trust_poll_seconds()),
                   std::move(o.on_trust_list)),
       resigner_(ctx_, [this](const std::string& r) { Kick(r); }),
+      officers_(ctx_),
       loop_(
           ctx_, &sweeper_,
           [this] {
@@ -82,36 +83,43 @@ Node::Node(NodeOptions o, const v1::NodeConfig& defaults, std::unique_ptr<Keyrin
 Node::~Node() { StopDelivery(); }
 
 absl::StatusOr<v1::CertificateRecord> Node::Submit(v1::Certificate cert,
-                                                   const std::string& request_id) {
-  return desk_.Submit(std::move(cert), request_id);
+                                                   const std::string& request_id,
+                                                   const v1::Actor& by) {
+  return desk_.Submit(std::move(cert), request_id, by);
 }
 absl::StatusOr<v1::CertificateRecord> Node::Cancel(const std::string& number, const Reason& reason,
-                                                   const std::string& request_id) {
-  return desk_.Cancel(number, reason, request_id);
+                                                   const std::string& request_id,
+                                                   const v1::Actor& by) {
+  return desk_.Cancel(number, reason, request_id, by);
 }
 absl::StatusOr<v1::CertificateRecord> Node::Confirm(const std::string& number,
                                                     const v1::ImportFindings& findings,
                                                     absl::Time received_at,
-                                                    const std::string& request_id) {
-  return desk_.Confirm(number, findings, received_at, request_id);
+                                                    const std::string& request_id,
+                                                    const v1::Actor& by) {
+  return desk_.Confirm(number, findings, received_at, request_id, by);
 }
 absl::StatusOr<v1::CertificateRecord> Node::Reject(const std::string& number, const Reason& reason,
-                                                   const std::string& request_id) {
-  return desk_.Reject(number, reason, request_id);
+                                                   const std::string& request_id,
+                                                   const v1::Actor& by) {
+  return desk_.Reject(number, reason, request_id, by);
 }
 absl::StatusOr<v1::CertificateRecord> Node::Resend(const std::string& number,
                                                    std::optional<v1::Certificate> corrected,
-                                                   const std::string& request_id) {
-  return desk_.Resend(number, std::move(corrected), request_id);
+                                                   const std::string& request_id,
+                                                   const v1::Actor& by) {
+  return desk_.Resend(number, std::move(corrected), request_id, by);
 }
 
 absl::StatusOr<v1::CertificateRecord> Node::Void(const std::string& number, const Reason& reason,
-                                                 const std::string& request_id) {
-  return desk_.Void(number, reason, request_id);
+                                                 const std::string& request_id,
+                                                 const v1::Actor& by) {
+  return desk_.Void(number, reason, request_id, by);
 }
 absl::StatusOr<v1::CertificateRecord> Node::Amend(v1::Certificate amended, const Reason& reason,
-                                                  const std::string& request_id) {
-  return desk_.Amend(std::move(amended), reason, request_id);
+                                                  const std::string& request_id,
+                                                  const v1::Actor& by) {
+  return desk_.Amend(std::move(amended), reason, request_id, by);
 }
 absl::StatusOr<v1::TraceCertificateResponse> Node::Trace(const std::string& number) const {
   return queries_.Trace(number);

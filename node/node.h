@@ -54,6 +54,7 @@
 #include "node/inbox.h"
 #include "node/keyring.h"
 #include "node/observer.h"
+#include "node/officers.h"
 #include "node/peer_logs.h"
 #include "node/queries.h"
 #include "node/resigner.h"
@@ -112,23 +113,30 @@ class Node : public Receiver {
 
   // ---- authority verbs (roles are checked by gateway/); see authority_desk.h
   absl::StatusOr<v1::CertificateRecord> Submit(v1::Certificate cert,
-                                               const std::string& request_id = "");
+                                               const std::string& request_id = "",
+                                               const v1::Actor& by = {});
   absl::StatusOr<v1::CertificateRecord> Cancel(const std::string& number, const Reason& reason,
-                                               const std::string& request_id = "");
+                                               const std::string& request_id = "",
+                                               const v1::Actor& by = {});
   absl::StatusOr<v1::CertificateRecord> Resend(const std::string& number,
                                                std::optional<v1::Certificate> corrected,
-                                               const std::string& request_id = "");
+                                               const std::string& request_id = "",
+                                               const v1::Actor& by = {});
   absl::StatusOr<v1::CertificateRecord> Void(const std::string& number, const Reason& reason,
-                                             const std::string& request_id = "");
+                                             const std::string& request_id = "",
+                                             const v1::Actor& by = {});
   absl::StatusOr<v1::CertificateRecord> Amend(v1::Certificate amended, const Reason& reason,
-                                              const std::string& request_id = "");
+                                              const std::string& request_id = "",
+                                              const v1::Actor& by = {});
   // `received_at` unset (InfinitePast) means now.
   absl::StatusOr<v1::CertificateRecord> Confirm(const std::string& number,
                                                 const v1::ImportFindings& findings,
                                                 absl::Time received_at,
-                                                const std::string& request_id = "");
+                                                const std::string& request_id = "",
+                                                const v1::Actor& by = {});
   absl::StatusOr<v1::CertificateRecord> Reject(const std::string& number, const Reason& reason,
-                                               const std::string& request_id = "");
+                                               const std::string& request_id = "",
+                                               const v1::Actor& by = {});
   // ---- queries; see queries.h
   absl::StatusOr<v1::CertificateRecord> Get(const std::string& number) const;
   absl::StatusOr<v1::ListCertificatesResponse> List(
@@ -208,6 +216,9 @@ class Node : public Receiver {
   uint64_t MessagesResigned() const { return resigner_.resigned(); }
   uint64_t ResignFailures() const { return resigner_.failures(); }
 
+  // ---- officers' accounts and sign-ins; see officers.h
+  OfficerBook& officers() { return officers_; }
+
   // Reports events to `observer` (not owned; may be null). It must outlive
   // the node or be cleared first.
   void SetObserver(Observer* observer) { observer_.Set(observer); }
@@ -240,6 +251,7 @@ class Node : public Receiver {
   Dispatcher dispatcher_;
   TrustBook trust_book_;
   Resigner resigner_;
+  OfficerBook officers_;
   BackgroundLoop loop_;
 };
 

@@ -232,6 +232,7 @@ absl::Status Ledger::Impl::GroupBuilder::StageTransition(Transition& t) {
     record.set_sequence(sequence);
     s = PutProto(impl_.trust_cf, keys::TrustListKey(record.version(), sequence), record);
   }
+  if (s.ok() && t.officer) s = PutProto(impl_.officers_cf, t.officer->name(), *t.officer);
   if (!s.ok()) return s;
   head_ = std::move(after);
   ++entries_;

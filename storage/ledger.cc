@@ -37,8 +37,8 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
 
 Ledger::Impl::~Impl() {
   if (!db) return;
-  for (rocksdb::ColumnFamilyHandle* cf :
-       {log_cf, certs_cf, outbox_cf, seen_cf, meta_cf, merkle_cf, peers_cf, trust_cf, default_cf}) {
+  for (rocksdb::ColumnFamilyHandle* cf : {log_cf, certs_cf, outbox_cf, seen_cf, meta_cf, merkle_cf,
+                                          peers_cf, trust_cf, officers_cf, default_cf}) {
     // Only fails for a null handle, and those are skipped.
     if (cf != nullptr) (void)db->DestroyColumnFamilyHandle(cf);
   }
@@ -176,7 +176,7 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& dir,
   for (const std::string& name :
        {rocksdb::kDefaultColumnFamilyName, std::string("log"), std::string("certs"),
         std::string("outbox"), std::string("seen"), std::string("meta"), std::string("merkle"),
-        std::string("peers"), std::string("trust")}) {
+        std::string("peers"), std::string("trust"), std::string("officers")}) {
     families.emplace_back(name, cf_options);
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -194,6 +194,7 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& dir,
   impl->merkle_cf = handles[6];
   impl->peers_cf = handles[7];
   impl->trust_cf = handles[8];
+  impl->officers_cf = handles[9];
   if (absl::Status loaded = impl->Load(); !loaded.ok()) return loaded;
   return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
 }

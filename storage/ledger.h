@@ -16,6 +16,7 @@
 //   trust     big-endian version + big-endian sequence -> TrustListRecord
 //                                           (each trust-list version put in
 //                                           force, by the entry `sequence`)
+//   officers  officer sign-in name       -> Officer (the account as it stands)
 //   meta      "head"                     -> 8-byte big-endian sequence + 32-byte hash
 //                                           of the last entry + 32-byte Merkle root
 //             "tree_head"                -> the newest tree head this node signed
@@ -101,6 +102,8 @@ struct Transition {
   // A trust-list version put in force by this entry; its `sequence` is
   // filled in with the entry's.
   std::optional<v1::TrustListRecord> trust_list;
+  // An officer's account as it stands after this entry, keyed by its name.
+  std::optional<v1::Officer> officer;
   // Called on the committing thread once the entry's sequence and hash are
   // known and before anything is written; may fill in fields that depend on
   // them (record history, seen_value). Must not call back into the Ledger.
@@ -254,6 +257,11 @@ class Ledger {
   // The one put in force last (the highest sequence), or nullopt if none
   // is stored.
   absl::StatusOr<std::optional<v1::TrustListRecord>> LatestTrustList() const;
+
+  // An officer's account; nullopt if there is none of that name.
+  absl::StatusOr<std::optional<v1::Officer>> GetOfficer(const std::string& name) const;
+  // Every officer's account, by name.
+  absl::StatusOr<std::vector<v1::Officer>> ListOfficers() const;
 
   // Synced batches written by Append, AppendAll and RescheduleOutbox since
   // Open. Fewer than the calls when group commit merged concurrent ones.

@@ -80,6 +80,7 @@ class Ledger::Impl {
   rocksdb::ColumnFamilyHandle* merkle_cf = nullptr;
   rocksdb::ColumnFamilyHandle* peers_cf = nullptr;
   rocksdb::ColumnFamilyHandle* trust_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* officers_cf = nullptr;
   rocksdb::ColumnFamilyHandle* default_cf = nullptr;  // unused, but RocksDB requires it
 
   mutable absl::Mutex mu;

@@ -247,4 +247,30 @@ absl::Status Ledger::UnsafeForgetTreeForTest() {
   return FromRocks(impl_->db->Write(sync, &batch), "forgetting the tree");
 }
 
+absl::StatusOr<std::optional<v1::Officer>> Ledger::GetOfficer(const std::string& name) const {
+  std::string value;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->officers_cf, name, &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocks(s, "reading an officer");
+  v1::Officer officer;
+  if (!officer.ParseFromString(value)) {
+    return absl::DataLossError(absl::StrCat("officer ", name, " is unreadable"));
+  }
+  return officer;
+}
+
+absl::StatusOr<std::vector<v1::Officer>> Ledger::ListOfficers() const {
+  std::vector<v1::Officer> officers;
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->officers_cf));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (!officers.emplace_back().ParseFromArray(it->value().data(),
+                                                static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("an officer record is unreadable");
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "listing officers");
+  return officers;
+}
+
 }  // namespace kpx::storage

@@ -21,6 +21,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
+#include "crypto/password.h"
 
 namespace kpx::crypto {
 namespace {
@@ -717,4 +718,49 @@ TEST_CASE("ReadFile", "[x509]") {
 }
 
 }  // namespace
+// ---------------------------------------------------------------- officers
+
+TEST_CASE("passwords hash with Argon2id and check only against their own hash", "[password]") {
+  absl::StatusOr<std::string> hashed = HashPassword("correct horse");
+  REQUIRE(hashed.ok());
+  const std::string hash = *hashed;
+  CHECK(hash.rfind("$argon2id$", 0) == 0);
+  CHECK(crypto::CheckPassword("correct horse", hash));
+  CHECK_FALSE(crypto::CheckPassword("correct horsf", hash));
+  CHECK_FALSE(crypto::CheckPassword("", hash));
+  // The same password hashes differently each time (a fresh salt).
+  CHECK(*HashPassword("correct horse") != hash);
+  // Not an Argon2id string: never a match.
+  CHECK_FALSE(crypto::CheckPassword("x", "$2y$10$abcdefghijklmnopqrstuv"));
+  CHECK_FALSE(crypto::CheckPassword("x", ""));
+  CHECK(crypto::HashPassword(std::string(257, 'a')).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  const std::string p = crypto::RandomPassword();
+  CHECK(p.size() == 16);
+  CHECK(p.find_first_of("0O1lI") == std::string::npos);
+}
+
+TEST_CASE("TOTP codes follow RFC 6238 and are accepted one step either side", "[password]") {
+  // RFC 6238 appendix B, SHA-1 secret "12345678901234567890": 94287082 at
+  // T=59 s, 07081804 at 1111111109 s (the last six digits here).
+  const std::string secret = "12345678901234567890";
+  CHECK(crypto::TotpCode(secret, absl::FromUnixSeconds(59)) == "287082");
+  CHECK(crypto::TotpCode(secret, absl::FromUnixSeconds(1111111109)) == "081804");
+  const absl::Time now = absl::FromUnixSeconds(1111111109);
+  REQUIRE(CheckTotp(secret, "081804", now).ok());
+  CHECK(*CheckTotp(secret, "081804", now) == 1111111109 / 30);
+  CHECK(crypto::CheckTotp(secret, "081804", now + absl::Seconds(30)).ok());
+  CHECK_FALSE(crypto::CheckTotp(secret, "081804", now + absl::Seconds(90)).ok());
+  CHECK_FALSE(crypto::CheckTotp(secret, "081805", now).ok());
+  CHECK_FALSE(crypto::CheckTotp(secret, "08180", now).ok());
+  CHECK_FALSE(crypto::CheckTotp(secret, "08180a", now).ok());
+  // Base32 both ways (RFC 4648: "12345678901234567890" is GEZDGNBV...).
+  CHECK(crypto::TotpSecretBase32(secret) == "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+  CHECK(crypto::TotpSecretFromBase32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ") == secret);
+  CHECK(crypto::NewTotpSecret().size() == 20);
+  CHECK(crypto::TotpUri(secret, "kpx BW", "k.mokgosi") ==
+        "otpauth://totp/kpx%20BW:k.mokgosi?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=kpx%20BW"
+        "&algorithm=SHA1&digits=6&period=30");
+}
+
 }  // namespace kpx::crypto

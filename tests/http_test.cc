@@ -21,9 +21,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "crypto/password.h"
 #include "federation.h"
 #include "gateway/http_api.h"
 #include "gateway/http_server.h"
+#include "gateway/http_session.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "test_util.h"
@@ -81,6 +83,9 @@ class Api {
   Reply Post(const std::string& path, const std::string& body,
              const std::string& type = "application/json", httplib::Headers headers = {}) {
     return Done(client_.Post(path.c_str(), headers, body, type.c_str()));
+  }
+  Reply Delete(const std::string& path, httplib::Headers headers = {}) {
+    return Done(client_.Delete(path.c_str(), headers));
   }
 
  private:
@@ -211,10 +216,10 @@ google::protobuf::Struct OpenApi() {
   return Parse<google::protobuf::Struct>(text.str());
 }
 
-// A path of `templ` with a number in it.
+// A path of `templ` with its parameter filled in.
 std::string Sample(std::string templ) {
-  const size_t at = templ.find("{number}");
-  if (at != std::string::npos) templ.replace(at, 8, "BW-1");
+  if (size_t at = templ.find("{number}"); at != std::string::npos) templ.replace(at, 8, "BW-1");
+  if (size_t at = templ.find("{name}"); at != std::string::npos) templ.replace(at, 6, "nobody");
   return templ;
 }
 
@@ -249,7 +254,10 @@ TEST_CASE("every documented route is served by a running node", "[http][openapi]
   Api auditor(fed, "BW", "auditor");
   for (const gateway::ApiRoute& r : gateway::Routes()) {
     const std::string path = Sample(r.path);
-    Reply reply = r.method == std::string("GET") ? auditor.Get(path) : auditor.Post(path, "{}");
+    const std::string method = r.method;
+    Reply reply = method == "GET"      ? auditor.Get(path)
+                  : method == "DELETE" ? auditor.Delete(path)
+                                       : auditor.Post(path, "{}");
     INFO(r.method << " " << path << ": " << reply.body);
     REQUIRE(reply.status != 0);
     // Refused or answered by the verb, never "no such route".
@@ -285,6 +293,189 @@ TEST_CASE("ParseCall reads paths, query parameters and bodies", "[http][api]") {
         absl::StatusCode::kInvalidArgument);
   CHECK(gateway::ErrorJson(absl::NotFoundError("a \"b\"\n")) ==
         R"({"code":"NOT_FOUND","message":"a \"b\"\\n"})");
+}
+
+// ---------------------------------------------------------------- officers
+
+// An officer's browser: no client certificate, the session cookie and
+// CSRF token it was given at sign-in.
+struct Browser {
+  Browser(GrpcFederation& fed, const std::string& code)
+      : api(fed, code, ""),
+        origin(absl::StrCat("https://127.0.0.1:", fed.server(code).console_port())) {}
+
+  Reply SignIn(const std::string& name, const std::string& password, const std::string& code) {
+    v1::SignInRequest in;
+    in.set_name(name);
+    in.set_password(password);
+    in.set_code(code);
+    Reply r = api.Post("/api/v1/session", Json(in));
+    auto it = r.headers.find("Set-Cookie");
+    if (r.status == 200 && it != r.headers.end()) {
+      set_cookie = it->second;
+      const size_t eq = set_cookie.find('='), semi = set_cookie.find(';');
+      cookie = set_cookie.substr(eq + 1, semi - eq - 1);
+      csrf = Parse<v1::SessionInfo>(r.body).csrf_token();
+    }
+    return r;
+  }
+  httplib::Headers Headers(bool with_csrf = true) const {
+    httplib::Headers h = {{"Cookie", std::string(gateway::kSessionCookie) + "=" + cookie}};
+    if (with_csrf) h.emplace("X-CSRF-Token", csrf);
+    return h;
+  }
+  Reply Get(const std::string& path) { return api.Get(path, Headers(false)); }
+  Reply Post(const std::string& path, const std::string& body, bool with_csrf = true) {
+    return api.Post(path, body, "application/json", Headers(with_csrf));
+  }
+
+  Api api;
+  std::string origin;
+  std::string set_cookie, cookie, csrf;
+};
+
+// Adds an officer as BW's operator system; its credentials.
+v1::OfficerCredentials AddOfficer(Api& operator_api, const std::string& name,
+                                  const std::vector<v1::Role>& roles) {
+  v1::AddOfficerRequest req;
+  req.mutable_officer()->set_name(name);
+  req.mutable_officer()->set_full_name("K. Mokgosi");
+  req.mutable_officer()->set_office("HQ");
+  for (v1::Role r : roles) req.mutable_officer()->add_roles(r);
+  Reply r = operator_api.Post("/api/v1/officers", Json(req));
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  return Parse<v1::OfficerCredentials>(r.body);
+}
+
+// The current code, and one a step later (each code signs in once).
+std::string Code(const v1::OfficerCredentials& c, absl::Duration later = absl::ZeroDuration()) {
+  return crypto::TotpCode(crypto::TotpSecretFromBase32(c.totp_secret()), absl::Now() + later);
+}
+
+TEST_CASE("an officer signs in with password and code, and acts under their own name",
+          "[http][officers]") {
+  GrpcFederation fed({"BW", "EU"}, /*metrics=*/false, /*console=*/true);
+  fed.StartInProcess("BW");
+  Api ops(fed, "BW", "operator");
+  const v1::OfficerCredentials cred = AddOfficer(ops, "k.mokgosi", {v1::EXPORTER});
+  CHECK(cred.password().size() == 16);
+  CHECK(cred.officer().password_hash().empty());  // secrets never leave but once
+  CHECK(cred.totp_uri().rfind("otpauth://totp/", 0) == 0);
+
+  Browser b(fed, "BW");
+  Reply in = b.SignIn("k.mokgosi", cred.password(), Code(cred));
+  INFO(in.body);
+  REQUIRE(in.status == 200);
+  CHECK(b.set_cookie.find("__Host-kpx-session=") == 0);
+  for (const char* attribute : {"; Path=/", "; Secure", "; HttpOnly", "; SameSite=Strict"}) {
+    CHECK(b.set_cookie.find(attribute) != std::string::npos);
+  }
+  CHECK(b.Get("/api/v1/session").status == 200);
+
+  v1::SubmitCertificateRequest submit;
+  *submit.mutable_certificate() = ValidCertificate("BW-77", "BW", "EU");
+  submit.mutable_certificate()->clear_validating_official();
+  // A change without the CSRF token, or from another site, is refused.
+  CHECK(b.Post("/api/v1/certificates", Json(submit), /*with_csrf=*/false).status == 403);
+  httplib::Headers evil = b.Headers();
+  evil.emplace("Origin", "https://evil.example");
+  CHECK(b.api.Post("/api/v1/certificates", Json(submit), "application/json", evil).status == 403);
+  httplib::Headers cross = b.Headers();
+  cross.emplace("Sec-Fetch-Site", "cross-site");
+  CHECK(b.api.Post("/api/v1/certificates", Json(submit), "application/json", cross).status == 403);
+  httplib::Headers own = b.Headers();
+  own.emplace("Origin", b.origin);
+  Reply r = b.api.Post("/api/v1/certificates", Json(submit), "application/json", own);
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  const v1::CertificateRecord rec = Parse<v1::CertificateRecord>(r.body);
+  // The officer is the validating official, and the ledger says who did it.
+  CHECK(rec.certificate().validating_official() == "K. Mokgosi");
+  bool attributed = false;
+  for (const v1::LedgerEntry& e :
+       testing::Must(fed.server("BW").node().ledger().ReadEntries(1, 1000))) {
+    if (e.kind() == v1::SENT && e.certificate_number() == "BW-77") {
+      attributed = e.actor().name() == "k.mokgosi" && e.actor().office() == "HQ" &&
+                   e.actor().full_name() == "K. Mokgosi";
+    }
+  }
+  CHECK(attributed);
+
+  // An exporter may not confirm.
+  CHECK(
+      b.Post("/api/v1/certificates/BW-77:confirm", R"({"findings":{"asDeclared":true}})").status ==
+      403);
+
+  // Signing out ends the session; the cookie is cleared.
+  Reply out = b.api.Delete("/api/v1/session", b.Headers());
+  REQUIRE(out.status == 200);
+  CHECK(out.headers.find("Set-Cookie")->second.find("Max-Age=0") != std::string::npos);
+  CHECK(b.Get("/api/v1/session").status == 401);
+}
+
+TEST_CASE("sign-in refuses planted sessions, reused codes, guessing and disabled officers",
+          "[http][officers][security]") {
+  GrpcFederation fed({"BW", "EU"}, /*metrics=*/false, /*console=*/true);
+  fed.StartInProcess("BW");
+  Api ops(fed, "BW", "operator");
+  const v1::OfficerCredentials cred = AddOfficer(ops, "a.officer", {v1::IMPORTER});
+
+  // A session token the browser was given by someone else is no session.
+  Browser b(fed, "BW");
+  b.cookie = std::string(64, 'a');
+  CHECK(b.Get("/api/v1/certificates").status == 401);
+  const std::string used = Code(cred);
+  REQUIRE(b.SignIn("a.officer", cred.password(), used).status == 200);
+  CHECK(b.cookie != std::string(64, 'a'));
+  CHECK(b.Get("/api/v1/certificates").status == 200);
+
+  // The same code twice: the second is refused, even with the password.
+  Browser again(fed, "BW");
+  Reply second = again.SignIn("a.officer", cred.password(), used);
+  CHECK(second.status == 401);
+
+  // Guessing: five wrong passwords lock the account, the right one then fails too.
+  std::string wrong_body;
+  for (int i = 0; i < node::OfficerBook::kMaxFailures; ++i) {
+    Reply wrong = again.SignIn("a.officer", "wrong", Code(cred, absl::Seconds(30)));
+    CHECK(wrong.code() == "UNAUTHENTICATED");
+    wrong_body = wrong.body;
+  }
+  Reply locked = again.SignIn("a.officer", cred.password(), Code(cred, absl::Seconds(30)));
+  CHECK(locked.status == 401);
+  CHECK(locked.body.find("locked") != std::string::npos);
+  // An unknown name reads exactly like a wrong password.
+  CHECK(again.SignIn("no.one", "x", "123456").body == wrong_body);
+
+  // A reset lifts the lock; disabling ends the session at once.
+  const v1::OfficerCredentials fresh =
+      Parse<v1::OfficerCredentials>(ops.Post("/api/v1/officers/a.officer:reset", "{}").body);
+  CHECK(b.Get("/api/v1/certificates").status == 401);  // the reset ended the old session
+  Browser c(fed, "BW");
+  REQUIRE(c.SignIn("a.officer", fresh.password(), Code(fresh, absl::Seconds(30))).status == 200);
+  REQUIRE(ops.Post("/api/v1/officers/a.officer:setDisabled", R"({"disabled":true})").status == 200);
+  CHECK(c.Get("/api/v1/certificates").status == 401);
+
+  // Many tries from one address: refused for the rest of the minute.
+  bool limited = false;
+  for (int i = 0; i < 25 && !limited; ++i) {
+    limited = again.SignIn("a.officer", "wrong", "000000").status == 429;
+  }
+  CHECK(limited);
+
+  // The ledger records who changed the accounts, and no secret.
+  int changes = 0;
+  for (const v1::LedgerEntry& e :
+       testing::Must(fed.server("BW").node().ledger().ReadEntries(1, 1000))) {
+    if (e.kind() != v1::OFFICER_CHANGED) continue;
+    ++changes;
+    CHECK(e.actor().name() == "BW-operator");
+    CHECK(e.detail().find(fresh.password()) == std::string::npos);
+    CHECK(e.SerializeAsString().find(crypto::TotpSecretFromBase32(fresh.totp_secret())) ==
+          std::string::npos);
+  }
+  CHECK(changes == 3);  // added, reset, disabled
 }
 
 // ---------------------------------------------------------------- the guard

@@ -7,8 +7,8 @@
 // line; the rest is the body.
 //
 // Invariants checked: a parsed call names one of the documented routes,
-// its request is that route's message type, and a certificate route
-// carries the path's number in the request; every refusal's JSON (what
+// and a route with a parameter ({number}, {name}) carries the path's value
+// in the request's field of that name; every refusal's JSON (what
 // the client reads) parses, and holds the refusal's code name.
 #include <cstddef>
 #include <cstdint>
@@ -61,18 +61,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   bool documented = false;
-  for (const kpx::gateway::ApiRoute& r : kpx::gateway::Routes()) documented |= &r == call->route;
+  for (const kpx::gateway::ApiRoute& r : kpx::gateway::Routes()) {
+    documented |=
+        std::string(r.method) == call->route->method && std::string(r.path) == call->route->path;
+  }
   kpx::fuzz::Require(documented, "a call is on a documented route");
   kpx::fuzz::Require(call->route->method == req.method, "a call has the request's method");
   kpx::fuzz::Require(call->request != nullptr, "a call has a request");
   const std::string templ = call->route->path;
-  const size_t hole = templ.find("{number}");
-  if (hole != std::string::npos) {
-    const std::string number = req.path.substr(hole, req.path.size() - (templ.size() - 8));
-    const auto* f = call->request->GetDescriptor()->FindFieldByName("number");
+  const size_t open = templ.find('{');
+  if (open != std::string::npos) {
+    const size_t close = templ.find('}');
+    const std::string field = templ.substr(open + 1, close - open - 1);
+    const std::string value =
+        req.path.substr(open, req.path.size() - (templ.size() - (close + 1 - open)));
+    const auto* f = call->request->GetDescriptor()->FindFieldByName(field);
     kpx::fuzz::Require(
-        f != nullptr && call->request->GetReflection()->GetString(*call->request, f) == number,
-        "the request names the path's certificate");
+        f != nullptr && call->request->GetReflection()->GetString(*call->request, f) == value,
+        "the request holds the path's parameter");
   }
   return 0;
 }

@@ -1,0 +1,157 @@
+#include "gateway/http_session.h"
+
+#include <openssl/crypto.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "gateway/http_api.h"
+#include "gateway/http_server.h"
+#include "node/bounds.h"
+#include "node/log.h"
+#include "node/text.h"
+#include "node/util.h"
+
+namespace kpx::gateway {
+namespace {
+
+constexpr size_t kMaxAddressesTracked = 4096;
+
+std::string SetCookie(const std::string& token) {
+  // No Max-Age: the browser forgets it when it closes; the node forgets
+  // it sooner (Sessions).
+  return absl::StrCat(kSessionCookie, "=", token, "; Path=/; Secure; HttpOnly; SameSite=Strict");
+}
+
+std::string ClearCookie() {
+  return absl::StrCat(kSessionCookie, "=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
+}
+
+bool SameToken(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && !a.empty() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+v1::SessionInfo Info(const v1::Officer& officer, const Sessions::Session& s) {
+  v1::SessionInfo info;
+  *info.mutable_officer() = node::WithoutSecrets(officer);
+  info.set_csrf_token(s.csrf_token);
+  *info.mutable_expires_at() = node::ToTimestamp(s.expires);
+  return info;
+}
+
+// A browser's request from another site: refused for state changes.
+absl::Status CheckSameSite(const httplib::Request& req) {
+  if (absl::Status s = CheckSameOrigin(req); !s.ok()) return s;
+  const std::string site = req.get_header_value("Sec-Fetch-Site");
+  if (!site.empty() && site != "same-origin" && site != "none") {
+    return absl::PermissionDeniedError("requests from other sites are refused");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+ConsoleSessions::ConsoleSessions(const Authority* authority, node::OfficerBook* officers,
+                                 absl::Duration idle, absl::Duration lifetime)
+    : authority_(authority), officers_(officers), sessions_(idle, lifetime, kMaxSessions) {}
+
+bool ConsoleSessions::AllowTry(const std::string& client, absl::Time now) {
+  absl::MutexLock l(&tries_mu_);
+  const absl::Time minute = absl::FromUnixSeconds(absl::ToUnixSeconds(now) / 60 * 60);
+  if (minute != minute_) {
+    minute_ = minute;
+    tries_.clear();
+  }
+  auto it = tries_.find(client);
+  if (it == tries_.end()) {
+    if (tries_.size() >= kMaxAddressesTracked) return false;
+    it = tries_.emplace(client, 0).first;
+  }
+  return ++it->second <= kSignInsPerMinute;
+}
+
+absl::StatusOr<std::pair<v1::Officer, Sessions::Session>> ConsoleSessions::Officer(
+    const httplib::Request& req) {
+  const std::string token = CookieValue(req.get_header_value("Cookie"), kSessionCookie);
+  if (token.empty()) {
+    return absl::UnauthenticatedError(
+        "sign in, or present a client certificate of this node's authorities");
+  }
+  std::optional<Sessions::Session> s = sessions_.Find(token, absl::Now());
+  if (!s.has_value()) return absl::UnauthenticatedError("the session has ended: sign in again");
+  absl::StatusOr<v1::Officer> officer = officers_->Get(s->officer);
+  if (!officer.ok() || officer->disabled() || officer->generation() != s->generation) {
+    sessions_.Close(token);
+    return absl::UnauthenticatedError("the session has ended: sign in again");
+  }
+  return std::make_pair(*std::move(officer), *std::move(s));
+}
+
+absl::StatusOr<Caller> ConsoleSessions::Identify(const httplib::Request& req) {
+  absl::StatusOr<std::optional<std::string>> cn = ClientCommonName(req);
+  if (!cn.ok()) return cn.status();
+  if (cn->has_value()) return authority_->ClientCaller(**cn);
+  absl::StatusOr<std::pair<v1::Officer, Sessions::Session>> o = Officer(req);
+  if (!o.ok()) return o.status();
+  if (req.method != "GET") {
+    if (absl::Status s = CheckSameSite(req); !s.ok()) return s;
+    if (!SameToken(req.get_header_value("X-CSRF-Token"), o->second.csrf_token)) {
+      return absl::PermissionDeniedError(
+          "a change from a session needs its CSRF token (X-CSRF-Token)");
+    }
+  }
+  return Authority::OfficerCaller(o->first);
+}
+
+void ConsoleSessions::SignIn(const httplib::Request& req, httplib::Response& res) {
+  const absl::Time now = absl::Now();
+  if (!AllowTry(req.remote_addr, now)) {
+    log::Warn("officer_sign_in_refused", {{"from", req.remote_addr}, {"reason", "rate"}});
+    return ReplyError(res, absl::ResourceExhaustedError(
+                               "too many sign-in attempts from this address: wait a minute"));
+  }
+  v1::SignInRequest in;
+  absl::Status parsed = CheckSameSite(req);
+  if (parsed.ok()) parsed = CheckJsonBody(req);
+  if (parsed.ok()) parsed = FromJson(req.body, &in);
+  if (parsed.ok()) parsed = node::CheckBounds(in);
+  if (!parsed.ok()) return ReplyError(res, parsed);
+  absl::StatusOr<v1::Officer> officer = officers_->SignIn(in.name(), in.password(), in.code());
+  if (!officer.ok()) {
+    log::Warn("officer_sign_in_refused", {{"officer", node::Printable(in.name(), 32)},
+                                          {"from", req.remote_addr},
+                                          {"reason", std::string(officer.status().message())}});
+    return ReplyError(res, officer.status());
+  }
+  Sessions::Opened opened = sessions_.Open(officer->name(), officer->generation(), now);
+  log::Info("officer_signed_in", {{"officer", officer->name()}, {"from", req.remote_addr}});
+  res.set_header("Set-Cookie", SetCookie(opened.token));
+  ReplyMessage(res, Info(*officer, opened.session));
+}
+
+void ConsoleSessions::Show(const httplib::Request& req, httplib::Response& res) {
+  absl::StatusOr<std::pair<v1::Officer, Sessions::Session>> o = Officer(req);
+  if (!o.ok()) return ReplyError(res, o.status());
+  ReplyMessage(res, Info(o->first, o->second));
+}
+
+void ConsoleSessions::SignOut(const httplib::Request& req, httplib::Response& res) {
+  absl::StatusOr<Caller> caller = Identify(req);
+  if (!caller.ok()) return ReplyError(res, caller.status());
+  sessions_.Close(CookieValue(req.get_header_value("Cookie"), kSessionCookie));
+  log::Info("officer_signed_out", {{"officer", caller->name}, {"from", req.remote_addr}});
+  res.set_header("Set-Cookie", ClearCookie());
+  ReplyMessage(res, v1::SignOutResponse());
+}
+
+void ConsoleSessions::Register(httplib::Server* server) {
+  server->Post("/api/v1/session",
+               [this](const httplib::Request& req, httplib::Response& res) { SignIn(req, res); });
+  server->Get("/api/v1/session",
+              [this](const httplib::Request& req, httplib::Response& res) { Show(req, res); });
+  server->Delete("/api/v1/session", [this](const httplib::Request& req, httplib::Response& res) {
+    SignOut(req, res);
+  });
+}
+
+}  // namespace kpx::gateway

@@ -1,0 +1,104 @@
+#include "gateway/sessions.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "crypto/crypto.h"
+
+namespace kpx::gateway {
+namespace {
+
+std::string NewToken() { return absl::BytesToHexString(crypto::RandomBytes(32)); }
+
+}  // namespace
+
+Sessions::Sessions(absl::Duration idle, absl::Duration lifetime, size_t max_sessions)
+    : idle_(idle), lifetime_(lifetime), max_sessions_(max_sessions) {}
+
+void Sessions::Expire(absl::Time now) {
+  for (auto it = by_hash_.begin(); it != by_hash_.end();) {
+    it = now >= it->second.session.expires ? by_hash_.erase(it) : std::next(it);
+  }
+}
+
+void Sessions::Evict(const std::string& officer) {
+  // The officer's oldest beyond kMaxPerOfficer - 1, then the least
+  // recently used of all beyond max_sessions_ - 1.
+  auto oldest = [&](bool only_officer) {
+    auto found = by_hash_.end();
+    size_t count = 0;
+    for (auto it = by_hash_.begin(); it != by_hash_.end(); ++it) {
+      if (only_officer && it->second.session.officer != officer) continue;
+      ++count;
+      const Session& s = it->second.session;
+      if (found == by_hash_.end() ||
+          (only_officer ? s.signed_in < found->second.session.signed_in
+                        : s.last_seen < found->second.session.last_seen)) {
+        found = it;
+      }
+    }
+    return std::make_pair(found, count);
+  };
+  for (auto [it, n] = oldest(true); n >= kMaxPerOfficer; std::tie(it, n) = oldest(true)) {
+    by_hash_.erase(it);
+  }
+  for (auto [it, n] = oldest(false); n >= max_sessions_ && n > 0; std::tie(it, n) = oldest(false)) {
+    by_hash_.erase(it);
+  }
+}
+
+Sessions::Opened Sessions::Open(const std::string& officer, uint64_t generation, absl::Time now) {
+  Opened o;
+  o.token = NewToken();
+  o.session.officer = officer;
+  o.session.generation = generation;
+  o.session.csrf_token = NewToken();
+  o.session.signed_in = now;
+  o.session.last_seen = now;
+  o.session.expires = std::min(now + idle_, now + lifetime_);
+  absl::MutexLock l(&mu_);
+  Expire(now);
+  Evict(officer);
+  by_hash_[crypto::Sha256(o.token)] = Entry{o.session};
+  return o;
+}
+
+std::optional<Sessions::Session> Sessions::Find(const std::string& token, absl::Time now) {
+  if (token.size() != 64) return std::nullopt;
+  absl::MutexLock l(&mu_);
+  auto it = by_hash_.find(crypto::Sha256(token));
+  if (it == by_hash_.end()) return std::nullopt;
+  Session& s = it->second.session;
+  if (now >= s.expires) {
+    by_hash_.erase(it);
+    return std::nullopt;
+  }
+  s.last_seen = now;
+  s.expires = std::min(now + idle_, s.signed_in + lifetime_);
+  return s;
+}
+
+void Sessions::Close(const std::string& token) {
+  absl::MutexLock l(&mu_);
+  by_hash_.erase(crypto::Sha256(token));
+}
+
+size_t Sessions::size() const {
+  absl::MutexLock l(&mu_);
+  return by_hash_.size();
+}
+
+std::string CookieValue(const std::string& header, const std::string& name) {
+  for (absl::string_view part : absl::StrSplit(header, ';')) {
+    part = absl::StripAsciiWhitespace(part);
+    if (absl::ConsumePrefix(&part, name) && absl::ConsumePrefix(&part, "=")) {
+      return std::string(part);
+    }
+  }
+  return "";
+}
+
+}  // namespace kpx::gateway
