@@ -83,7 +83,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Bind(const HttpsOptions&
   int port = 0;
   if (absl::Status s = SplitAddress(options.address, &host, &port); !s.ok()) return s;
   std::unique_ptr<HttpServer> h(new HttpServer());
-  h->guard_ = std::make_unique<HttpGuard>(options.limits);
+  h->guard_ = std::make_shared<HttpGuard>(options.limits);
   std::string error;
   HttpGuard* guard = h->guard_.get();
   h->server_ = std::make_unique<httplib::SSLServer>(

@@ -48,6 +48,8 @@ class HttpServer {
   // Register routes here before Start.
   httplib::Server& server() { return *server_; }
   HttpGuard& guard() { return *guard_; }
+  // For the metrics, which may outlive this server.
+  std::shared_ptr<const HttpGuard> shared_guard() const { return guard_; }
   int port() const { return port_; }
 
   // Starts the accept thread.
@@ -59,7 +61,7 @@ class HttpServer {
  private:
   HttpServer() = default;
 
-  std::unique_ptr<HttpGuard> guard_;
+  std::shared_ptr<HttpGuard> guard_;
   std::unique_ptr<httplib::SSLServer> server_;
   std::thread thread_;
   int port_ = 0;

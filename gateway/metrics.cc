@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "crypto/crypto.h"
 #include "gateway/connection_gate.h"
+#include "gateway/http_guard.h"
 #include "node/log.h"
 #include "node/state.h"
 #include "node/util.h"
@@ -289,6 +290,70 @@ class Metrics::GateGauges : public prometheus::Collectable {
 
   const std::vector<std::shared_ptr<const ConnectionGate>> gates_;
 };
+
+// The HTTPS console's connection figures and open sessions, read at
+// scrape time.
+class Metrics::ConsoleGauges : public prometheus::Collectable {
+ public:
+  ConsoleGauges(std::shared_ptr<const HttpGuard> guard, std::function<size_t()> sessions)
+      : guard_(std::move(guard)), sessions_(std::move(sessions)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    const HttpGuard::Stats st = guard_->stats();
+    prometheus::MetricFamily open =
+        Family("kpx_http_connections_open", "HTTPS console connections being served.", kGauge);
+    open.metric.push_back(Value({}, st.serving, kGauge));
+    prometheus::MetricFamily refused =
+        Family("kpx_http_connections_refused_total",
+               "HTTPS console connections closed as they started, by reason (listener_full, "
+               "per_client).",
+               kCounter);
+    refused.metric.push_back(
+        Value({{"reason", "listener_full"}}, st.refused_listener_full, kCounter));
+    refused.metric.push_back(Value({{"reason", "per_client"}}, st.refused_per_client, kCounter));
+    prometheus::MetricFamily cut =
+        Family("kpx_http_connections_cut_total",
+               "HTTPS console connections cut, by reason (too_slow, over_budget).", kCounter);
+    cut.metric.push_back(Value({{"reason", "too_slow"}}, st.cut_too_slow, kCounter));
+    cut.metric.push_back(Value({{"reason", "over_budget"}}, st.cut_over_budget, kCounter));
+    prometheus::MetricFamily sessions =
+        Family("kpx_console_sessions", "Officers' console sessions open.", kGauge);
+    sessions.metric.push_back(Value({}, static_cast<double>(sessions_()), kGauge));
+    return {open, refused, cut, sessions};
+  }
+
+ private:
+  static constexpr prometheus::MetricType kGauge = prometheus::MetricType::Gauge;
+  static constexpr prometheus::MetricType kCounter = prometheus::MetricType::Counter;
+  static prometheus::MetricFamily Family(const std::string& name, const std::string& help,
+                                         prometheus::MetricType type) {
+    prometheus::MetricFamily f;
+    f.name = name;
+    f.help = help;
+    f.type = type;
+    return f;
+  }
+  static prometheus::ClientMetric Value(std::vector<prometheus::ClientMetric::Label> labels,
+                                        double value, prometheus::MetricType type) {
+    prometheus::ClientMetric m;
+    m.label = std::move(labels);
+    if (type == prometheus::MetricType::Counter) {
+      m.counter.value = value;
+    } else {
+      m.gauge.value = value;
+    }
+    return m;
+  }
+
+  const std::shared_ptr<const HttpGuard> guard_;
+  const std::function<size_t()> sessions_;
+};
+
+void Metrics::WatchConsole(std::shared_ptr<const HttpGuard> guard,
+                           std::function<size_t()> sessions) {
+  console_gauges_ = std::make_shared<ConsoleGauges>(std::move(guard), std::move(sessions));
+  exposer_->RegisterCollectable(console_gauges_);
+}
 
 void Metrics::WatchGates(std::vector<std::shared_ptr<const ConnectionGate>> gates) {
   gate_gauges_ = std::make_shared<GateGauges>(std::move(gates));

@@ -10,6 +10,7 @@
 #ifndef KPX_GATEWAY_METRICS_H_
 #define KPX_GATEWAY_METRICS_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +32,7 @@ class Histogram;
 namespace kpx::gateway {
 
 class ConnectionGate;
+class HttpGuard;
 
 class Metrics : public node::Observer {
  public:
@@ -45,6 +47,11 @@ class Metrics : public node::Observer {
   // at each scrape (kpx_connections_open, kpx_connections_refused_total,
   // kpx_shedding_load). Call once, before the first scrape matters.
   void WatchGates(std::vector<std::shared_ptr<const ConnectionGate>> gates);
+  // Adds the HTTPS console's figures, read at each scrape:
+  // kpx_http_connections_open, kpx_http_connections_refused_total{reason},
+  // kpx_http_connections_cut_total{reason}, kpx_console_sessions (from
+  // `sessions`, which must stay callable while this lives).
+  void WatchConsole(std::shared_ptr<const HttpGuard> guard, std::function<size_t()> sessions);
 
   void Delivered(const std::string& partner, const std::string& kind,
                  absl::Duration latency) override;
@@ -56,11 +63,13 @@ class Metrics : public node::Observer {
  private:
   class Gauges;
   class GateGauges;
+  class ConsoleGauges;
   Metrics() = default;
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<Gauges> gauges_;
   std::shared_ptr<GateGauges> gate_gauges_;
+  std::shared_ptr<ConsoleGauges> console_gauges_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   prometheus::Family<prometheus::Counter>* sent_ = nullptr;
   prometheus::Family<prometheus::Counter>* received_ = nullptr;

@@ -317,6 +317,12 @@ absl::Status NodeServer::StartConsole() {
   sessions_ = std::make_unique<ConsoleSessions>(authority_.get(), &node_->officers());
   http_api_ = std::make_unique<HttpApi>(authority_.get(), sessions_.get());
   http_api_->Register(&https_->server());
+  if (metrics_) {
+    // The sessions outlive the metrics (~NodeServer).
+    ConsoleSessions* sessions = sessions_.get();
+    metrics_->WatchConsole(https_->shared_guard(),
+                           [sessions] { return sessions->sessions().size(); });
+  }
   https_->Start();
   log::Info("console_listening",
             {{"address", config_.console_listen()}, {"port", std::to_string(https_->port())}});
@@ -501,14 +507,14 @@ NodeServer::~NodeServer() {
   // before the transport and the ledger.
   https_.reset();
   http_api_.reset();
-  sessions_.reset();
   authority_server_.reset();
   peer_server_.reset();
   authority_service_.reset();
-  authority_.reset();
   peer_service_.reset();
   if (node_) node_->SetObserver(nullptr);
   metrics_.reset();
+  sessions_.reset();  // after the metrics, which count them
+  authority_.reset();
   node_.reset();
   transport_.reset();
   ledger_.reset();

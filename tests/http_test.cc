@@ -355,7 +355,7 @@ std::string Code(const v1::OfficerCredentials& c, absl::Duration later = absl::Z
 
 TEST_CASE("an officer signs in with password and code, and acts under their own name",
           "[http][officers]") {
-  GrpcFederation fed({"BW", "EU"}, /*metrics=*/false, /*console=*/true);
+  GrpcFederation fed({"BW", "EU"}, /*metrics=*/true, /*console=*/true);
   fed.StartInProcess("BW");
   Api ops(fed, "BW", "operator");
   const v1::OfficerCredentials cred = AddOfficer(ops, "k.mokgosi", {v1::EXPORTER});
@@ -372,6 +372,12 @@ TEST_CASE("an officer signs in with password and code, and acts under their own 
     CHECK(b.set_cookie.find(attribute) != std::string::npos);
   }
   CHECK(b.Get("/api/v1/session").status == 200);
+  httplib::Client metrics("127.0.0.1", fed.MetricsPort("BW"));
+  auto scrape = metrics.Get("/metrics");
+  REQUIRE(scrape);
+  CHECK(scrape->body.find("\nkpx_console_sessions 1") != std::string::npos);
+  CHECK(scrape->body.find("kpx_http_connections_refused_total{reason=\"per_client\"} 0") !=
+        std::string::npos);
 
   v1::SubmitCertificateRequest submit;
   *submit.mutable_certificate() = ValidCertificate("BW-77", "BW", "EU");
