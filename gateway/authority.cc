@@ -184,8 +184,11 @@ absl::StatusOr<v1::CertificateRecord> Authority::Confirm(const Caller& c,
       node::IsSet(r.received_at()) ? node::FromTimestamp(r.received_at()) : absl::InfinitePast();
   v1::ImportFindings findings = r.findings();
   // The validating official: the officer signed in, or the client's name.
-  if (findings.official().empty())
+  if (findings.official().empty()) {
     findings.set_official(c.full_name.empty() ? c.name : c.full_name);
+  }
+  // An officer's office; for a client, the node takes its first office.
+  if (findings.office().empty()) findings.set_office(c.office);
   return Answer("ConfirmReceipt", c, r.number(),
                 node_->Confirm(r.number(), findings, at, r.request_id(), c.actor()));
 }

@@ -103,6 +103,15 @@ absl::StatusOr<Caller> ConsoleSessions::Identify(const httplib::Request& req) {
   return Authority::OfficerCaller(o->first);
 }
 
+absl::StatusOr<ConsoleSessions::Visitor> ConsoleSessions::Visit(const httplib::Request& req) {
+  absl::StatusOr<std::optional<std::string>> cn = ClientCommonName(req);
+  if (!cn.ok()) return cn.status();
+  if (cn->has_value()) return Visitor{authority_->ClientCaller(**cn), ""};
+  absl::StatusOr<std::pair<v1::Officer, Sessions::Session>> o = Officer(req);
+  if (!o.ok()) return o.status();
+  return Visitor{Authority::OfficerCaller(o->first), o->second.csrf_token};
+}
+
 void ConsoleSessions::SignIn(const httplib::Request& req, httplib::Response& res) {
   const absl::Time now = absl::Now();
   if (!AllowTry(req.remote_addr, now)) {

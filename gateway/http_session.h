@@ -50,6 +50,14 @@ class ConsoleSessions {
   // for a state change without the CSRF token or from another site.
   absl::StatusOr<Caller> Identify(const httplib::Request& req);
 
+  // Who looks at a console page: the caller, and for an officer the
+  // session's CSRF token (for the page's forms). As Identify for a GET.
+  struct Visitor {
+    Caller caller;
+    std::string csrf_token;
+  };
+  absl::StatusOr<Visitor> Visit(const httplib::Request& req);
+
   Sessions& sessions() { return sessions_; }
 
  private:

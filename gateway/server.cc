@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/crypto.h"
 #include "gateway/connection_gate.h"
+#include "gateway/console_pages.h"
 #include "gateway/http_api.h"
 #include "gateway/http_server.h"
 #include "gateway/http_session.h"
@@ -317,6 +318,8 @@ absl::Status NodeServer::StartConsole() {
   sessions_ = std::make_unique<ConsoleSessions>(authority_.get(), &node_->officers());
   http_api_ = std::make_unique<HttpApi>(authority_.get(), sessions_.get());
   http_api_->Register(&https_->server());
+  pages_ = std::make_unique<ConsolePages>(authority_.get(), sessions_.get());
+  pages_->Register(&https_->server());
   if (metrics_) {
     // The sessions outlive the metrics (~NodeServer).
     ConsoleSessions* sessions = sessions_.get();
@@ -507,6 +510,7 @@ NodeServer::~NodeServer() {
   // before the transport and the ledger.
   https_.reset();
   http_api_.reset();
+  pages_.reset();
   authority_server_.reset();
   peer_server_.reset();
   authority_service_.reset();

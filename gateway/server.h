@@ -35,6 +35,7 @@
 namespace kpx::gateway {
 
 class ConnectionGate;
+class ConsolePages;
 class ConsoleSessions;
 class HttpApi;
 class HttpServer;
@@ -102,6 +103,7 @@ class NodeServer {
   std::unique_ptr<HttpServer> https_;
   std::unique_ptr<ConsoleSessions> sessions_;
   std::unique_ptr<HttpApi> http_api_;
+  std::unique_ptr<ConsolePages> pages_;
   int peer_port_ = 0;
   int authority_port_ = 0;
 

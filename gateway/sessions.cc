@@ -24,28 +24,32 @@ void Sessions::Expire(absl::Time now) {
   }
 }
 
-void Sessions::Evict(const std::string& officer) {
-  // The officer's oldest beyond kMaxPerOfficer - 1, then the least
-  // recently used of all beyond max_sessions_ - 1.
-  auto oldest = [&](bool only_officer) {
-    auto found = by_hash_.end();
-    size_t count = 0;
-    for (auto it = by_hash_.begin(); it != by_hash_.end(); ++it) {
-      if (only_officer && it->second.session.officer != officer) continue;
-      ++count;
-      const Session& s = it->second.session;
-      if (found == by_hash_.end() ||
-          (only_officer ? s.signed_in < found->second.session.signed_in
-                        : s.last_seen < found->second.session.last_seen)) {
-        found = it;
-      }
+std::map<std::string, Sessions::Entry>::iterator Sessions::Oldest(const std::string& officer,
+                                                                  size_t* count) {
+  auto found = by_hash_.end();
+  *count = 0;
+  for (auto it = by_hash_.begin(); it != by_hash_.end(); ++it) {
+    const Session& s = it->second.session;
+    if (!officer.empty() && s.officer != officer) continue;
+    ++*count;
+    if (found == by_hash_.end()) {
+      found = it;
+      continue;
     }
-    return std::make_pair(found, count);
-  };
-  for (auto [it, n] = oldest(true); n >= kMaxPerOfficer; std::tie(it, n) = oldest(true)) {
+    const Session& f = found->second.session;
+    if (officer.empty() ? s.last_seen < f.last_seen : s.signed_in < f.signed_in) found = it;
+  }
+  return found;
+}
+
+void Sessions::Evict(const std::string& officer) {
+  // Room for one more: the officer's oldest beyond kMaxPerOfficer - 1,
+  // then the least recently used of all beyond max_sessions_ - 1.
+  size_t n = 0;
+  for (auto it = Oldest(officer, &n); n >= kMaxPerOfficer; it = Oldest(officer, &n)) {
     by_hash_.erase(it);
   }
-  for (auto [it, n] = oldest(false); n >= max_sessions_ && n > 0; std::tie(it, n) = oldest(false)) {
+  for (auto it = Oldest("", &n); n > 0 && n >= max_sessions_; it = Oldest("", &n)) {
     by_hash_.erase(it);
   }
 }

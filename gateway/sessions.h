@@ -59,6 +59,10 @@ class Sessions {
   };
   void Expire(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Evict(const std::string& officer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The officer's oldest session (by sign-in), or with `officer` empty the
+  // least recently used of all; end() if none. *count: how many there are.
+  std::map<std::string, Entry>::iterator Oldest(const std::string& officer, size_t* count)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const absl::Duration idle_;
   const absl::Duration lifetime_;

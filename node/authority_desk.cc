@@ -376,6 +376,9 @@ absl::Status AuthorityDesk::Changeable(const v1::CertificateRecord& rec, v1::Cer
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Append(storage::Transition t,
                                                             const v1::Actor& by) {
   *t.entry.mutable_actor() = by;
+  if (t.record.has_value() && t.record->history_size() > 0) {
+    *t.record->mutable_history()->rbegin()->mutable_actor() = by;
+  }
   v1::CertificateRecord result;
   t.on_sequenced = [&result](const storage::Head& head, storage::Transition& tr) {
     absl::Status s = StampHistory(head, tr);

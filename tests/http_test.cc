@@ -23,6 +23,8 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/password.h"
 #include "federation.h"
+#include "gateway/console_pages.h"
+#include "gateway/console_text.h"
 #include "gateway/http_api.h"
 #include "gateway/http_server.h"
 #include "gateway/http_session.h"
@@ -482,6 +484,87 @@ TEST_CASE("sign-in refuses planted sessions, reused codes, guessing and disabled
           std::string::npos);
   }
   CHECK(changes == 3);  // added, reset, disabled
+}
+
+// ---------------------------------------------------------------- pages
+
+TEST_CASE("every console text is in French, Portuguese and Arabic", "[http][console]") {
+  for (const char* lang : {"fr", "pt", "ar"}) {
+    for (const std::string& key : gateway::TextKeys()) {
+      INFO(lang << " " << key);
+      CHECK(gateway::HasText(lang, key));
+    }
+  }
+  CHECK(gateway::FindLanguage("ar").right_to_left);
+  CHECK(std::string(gateway::FindLanguage("xx").code) == "en");
+  CHECK(gateway::HtmlEscape("<a href=\"x\">'&'</a>") ==
+        "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+}
+
+TEST_CASE("console pages: sign-in, languages, the journey with who did each step, actions by role",
+          "[http][console]") {
+  GrpcFederation fed({"BW", "EU"}, /*metrics=*/false, /*console=*/true);
+  fed.StartInProcess("BW");
+  fed.StartInProcess("EU");
+  Api bw_ops(fed, "BW", "operator");
+  Api eu_ops(fed, "EU", "operator");
+  const v1::OfficerCredentials exporter = AddOfficer(bw_ops, "k.mokgosi", {v1::EXPORTER});
+  const v1::OfficerCredentials importer = AddOfficer(eu_ops, "a.peeters", {v1::IMPORTER});
+
+  Browser bw(fed, "BW");
+  // No session: to the sign-in page, which speaks the language asked for.
+  Reply away = bw.api.Get("/console/certificates");
+  CHECK(away.status == 303);
+  CHECK(away.headers.find("Location")->second == "/console/sign-in");
+  Reply ar = bw.api.Get("/console/sign-in?lang=ar");
+  REQUIRE(ar.status == 200);
+  CHECK(ar.body.find("<html lang=\"ar\" dir=\"rtl\">") != std::string::npos);
+  CHECK(ar.body.find(gateway::Text("ar", "signin.title")) != std::string::npos);
+  CHECK(ar.headers.find("Set-Cookie")->second.rfind("kpx-lang=ar;", 0) == 0);
+  Reply fr = bw.api.Get("/console/sign-in", {{"Cookie", "kpx-lang=fr"}});
+  CHECK(fr.body.find("<html lang=\"fr\" dir=\"ltr\">") != std::string::npos);
+  // No inline script or style anywhere: the CSP forbids them.
+  for (const std::string& page : {ar.body, fr.body}) {
+    CHECK(page.find("<script>") == std::string::npos);
+    CHECK(page.find(" style=") == std::string::npos);
+    CHECK(page.find(" onclick") == std::string::npos);
+  }
+  // The first page load, script and style included, stays small.
+  const size_t first_load = ar.body.size() + bw.api.Get("/console/app.js").body.size() +
+                            bw.api.Get("/console/style.css").body.size();
+  CHECK(first_load < 200 * 1024);
+
+  REQUIRE(bw.SignIn("k.mokgosi", exporter.password(), Code(exporter)).status == 200);
+  v1::SubmitCertificateRequest submit;
+  *submit.mutable_certificate() = ValidCertificate("BW/2026/0042", "BW", "EU");
+  submit.mutable_certificate()->set_validating_official("<b>K. Mokgosi</b>");
+  REQUIRE(bw.Post("/api/v1/certificates", Json(submit)).status == 200);
+
+  Reply dash = bw.Get("/console/");
+  REQUIRE(dash.status == 200);
+  CHECK(dash.body.find("<meta name=\"csrf-token\" content=\"" + bw.csrf + "\">") !=
+        std::string::npos);
+  Reply page = bw.Get("/console/certificates/BW%2F2026%2F0042");
+  INFO(page.body);
+  REQUIRE(page.status == 200);
+  CHECK(page.body.find("by K. Mokgosi (HQ)") != std::string::npos);
+  CHECK(page.body.find("&lt;b&gt;K. Mokgosi&lt;/b&gt;") != std::string::npos);
+  CHECK(page.body.find("<b>K. Mokgosi</b>") == std::string::npos);
+  CHECK(page.body.find(":cancel") != std::string::npos);   // the exporter may cancel
+  CHECK(page.body.find(":confirm") == std::string::npos);  // but not confirm
+  CHECK(bw.Get("/console/certificates/BW-404").status == 404);
+
+  // At EU the importing officer sees it arrive, with the confirm form.
+  Browser eu(fed, "EU");
+  REQUIRE(eu.SignIn("a.peeters", importer.password(), Code(importer)).status == 200);
+  REQUIRE(WaitFor([&] {
+    return eu.Get("/console/certificates?state=RECEIVED").body.find("BW/2026/0042") !=
+           std::string::npos;
+  }));
+  Reply received = eu.Get("/console/certificates/BW%2F2026%2F0042?lang=pt");
+  CHECK(received.body.find(":confirm") != std::string::npos);
+  CHECK(received.body.find(gateway::Text("pt", "act.confirm")) != std::string::npos);
+  CHECK(received.body.find(":cancel") == std::string::npos);
 }
 
 // ---------------------------------------------------------------- the guard

@@ -1,0 +1,397 @@
+#include "gateway/console_pages.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "gateway/console_assets.h"
+#include "gateway/console_text.h"
+#include "gateway/http_api.h"
+#include "gateway/sessions.h"
+#include "node/util.h"
+
+namespace kpx::gateway {
+namespace {
+
+constexpr char kLangCookie[] = "kpx-lang";
+constexpr uint32_t kPageSize = 50;
+constexpr uint32_t kCountLimit = 1000;  // the dashboard counts up to this, then "1000+"
+
+const v1::CertificateState kStates[] = {v1::ISSUED,   v1::DELIVERED, v1::RECEIVED, v1::CONFIRMED,
+                                        v1::REJECTED, v1::CANCELLED, v1::EXPIRED,  v1::REPLACED,
+                                        v1::VOIDED,   v1::DISPUTED,  v1::REFUSED};
+
+// The page's language: ?lang=, else the cookie, else English.
+std::string Lang(const httplib::Request& req) {
+  std::string code = req.get_param_value("lang");
+  if (code.empty()) code = CookieValue(req.get_header_value("Cookie"), kLangCookie);
+  return FindLanguage(code).code;
+}
+
+std::string When(const google::protobuf::Timestamp& t) {
+  if (!node::IsSet(t)) return "";
+  return absl::FormatTime("%Y-%m-%d %H:%M UTC", node::FromTimestamp(t), absl::UTCTimeZone());
+}
+
+std::string Hundredths(int64_t v) {
+  return absl::StrFormat("%s%d.%02d", v < 0 ? "-" : "", std::abs(v) / 100, std::abs(v) % 100);
+}
+
+std::string StateText(const std::string& lang, v1::CertificateState s) {
+  return HtmlEscape(Text(lang, absl::StrCat("state.", v1::CertificateState_Name(s))));
+}
+
+// A certificate number as a path segment ('/' as %2F), escaped for HTML.
+std::string PathNumber(const std::string& number) {
+  std::string encoded;
+  for (char c : number) encoded += c == '/' ? std::string("%2F") : std::string(1, c);
+  return HtmlEscape(encoded);
+}
+
+std::string CertificateLink(const std::string& number) {
+  return absl::StrCat("/console/certificates/", PathNumber(number));
+}
+
+// The whole page around `body`.
+std::string Page(const std::string& lang, const std::string& title,
+                 const ConsoleSessions::Visitor* who, const std::string& body) {
+  const Language& l = FindLanguage(lang);
+  auto t = [&](const char* key) { return HtmlEscape(Text(lang, key)); };
+  std::string html = absl::StrCat("<!doctype html>\n<html lang=\"", l.code, "\" dir=\"",
+                                  l.right_to_left ? "rtl" : "ltr",
+                                  "\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+                                  "content=\"width=device-width, initial-scale=1\">");
+  if (who != nullptr && !who->csrf_token.empty()) {
+    absl::StrAppend(&html, "<meta name=\"csrf-token\" content=\"", HtmlEscape(who->csrf_token),
+                    "\">");
+  }
+  absl::StrAppend(&html, "<title>", HtmlEscape(title), " · kpx</title>",
+                  "<link rel=\"stylesheet\" href=\"/console/style.css\">",
+                  "<script src=\"/console/app.js\" defer></script></head><body><header>",
+                  "<strong class=\"brand\">kpx</strong> <span>", t("app.title"), "</span>");
+  if (who != nullptr) {
+    absl::StrAppend(
+        &html, "<nav><a href=\"/console/\">", t("nav.dashboard"),
+        "</a> <a href=\"/console/certificates\">", t("nav.certificates"), "</a></nav>",
+        "<span class=\"who\">", t("who.signed_in"), " ",
+        HtmlEscape(who->caller.full_name.empty() ? who->caller.name : who->caller.full_name));
+    if (!who->caller.office.empty())
+      absl::StrAppend(&html, " (", HtmlEscape(who->caller.office), ")");
+    absl::StrAppend(&html, "</span>");
+    if (!who->csrf_token.empty()) {
+      absl::StrAppend(&html,
+                      "<form class=\"inline\" data-api=\"/api/v1/session\" data-method=\"DELETE\" "
+                      "data-next=\"/console/sign-in\"><button>",
+                      t("nav.sign_out"), "</button></form>");
+    }
+  }
+  absl::StrAppend(&html, "<span class=\"langs\" aria-label=\"", t("nav.language"), "\">");
+  for (const Language& other : Languages()) {
+    absl::StrAppend(&html, "<a href=\"?lang=", other.code, "\" lang=\"", other.code, "\">",
+                    HtmlEscape(other.name), "</a> ");
+  }
+  absl::StrAppend(&html, "</span></header><main><h1>", HtmlEscape(title), "</h1>", body,
+                  "</main></body></html>\n");
+  return html;
+}
+
+void Html(const httplib::Request& req, httplib::Response& res, std::string html) {
+  // Remember the language asked for.
+  if (req.has_param("lang")) {
+    res.set_header("Set-Cookie",
+                   absl::StrCat(kLangCookie, "=", Lang(req),
+                                "; Path=/; Secure; SameSite=Strict; Max-Age=31536000"));
+  }
+  res.set_content(std::move(html), "text/html; charset=utf-8");
+}
+
+void ErrorPage(const httplib::Request& req, httplib::Response& res, const absl::Status& s) {
+  const std::string lang = Lang(req);
+  res.status = HttpStatus(s.code());
+  Html(req, res,
+       Page(lang, Text(lang, "error.title"), nullptr,
+            absl::StrCat("<p class=\"error\">", HtmlEscape(std::string(s.message())), "</p>",
+                         "<p><a href=\"/console/\">", HtmlEscape(Text(lang, "nav.dashboard")),
+                         "</a></p>")));
+}
+
+// The visitor, or a redirect to the sign-in page (false).
+bool Visit(ConsoleSessions& sessions, const httplib::Request& req, httplib::Response& res,
+           ConsoleSessions::Visitor* who) {
+  absl::StatusOr<ConsoleSessions::Visitor> v = sessions.Visit(req);
+  if (v.ok()) {
+    *who = *std::move(v);
+    return true;
+  }
+  if (v.status().code() == absl::StatusCode::kUnauthenticated) {
+    res.status = 303;
+    res.set_header("Location", "/console/sign-in");
+    return false;
+  }
+  ErrorPage(req, res, v.status());
+  return false;
+}
+
+std::string SignInForm(const std::string& lang) {
+  auto t = [&](const char* key) { return HtmlEscape(Text(lang, key)); };
+  return absl::StrCat(
+      "<form class=\"card\" data-api=\"/api/v1/session\" data-next=\"/console/\">", "<label>",
+      t("signin.name"), " <input name=\"name\" autocomplete=\"username\" required></label>",
+      "<label>", t("signin.password"),
+      " <input name=\"password\" type=\"password\" autocomplete=\"current-password\" "
+      "required></label>",
+      "<label>", t("signin.code"),
+      " <input name=\"code\" inputmode=\"numeric\" pattern=\"[0-9]{6}\" maxlength=\"6\" "
+      "autocomplete=\"one-time-code\" required></label>",
+      "<button>", t("signin.submit"), "</button><p class=\"result\" hidden></p></form>");
+}
+
+bool Holds(const Caller& c, v1::Role r) { return c.roles.count(r) > 0; }
+
+// The forms of what `who` may do to `rec` now.
+std::string Actions(const std::string& lang, const Caller& who, const v1::CertificateRecord& rec) {
+  auto t = [&](const char* key) { return HtmlEscape(Text(lang, key)); };
+  const std::string api =
+      absl::StrCat("/api/v1/certificates/", PathNumber(rec.certificate().number()));
+  auto form = [&](const char* verb, const char* title, const std::string& fields) {
+    return absl::StrCat("<form class=\"card action\" data-request-id data-api=\"", api, ":", verb,
+                        "\">", "<h3>", t(title), "</h3>", fields, "<button>", t(title),
+                        "</button><p class=\"result\" hidden></p></form>");
+  };
+  const std::string reason =
+      absl::StrCat("<label>", t("act.reason"),
+                   " <input name=\"reason\" required maxlength=\"2048\">", "</label>");
+  std::string out;
+  const v1::CertificateState s = rec.state();
+  if (rec.side() == v1::IMPORTING && s == v1::RECEIVED && Holds(who, v1::IMPORTER)) {
+    absl::StrAppend(&out,
+                    form("confirm", "act.confirm",
+                         absl::StrCat("<input type=\"hidden\" name=\"findings.asDeclared\" "
+                                      "value=\"true\" data-type=\"bool\"><label>",
+                                      t("act.remarks"),
+                                      " <textarea name=\"findings.remarks\" maxlength=\"4096\">"
+                                      "</textarea></label>")),
+                    form("reject", "act.reject", reason));
+  }
+  if (rec.side() == v1::EXPORTING && (s == v1::ISSUED || s == v1::DELIVERED || s == v1::DISPUTED) &&
+      Holds(who, v1::EXPORTER)) {
+    absl::StrAppend(&out, form("cancel", "act.cancel", reason));
+  }
+  return out;
+}
+
+std::string Journey(const std::string& lang, const v1::CertificateRecord& rec) {
+  std::string out =
+      absl::StrCat("<h2>", HtmlEscape(Text(lang, "cert.journey")), "</h2><ol class=\"journey\">");
+  for (const v1::StateChange& h : rec.history()) {
+    absl::StrAppend(&out, "<li><time>", When(h.at()), "</time> <strong>",
+                    StateText(lang, h.state()), "</strong>");
+    if (!h.actor().name().empty()) {
+      absl::StrAppend(
+          &out, " ", HtmlEscape(Text(lang, "cert.by")), " ",
+          HtmlEscape(h.actor().full_name().empty() ? h.actor().name() : h.actor().full_name()));
+      if (!h.actor().office().empty())
+        absl::StrAppend(&out, " (", HtmlEscape(h.actor().office()), ")");
+    }
+    if (!h.detail().empty()) absl::StrAppend(&out, "<br><span>", HtmlEscape(h.detail()), "</span>");
+    absl::StrAppend(&out, "</li>");
+  }
+  return out + "</ol>";
+}
+
+std::string Fields(const std::string& lang, const v1::CertificateRecord& rec) {
+  auto t = [&](const char* key) { return HtmlEscape(Text(lang, key)); };
+  const v1::Certificate& c = rec.certificate();
+  auto row = [&](const char* key, const std::string& value) {
+    return absl::StrCat("<tr><th>", t(key), "</th><td>", value, "</td></tr>");
+  };
+  std::string out = absl::StrCat(
+      "<p class=\"state state-", v1::CertificateState_Name(rec.state()), "\">",
+      StateText(lang, rec.state()), "</p><table class=\"fields\">",
+      row("cert.exporter", HtmlEscape(c.exporting_participant())),
+      row("cert.importer", HtmlEscape(c.importing_participant())),
+      row("cert.issued", When(c.issued_at())), row("cert.expires", When(c.expires_at())),
+      row("cert.office", HtmlEscape(c.issuing_office())),
+      row("cert.official", HtmlEscape(c.validating_official())),
+      row("cert.parcels", absl::StrCat(c.number_of_parcels())));
+  if (!c.replaces().empty()) {
+    absl::StrAppend(
+        &out, row("cert.replaces", absl::StrCat("<a href=\"", CertificateLink(c.replaces()), "\">",
+                                                HtmlEscape(c.replaces()), "</a>")));
+  }
+  if (!rec.replaced_by().empty()) {
+    absl::StrAppend(
+        &out, row("cert.replaced_by", absl::StrCat("<a href=\"", CertificateLink(rec.replaced_by()),
+                                                   "\">", HtmlEscape(rec.replaced_by()), "</a>")));
+  }
+  absl::StrAppend(&out, "</table><h2>", t("cert.goods"), "</h2><table class=\"goods\"><tr><th>",
+                  t("cert.hs"), "</th><th>", t("cert.carats"), "</th><th>", t("cert.value"),
+                  "</th></tr>");
+  for (const v1::CertificateLine& l : c.lines()) {
+    absl::StrAppend(&out, "<tr><td>", HtmlEscape(l.hs_code()), "</td><td>",
+                    Hundredths(l.carats_hundredths()), "</td><td>", Hundredths(l.value_usd_cents()),
+                    "</td></tr>");
+  }
+  absl::StrAppend(&out, "</table>");
+  if (rec.discrepancies_size() > 0) {
+    absl::StrAppend(&out, "<h2>", t("cert.discrepancies"), "</h2><ul class=\"discrepancies\">");
+    for (const v1::Discrepancy& d : rec.discrepancies()) {
+      absl::StrAppend(&out, "<li>", HtmlEscape(d.field()), ": ", HtmlEscape(d.declared()), " → ",
+                      HtmlEscape(d.found()), "</li>");
+    }
+    absl::StrAppend(&out, "</ul>");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string HtmlEscape(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+void ConsolePages::Dashboard(const httplib::Request& req, httplib::Response& res) const {
+  ConsoleSessions::Visitor who;
+  if (!Visit(*sessions_, req, res, &who)) return;
+  const std::string lang = Lang(req);
+  auto count = [&](v1::ListCertificatesRequest r) -> std::string {
+    r.set_page_size(kCountLimit);
+    absl::StatusOr<v1::ListCertificatesResponse> list = authority_->List(who.caller, r);
+    if (!list.ok()) return "?";
+    return list->next_page_token().empty() ? absl::StrCat(list->certificates_size())
+                                           : absl::StrCat(kCountLimit, "+");
+  };
+  std::string body =
+      absl::StrCat("<section class=\"card\"><h2>", HtmlEscape(Text(lang, "dash.by_state")),
+                   "</h2><table class=\"counts\">");
+  for (v1::CertificateState s : kStates) {
+    v1::ListCertificatesRequest r;
+    r.set_state(s);
+    absl::StrAppend(&body,
+                    "<tr><th><a href=\"/console/certificates?state=", v1::CertificateState_Name(s),
+                    "\">", StateText(lang, s), "</a></th><td>", count(r), "</td></tr>");
+  }
+  v1::ListCertificatesRequest overdue;
+  overdue.set_overdue(true);
+  v1::ListCertificatesRequest differing;
+  differing.set_discrepancies(true);
+  absl::StrAppend(&body, "</table></section><section class=\"card\"><table class=\"counts\">",
+                  "<tr><th>", HtmlEscape(Text(lang, "dash.overdue")), "</th><td>", count(overdue),
+                  "</td></tr><tr><th>", HtmlEscape(Text(lang, "dash.discrepancies")), "</th><td>",
+                  count(differing), "</td></tr></table></section>");
+  Html(req, res, Page(lang, Text(lang, "dash.title"), &who, body));
+}
+
+void ConsolePages::List(const httplib::Request& req, httplib::Response& res) const {
+  ConsoleSessions::Visitor who;
+  if (!Visit(*sessions_, req, res, &who)) return;
+  const std::string lang = Lang(req);
+  v1::ListCertificatesRequest r;
+  r.set_page_size(kPageSize);
+  r.set_page_token(req.get_param_value("page_token"));
+  v1::CertificateState state = v1::CERTIFICATE_STATE_UNSPECIFIED;
+  if (req.has_param("state") && !v1::CertificateState_Parse(req.get_param_value("state"), &state)) {
+    return ErrorPage(req, res, absl::InvalidArgumentError("no such state"));
+  }
+  r.set_state(state);
+  absl::StatusOr<v1::ListCertificatesResponse> list = authority_->List(who.caller, r);
+  if (!list.ok()) return ErrorPage(req, res, list.status());
+  auto t = [&](const char* key) { return HtmlEscape(Text(lang, key)); };
+  std::string body =
+      absl::StrCat("<form class=\"filters\" method=\"get\"><label>", t("list.state"),
+                   " <select name=\"state\"><option value=\"\">", t("list.all"), "</option>");
+  for (v1::CertificateState s : kStates) {
+    absl::StrAppend(&body, "<option value=\"", v1::CertificateState_Name(s), "\"",
+                    s == state ? " selected" : "", ">", StateText(lang, s), "</option>");
+  }
+  absl::StrAppend(&body, "</select></label> <button>", t("list.show"), "</button></form>");
+  if (list->certificates().empty()) {
+    absl::StrAppend(&body, "<p>", t("list.none"), "</p>");
+  } else {
+    absl::StrAppend(&body, "<table class=\"list\"><tr><th>", t("list.number"), "</th><th>",
+                    t("list.partner"), "</th><th>", t("list.state"), "</th><th>", t("list.issued"),
+                    "</th></tr>");
+    for (const v1::CertificateRecord& c : list->certificates()) {
+      absl::StrAppend(&body, "<tr><td><a href=\"", CertificateLink(c.certificate().number()), "\">",
+                      HtmlEscape(c.certificate().number()), "</a></td><td>",
+                      HtmlEscape(c.partner()), "</td><td>", StateText(lang, c.state()), "</td><td>",
+                      When(c.certificate().issued_at()), "</td></tr>");
+    }
+    absl::StrAppend(&body, "</table>");
+  }
+  if (!list->next_page_token().empty()) {
+    absl::StrAppend(
+        &body, "<p><a href=\"?state=",
+        state == v1::CERTIFICATE_STATE_UNSPECIFIED ? "" : v1::CertificateState_Name(state),
+        "&amp;page_token=", HtmlEscape(list->next_page_token()), "\">", t("list.next"), "</a></p>");
+  }
+  Html(req, res, Page(lang, Text(lang, "list.title"), &who, body));
+}
+
+void ConsolePages::Certificate(const httplib::Request& req, httplib::Response& res) const {
+  ConsoleSessions::Visitor who;
+  if (!Visit(*sessions_, req, res, &who)) return;
+  const std::string lang = Lang(req);
+  v1::GetCertificateRequest r;
+  r.set_number(req.matches[1]);
+  absl::StatusOr<v1::CertificateRecord> rec = authority_->Get(who.caller, r);
+  if (!rec.ok()) return ErrorPage(req, res, rec.status());
+  std::string body =
+      absl::StrCat(Fields(lang, *rec), Journey(lang, *rec), Actions(lang, who.caller, *rec));
+  Html(req, res,
+       Page(lang, absl::StrCat(Text(lang, "cert.title"), " ", rec->certificate().number()), &who,
+            body));
+}
+
+void ConsolePages::Register(httplib::Server* server) const {
+  server->Get("/console/app.js", [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(kConsoleScript, "text/javascript; charset=utf-8");
+  });
+  server->Get("/console/style.css", [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(kConsoleStyle, "text/css; charset=utf-8");
+  });
+  server->Get("/console/sign-in", [](const httplib::Request& req, httplib::Response& res) {
+    const std::string lang = Lang(req);
+    Html(req, res, Page(lang, Text(lang, "signin.title"), nullptr, SignInForm(lang)));
+  });
+  server->Get("/console/?",
+              [this](const httplib::Request& req, httplib::Response& res) { Dashboard(req, res); });
+  server->Get("/console/certificates",
+              [this](const httplib::Request& req, httplib::Response& res) { List(req, res); });
+  server->Get(
+      "/console/certificates/([^:]+)",
+      [this](const httplib::Request& req, httplib::Response& res) { Certificate(req, res); });
+  server->Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 303;
+    res.set_header("Location", "/console/");
+  });
+}
+
+}  // namespace kpx::gateway

@@ -1,0 +1,55 @@
+// The console's pages (docs/console.md, "The console"): HTML made on the
+// server, one small script and one style sheet, no build step. The script
+// (/console/app.js) only sends a page's forms as JSON to the HTTP API with
+// the session's CSRF token and shows the API's answer; no page has inline
+// script or style, so the strict Content-Security-Policy holds.
+//
+//   GET /console/sign-in              the sign-in form
+//   GET /console/                     the dashboard
+//   GET /console/certificates         the list (state filter, paging)
+//   GET /console/certificates/NUMBER  one certificate: its fields, its
+//                                     journey (who did each step), and the
+//                                     actions the officer's roles allow
+//   GET /console/app.js, /console/style.css
+//
+// A page asked for without a session sends the browser to the sign-in
+// page. The language is the `lang` query parameter (en, fr, pt, ar),
+// remembered in the kpx-lang cookie; Arabic pages are right to left. Every
+// text is escaped for HTML where it is written.
+//
+// Thread-safe.
+#ifndef KPX_GATEWAY_CONSOLE_PAGES_H_
+#define KPX_GATEWAY_CONSOLE_PAGES_H_
+
+#include <httplib.h>
+
+#include <string>
+
+#include "gateway/authority.h"
+#include "gateway/http_session.h"
+
+namespace kpx::gateway {
+
+class ConsolePages {
+ public:
+  // Both must outlive this.
+  ConsolePages(const Authority* authority, ConsoleSessions* sessions)
+      : authority_(authority), sessions_(sessions) {}
+
+  void Register(httplib::Server* server) const;
+
+ private:
+  void Dashboard(const httplib::Request& req, httplib::Response& res) const;
+  void List(const httplib::Request& req, httplib::Response& res) const;
+  void Certificate(const httplib::Request& req, httplib::Response& res) const;
+
+  const Authority* const authority_;
+  ConsoleSessions* const sessions_;
+};
+
+// `s` with & < > " ' written as entities.
+std::string HtmlEscape(const std::string& s);
+
+}  // namespace kpx::gateway
+
+#endif  // KPX_GATEWAY_CONSOLE_PAGES_H_
