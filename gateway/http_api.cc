@@ -339,12 +339,15 @@ void HttpApi::Register(httplib::Server* server) const {
       return Answer(*caller, *call);
     }();
     if (answer.ok()) return Reply(res, 200, *answer);
-    log::Warn("http_refused",
-              {{"method", node::Printable(req.method, 16)},
-               {"path", node::Printable(req.path, 128)},
-               {"from", req.remote_addr},
-               {"code", absl::StatusCodeToString(answer.status().code())},
-               {"reason", node::Printable(std::string(answer.status().message()), 256)}});
+    static log::Budget* budget = new log::Budget("http_refused", 20, absl::Seconds(10));
+    if (budget->Take()) {
+      log::Warn("http_refused",
+                {{"method", node::Printable(req.method, 16)},
+                 {"path", node::Printable(req.path, 128)},
+                 {"from", req.remote_addr},
+                 {"code", absl::StatusCodeToString(answer.status().code())},
+                 {"reason", node::Printable(std::string(answer.status().message()), 256)}});
+    }
     ReplyError(res, answer.status());
   };
   server->Get("/api/v1/.*", handle);

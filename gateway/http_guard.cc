@@ -27,6 +27,7 @@ struct HttpGuard::Connection {
   bool closing = false;  // no reads after this request
   // Under guard->mu_.
   absl::Time deadline = absl::InfiniteFuture();
+  absl::Time ends = absl::InfiniteFuture();  // max_lifetime after admission
   bool cut = false;
 };
 
@@ -163,19 +164,24 @@ bool HttpGuard::Admit(Connection* c, int fd) {
     ++stats_.refused_listener_full;
     return false;
   }
-  int& mine = per_client_[client];
-  if (mine >= limits_.max_connections_per_client) {
+  auto it = per_client_.find(client);
+  if (it != per_client_.end() && it->second >= limits_.max_connections_per_client) {
     ++stats_.refused_per_client;
     return false;
   }
   const int dup = ::dup(fd);
-  if (dup < 0) return false;  // no descriptor to watch it with
-  ++mine;
+  if (dup < 0) {  // no descriptor to watch it with
+    ++stats_.refused_listener_full;
+    return false;
+  }
+  ++per_client_[client];
   ++stats_.serving;
   c->fd = dup;
   c->client = std::move(client);
   c->allowance = limits_.max_head_bytes;
-  c->deadline = absl::Now() + limits_.head_timeout;
+  const absl::Time now = absl::Now();
+  c->ends = now + limits_.max_lifetime;
+  c->deadline = std::min(now + limits_.head_timeout, c->ends);
   live_.insert(c);
   return true;
 }
@@ -187,7 +193,10 @@ void HttpGuard::Leave(Connection* c) {
   --stats_.serving;
   if (c->over) {
     ++stats_.cut_over_budget;
-    log::Warn("http_connection_cut", {{"client", c->client}, {"reason", "over_budget"}});
+    static log::Budget* budget = new log::Budget("http_connection_cut", 20, absl::Seconds(10));
+    if (budget->Take()) {
+      log::Warn("http_connection_cut", {{"client", c->client}, {"reason", "over_budget"}});
+    }
   }
   if (--per_client_[c->client] == 0) per_client_.erase(c->client);
   ::close(c->fd);
@@ -196,7 +205,7 @@ void HttpGuard::Leave(Connection* c) {
 
 void HttpGuard::SetDeadline(Connection* c, absl::Duration from_now) {
   absl::MutexLock l(&mu_);
-  c->deadline = absl::Now() + from_now;
+  c->deadline = std::min(absl::Now() + from_now, c->ends);
 }
 
 void HttpGuard::BeginBody(size_t content_length) {
@@ -243,7 +252,11 @@ void HttpGuard::Watch() {
       c->cut = true;
       ++stats_.cut_too_slow;
       ::shutdown(c->fd, SHUT_RDWR);
-      log::Warn("http_connection_cut", {{"client", c->client}, {"reason", "too_slow"}});
+      static log::Budget* budget = new log::Budget("http_connection_cut", 20, absl::Seconds(10));
+      if (budget->Take()) {
+        log::Warn("http_connection_cut",
+                  {{"client", c->client}, {"reason", now >= c->ends ? "lifetime" : "too_slow"}});
+      }
     }
   }
 }

@@ -11,8 +11,8 @@
 //     that is closed as soon as its TLS handshake starts, before any byte
 //     of it is read (reason "listener_full").
 //   - Per client address (IPv4 address, IPv6 /64): at most
-//     `max_connections_per_client` being served or waiting
-//     ("per_client").
+//     `max_connections_per_client` being served ("per_client"; one
+//     waiting is counted once a thread takes it).
 //   - Bytes and time per phase of a connection. The TLS handshake and the
 //     request head may take `max_head_bytes` and `head_timeout`; once the
 //     head is read (BeginBody), the body may take its Content-Length (at
@@ -22,8 +22,9 @@
 //     allowance fails, and a connection past its deadline is shut down by
 //     the guard's watchdog thread; either way cpp-httplib then closes it
 //     ("over_budget", "too_slow").
-//   A response that streams on (live events) extends its own deadline
-//   with KeepAlive.
+//   No connection lasts longer than `max_lifetime` after its handshake
+//   started, however many requests it carries. A response that streams on
+//   (live events) extends its own deadline with KeepAlive, up to that.
 //
 // The guard learns each connection's socket from OpenSSL's info callback
 // at the start of its handshake (Install), on the thread serving it. It
@@ -63,6 +64,9 @@ struct HttpLimits {
   size_t max_body_bytes = 1024 * 1024;
   absl::Duration head_timeout = absl::Seconds(10);
   absl::Duration request_timeout = absl::Seconds(30);
+  // However busy a connection keeps itself, it ends this long after its
+  // handshake (a browser opens another): no client keeps a thread longer.
+  absl::Duration max_lifetime = absl::Minutes(5);
 };
 
 class HttpGuard {

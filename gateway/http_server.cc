@@ -32,6 +32,42 @@ void SecurityHeaders(httplib::Response& res) {
   if (!res.has_header("Cache-Control")) res.set_header("Cache-Control", "no-store");
 }
 
+// Refuses, unread, what the guard's byte counts cannot bound: a body over
+// the maximum (413), a compressed body (415: cpp-httplib would inflate it
+// in memory without limit), several byte ranges (416: each part built in
+// memory). The connection closes after such an answer. Otherwise the body
+// may take its Content-Length, or the maximum when it has none.
+httplib::Server::HandlerResponse Screen(const httplib::Request& req, httplib::Response& res,
+                                        HttpGuard* guard) {
+  const size_t max = guard->limits().max_body_bytes;
+  uint64_t length = max;
+  if (req.has_header("Content-Length") &&
+      !absl::SimpleAtoi(req.get_header_value("Content-Length"), &length)) {
+    length = max;
+  }
+  const std::string encoding = req.get_header_value("Content-Encoding");
+  auto refuse = [&](int status, const char* code, const std::string& why) {
+    guard->CloseAfterResponse();
+    res.status = status;
+    res.set_header("Connection", "close");
+    res.set_content(absl::StrCat("{\"code\":\"", code, "\",\"message\":\"", why, "\"}"),
+                    "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  };
+  if (length > max) {
+    return refuse(413, "RESOURCE_EXHAUSTED",
+                  absl::StrCat("the request body is larger than ", max, " bytes"));
+  }
+  if (!encoding.empty() && encoding != "identity") {
+    return refuse(415, "INVALID_ARGUMENT", "compressed request bodies are not accepted");
+  }
+  if (req.has_header("Range")) {
+    return refuse(416, "INVALID_ARGUMENT", "byte ranges are not served");
+  }
+  guard->BeginBody(static_cast<size_t>(length));
+  return httplib::Server::HandlerResponse::Unhandled;
+}
+
 // "host:port" or "[v6]:port" into its parts.
 absl::Status SplitAddress(const std::string& address, std::string* host, int* port) {
   const size_t colon = address.rfind(':');
@@ -98,29 +134,19 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Bind(const HttpsOptions&
   s.set_read_timeout(std::chrono::seconds(5));
   s.set_write_timeout(std::chrono::seconds(5));
   s.set_keep_alive_timeout(5);
-  s.set_keep_alive_max_count(100);
-  // The head is read: the body may take its length, or the maximum when
-  // chunked (cpp-httplib then stops at the maximum). A longer one is
-  // refused unread, and the connection closed after the answer.
+  s.set_keep_alive_max_count(20);
   s.set_pre_routing_handler([guard](const httplib::Request& req, httplib::Response& res) {
-    const size_t max = guard->limits().max_body_bytes;
-    uint64_t length = max;
-    if (req.has_header("Content-Length") &&
-        !absl::SimpleAtoi(req.get_header_value("Content-Length"), &length)) {
-      length = max;
+    return Screen(req, res, guard);
+  });
+  // cpp-httplib's own refusals (400, 404, 414, ...) come with no body:
+  // give them the API's JSON error.
+  s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.body.empty()) {
+      res.set_content(
+          absl::StrCat("{\"code\":\"", res.status == 404 ? "NOT_FOUND" : "INVALID_ARGUMENT",
+                       "\",\"message\":\"the request was refused (HTTP ", res.status, ")\"}"),
+          "application/json");
     }
-    if (length > max) {
-      guard->CloseAfterResponse();
-      res.status = 413;
-      res.set_header("Connection", "close");
-      res.set_content(absl::StrCat("{\"code\":\"RESOURCE_EXHAUSTED\",\"message\":\"the request "
-                                   "body is larger than ",
-                                   max, " bytes\"}"),
-                      "application/json");
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    guard->BeginBody(static_cast<size_t>(length));
-    return httplib::Server::HandlerResponse::Unhandled;
   });
   s.set_post_routing_handler([guard](const httplib::Request&, httplib::Response& res) {
     SecurityHeaders(res);
@@ -138,7 +164,13 @@ void HttpServer::Start() {
   started_ = true;
   thread_ = std::thread([this] {
     if (!server_->listen_after_bind()) log::Error("console_stopped", {{"reason", "accept failed"}});
+    ended_ = true;
   });
+  // cpp-httplib's stop() does nothing until its loop runs: wait for it, so
+  // that Stop() right after Start() cannot wait for ever.
+  while (!server_->is_running() && !ended_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void HttpServer::Stop() {

@@ -18,6 +18,7 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,6 +67,7 @@ class HttpServer {
   std::thread thread_;
   int port_ = 0;
   bool started_ = false;
+  std::atomic<bool> ended_{false};  // the accept loop returned
 };
 
 // The Common Name of the verified client certificate the request's TLS

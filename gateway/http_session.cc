@@ -1,10 +1,13 @@
 #include "gateway/http_session.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "gateway/connection_gate.h"
 #include "gateway/http_api.h"
 #include "gateway/http_server.h"
 #include "node/bounds.h"
@@ -25,6 +28,21 @@ std::string SetCookie(const std::string& token) {
 
 std::string ClearCookie() {
   return absl::StrCat(kSessionCookie, "=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
+}
+
+// The client a sign-in counts against: its IPv4 address or IPv6 /64.
+std::string AddressKey(const std::string& address) {
+  sockaddr_storage addr{};
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+  if (::inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
+    addr.ss_family = AF_INET6;
+  } else if (::inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
+    addr.ss_family = AF_INET;
+  } else {
+    return "other";
+  }
+  return ClientKey(addr);
 }
 
 bool SameToken(const std::string& a, const std::string& b) {
@@ -61,10 +79,11 @@ bool ConsoleSessions::AllowTry(const std::string& client, absl::Time now) {
   if (minute != minute_) {
     minute_ = minute;
     tries_.clear();
+    shared_tries_ = 0;
   }
   auto it = tries_.find(client);
   if (it == tries_.end()) {
-    if (tries_.size() >= kMaxAddressesTracked) return false;
+    if (tries_.size() >= kMaxAddressesTracked) return ++shared_tries_ <= 10 * kSignInsPerMinute;
     it = tries_.emplace(client, 0).first;
   }
   return ++it->second <= kSignInsPerMinute;
@@ -114,10 +133,23 @@ absl::StatusOr<ConsoleSessions::Visitor> ConsoleSessions::Visit(const httplib::R
 
 void ConsoleSessions::SignIn(const httplib::Request& req, httplib::Response& res) {
   const absl::Time now = absl::Now();
-  if (!AllowTry(req.remote_addr, now)) {
-    log::Warn("officer_sign_in_refused", {{"from", req.remote_addr}, {"reason", "rate"}});
+  static log::Budget* budget = new log::Budget("officer_sign_in_refused", 20, absl::Seconds(10));
+  if (!AllowTry(AddressKey(req.remote_addr), now)) {
+    if (budget->Take()) {
+      log::Warn("officer_sign_in_refused", {{"from", req.remote_addr}, {"reason", "rate"}});
+    }
     return ReplyError(res, absl::ResourceExhaustedError(
                                "too many sign-in attempts from this address: wait a minute"));
+  }
+  // At most kSignInsAtOnce checks at a time.
+  struct Slot {
+    std::atomic<int>& n;
+    const bool ok;
+    explicit Slot(std::atomic<int>& count) : n(count), ok(++count <= kSignInsAtOnce) {}
+    ~Slot() { --n; }
+  } slot(signing_in_);
+  if (!slot.ok) {
+    return ReplyError(res, absl::UnavailableError("too many sign-ins at once: try again"));
   }
   v1::SignInRequest in;
   absl::Status parsed = CheckSameSite(req);
@@ -127,10 +159,15 @@ void ConsoleSessions::SignIn(const httplib::Request& req, httplib::Response& res
   if (!parsed.ok()) return ReplyError(res, parsed);
   absl::StatusOr<v1::Officer> officer = officers_->SignIn(in.name(), in.password(), in.code());
   if (!officer.ok()) {
-    log::Warn("officer_sign_in_refused", {{"officer", node::Printable(in.name(), 32)},
-                                          {"from", req.remote_addr},
-                                          {"reason", std::string(officer.status().message())}});
-    return ReplyError(res, officer.status());
+    if (budget->Take()) {
+      log::Warn("officer_sign_in_refused", {{"officer", node::Printable(in.name(), 32)},
+                                            {"from", req.remote_addr},
+                                            {"reason", std::string(officer.status().message())}});
+    }
+    // Whatever the reason, the client learns only that it did not work.
+    return ReplyError(res, officer.status().code() == absl::StatusCode::kUnauthenticated
+                               ? absl::UnauthenticatedError(node::OfficerBook::kRefusal)
+                               : officer.status());
   }
   Sessions::Opened opened = sessions_.Open(officer->name(), officer->generation(), now);
   log::Info("officer_signed_in", {{"officer", officer->name()}, {"from", req.remote_addr}});

@@ -20,6 +20,7 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <map>
 #include <string>
 
@@ -37,6 +38,9 @@ class ConsoleSessions {
  public:
   static constexpr int kSignInsPerMinute = 10;
   static constexpr size_t kMaxSessions = 1024;
+  // Sign-ins checked at once (each an Argon2id hash); beyond, 503 at once,
+  // so that a flood of sign-ins cannot hold every console thread.
+  static constexpr int kSignInsAtOnce = 4;
 
   // `authority` and `officers` must outlive this.
   ConsoleSessions(const Authority* authority, node::OfficerBook* officers,
@@ -67,7 +71,10 @@ class ConsoleSessions {
   // The officer of the request's session, if it is open and its account
   // still allows it.
   absl::StatusOr<std::pair<v1::Officer, Sessions::Session>> Officer(const httplib::Request& req);
-  // False once `client` has tried kSignInsPerMinute times this minute.
+  // False once `client` (an IPv4 address or IPv6 /64) has tried
+  // kSignInsPerMinute times this minute. Beyond kMaxAddressesTracked
+  // addresses in a minute, the others share one allowance of ten times
+  // that.
   bool AllowTry(const std::string& client, absl::Time now);
 
   const Authority* const authority_;
@@ -76,6 +83,8 @@ class ConsoleSessions {
   absl::Mutex tries_mu_;
   absl::Time minute_ ABSL_GUARDED_BY(tries_mu_) = absl::InfinitePast();
   std::map<std::string, int> tries_ ABSL_GUARDED_BY(tries_mu_);  // this minute, by address
+  int shared_tries_ ABSL_GUARDED_BY(tries_mu_) = 0;
+  std::atomic<int> signing_in_{0};
 };
 
 }  // namespace kpx::gateway

@@ -82,26 +82,8 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
 // gRPC's own log lines, in kpx's log format and at most 20 every 10 s:
 // some are one per connection a stranger opens ("Handshake timed out").
 void GrpcLog(gpr_log_func_args* args) {
-  static absl::Mutex mu(absl::kConstInit);
-  static absl::Time window = absl::InfinitePast();
-  static int lines = 0;
-  static uint64_t suppressed = 0;
-  uint64_t dropped = 0;
-  {
-    absl::MutexLock l(&mu);
-    const absl::Time now = absl::Now();
-    if (now - window >= absl::Seconds(10)) {
-      window = now;
-      lines = 0;
-      dropped = suppressed;
-      suppressed = 0;
-    }
-    if (++lines > 20) {
-      ++suppressed;
-      return;
-    }
-  }
-  if (dropped > 0) log::Warn("grpc_log_suppressed", {{"lines", std::to_string(dropped)}});
+  static log::Budget* budget = new log::Budget("grpc", 20, absl::Seconds(10));
+  if (!budget->Take()) return;
   const std::string where = absl::StrCat(args->file, ":", args->line);
   std::string message(args->message);
   if (message.size() > 512) message.resize(512);

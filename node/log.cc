@@ -121,4 +121,26 @@ void Event(spdlog::level::level_enum level, std::string_view event,
   spdlog::log(level, "{}", line);
 }
 
+bool Budget::Take() {
+  uint64_t left_out = 0;
+  {
+    absl::MutexLock l(&mu_);
+    const absl::Time now = absl::Now();
+    if (now - started_ >= window_) {
+      started_ = now;
+      used_ = 0;
+      left_out = left_out_;
+      left_out_ = 0;
+    }
+    if (++used_ > lines_) {
+      ++left_out_;
+      return false;
+    }
+  }
+  if (left_out > 0) {
+    Warn("log_suppressed", {{"event", event_}, {"lines", std::to_string(left_out)}});
+  }
+  return true;
+}
+
 }  // namespace kpx::log

@@ -18,6 +18,9 @@
 #include <string_view>
 
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "spdlog/spdlog.h"
 
 namespace kpx::log {
@@ -53,6 +56,26 @@ inline void Warn(std::string_view event, std::initializer_list<Field> fields) {
 inline void Error(std::string_view event, std::initializer_list<Field> fields) {
   Event(spdlog::level::err, event, fields);
 }
+
+// At most `lines` lines of one event per `window`, for events a stranger
+// can cause at will (a refused request, a cut connection). Take() says
+// whether a line may be written now; the first line of a new window first
+// logs `log_suppressed event=... lines=N` for those left out. Thread-safe.
+class Budget {
+ public:
+  Budget(std::string_view event, int lines, absl::Duration window)
+      : event_(event), lines_(lines), window_(window) {}
+  bool Take();
+
+ private:
+  const std::string event_;
+  const int lines_;
+  const absl::Duration window_;
+  absl::Mutex mu_;
+  absl::Time started_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  int used_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t left_out_ ABSL_GUARDED_BY(mu_) = 0;
+};
 
 }  // namespace kpx::log
 

@@ -16,7 +16,6 @@ namespace {
 constexpr size_t kMinName = 3;
 constexpr size_t kMaxName = 32;
 constexpr size_t kMaxFullName = 128;
-constexpr char kWrong[] = "name, password or code is wrong";
 
 bool ValidName(const std::string& name) {
   if (name.size() < kMinName || name.size() > kMaxName) return false;
@@ -169,15 +168,31 @@ absl::StatusOr<v1::Officer> OfficerBook::Get(const std::string& name) const {
   return **std::move(o);
 }
 
-absl::Status OfficerBook::Refuse(const std::string& name, absl::Time now) {
+absl::Status OfficerBook::Refuse(const std::string& name, absl::Time now, const std::string& why) {
   absl::MutexLock l(&mu_);
   Tries& t = tries_[name];
+  --t.under_way;
   if (++t.failures >= kMaxFailures) {
     t.failures = 0;
     t.locked_until = now + kLockout;
     log::Warn("officer_locked", {{"officer", name}, {"until", absl::FormatTime(t.locked_until)}});
   }
-  return absl::UnauthenticatedError(kWrong);
+  return absl::UnauthenticatedError(why);
+}
+
+absl::Status OfficerBook::Reserve(const std::string& name, absl::Time now) {
+  absl::MutexLock l(&mu_);
+  Tries& t = tries_[name];
+  if (now < t.locked_until) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("locked after too many wrong tries until ",
+                     absl::FormatTime("%H:%M UTC", t.locked_until, absl::UTCTimeZone())));
+  }
+  if (t.failures + t.under_way >= kMaxFailures) {
+    return absl::UnauthenticatedError("too many tries under way at once");
+  }
+  ++t.under_way;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::Officer> OfficerBook::SignIn(const std::string& name,
@@ -188,31 +203,29 @@ absl::StatusOr<v1::Officer> OfficerBook::SignIn(const std::string& name,
   if (!o.ok()) {
     crypto::CheckPassword(password, DecoyHash());
     if (o.status().code() == absl::StatusCode::kNotFound) {
-      return absl::UnauthenticatedError(kWrong);
+      return absl::UnauthenticatedError("no such officer");
     }
     return o.status();
   }
-  {
-    absl::MutexLock l(&mu_);
-    const Tries& t = tries_[name];
-    if (now < t.locked_until) {
-      return absl::UnauthenticatedError(
-          absl::StrCat("too many wrong tries: the account is locked until ",
-                       absl::FormatTime("%H:%M UTC", t.locked_until, absl::UTCTimeZone())));
-    }
-  }
-  if (o->disabled()) return absl::PermissionDeniedError("this officer's account is disabled");
+  if (absl::Status s = Reserve(name, now); !s.ok()) return s;
   const bool password_ok = crypto::CheckPassword(password, o->password_hash());
   absl::StatusOr<uint64_t> step = crypto::CheckTotp(o->totp_secret(), code, now);
-  if (!password_ok || !step.ok()) return Refuse(name, now);
-  absl::MutexLock l(&mu_);
-  Tries& t = tries_[name];
-  if (*step <= t.last_step) {
-    // A code seen before: someone else may have read it.
-    return absl::UnauthenticatedError("that code was used already; wait for the next one");
+  if (!password_ok) return Refuse(name, now, "wrong password");
+  if (!step.ok()) return Refuse(name, now, "wrong or out-of-date code");
+  if (o->disabled()) return Refuse(name, now, "the account is disabled");
+  bool reused;
+  {
+    absl::MutexLock l(&mu_);
+    Tries& t = tries_[name];
+    reused = *step <= t.last_step;
+    if (!reused) {
+      t.failures = 0;
+      --t.under_way;
+      t.last_step = *step;
+    }
   }
-  t = Tries{};
-  t.last_step = *step;
+  // A code seen before: someone else may have read it.
+  if (reused) return Refuse(name, now, "a code used already");
   return *std::move(o);
 }
 

@@ -11,12 +11,13 @@
 // them back once; only their Argon2id hash and the secret are kept. A reset
 // or a disable bumps the account's generation, which ends its sessions.
 //
-// SignIn needs the password and a current TOTP code, each code once.
-// After kMaxFailures wrong tries in a row the account is locked for
-// kLockout, whatever is tried; every refusal says the same ("name,
-// password or code is wrong") but for a lock or a disabled account.
-// Failure counts and used codes are kept in memory (a restart clears
-// them).
+// SignIn needs the password and a current TOTP code, each code once (a
+// reused code counts as a wrong try). After kMaxFailures wrong tries in a
+// row the account is locked for kLockout, whatever is tried; tries under
+// way count against the limit, so concurrent guesses cannot outrun it.
+// Every refusal is UNAUTHENTICATED with a message saying why, for the
+// log; clients are told only kRefusal. Failure counts and used codes are
+// kept in memory (a restart clears them).
 //
 // Thread-safe. No lock is held while a password is hashed.
 #ifndef KPX_NODE_OFFICERS_H_
@@ -38,6 +39,9 @@ class OfficerBook {
  public:
   static constexpr int kMaxFailures = 5;
   static constexpr absl::Duration kLockout = absl::Minutes(15);
+  // What a client is told of any refused sign-in (SignIn's own message,
+  // which says why, is for the log).
+  static constexpr char kRefusal[] = "name, password or code is wrong";
 
   // What Add and Reset hand out, once.
   struct Credentials {
@@ -71,12 +75,16 @@ class OfficerBook {
  private:
   struct Tries {
     int failures = 0;
+    int under_way = 0;  // sign-ins being checked now
     absl::Time locked_until = absl::InfinitePast();
     uint64_t last_step = 0;  // the newest TOTP step accepted
   };
   absl::StatusOr<Credentials> Issue(v1::Officer officer, const char* what, const v1::Actor& by);
   absl::Status Write(const v1::Officer& officer, const std::string& detail, const v1::Actor& by);
-  absl::Status Refuse(const std::string& name, absl::Time now);
+  // Counts a wrong try of `name` (locking it at kMaxFailures).
+  absl::Status Refuse(const std::string& name, absl::Time now, const std::string& why);
+  // Reserves a try of `name`, or says why it may not be tried now.
+  absl::Status Reserve(const std::string& name, absl::Time now);
   absl::Status CheckNew(const v1::Officer& wanted) const;
 
   const NodeContext ctx_;
