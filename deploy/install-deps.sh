@@ -29,7 +29,11 @@ readonly PACKAGES=(
   # build with thread-safety analysis, sanitizers and libFuzzer, ninja and
   # ccache for faster rebuilds, git to list the tracked sources.
   clang-14 libclang-rt-14-dev clang-format-14 ninja-build ccache git
+  # The console's tests in a real browser (tests/browser/): Debian's
+  # Chromium, driven by playwright-core from npm (below).
+  chromium
 )
+readonly BROWSER_KIT=tests/browser
 
 case ${1:-} in
   -h | --help)
@@ -47,24 +51,38 @@ for tool in dpkg-query apt-get; do
   command -v "$tool" >/dev/null || die "$tool not found: this script is for Debian 12"
 done
 
-# Count the distinct packages dpkg reports as installed (one dpkg-query call;
-# it complains about unknown names on stderr, which is fine).
-installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PACKAGES[@]}" 2>/dev/null |
-  awk '$2 == "installed" { seen[$1] = 1 } END { print length(seen) }' || true)
-if [[ ${installed:-0} -eq ${#PACKAGES[@]} ]]; then
-  echo "install-deps.sh: all ${#PACKAGES[@]} packages already installed"
-  exit 0
-fi
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 if [[ $(id -u) -eq 0 ]]; then
   as_root=()
 elif command -v sudo >/dev/null; then
   as_root=(sudo)
 else
-  die "not root and sudo is not available: run as root"
+  as_root=(false)  # only needed if something is missing
 fi
 
-echo "install-deps.sh: installing ${#PACKAGES[@]} packages with apt-get"
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-  apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+apt_install() {
+  [[ ${as_root[0]:-} != false ]] || die "not root and sudo is not available: run as root"
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "$@"
+}
+
+# Count the distinct packages dpkg reports as installed (one dpkg-query call;
+# it complains about unknown names on stderr, which is fine).
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PACKAGES[@]}" 2>/dev/null |
+  awk '$2 == "installed" { seen[$1] = 1 } END { print length(seen) }' || true)
+if [[ ${installed:-0} -eq ${#PACKAGES[@]} ]]; then
+  echo "install-deps.sh: all ${#PACKAGES[@]} packages already installed"
+else
+  echo "install-deps.sh: installing ${#PACKAGES[@]} packages with apt-get"
+  apt_install "${PACKAGES[@]}"
+fi
+
+# playwright-core, at the version package-lock.json pins, for the browser
+# tests; Node.js and npm from Debian if the machine has none.
+if [[ ! -d $repo/$BROWSER_KIT/node_modules/playwright-core ]]; then
+  command -v npm >/dev/null || apt_install nodejs npm
+  echo "install-deps.sh: playwright-core from npm into $BROWSER_KIT/node_modules"
+  (cd "$repo/$BROWSER_KIT" && npm ci --no-audit --no-fund --loglevel=error)
+fi

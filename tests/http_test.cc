@@ -13,6 +13,7 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -575,6 +576,56 @@ TEST_CASE("console pages: sign-in, languages, the journey with who did each step
   CHECK(received.body.find(":confirm") != std::string::npos);
   CHECK(received.body.find(gateway::Text("pt", "act.confirm")) != std::string::npos);
   CHECK(received.body.find(":cancel") == std::string::npos);
+}
+
+// ---------------------------------------------------------------- a real browser
+
+TEST_CASE("in Chromium: sign in, issue at BW, confirm at EU, see it at BW, French and Arabic",
+          "[http][console][browser]") {
+  const std::string script = testing::SourceDir() + "/tests/browser/console.mjs";
+  const std::string modules = testing::SourceDir() + "/tests/browser/node_modules/playwright-core";
+  INFO("needs Debian's chromium and playwright-core: bash deploy/install-deps.sh");
+  REQUIRE(std::filesystem::exists(modules));
+  REQUIRE(std::filesystem::exists("/usr/bin/chromium"));
+
+  GrpcFederation fed({"BW", "EU"}, /*metrics=*/false, /*console=*/true);
+  fed.StartInProcess("BW");
+  fed.StartInProcess("EU");
+  Api bw_ops(fed, "BW", "operator");
+  Api eu_ops(fed, "EU", "operator");
+  const v1::OfficerCredentials exporter = AddOfficer(bw_ops, "k.mokgosi", {v1::EXPORTER});
+  const v1::OfficerCredentials importer = AddOfficer(eu_ops, "a.peeters", {v1::IMPORTER});
+
+  v1::Certificate cert = ValidCertificate("BW/2026/0100", "BW", "EU");
+  cert.clear_validating_official();  // the officer who issues it
+  const char* shots = std::getenv("KPX_SCREENSHOTS");
+  const std::string screenshots = shots != nullptr ? shots : fed.dir();
+  auto who = [](const v1::OfficerCredentials& c) {
+    return absl::StrCat("{\"name\":\"", c.officer().name(), "\",\"password\":\"", c.password(),
+                        "\",\"secret\":\"", c.totp_secret(), "\"}");
+  };
+  const std::string config =
+      absl::StrCat("{\"bw\":\"https://127.0.0.1:", fed.server("BW").console_port(),
+                   "\",\"eu\":\"https://127.0.0.1:", fed.server("EU").console_port(),
+                   "\",\"exporter\":", who(exporter), ",\"importer\":", who(importer),
+                   ",\"certificate\":", Json(cert), ",\"screenshots\":\"", screenshots, "\"}");
+  const std::string config_path = fed.dir() + "/browser.json";
+  std::ofstream(config_path) << config;
+
+  testing::Output o = testing::Capture(absl::StrCat("node ", script, " ", config_path));
+  INFO(o.out);
+  CHECK(o.exit_code == 0);
+  for (const char* step :
+       {"ok signed in as k.mokgosi", "ok the session cookie is HttpOnly",
+        "ok BW's officer issues the certificate", "ok BW's journey names the officer who issued it",
+        "ok the certificate arrives at EU", "ok EU's officer confirms it",
+        "ok BW sees it confirmed", "ok the French page",
+        "ok in Arabic the header runs from the right",
+        "ok after signing out the console asks to sign in"}) {
+    CHECK(o.out.find(step) != std::string::npos);
+  }
+  // And the ledgers agree on who did what.
+  REQUIRE(StateAt(bw_ops, "BW/2026/0100") == v1::CONFIRMED);
 }
 
 // ---------------------------------------------------------------- the guard

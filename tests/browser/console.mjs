@@ -1,0 +1,126 @@
+// The console in a real headless Chromium (Debian's /usr/bin/chromium),
+// driven by playwright-core. tests/browser_test.cc starts two nodes (BW and
+// EU), adds an exporting officer at BW and an importing one at EU, and runs
+//   node tests/browser/console.mjs CONFIG.json
+// CONFIG: {bw, eu (console URLs), exporter, importer ({name, password,
+// secret (base32)}), certificate (a SubmitCertificateRequest's certificate
+// in JSON), screenshots (a folder)}.
+//
+// Prints "ok STEP" per step; exits 1 at the first step that fails.
+import { createHmac } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const number = config.certificate.number;
+const path = "/console/certificates/" + encodeURIComponent(number);
+
+// RFC 6238 TOTP: HMAC-SHA-1 over the 30 s step, 6 digits.
+function totp(base32, at = Date.now()) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of base32.replace(/=+$/, "")) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const step = Buffer.alloc(8);
+  step.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / 30)));
+  const mac = createHmac("sha1", key).update(step).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  const code = (mac.readUInt32BE(offset) & 0x7fffffff) % 1000000;
+  return String(code).padStart(6, "0");
+}
+
+function check(condition, what) {
+  if (!condition) throw new Error("failed: " + what);
+  console.log("ok " + what);
+}
+
+// Reloads `url` until `test(page)` holds (at most 30 s).
+async function until(page, url, test, what) {
+  for (let i = 0; i < 60; i++) {
+    await page.goto(url);
+    if (await test(page)) return check(true, what);
+    await page.waitForTimeout(500);
+  }
+  check(false, what);
+}
+
+async function signIn(page, base, who) {
+  await page.goto(base + "/console/");
+  check(page.url().endsWith("/console/sign-in"), "without a session the console sends to sign-in");
+  await page.fill("input[name=name]", who.name);
+  await page.fill("input[name=password]", who.password);
+  await page.fill("input[name=code]", totp(who.secret));
+  await Promise.all([page.waitForURL(base + "/console/"), page.click("form button")]);
+  check((await page.textContent("h1")).length > 0, "signed in as " + who.name);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.KPX_CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox"],
+});
+try {
+  // The nodes' certificates come from the test's own CA.
+  const bwContext = await browser.newContext({ ignoreHTTPSErrors: true, locale: "en-GB" });
+  const bw = await bwContext.newPage();
+  await signIn(bw, config.bw, config.exporter);
+  const cookies = await bwContext.cookies();
+  const session = cookies.find((c) => c.name === "__Host-kpx-session");
+  check(session && session.httpOnly && session.secure && session.sameSite === "Strict",
+        "the session cookie is HttpOnly, Secure and SameSite=Strict");
+  check(await bw.evaluate(() => document.cookie.indexOf("kpx-session") < 0),
+        "scripts cannot read the session cookie");
+
+  // Issue from the signed-in page, as the console's forms do: JSON with the
+  // session's CSRF token.
+  const issued = await bw.evaluate(async (certificate) => {
+    const token = document.querySelector('meta[name="csrf-token"]').content;
+    const response = await fetch("/api/v1/certificates", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": token },
+      body: JSON.stringify({ certificate, requestId: crypto.randomUUID() }),
+    });
+    return response.status;
+  }, config.certificate);
+  check(issued === 200, "BW's officer issues the certificate");
+  await bw.goto(config.bw + path);
+  check((await bw.textContent("main")).includes("by K. Mokgosi (HQ)"),
+        "BW's journey names the officer who issued it");
+  await bw.screenshot({ path: config.screenshots + "/certificate-bw.png" });
+
+  const euContext = await browser.newContext({ ignoreHTTPSErrors: true });
+  const eu = await euContext.newPage();
+  await signIn(eu, config.eu, config.importer);
+  await eu.screenshot({ path: config.screenshots + "/dashboard-eu.png" });
+  await until(eu, config.eu + "/console/certificates?state=RECEIVED",
+              async (p) => (await p.textContent("main")).includes(number),
+              "the certificate arrives at EU");
+  await eu.screenshot({ path: config.screenshots + "/list-eu.png" });
+  await eu.goto(config.eu + path);
+  await eu.fill("textarea[name='findings.remarks']", "Seals intact, weights as declared.");
+  await Promise.all([eu.waitForLoadState("load"), eu.click("form.action:has(input[name='findings.asDeclared']) button")]);
+  await until(eu, config.eu + path, async (p) => (await p.textContent(".state")) === "Confirmed",
+              "EU's officer confirms it");
+  await until(bw, config.bw + path, async (p) => (await p.textContent(".state")) === "Confirmed",
+              "BW sees it confirmed");
+
+  // Other languages: French left to right, Arabic right to left.
+  await bw.goto(config.bw + path + "?lang=fr");
+  check((await bw.textContent(".state")) === "Confirmé", "the French page");
+  await bw.goto(config.bw + path + "?lang=ar");
+  check(await bw.evaluate(() => document.documentElement.dir) === "rtl", "the Arabic page is right to left");
+  const brand = await bw.locator("header .brand").boundingBox();
+  const langs = await bw.locator("header .langs").boundingBox();
+  check(brand.x > langs.x, "in Arabic the header runs from the right");
+  await bw.screenshot({ path: config.screenshots + "/certificate-ar.png" });
+  await bw.goto(config.bw + path + "?lang=en");
+
+  // Signing out ends the session.
+  await Promise.all([bw.waitForURL(config.bw + "/console/sign-in"), bw.click("header form button")]);
+  await bw.goto(config.bw + "/console/");
+  check(bw.url().endsWith("/console/sign-in"), "after signing out the console asks to sign in");
+} catch (e) {
+  console.log(String(e && e.stack ? e.stack : e));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
