@@ -135,7 +135,8 @@ absl::StatusOr<v1::CertificateRecord> Authority::Submit(
   v1::Certificate cert = r.certificate();
   // The validating official: the officer signed in, unless the system names one.
   if (cert.validating_official().empty()) cert.set_validating_official(c.full_name);
-  return Answer("SubmitCertificate", c, cert.number(),
+  const std::string number = cert.number();  // cert is moved below
+  return Answer("SubmitCertificate", c, number,
                 node_->Submit(std::move(cert), r.request_id(), c.actor()));
 }
 
