@@ -82,7 +82,8 @@ std::string Page(const std::string& lang, const std::string& title,
     absl::StrAppend(&html, "</span>");
     if (!who->csrf_token.empty()) {
       absl::StrAppend(&html,
-                      "<form class=\"inline\" data-api=\"/api/v1/session\" data-method=\"DELETE\" "
+                      "<form class=\"inline\" method=\"post\" data-api=\"/api/v1/session\" "
+                      "data-method=\"DELETE\" "
                       "data-next=\"/console/sign-in\"><button>",
                       t("nav.sign_out"), "</button></form>");
     }
@@ -137,9 +138,10 @@ bool Visit(ConsoleSessions& sessions, const httplib::Request& req, httplib::Resp
 std::string SignInForm(const std::string& lang) {
   auto t = [&](const char* key) { return HtmlEscape(Text(lang, key)); };
   return absl::StrCat(
-      "<form class=\"card\" data-api=\"/api/v1/session\" data-next=\"/console/\">", "<label>",
-      t("signin.name"), " <input name=\"name\" autocomplete=\"username\" required></label>",
-      "<label>", t("signin.password"),
+      "<form class=\"card\" method=\"post\" data-api=\"/api/v1/session\" data-next=\"/console/\">",
+      "<label>", t("signin.name"),
+      " <input name=\"name\" autocomplete=\"username\" required></label>", "<label>",
+      t("signin.password"),
       " <input name=\"password\" type=\"password\" autocomplete=\"current-password\" "
       "required></label>",
       "<label>", t("signin.code"),
@@ -156,9 +158,9 @@ std::string Actions(const std::string& lang, const Caller& who, const v1::Certif
   const std::string api =
       absl::StrCat("/api/v1/certificates/", PathNumber(rec.certificate().number()));
   auto form = [&](const char* verb, const char* title, const std::string& fields) {
-    return absl::StrCat("<form class=\"card action\" data-request-id data-api=\"", api, ":", verb,
-                        "\">", "<h3>", t(title), "</h3>", fields, "<button>", t(title),
-                        "</button><p class=\"result\" hidden></p></form>");
+    return absl::StrCat("<form class=\"card action\" method=\"post\" data-request-id data-api=\"",
+                        api, ":", verb, "\">", "<h3>", t(title), "</h3>", fields, "<button>",
+                        t(title), "</button><p class=\"result\" hidden></p></form>");
   };
   const std::string reason =
       absl::StrCat("<label>", t("act.reason"),
@@ -388,6 +390,9 @@ void ConsolePages::Register(httplib::Server* server) const {
   server->Get(
       "/console/certificates/([^:]+)",
       [this](const httplib::Request& req, httplib::Response& res) { Certificate(req, res); });
+  server->Get("/favicon.ico", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 204;  // no icon, and no error in the browser's console
+  });
   server->Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.status = 303;
     res.set_header("Location", "/console/");

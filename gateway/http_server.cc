@@ -62,6 +62,9 @@ httplib::Server::HandlerResponse Screen(const httplib::Request& req, httplib::Re
     return refuse(415, "INVALID_ARGUMENT", "compressed request bodies are not accepted");
   }
   if (req.has_header("Range")) {
+    // cpp-httplib cuts every answer to the ranges it parsed, this refusal
+    // too; its Request is not const, only the handler's view of it.
+    const_cast<httplib::Request&>(req).ranges.clear();
     return refuse(416, "INVALID_ARGUMENT", "byte ranges are not served");
   }
   guard->BeginBody(static_cast<size_t>(length));
@@ -106,6 +109,11 @@ bool SetUpTls(SSL_CTX& ctx, const HttpsOptions& o, HttpGuard* guard, std::string
     STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.client_ca_file.c_str());
     if (names != nullptr) SSL_CTX_set_client_CA_list(&ctx, names);
     SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, nullptr);
+    // With client certificates asked for, OpenSSL refuses to resume a
+    // session (as browsers do for their second connection) unless the
+    // sessions are named as this server's.
+    static const unsigned char kSessionContext[] = "kpx-console";
+    SSL_CTX_set_session_id_context(&ctx, kSessionContext, sizeof(kSessionContext) - 1);
   }
   guard->Install(&ctx);
   return true;

@@ -44,6 +44,13 @@ async function until(page, url, test, what) {
   check(false, what);
 }
 
+// What the page's own script says or throws goes to the output.
+function watch(page, name) {
+  page.on("pageerror", (e) => console.log(name + " page error: " + e));
+  page.on("console", (m) => console.log(name + " console: " + m.text()));
+  return page;
+}
+
 async function signIn(page, base, who) {
   await page.goto(base + "/console/");
   check(page.url().endsWith("/console/sign-in"), "without a session the console sends to sign-in");
@@ -61,7 +68,7 @@ const browser = await chromium.launch({
 try {
   // The nodes' certificates come from the test's own CA.
   const bwContext = await browser.newContext({ ignoreHTTPSErrors: true, locale: "en-GB" });
-  const bw = await bwContext.newPage();
+  const bw = watch(await bwContext.newPage(), "BW");
   await signIn(bw, config.bw, config.exporter);
   const cookies = await bwContext.cookies();
   const session = cookies.find((c) => c.name === "__Host-kpx-session");
@@ -88,7 +95,7 @@ try {
   await bw.screenshot({ path: config.screenshots + "/certificate-bw.png" });
 
   const euContext = await browser.newContext({ ignoreHTTPSErrors: true });
-  const eu = await euContext.newPage();
+  const eu = watch(await euContext.newPage(), "EU");
   await signIn(eu, config.eu, config.importer);
   await eu.screenshot({ path: config.screenshots + "/dashboard-eu.png" });
   await until(eu, config.eu + "/console/certificates?state=RECEIVED",
@@ -97,7 +104,11 @@ try {
   await eu.screenshot({ path: config.screenshots + "/list-eu.png" });
   await eu.goto(config.eu + path);
   await eu.fill("textarea[name='findings.remarks']", "Seals intact, weights as declared.");
-  await Promise.all([eu.waitForLoadState("load"), eu.click("form.action:has(input[name='findings.asDeclared']) button")]);
+  // The form's script answers with a new page once the node has confirmed.
+  await Promise.all([
+    eu.waitForNavigation(),
+    eu.click("form.action:has(input[name='findings.asDeclared']) button"),
+  ]);
   await until(eu, config.eu + path, async (p) => (await p.textContent(".state")) === "Confirmed",
               "EU's officer confirms it");
   await until(bw, config.bw + path, async (p) => (await p.textContent(".state")) === "Confirmed",
