@@ -142,12 +142,12 @@ start_federation() {
     die "$dir already holds a federation's keys and ledgers: use a fresh folder"
 
   local -a ports specs=()
-  # Per node: peer, authority and metrics port.
-  mapfile -t ports < <(pick_ports $((3 * ${#codes[@]})))
-  ((${#ports[@]} == 3 * ${#codes[@]})) || die "could not pick free ports"
+  # Per node: peer, authority, metrics and console port.
+  mapfile -t ports < <(pick_ports $((4 * ${#codes[@]})))
+  ((${#ports[@]} == 4 * ${#codes[@]})) || die "could not pick free ports"
   local i
   for i in "${!codes[@]}"; do
-    specs+=("${codes[$i]}:${ports[3 * i]}:${ports[3 * i + 1]}:${ports[3 * i + 2]}")
+    specs+=("${codes[$i]}:${ports[4 * i]}:${ports[4 * i + 1]}:${ports[4 * i + 2]}:${ports[4 * i + 3]}")
   done
   "$here/pki.sh" "$dir" "${specs[@]}"
   dir=$(cd "$dir" && pwd)
@@ -189,9 +189,9 @@ start_federation() {
 
   echo "local-federation.sh: ${#codes[@]} node(s) listening under $dir"
   for i in "${!codes[@]}"; do
-    printf '  %-3s peer 127.0.0.1:%-5s  authority 127.0.0.1:%-5s  metrics 127.0.0.1:%-5s  log %s\n' \
-      "${codes[$i]}" "${ports[3 * i]}" "${ports[3 * i + 1]}" "${ports[3 * i + 2]}" \
-      "$dir/${codes[$i]}/kpxd.log"
+    printf '  %-3s peer 127.0.0.1:%-5s  authority 127.0.0.1:%-5s  metrics 127.0.0.1:%-5s  console https://127.0.0.1:%s/  log %s\n' \
+      "${codes[$i]}" "${ports[4 * i]}" "${ports[4 * i + 1]}" "${ports[4 * i + 2]}" \
+      "${ports[4 * i + 3]}" "$dir/${codes[$i]}/kpxd.log"
   done
 }
 

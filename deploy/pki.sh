@@ -21,14 +21,16 @@
 #   OUT_DIR/BW/node.textpb              kpx.v1.NodeConfig
 #
 # A SPEC may add a fourth port, CODE:PEER_PORT:AUTH_PORT:METRICS_PORT, for
-# metrics_listen "127.0.0.1:METRICS_PORT". Without it node.textpb leaves
-# metrics_listen unset (default 127.0.0.1:9464, which only one node per
-# machine can bind: give each node its own port, or set it to "off").
+# metrics_listen "127.0.0.1:METRICS_PORT", and a fifth for console_listen
+# "127.0.0.1:CONSOLE_PORT" (the HTTPS console). Without them node.textpb
+# leaves metrics_listen and console_listen unset (defaults 127.0.0.1:9464
+# and 127.0.0.1:8443, which only one node per machine can bind: give each
+# node its own ports, or set them to "off").
 set -euo pipefail
 
 usage() {
   cat >&2 <<'EOF'
-usage: deploy/pki.sh OUT_DIR CODE:PEER_PORT:AUTH_PORT[:METRICS_PORT]...
+usage: deploy/pki.sh OUT_DIR CODE:PEER_PORT:AUTH_PORT[:METRICS_PORT[:CONSOLE_PORT]]...
   e.g. deploy/pki.sh /tmp/fed BW:7400:7401 EU:7410:7411
        deploy/pki.sh /tmp/fed BW:7400:7401:9464 EU:7410:7411:9465
   env: KPX_KEY_ALG=ed25519|ecdsa-p256   signing key algorithm (default ed25519)
@@ -143,19 +145,22 @@ codes=()
 peer_ports=()
 auth_ports=()
 metrics_ports=() # "" where the SPEC gives none
+console_ports=() # ditto
 declare -A seen_codes=() seen_ports=()
 for spec in "$@"; do
-  [[ $spec =~ ^([A-Z]{2}):([0-9]{1,5}):([0-9]{1,5})(:([0-9]{1,5}))?$ ]] ||
-    die "bad SPEC '$spec': want CODE:PEER_PORT:AUTH_PORT[:METRICS_PORT] with a two-letter CODE, e.g. BW:7400:7401"
+  [[ $spec =~ ^([A-Z]{2}):([0-9]{1,5}):([0-9]{1,5})(:([0-9]{1,5})(:([0-9]{1,5}))?)?$ ]] ||
+    die "bad SPEC '$spec': want CODE:PEER_PORT:AUTH_PORT[:METRICS_PORT[:CONSOLE_PORT]] with a two-letter CODE, e.g. BW:7400:7401"
   code=${BASH_REMATCH[1]}
   peer=$((10#${BASH_REMATCH[2]}))
   auth=$((10#${BASH_REMATCH[3]}))
   metrics=
   [[ -z ${BASH_REMATCH[5]} ]] || metrics=$((10#${BASH_REMATCH[5]}))
+  console=
+  [[ -z ${BASH_REMATCH[7]} ]] || console=$((10#${BASH_REMATCH[7]}))
   [[ -z ${seen_codes[$code]:-} ]] || die "Participant $code given twice"
   seen_codes[$code]=1
   ((peer >= 1 && peer <= 65535)) || die "peer port $peer in '$spec' is out of range"
-  for port in "$peer" "$auth" ${metrics:+"$metrics"}; do
+  for port in "$peer" "$auth" ${metrics:+"$metrics"} ${console:+"$console"}; do
     # 0 (authority and metrics only): any free port; the node logs the one it bound.
     ((port >= 0 && port <= 65535)) || die "port $port in '$spec' is out of range"
     ((port == 0)) && continue
@@ -166,6 +171,7 @@ for spec in "$@"; do
   peer_ports+=("$peer")
   auth_ports+=("$auth")
   metrics_ports+=("$metrics")
+  console_ports+=("$console")
 done
 
 mkdir -p -- "$out_arg"
@@ -185,7 +191,7 @@ done
 # Fills OUT_DIR/CODE/ with the Participant's keys, certificates, env files
 # and node.textpb.
 make_participant() {
-  local code=$1 peer=$2 auth=$3 metrics=$4
+  local code=$1 peer=$2 auth=$3 metrics=$4 console=$5
   local dir=$out/$code
   local server_name="node.${code,,}.kpx"
 
@@ -247,6 +253,11 @@ EOF
   else
     printf '# metrics_listen: "127.0.0.1:9464" (default; one node per machine)\n' >>"$dir/node.textpb"
   fi
+  if [[ -n $console ]]; then
+    printf 'console_listen: "127.0.0.1:%s"\n' "$console" >>"$dir/node.textpb"
+  else
+    printf '# console_listen: "127.0.0.1:8443" (default; one node per machine)\n' >>"$dir/node.textpb"
+  fi
   validate NodeConfig "$dir/node.textpb"
 }
 
@@ -293,7 +304,8 @@ mkdir "${dirs[@]}"
 # Participants are independent: make them in parallel, then check them all.
 pids=()
 for i in "${!codes[@]}"; do
-  make_participant "${codes[$i]}" "${peer_ports[$i]}" "${auth_ports[$i]}" "${metrics_ports[$i]}" &
+  make_participant "${codes[$i]}" "${peer_ports[$i]}" "${auth_ports[$i]}" "${metrics_ports[$i]}" \
+    "${console_ports[$i]}" &
   pids+=($!)
 done
 failed=0

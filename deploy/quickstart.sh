@@ -3,7 +3,10 @@
 # three-node federation (Botswana, United Arab Emirates, European Union) on
 # loopback, and walks one Kimberley Process certificate from Botswana to the
 # EU: submitted, delivered, confirmed, and checked in both ledgers.
-# The nodes are stopped on exit; their keys, ledgers and logs stay in the
+# Then it adds an officer at BW and one at EU and prints their console
+# addresses and credentials; from a terminal the nodes keep running until
+# Enter is pressed, so that the console can be tried in a browser. The
+# nodes are stopped on exit; their keys, ledgers and logs stay in the
 # scratch folder.
 set -euo pipefail
 
@@ -14,6 +17,7 @@ usage: deploy/quickstart.sh [SCRATCH_DIR]   (as root on Debian 12, or with sudo)
   env: KPX_JOBS=N       parallel build jobs (default 2)
        KPX_SKIP_BUILD=1 skip apt and the build; use the kpxd and kpxctl in
                         KPX_BIN_DIR (default <repo>/build/gateway)
+       KPX_QUICKSTART_STOP=1 stop the nodes at the end even from a terminal
 EOF
 }
 
@@ -198,13 +202,52 @@ grep -q '^kpx_ledger_head_sequence ' <<<"$scrape" || die "the metrics scrape has
 grep -E '^kpx_(ledger_head_sequence|outbox_depth|node_healthy|messages_sent_total|messages_received_total)|^kpx_certificates\{state="CONFIRMED"\}' \
   <<<"$scrape" | indent
 
+section "The console: officers sign in from a browser (docs/console.md)"
+# Adds an officer at CODE as its operator; prints "PASSWORD SECRET".
+add_officer() {
+  local code=$1 login=$2 name=$3 roles=$4 json
+  json=$(ctl "$code" operator -o json officer add "$login" --name "$name" --office HQ \
+    --roles "$roles") || die "kpxctl officer add $login failed at $code"
+  printf '%s %s\n' "$(sed -n 's/.*"password":"\([^"]*\)".*/\1/p' <<<"$json")" \
+    "$(sed -n 's/.*"totpSecret":"\([^"]*\)".*/\1/p' <<<"$json")"
+}
+console_url() {
+  echo "https://127.0.0.1:$(sed -n 's/^console_listen: "127\.0\.0\.1:\([0-9]*\)"$/\1/p' \
+    "$scratch/$1/node.textpb")/console/"
+}
+read -r bw_password bw_secret < <(add_officer BW k.mokgosi "K. Mokgosi" EXPORTER)
+read -r eu_password eu_secret < <(add_officer EU a.peeters "A. Peeters" IMPORTER)
+[[ -n $bw_secret && -n $eu_secret ]] || die "kpxctl officer add printed no credentials"
+bw_url=$(console_url BW)
+eu_url=$(console_url EU)
+bw_hostport=${bw_url#https://}
+bw_hostport=${bw_hostport%%/*}
+sign_in_page=$(printf 'GET /console/sign-in HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' |
+  openssl s_client -quiet -connect "$bw_hostport" 2>/dev/null | head -1 || true)
+sign_in_page=${sign_in_page%$'\r'}
+[[ $sign_in_page == "HTTP/1.1 200 OK" ]] ||
+  die "BW's console did not answer its sign-in page: '$sign_in_page'"
+cat <<EOF
+  BW (exporting): $bw_url
+     officer k.mokgosi  password $bw_password  second factor $bw_secret
+  EU (importing): $eu_url
+     officer a.peeters  password $eu_password  second factor $eu_secret
+  The code to sign in with: add the second factor to an authenticator app, or
+    $kpxctl officer code SECRET
+  The browser warns about the certificate: it comes from this federation's own
+  CA ($scratch/BW/ca.pem); accept it for 127.0.0.1.
+EOF
+
 section "Done"
 cat <<EOF
 Certificate $number went from Botswana to the EU and was confirmed;
-both ledgers verify. The nodes stop now; keys, ledgers and logs stay in
+both ledgers verify. Keys, ledgers and logs stay in
   $scratch
 To run a federation yourself:
   deploy/local-federation.sh start DIR BW AE EU
   set -a; . DIR/BW/exporter.env; set +a; $kpxctl cert list
   deploy/local-federation.sh stop DIR
 EOF
+if [[ -t 0 && ${KPX_QUICKSTART_STOP:-0} != 1 ]]; then
+  read -r -p "The nodes keep running for the console. Press Enter to stop them. " _ || true
+fi

@@ -29,6 +29,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "crypto/crypto.h"
+#include "crypto/password.h"
 #include "gateway/cli.h"
 #include "gateway/health_client.h"
 #include "gateway/status.h"
@@ -868,6 +869,17 @@ Result OfficerSetDisabled(const Invocation& inv, bool disabled) {
   return Print(inv, resp, OfficerText);
 }
 
+// Offline: what an authenticator app shows now for a second-factor secret.
+Result OfficerCode(const Invocation& inv) {
+  const std::string secret = kpx::crypto::TotpSecretFromBase32(inv.args[0]);
+  if (secret.empty()) return UsageError("officer code: SECRET is not base32");
+  google::protobuf::Struct o;
+  Set(o, "code", kpx::crypto::TotpCode(secret, absl::Now()));
+  return Print(inv, o, [](const google::protobuf::Struct& s) {
+    return absl::StrCat(s.fields().at("code").string_value(), "\n");
+  });
+}
+
 Result OfficerReset(const Invocation& inv) {
   Client client;
   if (Result r = Connect(inv, kDefaultTimeout, &client)) return r;
@@ -1329,6 +1341,13 @@ std::vector<Command> OtherCommands() {
        {},
        "",
        [](const Invocation& inv) { return OfficerSetDisabled(inv, false); }},
+      {{"officer", "code"},
+       "the code an authenticator app shows now for a second-factor SECRET, offline",
+       {{"SECRET"}},
+       {},
+       "For a demo, or a first sign-in before the app is set up; keep the secret as safe as the "
+       "password.",
+       OfficerCode},
       {{"officer", "reset"},
        "a new password and second factor for an officer, printed once; ends their sessions and "
        "lifts a lock (operator)",
