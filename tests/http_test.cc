@@ -497,6 +497,45 @@ TEST_CASE("sign-in refuses planted sessions, reused codes, guessing and disabled
   CHECK(changes == 3);  // added, reset, disabled
 }
 
+TEST_CASE("kpxctl officer add, list, code, disable, enable and reset", "[http][officers][kpxctl]") {
+  GrpcFederation fed({"BW", "EU"}, /*metrics=*/false, /*console=*/true);
+  fed.StartInProcess("BW");
+  const std::string op = fed.KpxctlEnv("BW", "operator") + " " + testing::KpxctlPath();
+  testing::Output o = testing::Capture(
+      op + " -o json officer add k.mokgosi --name 'K. Mokgosi' --office HQ --roles EXPORTER");
+  INFO(o.out);
+  REQUIRE(o.exit_code == 0);
+  const v1::OfficerCredentials cred = Parse<v1::OfficerCredentials>(o.out);
+  CHECK(cred.officer().full_name() == "K. Mokgosi");
+  // The offline code is the one sign-in takes.
+  o = testing::Capture(testing::KpxctlPath() + " officer code " + cred.totp_secret());
+  REQUIRE(o.exit_code == 0);
+  std::string code = o.out.substr(0, 6);
+  Browser b(fed, "BW");
+  CHECK(b.SignIn("k.mokgosi", cred.password(), code).status == 200);
+
+  o = testing::Capture(op + " officer list");
+  CHECK(o.out.find("k.mokgosi") != std::string::npos);
+  CHECK(o.out.find("active") != std::string::npos);
+  CHECK(o.out.find(cred.password()) == std::string::npos);  // never shown again
+  CHECK(testing::Capture(op + " officer disable k.mokgosi").out.find("DISABLED") !=
+        std::string::npos);
+  CHECK(b.Get("/api/v1/session").status == 401);
+  CHECK(testing::Capture(op + " officer enable k.mokgosi").exit_code == 0);
+  o = testing::Capture(op + " officer reset k.mokgosi");
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.find("password:") != std::string::npos);
+  // Only operators manage officers; bad input is a usage error.
+  const std::string exporter = fed.KpxctlEnv("BW", "exporter") + " " + testing::KpxctlPath();
+  CHECK(testing::Capture(exporter + " officer list").exit_code != 0);
+  CHECK(testing::Capture(op + " officer add x.y --name X --office HQ --roles KING").exit_code ==
+        2);
+  CHECK(testing::Capture(op + " officer add BAD --name X --office HQ --roles EXPORTER")
+            .out.find("officer name") != std::string::npos);
+  CHECK(testing::Capture(op + " officer add x.y --name X --office NOPE --roles EXPORTER")
+            .out.find("offices on the trust list") != std::string::npos);
+}
+
 // ---------------------------------------------------------------- pages
 
 TEST_CASE("every console text is in French, Portuguese and Arabic", "[http][console]") {
