@@ -236,6 +236,17 @@ class Metrics::Gauges : public prometheus::Collectable {
   mutable std::map<std::string, TlsFile> tls_files_ ABSL_GUARDED_BY(tls_mu_);
 };
 
+// An empty family of samples, for the collectors that compute theirs at
+// scrape time.
+static prometheus::MetricFamily Family(const std::string& name, const std::string& help,
+                                       prometheus::MetricType type) {
+  prometheus::MetricFamily f;
+  f.name = name;
+  f.help = help;
+  f.type = type;
+  return f;
+}
+
 // The listeners' connection figures, read from their gates at scrape time.
 class Metrics::GateGauges : public prometheus::Collectable {
  public:
@@ -272,14 +283,6 @@ class Metrics::GateGauges : public prometheus::Collectable {
   }
 
  private:
-  static prometheus::MetricFamily Family(const std::string& name, const std::string& help,
-                                         prometheus::MetricType type) {
-    prometheus::MetricFamily f;
-    f.name = name;
-    f.help = help;
-    f.type = type;
-    return f;
-  }
   static prometheus::ClientMetric Gauge(std::vector<prometheus::ClientMetric::Label> labels,
                                         double value) {
     prometheus::ClientMetric m;
@@ -325,14 +328,6 @@ class Metrics::ConsoleGauges : public prometheus::Collectable {
  private:
   static constexpr prometheus::MetricType kGauge = prometheus::MetricType::Gauge;
   static constexpr prometheus::MetricType kCounter = prometheus::MetricType::Counter;
-  static prometheus::MetricFamily Family(const std::string& name, const std::string& help,
-                                         prometheus::MetricType type) {
-    prometheus::MetricFamily f;
-    f.name = name;
-    f.help = help;
-    f.type = type;
-    return f;
-  }
   static prometheus::ClientMetric Value(std::vector<prometheus::ClientMetric::Label> labels,
                                         double value, prometheus::MetricType type) {
     prometheus::ClientMetric m;
