@@ -11,6 +11,8 @@
 #   ROOT/etc/kpx/                                mode 750, root:kpx
 #   ROOT/etc/kpx/kpxd.textpb.example             commented kpx.v1.NodeConfig
 #   ROOT/etc/systemd/system/kpxd.service         ExecStart = PREFIX/bin/kpxd
+#   ROOT/etc/systemd/system/kpxd@.service        the same, one node per Participant CODE
+#                                                (/etc/kpx/CODE, /var/lib/kpx/CODE)
 #   ROOT/var/lib/kpx/                            mode 700, kpx:kpx (ledger)
 #   ROOT/var/lib/kpx/backups/                    mode 700, kpx:kpx (kpxctl node backup)
 # and, unless --no-user, the system user and group kpx.
@@ -51,6 +53,7 @@ readonly USER_NAME=kpx
 readonly CONFIG_DIR=/etc/kpx
 readonly STATE_DIR=/var/lib/kpx
 readonly UNIT_PATH=/etc/systemd/system/kpxd.service
+readonly TEMPLATE_PATH=/etc/systemd/system/kpxd@.service
 readonly UNIT_EXEC_DEFAULT=/usr/local/bin/kpxd
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -128,14 +131,17 @@ src_pki=$repo/deploy/pki.sh
 src_config=$repo/deploy/config/kpxd.example.textpb
 src_trust=$repo/deploy/config/trust-list.example.textpb
 src_unit=$repo/deploy/systemd/kpxd.service
+src_template=$repo/deploy/systemd/kpxd@.service
 src_doc=$repo/docs/operations.md
 for f in "$src_pki" "$src_config" "$src_trust" "$src_doc"; do
   [[ -f $f ]] || die "$f is missing from the source tree"
 done
 if ((install_unit)); then
-  [[ -f $src_unit ]] || die "$src_unit is missing from the source tree"
-  grep -q "^ExecStart=$UNIT_EXEC_DEFAULT " "$src_unit" ||
-    die "$src_unit has no 'ExecStart=$UNIT_EXEC_DEFAULT ...' line to adapt to the prefix"
+  for u in "$src_unit" "$src_template"; do
+    [[ -f $u ]] || die "$u is missing from the source tree"
+    grep -q "^ExecStart=$UNIT_EXEC_DEFAULT " "$u" ||
+      die "$u has no 'ExecStart=$UNIT_EXEC_DEFAULT ...' line to adapt to the prefix"
+  done
 fi
 
 mkdir -p -- "$root" 2>/dev/null || die "cannot create the staging root $root"
@@ -186,17 +192,25 @@ run install -d -m 750 "$dest$CONFIG_DIR"
 run install -d -m 700 "$dest$STATE_DIR" "$dest$STATE_DIR/backups"
 run install -m 640 "$src_config" "$dest$CONFIG_DIR/kpxd.textpb.example"
 
-if ((install_unit)); then
-  run install -d -m 755 "$dest${UNIT_PATH%/*}"
-  unit_tmp=$(mktemp "$dest${UNIT_PATH%/*}/.kpxd.service.XXXXXX")
+# install_unit SOURCE PATH: the unit with ExecStart and Documentation
+# rewritten for the prefix, replaced in one rename.
+install_unit_file() {
+  local src=$1 path=$2
+  unit_tmp=$(mktemp "$dest${path%/*}/.kpxd.unit.XXXXXX")
   trap 'rm -f -- "$unit_tmp"' EXIT
   sed -e "s#^ExecStart=$UNIT_EXEC_DEFAULT #ExecStart=$prefix/bin/kpxd #" \
-    -e "s#^Documentation=file:/usr/local/#Documentation=file:$prefix/#" "$src_unit" >"$unit_tmp"
+    -e "s#^Documentation=file:/usr/local/#Documentation=file:$prefix/#" "$src" >"$unit_tmp"
   grep -q "^ExecStart=$prefix/bin/kpxd " "$unit_tmp" ||
     die "could not set the unit's ExecStart to $prefix/bin/kpxd"
   chmod 644 "$unit_tmp"
-  mv -f -- "$unit_tmp" "$dest$UNIT_PATH"
+  mv -f -- "$unit_tmp" "$dest$path"
   trap - EXIT
+}
+
+if ((install_unit)); then
+  run install -d -m 755 "$dest${UNIT_PATH%/*}"
+  install_unit_file "$src_unit" "$UNIT_PATH"
+  install_unit_file "$src_template" "$TEMPLATE_PATH"
 fi
 
 if ((make_user)); then

@@ -108,7 +108,8 @@ folders_kept() {
 no_systemd_install() {
   local r=$scratch/root2
   "$install_sh" --root "$r" --no-user --no-systemd --bin-dir "$bin" &&
-    test -x "$r/usr/local/bin/kpxd" && test ! -e "$r/etc/systemd/system/kpxd.service"
+    test -x "$r/usr/local/bin/kpxd" && test ! -e "$r/etc/systemd/system/kpxd.service" &&
+    test ! -e "$r/etc/systemd/system/kpxd@.service"
 }
 fails() {
   ! "$@"
@@ -153,6 +154,15 @@ check "unit runs as User=kpx Group=kpx" unit_user
 # shellcheck disable=SC2016 # $MAINPID is for systemd, not the shell
 check "unit reloads with SIGHUP" grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit"
 check "unit may write /var/lib/kpx only" unit_writes_state_only
+template=$root/etc/systemd/system/kpxd@.service
+check "template unit at /etc/systemd/system/kpxd@.service, mode 644" mode_is 644 "$template"
+check "template ExecStart is /usr/bin/kpxd --config /etc/kpx/%i/kpxd.textpb" \
+  grep -qx 'ExecStart=/usr/bin/kpxd --config /etc/kpx/%i/kpxd.textpb' "$template"
+check "template may write its own /var/lib/kpx/%i only" \
+  grep -qx 'ReadWritePaths=/var/lib/kpx/%i' "$template"
+check "template runs as User=kpx with the same sandbox" \
+  diff <(grep -E '^(User|Group|NoNewPrivileges|ProtectSystem|CapabilityBoundingSet|SystemCallFilter|UMask)=' "$unit") \
+  <(grep -E '^(User|Group|NoNewPrivileges|ProtectSystem|CapabilityBoundingSet|SystemCallFilter|UMask)=' "$template")
 check "no temporary files left in the unit folder" no_hidden_files "$root/etc/systemd/system"
 
 # ---- example configs ---------------------------------------------------------------
