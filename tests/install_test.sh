@@ -160,6 +160,8 @@ check "template ExecStart is /usr/bin/kpxd --config /etc/kpx/%i/kpxd.textpb" \
   grep -qx 'ExecStart=/usr/bin/kpxd --config /etc/kpx/%i/kpxd.textpb' "$template"
 check "template may write its own /var/lib/kpx/%i only" \
   grep -qx 'ReadWritePaths=/var/lib/kpx/%i' "$template"
+check "template hides the other Participants' folders" \
+  grep -qx 'TemporaryFileSystem=/etc/kpx:ro /var/lib/kpx:ro' "$template"
 check "template runs as User=kpx with the same sandbox" \
   diff <(grep -E '^(User|Group|NoNewPrivileges|ProtectSystem|CapabilityBoundingSet|SystemCallFilter|UMask)=' "$unit") \
   <(grep -E '^(User|Group|NoNewPrivileges|ProtectSystem|CapabilityBoundingSet|SystemCallFilter|UMask)=' "$template")
