@@ -2,7 +2,8 @@
 
 namespace kpx::gateway {
 
-// Sends a page's forms (those with data-api) to the HTTP API as JSON, with
+// Follows the node's live activity where a page has #activity, and sends a
+// page's forms (those with data-api) to the HTTP API as JSON, with
 // the session's CSRF token, and shows the API's refusal in the form's
 // .result element. Field names with dots nest ("findings.remarks");
 // data-type="bool" fields are booleans; data-request-id forms get a fresh
@@ -14,6 +15,22 @@ const char kConsoleScript[] = R"js("use strict";
     let o = obj;
     for (let i = 0; i < keys.length - 1; i++) o = o[keys[i]] = o[keys[i]] || {};
     o[keys[keys.length - 1]] = value;
+  }
+  // Live activity: the node's new steps as they happen (console_events.h);
+  // EventSource reconnects by itself and resumes after the last one seen.
+  const activity = document.getElementById("activity");
+  if (activity && activity.dataset.events) {
+    const source = new EventSource(activity.dataset.events);
+    source.addEventListener("entry", function (message) {
+      const step = JSON.parse(message.data);
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = "/console/certificates/" + encodeURIComponent(step.certificate);
+      link.textContent = step.text;
+      item.appendChild(link);
+      activity.insertBefore(item, activity.firstChild);
+      while (activity.children.length > 50) activity.removeChild(activity.lastChild);
+    });
   }
   document.addEventListener("submit", async function (event) {
     const form = event.target;

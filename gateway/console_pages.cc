@@ -23,12 +23,7 @@ const v1::CertificateState kStates[] = {v1::ISSUED,   v1::DELIVERED, v1::RECEIVE
                                         v1::REJECTED, v1::CANCELLED, v1::EXPIRED,  v1::REPLACED,
                                         v1::VOIDED,   v1::DISPUTED,  v1::REFUSED};
 
-// The page's language: ?lang=, else the cookie, else English.
-std::string Lang(const httplib::Request& req) {
-  std::string code = req.get_param_value("lang");
-  if (code.empty()) code = CookieValue(req.get_header_value("Cookie"), kLangCookie);
-  return FindLanguage(code).code;
-}
+std::string Lang(const httplib::Request& req) { return PageLanguage(req); }
 
 std::string When(const google::protobuf::Timestamp& t) {
   if (!node::IsSet(t)) return "";
@@ -250,6 +245,12 @@ std::string Fields(const std::string& lang, const v1::CertificateRecord& rec) {
 
 }  // namespace
 
+std::string PageLanguage(const httplib::Request& req) {
+  std::string code = req.get_param_value("lang");
+  if (code.empty()) code = CookieValue(req.get_header_value("Cookie"), kLangCookie);
+  return FindLanguage(code).code;
+}
+
 std::string HtmlEscape(const std::string& s) {
   std::string out;
   out.reserve(s.size());
@@ -305,7 +306,9 @@ void ConsolePages::Dashboard(const httplib::Request& req, httplib::Response& res
   absl::StrAppend(&body, "</table></section><section class=\"card\"><table class=\"counts\">",
                   "<tr><th>", HtmlEscape(Text(lang, "dash.overdue")), "</th><td>", count(overdue),
                   "</td></tr><tr><th>", HtmlEscape(Text(lang, "dash.discrepancies")), "</th><td>",
-                  count(differing), "</td></tr></table></section>");
+                  count(differing), "</td></tr></table></section>",
+                  "<section class=\"card\"><h2>", HtmlEscape(Text(lang, "dash.activity")),
+                  "</h2><ul id=\"activity\" data-events=\"/api/v1/events\"></ul></section>");
   Html(req, res, Page(lang, Text(lang, "dash.title"), &who, body));
 }
 

@@ -49,6 +49,9 @@ class ConsolePages {
 
 // `s` with & < > " ' written as entities.
 std::string HtmlEscape(const std::string& s);
+// The console language of a request: ?lang=, else the kpx-lang cookie,
+// else English.
+std::string PageLanguage(const httplib::Request& req);
 
 }  // namespace kpx::gateway
 

@@ -43,9 +43,10 @@ Entry Route(const char* method, const char* path, const char* verb,
                }};
 }
 
+// A route served by a handler of its own, parsed here alike.
 template <typename Req>
-Entry Session(const char* method, const char* verb) {
-  return Entry{{method, "/api/v1/session", verb}, &Req::default_instance(), nullptr};
+Entry Served(const char* method, const char* path, const char* verb) {
+  return Entry{{method, path, verb}, &Req::default_instance(), nullptr};
 }
 
 const std::vector<Entry>& Entries() {
@@ -73,10 +74,12 @@ const std::vector<Entry>& Entries() {
       Route("POST", "/api/v1/officers/{name}:setDisabled", "SetOfficerDisabled",
             &Authority::SetOfficerDisabled),
       Route("POST", "/api/v1/officers/{name}:reset", "ResetOfficer", &Authority::ResetOfficer),
-      // Served by ConsoleSessions (http_session.h), parsed here alike.
-      Session<v1::SignInRequest>("POST", "SignIn"),
-      Session<v1::GetSessionRequest>("GET", "GetSession"),
-      Session<v1::SignOutRequest>("DELETE", "SignOut"),
+      // Served by ConsoleSessions (http_session.h) and ConsoleEvents
+      // (console_events.h).
+      Served<v1::SignInRequest>("POST", "/api/v1/session", "SignIn"),
+      Served<v1::GetSessionRequest>("GET", "/api/v1/session", "GetSession"),
+      Served<v1::SignOutRequest>("DELETE", "/api/v1/session", "SignOut"),
+      Served<v1::WatchRequest>("GET", "/api/v1/events", "Watch"),
   };
   return *entries;
 }

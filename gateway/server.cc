@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/crypto.h"
 #include "gateway/connection_gate.h"
+#include "gateway/console_events.h"
 #include "gateway/console_pages.h"
 #include "gateway/http_api.h"
 #include "gateway/http_server.h"
@@ -299,6 +300,9 @@ absl::Status NodeServer::StartConsole() {
   https_ = *std::move(https);
   sessions_ = std::make_unique<ConsoleSessions>(authority_.get(), &node_->officers());
   http_api_ = std::make_unique<HttpApi>(authority_.get(), sessions_.get());
+  events_ = std::make_unique<ConsoleEvents>(node_.get(), authority_.get(), sessions_.get(),
+                                            &https_->guard());
+  events_->Register(&https_->server());  // before the API's catch-all
   http_api_->Register(&https_->server());
   pages_ = std::make_unique<ConsolePages>(authority_.get(), sessions_.get());
   pages_->Register(&https_->server());
@@ -474,6 +478,7 @@ void NodeServer::Shutdown() {
   }
   if (health_thread_.joinable()) health_thread_.join();
   if (authority_service_) authority_service_->Stop();
+  if (events_) events_->Stop();  // live streams end within a second
   if (https_) https_->Stop();
   // The gates first: gRPC must not be handed a connection once shut down.
   for (ConnectionGate* gate : {peer_gate_.get(), authority_gate_.get()}) {
@@ -493,6 +498,7 @@ NodeServer::~NodeServer() {
   https_.reset();
   http_api_.reset();
   pages_.reset();
+  events_.reset();
   authority_server_.reset();
   peer_server_.reset();
   authority_service_.reset();

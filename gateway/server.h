@@ -35,6 +35,7 @@
 namespace kpx::gateway {
 
 class ConnectionGate;
+class ConsoleEvents;
 class ConsolePages;
 class ConsoleSessions;
 class HttpApi;
@@ -104,6 +105,7 @@ class NodeServer {
   std::unique_ptr<ConsoleSessions> sessions_;
   std::unique_ptr<HttpApi> http_api_;
   std::unique_ptr<ConsolePages> pages_;
+  std::unique_ptr<ConsoleEvents> events_;
   int peer_port_ = 0;
   int authority_port_ = 0;
 

@@ -90,6 +90,23 @@ class Api {
   Reply Delete(const std::string& path, httplib::Headers headers = {}) {
     return Done(client_.Delete(path.c_str(), headers));
   }
+  // The status, headers and the start of a streamed answer (live events)
+  // up to `until`, then the connection is dropped.
+  Reply FirstChunk(const std::string& path, const std::string& until = ": connected") {
+    Reply out;
+    client_.Get(
+        path.c_str(), httplib::Headers{},
+        [&](const httplib::Response& r) {
+          out.status = r.status;
+          out.headers = r.headers;
+          return true;
+        },
+        [&](const char* data, size_t n) {
+          out.body.append(data, n);
+          return out.body.find(until) == std::string::npos;
+        });
+    return out;
+  }
 
  private:
   static Reply Done(const httplib::Result& r) {
@@ -150,6 +167,13 @@ TEST_CASE("a certificate goes from BW to EU and is confirmed, all through the HT
   REQUIRE(r.status == 200);
   CHECK(Parse<v1::CertificateRecord>(r.body).state() == v1::CONFIRMED);
   REQUIRE(WaitFor([&] { return StateAt(bw, number) == v1::CONFIRMED; }));
+
+  // Live events: each step of the certificate, resuming where asked.
+  Reply live = bw.FirstChunk("/api/v1/events?from_sequence=1", "\"state\":\"CONFIRMED\"");
+  CHECK(live.status == 200);
+  CHECK(live.headers.find("Content-Type")->second.rfind("text/event-stream", 0) == 0);
+  CHECK(live.body.find("event: entry\ndata: {") != std::string::npos);
+  CHECK(live.body.find(number) != std::string::npos);
 
   Reply trace = bw.Get(CertificatePath(number, "trace"));
   REQUIRE(trace.status == 200);
@@ -265,9 +289,10 @@ TEST_CASE("every documented route is served by a running node", "[http][openapi]
   for (const gateway::ApiRoute& r : gateway::Routes()) {
     const std::string path = Sample(r.path);
     const std::string method = r.method;
-    Reply reply = method == "GET"      ? auditor.Get(path)
-                  : method == "DELETE" ? auditor.Delete(path)
-                                       : auditor.Post(path, "{}");
+    Reply reply = r.verb == std::string("Watch") ? auditor.FirstChunk(path + "?from_sequence=1")
+                  : method == "GET"                 ? auditor.Get(path)
+                  : method == "DELETE"              ? auditor.Delete(path)
+                                                    : auditor.Post(path, "{}");
     INFO(r.method << " " << path << ": " << reply.body);
     REQUIRE(reply.status != 0);
     // Refused or answered by the verb, never "no such route".
@@ -657,6 +682,7 @@ TEST_CASE("in Chromium: sign in, issue at BW, confirm at EU, see it at BW, Frenc
   for (const char* step :
        {"ok signed in as k.mokgosi", "ok the session cookie is HttpOnly",
         "ok BW's officer issues the certificate", "ok BW's journey names the officer who issued it",
+        "ok the certificate arrives live on EU's dashboard",
         "ok the certificate arrives at EU", "ok EU's officer confirms it",
         "ok BW sees it confirmed", "ok the French page",
         "ok in Arabic the header runs from the right",

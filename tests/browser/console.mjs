@@ -67,6 +67,11 @@ const browser = await chromium.launch({
 });
 try {
   // The nodes' certificates come from the test's own CA.
+  // EU's officer watches the dashboard's live activity before anything is sent.
+  const euContext = await browser.newContext({ ignoreHTTPSErrors: true });
+  const eu = watch(await euContext.newPage(), "EU");
+  await signIn(eu, config.eu, config.importer);
+
   const bwContext = await browser.newContext({ ignoreHTTPSErrors: true, locale: "en-GB" });
   const bw = watch(await bwContext.newPage(), "BW");
   await signIn(bw, config.bw, config.exporter);
@@ -94,9 +99,10 @@ try {
         "BW's journey names the officer who issued it");
   await bw.screenshot({ path: config.screenshots + "/certificate-bw.png" });
 
-  const euContext = await browser.newContext({ ignoreHTTPSErrors: true });
-  const eu = watch(await euContext.newPage(), "EU");
-  await signIn(eu, config.eu, config.importer);
+  // No reload: the step appears on EU's dashboard as it happens.
+  await eu.waitForSelector(`#activity a:has-text("${number}")`, { timeout: 30000 });
+  check((await eu.textContent("#activity")).includes("Received"),
+        "the certificate arrives live on EU's dashboard");
   await eu.screenshot({ path: config.screenshots + "/dashboard-eu.png" });
   await until(eu, config.eu + "/console/certificates?state=RECEIVED",
               async (p) => (await p.textContent("main")).includes(number),
