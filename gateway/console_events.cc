@@ -3,13 +3,13 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "google/protobuf/struct.pb.h"
 #include "gateway/console_pages.h"
 #include "gateway/console_text.h"
 #include "gateway/http_api.h"
+#include "google/protobuf/struct.pb.h"
 #include "node/util.h"
 
 namespace kpx::gateway {
@@ -28,13 +28,14 @@ std::string JsonText(const std::string& s) {
 }  // namespace
 
 std::string ConsoleEvents::EventOf(const v1::LedgerEntry& e, const std::string& lang) {
-  const std::string at = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", node::FromTimestamp(e.recorded_at()),
-                                          absl::UTCTimeZone());
+  const std::string at = absl::FormatTime(
+      "%Y-%m-%dT%H:%M:%SZ", node::FromTimestamp(e.recorded_at()), absl::UTCTimeZone());
   std::string text = absl::StrCat(
-      absl::FormatTime("%H:%M UTC", node::FromTimestamp(e.recorded_at()), absl::UTCTimeZone()),
-      " ", e.certificate_number());
+      absl::FormatTime("%H:%M UTC", node::FromTimestamp(e.recorded_at()), absl::UTCTimeZone()), " ",
+      e.certificate_number());
   if (e.state() != v1::CERTIFICATE_STATE_UNSPECIFIED) {
-    absl::StrAppend(&text, " ", Text(lang, absl::StrCat("state.", v1::CertificateState_Name(e.state()))));
+    absl::StrAppend(&text, " ",
+                    Text(lang, absl::StrCat("state.", v1::CertificateState_Name(e.state()))));
   }
   if (!e.partner().empty()) absl::StrAppend(&text, " (", e.partner(), ")");
   return absl::StrCat("id: ", e.sequence(), "\nevent: entry\ndata: {\"sequence\":", e.sequence(),

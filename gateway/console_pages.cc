@@ -306,8 +306,8 @@ void ConsolePages::Dashboard(const httplib::Request& req, httplib::Response& res
   absl::StrAppend(&body, "</table></section><section class=\"card\"><table class=\"counts\">",
                   "<tr><th>", HtmlEscape(Text(lang, "dash.overdue")), "</th><td>", count(overdue),
                   "</td></tr><tr><th>", HtmlEscape(Text(lang, "dash.discrepancies")), "</th><td>",
-                  count(differing), "</td></tr></table></section>",
-                  "<section class=\"card\"><h2>", HtmlEscape(Text(lang, "dash.activity")),
+                  count(differing), "</td></tr></table></section>", "<section class=\"card\"><h2>",
+                  HtmlEscape(Text(lang, "dash.activity")),
                   "</h2><ul id=\"activity\" data-events=\"/api/v1/events\"></ul></section>");
   Html(req, res, Page(lang, Text(lang, "dash.title"), &who, body));
 }

@@ -290,9 +290,9 @@ TEST_CASE("every documented route is served by a running node", "[http][openapi]
     const std::string path = Sample(r.path);
     const std::string method = r.method;
     Reply reply = r.verb == std::string("Watch") ? auditor.FirstChunk(path + "?from_sequence=1")
-                  : method == "GET"                 ? auditor.Get(path)
-                  : method == "DELETE"              ? auditor.Delete(path)
-                                                    : auditor.Post(path, "{}");
+                  : method == "GET"              ? auditor.Get(path)
+                  : method == "DELETE"           ? auditor.Delete(path)
+                                                 : auditor.Post(path, "{}");
     INFO(r.method << " " << path << ": " << reply.body);
     REQUIRE(reply.status != 0);
     // Refused or answered by the verb, never "no such route".
@@ -553,8 +553,7 @@ TEST_CASE("kpxctl officer add, list, code, disable, enable and reset", "[http][o
   // Only operators manage officers; bad input is a usage error.
   const std::string exporter = fed.KpxctlEnv("BW", "exporter") + " " + testing::KpxctlPath();
   CHECK(testing::Capture(exporter + " officer list").exit_code != 0);
-  CHECK(testing::Capture(op + " officer add x.y --name X --office HQ --roles KING").exit_code ==
-        2);
+  CHECK(testing::Capture(op + " officer add x.y --name X --office HQ --roles KING").exit_code == 2);
   CHECK(testing::Capture(op + " officer add BAD --name X --office HQ --roles EXPORTER")
             .out.find("officer name") != std::string::npos);
   CHECK(testing::Capture(op + " officer add x.y --name X --office NOPE --roles EXPORTER")
@@ -682,9 +681,8 @@ TEST_CASE("in Chromium: sign in, issue at BW, confirm at EU, see it at BW, Frenc
   for (const char* step :
        {"ok signed in as k.mokgosi", "ok the session cookie is HttpOnly",
         "ok BW's officer issues the certificate", "ok BW's journey names the officer who issued it",
-        "ok the certificate arrives live on EU's dashboard",
-        "ok the certificate arrives at EU", "ok EU's officer confirms it",
-        "ok BW sees it confirmed", "ok the French page",
+        "ok the certificate arrives live on EU's dashboard", "ok the certificate arrives at EU",
+        "ok EU's officer confirms it", "ok BW sees it confirmed", "ok the French page",
         "ok in Arabic the header runs from the right",
         "ok after signing out the console asks to sign in"}) {
     CHECK(o.out.find(step) != std::string::npos);
