@@ -366,8 +366,10 @@ void ConsolePages::Certificate(const httplib::Request& req, httplib::Response& r
   r.set_number(req.matches[1]);
   absl::StatusOr<v1::CertificateRecord> rec = authority_->Get(who.caller, r);
   if (!rec.ok()) return ErrorPage(req, res, rec.status());
-  std::string body =
-      absl::StrCat(Fields(lang, *rec), Journey(lang, *rec), Actions(lang, who.caller, *rec));
+  std::string body = absl::StrCat(
+      Fields(lang, *rec), Journey(lang, *rec), "<p><a href=\"/api/v1/certificates/",
+      PathNumber(rec->certificate().number()), ":evidence\" download=\"evidence.json\">",
+      HtmlEscape(Text(lang, "cert.evidence")), "</a></p>", Actions(lang, who.caller, *rec));
   Html(req, res,
        Page(lang, absl::StrCat(Text(lang, "cert.title"), " ", rec->certificate().number()), &who,
             body));

@@ -624,6 +624,8 @@ TEST_CASE("console pages: sign-in, languages, the journey with who did each step
   CHECK(page.body.find("by K. Mokgosi (HQ)") != std::string::npos);
   CHECK(page.body.find("&lt;b&gt;K. Mokgosi&lt;/b&gt;") != std::string::npos);
   CHECK(page.body.find("<b>K. Mokgosi</b>") == std::string::npos);
+  CHECK(page.body.find(":evidence\" download") != std::string::npos);
+  CHECK(bw.Get("/api/v1/certificates/BW%2F2026%2F0042:evidence").status == 200);
   CHECK(page.body.find(":cancel") != std::string::npos);   // the exporter may cancel
   CHECK(page.body.find(":confirm") == std::string::npos);  // but not confirm
   CHECK(bw.Get("/console/certificates/BW-404").status == 404);
