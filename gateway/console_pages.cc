@@ -320,13 +320,21 @@ void ConsolePages::List(const httplib::Request& req, httplib::Response& res) con
   r.set_page_size(kPageSize);
   r.set_page_token(req.get_param_value("page_token"));
   v1::CertificateState state = v1::CERTIFICATE_STATE_UNSPECIFIED;
-  if (req.has_param("state") && !v1::CertificateState_Parse(req.get_param_value("state"), &state)) {
+  const std::string state_name = req.get_param_value("state");
+  if (!state_name.empty() && !v1::CertificateState_Parse(state_name, &state)) {
     return ErrorPage(req, res, absl::InvalidArgumentError("no such state"));
   }
   r.set_state(state);
+  r.set_partner(req.get_param_value("partner"));
+  r.set_overdue(req.get_param_value("overdue") == "1");
+  r.set_discrepancies(req.get_param_value("discrepancies") == "1");
   absl::StatusOr<v1::ListCertificatesResponse> list = authority_->List(who.caller, r);
   if (!list.ok()) return ErrorPage(req, res, list.status());
   auto t = [&](const char* key) { return HtmlEscape(Text(lang, key)); };
+  auto checkbox = [&](const char* name, const char* key, bool on) {
+    return absl::StrCat("<label><input type=\"checkbox\" name=\"", name, "\" value=\"1\"",
+                        on ? " checked" : "", "> ", t(key), "</label> ");
+  };
   std::string body =
       absl::StrCat("<form class=\"filters\" method=\"get\"><label>", t("list.state"),
                    " <select name=\"state\"><option value=\"\">", t("list.all"), "</option>");
@@ -334,7 +342,12 @@ void ConsolePages::List(const httplib::Request& req, httplib::Response& res) con
     absl::StrAppend(&body, "<option value=\"", v1::CertificateState_Name(s), "\"",
                     s == state ? " selected" : "", ">", StateText(lang, s), "</option>");
   }
-  absl::StrAppend(&body, "</select></label> <button>", t("list.show"), "</button></form>");
+  absl::StrAppend(&body, "</select></label> <label>", t("list.partner"),
+                  " <input name=\"partner\" size=\"3\" maxlength=\"2\" value=\"",
+                  HtmlEscape(r.partner()), "\"></label> ",
+                  checkbox("overdue", "dash.overdue", r.overdue()),
+                  checkbox("discrepancies", "dash.discrepancies", r.discrepancies()), "<button>",
+                  t("list.show"), "</button></form>");
   if (list->certificates().empty()) {
     absl::StrAppend(&body, "<p>", t("list.none"), "</p>");
   } else {
@@ -350,10 +363,11 @@ void ConsolePages::List(const httplib::Request& req, httplib::Response& res) con
     absl::StrAppend(&body, "</table>");
   }
   if (!list->next_page_token().empty()) {
-    absl::StrAppend(
-        &body, "<p><a href=\"?state=",
-        state == v1::CERTIFICATE_STATE_UNSPECIFIED ? "" : v1::CertificateState_Name(state),
-        "&amp;page_token=", HtmlEscape(list->next_page_token()), "\">", t("list.next"), "</a></p>");
+    absl::StrAppend(&body, "<p><a href=\"?state=", HtmlEscape(state_name),
+                    "&amp;partner=", HtmlEscape(r.partner()), r.overdue() ? "&amp;overdue=1" : "",
+                    r.discrepancies() ? "&amp;discrepancies=1" : "",
+                    "&amp;page_token=", HtmlEscape(list->next_page_token()), "\">", t("list.next"),
+                    "</a></p>");
   }
   Html(req, res, Page(lang, Text(lang, "list.title"), &who, body));
 }

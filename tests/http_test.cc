@@ -629,6 +629,14 @@ TEST_CASE("console pages: sign-in, languages, the journey with who did each step
   CHECK(page.body.find(":cancel") != std::string::npos);   // the exporter may cancel
   CHECK(page.body.find(":confirm") == std::string::npos);  // but not confirm
   CHECK(bw.Get("/console/certificates/BW-404").status == 404);
+  // The list's filters, as its form sends them.
+  Reply all = bw.Get("/console/certificates?state=&partner=&overdue=1");
+  CHECK(all.status == 200);
+  CHECK(all.body.find("BW/2026/0042") == std::string::npos);  // not overdue
+  Reply to_eu = bw.Get("/console/certificates?state=&partner=EU");
+  CHECK(to_eu.body.find("BW/2026/0042") != std::string::npos);
+  CHECK(bw.Get("/console/certificates?partner=AE").body.find("BW/2026/0042") == std::string::npos);
+  CHECK(bw.Get("/console/certificates?state=LOST").status == 400);
 
   // At EU the importing officer sees it arrive, with the confirm form.
   Browser eu(fed, "EU");
