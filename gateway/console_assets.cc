@@ -39,6 +39,16 @@ const char kConsoleScript[] = R"js("use strict";
     const body = {};
     for (const el of form.elements) {
       if (!el.name || el.value === "") continue;
+      if (el.type === "checkbox") {
+        if (!el.checked) continue;
+        if (el.dataset.type === "list") {  // several checkboxes, one repeated field
+          const keys = el.name.split(".");
+          let o = body;
+          for (let i = 0; i < keys.length - 1; i++) o = o[keys[i]] = o[keys[i]] || {};
+          (o[keys[keys.length - 1]] = o[keys[keys.length - 1]] || []).push(el.value);
+          continue;
+        }
+      }
       put(body, el.name, el.dataset.type === "bool" ? el.value === "true" : el.value);
     }
     if (form.dataset.requestId !== undefined) body.requestId = crypto.randomUUID();
@@ -55,6 +65,15 @@ const char kConsoleScript[] = R"js("use strict";
         credentials: "same-origin",
         body: JSON.stringify(body),
       });
+      if (response.ok && form.dataset.show === "credentials" && result) {
+        // New credentials are shown once, here, and not kept anywhere.
+        const answer = await response.json();
+        result.textContent = result.dataset.label + " " + answer.officer.name + ": " +
+          answer.password + " / " + answer.totpSecret;
+        result.className = "credentials";
+        result.hidden = false;
+        return;
+      }
       if (response.ok) {
         location.assign(form.dataset.next || location.pathname + location.search);
         return;
@@ -96,6 +115,7 @@ th, td { text-align: start; padding: 0.3rem 0.7rem; border-block-end: 1px solid 
 .state-REJECTED, .state-CANCELLED, .state-VOIDED, .state-REFUSED, .state-DISPUTED { background: #f8e1e1; }
 .journey li { margin-block: 0.4rem; }
 .result, .error { color: #a0151b; }
+.credentials { font-family: monospace; background: #fff6d6; padding: 0.5rem; }
 )css";
 
 }  // namespace kpx::gateway

@@ -69,8 +69,11 @@ std::string Page(const std::string& lang, const std::string& title,
   if (who != nullptr) {
     absl::StrAppend(
         &html, "<nav><a href=\"/console/\">", t("nav.dashboard"),
-        "</a> <a href=\"/console/certificates\">", t("nav.certificates"), "</a></nav>",
-        "<span class=\"who\">", t("who.signed_in"), " ",
+        "</a> <a href=\"/console/certificates\">", t("nav.certificates"), "</a>",
+        who->caller.roles.count(v1::OPERATOR) || who->caller.roles.count(v1::AUDITOR)
+            ? absl::StrCat(" <a href=\"/console/officers\">", t("nav.officers"), "</a>")
+            : std::string(),
+        "</nav>", "<span class=\"who\">", t("who.signed_in"), " ",
         HtmlEscape(who->caller.full_name.empty() ? who->caller.name : who->caller.full_name));
     if (!who->caller.office.empty())
       absl::StrAppend(&html, " (", HtmlEscape(who->caller.office), ")");
@@ -389,6 +392,69 @@ void ConsolePages::Certificate(const httplib::Request& req, httplib::Response& r
             body));
 }
 
+void ConsolePages::Officers(const httplib::Request& req, httplib::Response& res) const {
+  ConsoleSessions::Visitor who;
+  if (!Visit(*sessions_, req, res, &who)) return;
+  const std::string lang = Lang(req);
+  absl::StatusOr<v1::ListOfficersResponse> list = authority_->ListOfficers(who.caller, {});
+  if (!list.ok()) return ErrorPage(req, res, list.status());
+  auto t = [&](const char* key) { return HtmlEscape(Text(lang, key)); };
+  const bool manage = who.caller.roles.count(v1::OPERATOR) > 0;
+  // Where a form shows the credentials the node answers with, once.
+  const std::string shown =
+      absl::StrCat("<p class=\"result\" hidden data-label=\"", t("officers.shown_once"), "\"></p>");
+  std::string body =
+      absl::StrCat("<table class=\"list\"><tr><th>", t("officers.login"), "</th><th>",
+                   t("officers.full_name"), "</th><th>", t("officers.office"), "</th><th>",
+                   t("officers.roles"), "</th><th>", t("officers.status"), "</th><th></th></tr>");
+  for (const v1::Officer& o : list->officers()) {
+    std::string roles;
+    for (int r : o.roles()) {
+      absl::StrAppend(&roles, roles.empty() ? "" : ", ",
+                      HtmlEscape(Text(lang, absl::StrCat("role.", v1::Role_Name(r)))));
+    }
+    const std::string api = absl::StrCat("/api/v1/officers/", HtmlEscape(o.name()));
+    std::string actions;
+    if (manage) {
+      actions = absl::StrCat(
+          "<form class=\"inline\" method=\"post\" data-api=\"", api,
+          ":setDisabled\"><input type=\"hidden\" name=\"disabled\" data-type=\"bool\" value=\"",
+          o.disabled() ? "false" : "true", "\"><button>",
+          o.disabled() ? t("officers.enable") : t("officers.disable"),
+          "</button></form> <form class=\"inline\" method=\"post\" data-show=\"credentials\" "
+          "data-api=\"",
+          api, ":reset\"><button>", t("officers.reset"), "</button>", shown, "</form>");
+    }
+    absl::StrAppend(&body, "<tr><td>", HtmlEscape(o.name()), "</td><td>", HtmlEscape(o.full_name()),
+                    "</td><td>", HtmlEscape(o.office()), "</td><td>", roles, "</td><td>",
+                    o.disabled() ? t("officers.disabled") : t("officers.active"), "</td><td>",
+                    actions, "</td></tr>");
+  }
+  absl::StrAppend(&body, "</table>");
+  if (manage) {
+    absl::StrAppend(
+        &body,
+        "<form class=\"card\" method=\"post\" data-show=\"credentials\" "
+        "data-api=\"/api/v1/officers\"><h2>",
+        t("officers.add"), "</h2><label>", t("officers.login"),
+        " <input name=\"officer.name\" required pattern=\"[a-z0-9._\\-]{3,32}\"></label><label>",
+        t("officers.full_name"),
+        " <input name=\"officer.fullName\" required maxlength=\"128\"></label><label>",
+        t("officers.office"),
+        " <input name=\"officer.office\" required maxlength=\"16\"></label><fieldset><legend>",
+        t("officers.roles"), "</legend>");
+    for (v1::Role r : {v1::EXPORTER, v1::IMPORTER, v1::AUDITOR, v1::OPERATOR}) {
+      absl::StrAppend(&body,
+                      "<label><input type=\"checkbox\" name=\"officer.roles\" data-type=\"list\" "
+                      "value=\"",
+                      v1::Role_Name(r), "\"> ",
+                      HtmlEscape(Text(lang, absl::StrCat("role.", v1::Role_Name(r)))), "</label>");
+    }
+    absl::StrAppend(&body, "</fieldset><button>", t("officers.add"), "</button>", shown, "</form>");
+  }
+  Html(req, res, Page(lang, Text(lang, "officers.title"), &who, body));
+}
+
 void ConsolePages::Register(httplib::Server* server) const {
   server->Get("/console/app.js", [](const httplib::Request&, httplib::Response& res) {
     res.set_header("Cache-Control", "no-cache");
@@ -404,6 +470,8 @@ void ConsolePages::Register(httplib::Server* server) const {
   });
   server->Get("/console/?",
               [this](const httplib::Request& req, httplib::Response& res) { Dashboard(req, res); });
+  server->Get("/console/officers",
+              [this](const httplib::Request& req, httplib::Response& res) { Officers(req, res); });
   server->Get("/console/certificates",
               [this](const httplib::Request& req, httplib::Response& res) { List(req, res); });
   server->Get(

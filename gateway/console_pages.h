@@ -10,6 +10,9 @@
 //   GET /console/certificates/NUMBER  one certificate: its fields, its
 //                                     journey (who did each step), and the
 //                                     actions the officer's roles allow
+//   GET /console/officers             officers' accounts (operators and
+//                                     auditors; operators add, disable,
+//                                     enable and reset them)
 //   GET /console/app.js, /console/style.css
 //
 // A page asked for without a session sends the browser to the sign-in
@@ -42,6 +45,7 @@ class ConsolePages {
   void Dashboard(const httplib::Request& req, httplib::Response& res) const;
   void List(const httplib::Request& req, httplib::Response& res) const;
   void Certificate(const httplib::Request& req, httplib::Response& res) const;
+  void Officers(const httplib::Request& req, httplib::Response& res) const;
 
   const Authority* const authority_;
   ConsoleSessions* const sessions_;

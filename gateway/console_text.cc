@@ -76,6 +76,20 @@ const Catalogue& English() {
       {"role.IMPORTER", "Importing authority"},
       {"role.AUDITOR", "Auditor"},
       {"role.OPERATOR", "Operator"},
+      {"nav.officers", "Officers"},
+      {"officers.title", "Officers"},
+      {"officers.login", "Sign-in name"},
+      {"officers.full_name", "Full name"},
+      {"officers.office", "Office"},
+      {"officers.roles", "Roles"},
+      {"officers.status", "Status"},
+      {"officers.active", "Active"},
+      {"officers.disabled", "Disabled"},
+      {"officers.add", "Add an officer"},
+      {"officers.reset", "New password and second factor"},
+      {"officers.disable", "Disable"},
+      {"officers.enable", "Enable"},
+      {"officers.shown_once", "Shown once: hand these to the officer in person."},
   };
   return *c;
 }
@@ -148,6 +162,20 @@ const Catalogue& French() {
       {"role.IMPORTER", "Autorité importatrice"},
       {"role.AUDITOR", "Auditeur"},
       {"role.OPERATOR", "Opérateur"},
+      {"nav.officers", "Agents"},
+      {"officers.title", "Agents"},
+      {"officers.login", "Identifiant"},
+      {"officers.full_name", "Nom complet"},
+      {"officers.office", "Bureau"},
+      {"officers.roles", "Rôles"},
+      {"officers.status", "Statut"},
+      {"officers.active", "Actif"},
+      {"officers.disabled", "Désactivé"},
+      {"officers.add", "Ajouter un agent"},
+      {"officers.reset", "Nouveau mot de passe et second facteur"},
+      {"officers.disable", "Désactiver"},
+      {"officers.enable", "Réactiver"},
+      {"officers.shown_once", "Affiché une seule fois : remettez-les à l'agent en personne."},
   };
   return *c;
 }
@@ -220,6 +248,20 @@ const Catalogue& Portuguese() {
       {"role.IMPORTER", "Autoridade importadora"},
       {"role.AUDITOR", "Auditor"},
       {"role.OPERATOR", "Operador"},
+      {"nav.officers", "Funcionários"},
+      {"officers.title", "Funcionários"},
+      {"officers.login", "Nome de utilizador"},
+      {"officers.full_name", "Nome completo"},
+      {"officers.office", "Serviço"},
+      {"officers.roles", "Funções"},
+      {"officers.status", "Estado"},
+      {"officers.active", "Ativo"},
+      {"officers.disabled", "Desativado"},
+      {"officers.add", "Adicionar um funcionário"},
+      {"officers.reset", "Nova palavra-passe e segundo fator"},
+      {"officers.disable", "Desativar"},
+      {"officers.enable", "Reativar"},
+      {"officers.shown_once", "Mostrado uma só vez: entregue-os pessoalmente ao funcionário."},
   };
   return *c;
 }
@@ -292,6 +334,20 @@ const Catalogue& Arabic() {
       {"role.IMPORTER", "سلطة الاستيراد"},
       {"role.AUDITOR", "مدقق"},
       {"role.OPERATOR", "مشغّل"},
+      {"nav.officers", "الموظفون"},
+      {"officers.title", "الموظفون"},
+      {"officers.login", "اسم الدخول"},
+      {"officers.full_name", "الاسم الكامل"},
+      {"officers.office", "المكتب"},
+      {"officers.roles", "الأدوار"},
+      {"officers.status", "الحالة"},
+      {"officers.active", "نشط"},
+      {"officers.disabled", "معطَّل"},
+      {"officers.add", "إضافة موظف"},
+      {"officers.reset", "كلمة مرور وعامل ثانٍ جديدان"},
+      {"officers.disable", "تعطيل"},
+      {"officers.enable", "تفعيل"},
+      {"officers.shown_once", "تُعرض مرة واحدة: سلّمها إلى الموظف شخصياً."},
   };
   return *c;
 }

@@ -668,6 +668,7 @@ TEST_CASE("in Chromium: sign in, issue at BW, confirm at EU, see it at BW, Frenc
   Api eu_ops(fed, "EU", "operator");
   const v1::OfficerCredentials exporter = AddOfficer(bw_ops, "k.mokgosi", {v1::EXPORTER});
   const v1::OfficerCredentials importer = AddOfficer(eu_ops, "a.peeters", {v1::IMPORTER});
+  const v1::OfficerCredentials operator_ = AddOfficer(bw_ops, "o.operator", {v1::OPERATOR});
 
   v1::Certificate cert = ValidCertificate("BW/2026/0100", "BW", "EU");
   cert.clear_validating_official();  // the officer who issues it
@@ -681,7 +682,8 @@ TEST_CASE("in Chromium: sign in, issue at BW, confirm at EU, see it at BW, Frenc
       absl::StrCat("{\"bw\":\"https://127.0.0.1:", fed.server("BW").console_port(),
                    "\",\"eu\":\"https://127.0.0.1:", fed.server("EU").console_port(),
                    "\",\"exporter\":", who(exporter), ",\"importer\":", who(importer),
-                   ",\"certificate\":", Json(cert), ",\"screenshots\":\"", screenshots, "\"}");
+                   ",\"operator\":", who(operator_), ",\"certificate\":", Json(cert),
+                   ",\"screenshots\":\"", screenshots, "\"}");
   const std::string config_path = fed.dir() + "/browser.json";
   std::ofstream(config_path) << config;
 
@@ -694,6 +696,8 @@ TEST_CASE("in Chromium: sign in, issue at BW, confirm at EU, see it at BW, Frenc
         "ok the certificate arrives live on EU's dashboard", "ok the certificate arrives at EU",
         "ok EU's officer confirms it", "ok BW sees it confirmed", "ok the French page",
         "ok in Arabic the header runs from the right",
+        "ok the officers page shows a new officer's credentials once",
+        "ok the operator disables the officer", "ok a disabled officer's session has ended",
         "ok after signing out the console asks to sign in"}) {
     CHECK(o.out.find(step) != std::string::npos);
   }

@@ -2,8 +2,8 @@
 // driven by playwright-core. tests/browser_test.cc starts two nodes (BW and
 // EU), adds an exporting officer at BW and an importing one at EU, and runs
 //   node tests/browser/console.mjs CONFIG.json
-// CONFIG: {bw, eu (console URLs), exporter, importer ({name, password,
-// secret (base32)}), certificate (a SubmitCertificateRequest's certificate
+// CONFIG: {bw, eu (console URLs), exporter, importer, operator ({name,
+// password, secret (base32)}), certificate (a SubmitCertificateRequest's certificate
 // in JSON), screenshots (a folder)}.
 //
 // Prints "ok STEP" per step; exits 1 at the first step that fails.
@@ -130,6 +130,33 @@ try {
   check(brand.x > langs.x, "in Arabic the header runs from the right");
   await bw.screenshot({ path: config.screenshots + "/certificate-ar.png" });
   await bw.goto(config.bw + path + "?lang=en");
+
+  // An operator adds an officer on the officers page; the new officer signs in.
+  const opsContext = await browser.newContext({ ignoreHTTPSErrors: true });
+  const ops = watch(await opsContext.newPage(), "BW operator");
+  await signIn(ops, config.bw, config.operator);
+  await ops.goto(config.bw + "/console/officers");
+  await ops.fill("input[name='officer.name']", "n.officer");
+  await ops.fill("input[name='officer.fullName']", "N. Officer");
+  await ops.fill("input[name='officer.office']", "HQ");
+  await ops.check("input[name='officer.roles'][value='IMPORTER']");
+  await ops.click("form.card button");
+  const shown = await ops.waitForSelector(".credentials");
+  const [password, secret] = (await shown.textContent()).split(": ").pop().split(" / ");
+  check(password.length === 16 && secret.length >= 32,
+        "the officers page shows a new officer's credentials once");
+  const newContext = await browser.newContext({ ignoreHTTPSErrors: true });
+  const fresh = watch(await newContext.newPage(), "BW new officer");
+  await signIn(fresh, config.bw, { name: "n.officer", password: password, secret: secret });
+  await ops.goto(config.bw + "/console/officers");
+  await Promise.all([
+    ops.waitForNavigation(),
+    ops.click("tr:has-text('n.officer') form:has(input[name=disabled]) button"),
+  ]);
+  check((await ops.textContent("tr:has-text('n.officer')")).includes("Disabled"),
+        "the operator disables the officer");
+  await fresh.goto(config.bw + "/console/");
+  check(fresh.url().endsWith("/console/sign-in"), "a disabled officer's session has ended");
 
   // Signing out ends the session.
   await Promise.all([bw.waitForURL(config.bw + "/console/sign-in"), bw.click("header form button")]);
