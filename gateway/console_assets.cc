@@ -106,6 +106,8 @@ main { max-width: 64rem; margin: 0 auto; padding: 1rem; }
 .card { background: #fff; border: 1px solid #d5d9e0; border-radius: 6px; padding: 1rem; margin-block: 1rem; }
 form.card label { display: block; margin-block: 0.6rem; }
 form.card input, form.card textarea, form.card select { display: block; inline-size: 100%; max-inline-size: 28rem; padding: 0.4rem; }
+form.card input[type=checkbox] { display: inline; inline-size: auto; margin-inline-end: 0.4rem; }
+form.card fieldset label { display: block; margin-block: 0.3rem; }
 form.inline { display: inline; }
 button { padding: 0.4rem 0.9rem; }
 table { border-collapse: collapse; }

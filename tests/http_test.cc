@@ -371,10 +371,11 @@ struct Browser {
 
 // Adds an officer as BW's operator system; its credentials.
 v1::OfficerCredentials AddOfficer(Api& operator_api, const std::string& name,
-                                  const std::vector<v1::Role>& roles) {
+                                  const std::vector<v1::Role>& roles,
+                                  const std::string& full_name = "K. Mokgosi") {
   v1::AddOfficerRequest req;
   req.mutable_officer()->set_name(name);
-  req.mutable_officer()->set_full_name("K. Mokgosi");
+  req.mutable_officer()->set_full_name(full_name);
   req.mutable_officer()->set_office("HQ");
   for (v1::Role r : roles) req.mutable_officer()->add_roles(r);
   Reply r = operator_api.Post("/api/v1/officers", Json(req));
@@ -583,7 +584,8 @@ TEST_CASE("console pages: sign-in, languages, the journey with who did each step
   Api bw_ops(fed, "BW", "operator");
   Api eu_ops(fed, "EU", "operator");
   const v1::OfficerCredentials exporter = AddOfficer(bw_ops, "k.mokgosi", {v1::EXPORTER});
-  const v1::OfficerCredentials importer = AddOfficer(eu_ops, "a.peeters", {v1::IMPORTER});
+  const v1::OfficerCredentials importer =
+      AddOfficer(eu_ops, "a.peeters", {v1::IMPORTER}, "A. Peeters");
 
   Browser bw(fed, "BW");
   // No session: to the sign-in page, which speaks the language asked for.
@@ -667,8 +669,10 @@ TEST_CASE("in Chromium: sign in, issue at BW, confirm at EU, see it at BW, Frenc
   Api bw_ops(fed, "BW", "operator");
   Api eu_ops(fed, "EU", "operator");
   const v1::OfficerCredentials exporter = AddOfficer(bw_ops, "k.mokgosi", {v1::EXPORTER});
-  const v1::OfficerCredentials importer = AddOfficer(eu_ops, "a.peeters", {v1::IMPORTER});
-  const v1::OfficerCredentials operator_ = AddOfficer(bw_ops, "o.operator", {v1::OPERATOR});
+  const v1::OfficerCredentials importer =
+      AddOfficer(eu_ops, "a.peeters", {v1::IMPORTER}, "A. Peeters");
+  const v1::OfficerCredentials operator_ =
+      AddOfficer(bw_ops, "o.operator", {v1::OPERATOR}, "O. Operator");
 
   v1::Certificate cert = ValidCertificate("BW/2026/0100", "BW", "EU");
   cert.clear_validating_official();  // the officer who issues it

@@ -103,7 +103,7 @@ try {
   await eu.waitForSelector(`#activity a:has-text("${number}")`, { timeout: 30000 });
   check((await eu.textContent("#activity")).includes("Received"),
         "the certificate arrives live on EU's dashboard");
-  await eu.screenshot({ path: config.screenshots + "/dashboard-eu.png" });
+  await eu.screenshot({ path: config.screenshots + "/dashboard-eu.png", fullPage: true });
   await until(eu, config.eu + "/console/certificates?state=RECEIVED",
               async (p) => (await p.textContent("main")).includes(number),
               "the certificate arrives at EU");
@@ -149,6 +149,7 @@ try {
   const fresh = watch(await newContext.newPage(), "BW new officer");
   await signIn(fresh, config.bw, { name: "n.officer", password: password, secret: secret });
   await ops.goto(config.bw + "/console/officers");
+  await ops.screenshot({ path: config.screenshots + "/officers-bw.png", fullPage: true });
   await Promise.all([
     ops.waitForNavigation(),
     ops.click("tr:has-text('n.officer') form:has(input[name=disabled]) button"),
