@@ -60,6 +60,9 @@ class Authority {
   // `node` must outlive this.
   Authority(node::Node* node, const v1::NodeConfig& config, OperatorHooks hooks);
 
+  // This node's Participant.
+  const std::string& participant() const { return node_->participant(); }
+
   // The caller a client certificate with this Common Name is: the roles
   // config.authority_clients gives it (none if it is not listed).
   Caller ClientCaller(const std::string& common_name) const;

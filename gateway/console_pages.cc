@@ -69,7 +69,8 @@ std::string Page(const std::string& lang, const std::string& title,
   if (who != nullptr) {
     absl::StrAppend(
         &html, "<nav><a href=\"/console/\">", t("nav.dashboard"),
-        "</a> <a href=\"/console/certificates\">", t("nav.certificates"), "</a>",
+        "</a> <a href=\"/console/certificates\">", t("nav.certificates"),
+        "</a> <a href=\"/console/partners\">", t("nav.partners"), "</a>",
         who->caller.roles.count(v1::OPERATOR) || who->caller.roles.count(v1::AUDITOR)
             ? absl::StrCat(" <a href=\"/console/officers\">", t("nav.officers"), "</a>")
             : std::string(),
@@ -455,6 +456,60 @@ void ConsolePages::Officers(const httplib::Request& req, httplib::Response& res)
   Html(req, res, Page(lang, Text(lang, "officers.title"), &who, body));
 }
 
+void ConsolePages::Partners(const httplib::Request& req, httplib::Response& res) const {
+  ConsoleSessions::Visitor who;
+  if (!Visit(*sessions_, req, res, &who)) return;
+  const std::string lang = Lang(req);
+  absl::StatusOr<v1::ListTrustListsResponse> lists = authority_->ListTrustLists(who.caller, {});
+  if (!lists.ok()) return ErrorPage(req, res, lists.status());
+  v1::TrustList trust;
+  if (lists->versions().empty() ||
+      !trust.ParseFromString(lists->versions().rbegin()->signed_list().trust_list())) {
+    return ErrorPage(req, res, absl::InternalError("no trust list in force"));
+  }
+  const v1::TrustListRecord& in_force = *lists->versions().rbegin();
+  auto t = [&](const char* key) { return HtmlEscape(Text(lang, key)); };
+  std::string body = absl::StrCat(
+      "<p>", t("partners.version"), " ", trust.version(), " · ", t("partners.in_force"), " ",
+      When(in_force.installed_at()), " (", HtmlEscape(in_force.source()), ")</p>",
+      "<table class=\"list\"><tr><th>", t("partners.participant"), "</th><th>",
+      t("partners.status"), "</th><th>", t("partners.live_from"), "</th><th>",
+      t("partners.offices"), "</th><th>", t("partners.policy"), "</th></tr>");
+  for (const v1::Participant& p : trust.participants()) {
+    std::string status = p.status() == v1::SUSPENDED
+                             ? absl::StrCat(t("partners.suspended"), " ", When(p.suspended_from()))
+                             : t("partners.active");
+    if (p.onboarding().directions() == v1::SENDS_ONLY) {
+      absl::StrAppend(&status, "; ", t("partners.sends_only"));
+    } else if (p.onboarding().directions() == v1::RECEIVES_ONLY) {
+      absl::StrAppend(&status, "; ", t("partners.receives_only"));
+    }
+    if (p.onboarding().paper_in_parallel()) absl::StrAppend(&status, "; ", t("partners.paper"));
+    std::string offices;
+    for (const v1::Office& o : p.offices()) {
+      absl::StrAppend(&offices, offices.empty() ? "" : ", ", HtmlEscape(o.code()));
+    }
+    std::vector<std::string> rules;
+    const v1::ImportPolicy& policy = p.import_policy();
+    if (policy.refuse_mixed_undisclosed()) rules.push_back(t("partners.no_mixed"));
+    if (policy.require_origin_shares()) rules.push_back(t("partners.shares"));
+    if (policy.max_validity_days() > 0) {
+      rules.push_back(absl::StrCat(t("partners.max_validity"), " ", policy.max_validity_days()));
+    }
+    std::string policy_text;
+    for (const std::string& r : rules)
+      absl::StrAppend(&policy_text, policy_text.empty() ? "" : "; ", r);
+    absl::StrAppend(
+        &body, "<tr><td><strong>", HtmlEscape(p.code()), "</strong> ", HtmlEscape(p.name()),
+        p.code() == authority_->participant() ? absl::StrCat(" (", t("partners.us"), ")")
+                                              : std::string(),
+        "</td><td>", status, "</td><td>", When(p.onboarding().live_from()), "</td><td>", offices,
+        "</td><td>", policy_text, "</td></tr>");
+  }
+  absl::StrAppend(&body, "</table>");
+  Html(req, res, Page(lang, Text(lang, "partners.title"), &who, body));
+}
+
 void ConsolePages::Register(httplib::Server* server) const {
   server->Get("/console/app.js", [](const httplib::Request&, httplib::Response& res) {
     res.set_header("Cache-Control", "no-cache");
@@ -470,6 +525,8 @@ void ConsolePages::Register(httplib::Server* server) const {
   });
   server->Get("/console/?",
               [this](const httplib::Request& req, httplib::Response& res) { Dashboard(req, res); });
+  server->Get("/console/partners",
+              [this](const httplib::Request& req, httplib::Response& res) { Partners(req, res); });
   server->Get("/console/officers",
               [this](const httplib::Request& req, httplib::Response& res) { Officers(req, res); });
   server->Get("/console/certificates",

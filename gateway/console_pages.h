@@ -10,6 +10,9 @@
 //   GET /console/certificates/NUMBER  one certificate: its fields, its
 //                                     journey (who did each step), and the
 //                                     actions the officer's roles allow
+//   GET /console/partners             the Participants on the trust list in
+//                                     force: status, onboarding, offices and
+//                                     what each accepts as importer
 //   GET /console/officers             officers' accounts (operators and
 //                                     auditors; operators add, disable,
 //                                     enable and reset them)
@@ -46,6 +49,7 @@ class ConsolePages {
   void List(const httplib::Request& req, httplib::Response& res) const;
   void Certificate(const httplib::Request& req, httplib::Response& res) const;
   void Officers(const httplib::Request& req, httplib::Response& res) const;
+  void Partners(const httplib::Request& req, httplib::Response& res) const;
 
   const Authority* const authority_;
   ConsoleSessions* const sessions_;

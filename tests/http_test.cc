@@ -631,6 +631,13 @@ TEST_CASE("console pages: sign-in, languages, the journey with who did each step
   CHECK(page.body.find(":cancel") != std::string::npos);   // the exporter may cancel
   CHECK(page.body.find(":confirm") == std::string::npos);  // but not confirm
   CHECK(bw.Get("/console/certificates/BW-404").status == 404);
+  // The partners page: the trust list in force, as officers need it.
+  Reply partners = bw.Get("/console/partners?lang=en");
+  REQUIRE(partners.status == 200);
+  CHECK(partners.body.find("<strong>EU</strong>") != std::string::npos);
+  CHECK(partners.body.find("(this node)") != std::string::npos);
+  CHECK(partners.body.find("Trust list version 1") != std::string::npos);
+
   // The list's filters, as its form sends them.
   Reply all = bw.Get("/console/certificates?state=&partner=&overdue=1");
   CHECK(all.status == 200);
