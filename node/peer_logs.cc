@@ -14,6 +14,11 @@ namespace kpx::node {
 absl::StatusOr<SignedTree> CheckTreeHead(const v1::SignedMessage& message,
                                          const std::string& signer, const TrustList& trust,
                                          absl::Time now) {
+  // Only queued messages are ever signed again (resigner.h); a tree head
+  // claiming it was would vouch for a log at another time than it says.
+  if (!message.resigning().empty()) {
+    return absl::InvalidArgumentError("a tree head is never signed again");
+  }
   absl::StatusOr<v1::MessageBody> body = VerifyMessage(message, signer, trust, now);
   if (!body.ok()) return body.status();
   if (!body->has_tree_head() || !body->header().recipient().empty()) {

@@ -60,6 +60,10 @@ class Keys {
     *h->mutable_created_at() = node::ToTimestamp(kNow);
     return kpx::testing::Must(node::Signer(signer, keys_.at(signer)).Sign(body));
   }
+  v1::SignedMessage Resign(const std::string& signer, const v1::SignedMessage& msg,
+                           absl::Time at) const {
+    return kpx::testing::Must(node::Signer(signer, keys_.at(signer)).Resign(msg, at));
+  }
 
  private:
   std::map<std::string, crypto::PrivateKey> keys_;
@@ -573,6 +577,11 @@ TEST_CASE("tree heads and proofs are checked: forged, mismatched and valid", "[p
   CHECK_FALSE(node::CheckTreeHead(TestKeys().Sign("EU", "BW", Body(Payload::kTreeHead, "")), "EU",
                                   trust, kNow)
                   .ok());
+  // A tree head signed again verifies as a message, but is no tree head.
+  const v1::SignedMessage resigned = TestKeys().Resign("EU", log.head.message, kNow);
+  REQUIRE(node::VerifyMessage(resigned, "EU", trust, kNow).ok());
+  CHECK(node::CheckTreeHead(resigned, "EU", trust, kNow).status().message() ==
+        "a tree head is never signed again");
 
   auto refused = [&](const v1::DeliveryResult& r, const node::SignedTree& h) {
     absl::StatusOr<v1::DeliveryProof> p = node::CheckProof(r, item, h);
