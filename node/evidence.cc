@@ -164,6 +164,9 @@ struct Context {
   SignedTree head;
   // Digests of the messages this node sent, by message id.
   std::map<std::string, std::string> sent;
+  // The key that signed each of them last: the SENT entry's, then each
+  // RESIGNED entry's.
+  std::map<std::string, std::string> signed_with;
 };
 
 // True if entry `e`'s message is the exporting node's own.
@@ -173,11 +176,24 @@ bool SignedByUs(const v1::LedgerEntry& e) {
 
 // OK if RESIGNED entry `e` signs again a message we sent before (a SENT
 // entry of the bundle) without changing it.
+// It names as withdrawn the key that signed the message last, and was
+// signed no later than the entry was written.
 absl::Status CheckResigned(const Context& c, const v1::LedgerEntry& e) {
   auto sent = c.sent.find(e.message_id());
   if (sent == c.sent.end()) return absl::NotFoundError("the message's SENT entry is not before it");
   if (e.message().resigning().empty() || MessageDigest(e.message()) != sent->second) {
     return absl::InvalidArgumentError("it is not the same message signed again");
+  }
+  v1::Resigning r;
+  if (!r.ParseFromString(e.message().resigning())) {
+    return absl::InvalidArgumentError("its re-signing does not parse");
+  }
+  auto before = c.signed_with.find(e.message_id());
+  if (before == c.signed_with.end() || r.withdrawn_key_id() != before->second) {
+    return absl::InvalidArgumentError("it names another key than the one that signed it before");
+  }
+  if (FromTimestamp(r.resigned_at()) > FromTimestamp(e.recorded_at())) {
+    return absl::InvalidArgumentError("it was signed again after its entry was written");
   }
   return absl::OkStatus();
 }
@@ -249,6 +265,9 @@ void CheckEntry(Context& c, const v1::EvidenceEntry& ev, uint64_t& last, Checker
   if (e.kind() == v1::RESIGNED) {
     check.Check(CheckResigned(c, e),
                 absl::StrCat("  it is our message ", e.message_id(), " signed again, unchanged"));
+  }
+  if (e.kind() == v1::SENT || e.kind() == v1::RESIGNED) {
+    c.signed_with[e.message_id()] = e.message().key_id();
   }
   if (e.kind() == v1::RECEIPT) {
     std::string where;
