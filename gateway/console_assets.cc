@@ -5,16 +5,29 @@ namespace kpx::gateway {
 // Follows the node's live activity where a page has #activity, and sends a
 // page's forms (those with data-api) to the HTTP API as JSON, with
 // the session's CSRF token, and shows the API's refusal in the form's
-// .result element. Field names with dots nest ("findings.remarks");
-// data-type="bool" fields are booleans; data-request-id forms get a fresh
+// .result element. Field names with dots nest ("findings.remarks", a
+// number indexing a list); data-type="bool", "int" and "hundredths"
+// (1250.50 sent as 125050) say how a value travels; data-request-id forms get a fresh
 // requestId, so a double click acts once.
 const char kConsoleScript[] = R"js("use strict";
 (function () {
+  // Sets obj.a.b = value for path "a.b"; a number in the path is an
+  // index into a list ("lines.0.hsCode").
   function put(obj, path, value) {
     const keys = path.split(".");
     let o = obj;
-    for (let i = 0; i < keys.length - 1; i++) o = o[keys[i]] = o[keys[i]] || {};
+    for (let i = 0; i < keys.length - 1; i++) {
+      o = o[keys[i]] = o[keys[i]] || (/^[0-9]+$/.test(keys[i + 1]) ? [] : {});
+    }
     o[keys[keys.length - 1]] = value;
+  }
+  // A form field's value as the API takes it.
+  function typed(el) {
+    if (el.dataset.type === "bool") return el.value === "true";
+    if (el.dataset.type === "int") return parseInt(el.value, 10);
+    // "1250.50" -> "125050": carats and dollars in hundredths.
+    if (el.dataset.type === "hundredths") return String(Math.round(parseFloat(el.value) * 100));
+    return el.value;
   }
   // Live activity: the node's new steps as they happen (console_events.h);
   // EventSource reconnects by itself and resumes after the last one seen.
@@ -49,7 +62,7 @@ const char kConsoleScript[] = R"js("use strict";
           continue;
         }
       }
-      put(body, el.name, el.dataset.type === "bool" ? el.value === "true" : el.value);
+      put(body, el.name, typed(el));
     }
     if (form.dataset.requestId !== undefined) body.requestId = crypto.randomUUID();
     const headers = { "Content-Type": "application/json" };

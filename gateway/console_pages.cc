@@ -1,5 +1,6 @@
 #include "gateway/console_pages.h"
 
+#include <map>
 #include <utility>
 #include <vector>
 
@@ -152,6 +153,39 @@ std::string SignInForm(const std::string& lang) {
 bool Holds(const Caller& c, v1::Role r) { return c.roles.count(r) > 0; }
 
 // The forms of what `who` may do to `rec` now.
+// The fields of a confirmation with what was found: the parcels, and per
+// HS code the carats and value, filled in with what the certificate
+// declares for the officer to correct.
+std::string FoundFields(const std::string& lang, const v1::Certificate& c) {
+  auto t = [&](const char* key) { return HtmlEscape(Text(lang, key)); };
+  std::map<std::string, std::pair<int64_t, int64_t>> by_hs;  // carats, value
+  for (const v1::CertificateLine& l : c.lines()) {
+    by_hs[l.hs_code()].first += l.carats_hundredths();
+    by_hs[l.hs_code()].second += l.value_usd_cents();
+  }
+  std::string out = absl::StrCat(
+      "<label>", t("act.parcels_found"),
+      " <input name=\"findings.numberOfParcels\" data-type=\"int\" type=\"number\" min=\"0\" "
+      "required value=\"",
+      c.number_of_parcels(), "\"></label><table class=\"goods\"><tr><th>", t("cert.hs"),
+      "</th><th>", t("act.carats_found"), "</th><th>", t("act.value_found"), "</th></tr>");
+  int i = 0;
+  for (const auto& [hs, declared] : by_hs) {
+    const std::string line = absl::StrCat("findings.lines.", i++, ".");
+    absl::StrAppend(&out, "<tr><td>", HtmlEscape(hs), "<input type=\"hidden\" name=\"", line,
+                    "hsCode\" value=\"", HtmlEscape(hs), "\"></td><td><input name=\"", line,
+                    "caratsHundredths\" data-type=\"hundredths\" inputmode=\"decimal\" required "
+                    "value=\"",
+                    Hundredths(declared.first), "\"></td><td><input name=\"", line,
+                    "valueUsdCents\" data-type=\"hundredths\" inputmode=\"decimal\" required "
+                    "value=\"",
+                    Hundredths(declared.second), "\"></td></tr>");
+  }
+  absl::StrAppend(&out, "</table><label>", t("act.remarks"),
+                  " <textarea name=\"findings.remarks\" maxlength=\"4096\"></textarea></label>");
+  return out;
+}
+
 std::string Actions(const std::string& lang, const Caller& who, const v1::CertificateRecord& rec) {
   auto t = [&](const char* key) { return HtmlEscape(Text(lang, key)); };
   const std::string api =
@@ -174,6 +208,7 @@ std::string Actions(const std::string& lang, const Caller& who, const v1::Certif
                                       t("act.remarks"),
                                       " <textarea name=\"findings.remarks\" maxlength=\"4096\">"
                                       "</textarea></label>")),
+                    form("confirm", "act.confirm_found", FoundFields(lang, rec.certificate())),
                     form("reject", "act.reject", reason));
   }
   if (rec.side() == v1::EXPORTING && (s == v1::ISSUED || s == v1::DELIVERED || s == v1::DISPUTED) &&

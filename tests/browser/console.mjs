@@ -108,17 +108,20 @@ try {
               async (p) => (await p.textContent("main")).includes(number),
               "the certificate arrives at EU");
   await eu.screenshot({ path: config.screenshots + "/list-eu.png" });
+  // EU's officer weighs the 7102.31 parcels 0.10 ct short and confirms with that.
   await eu.goto(config.eu + path);
-  await eu.fill("textarea[name='findings.remarks']", "Seals intact, weights as declared.");
+  const found = "form.action:has(input[name='findings.numberOfParcels'])";
+  await eu.fill(`${found} tr:has(input[value='7102.31']) input[name$='caratsHundredths']`,
+                "1250.40");
+  await eu.fill(`${found} textarea[name='findings.remarks']`, "One parcel light by 0.10 ct.");
   // The form's script answers with a new page once the node has confirmed.
-  await Promise.all([
-    eu.waitForNavigation(),
-    eu.click("form.action:has(input[name='findings.asDeclared']) button"),
-  ]);
+  await Promise.all([eu.waitForNavigation(), eu.click(`${found} button`)]);
   await until(eu, config.eu + path, async (p) => (await p.textContent(".state")) === "Confirmed",
-              "EU's officer confirms it");
+              "EU's officer confirms it with what was found");
   await until(bw, config.bw + path, async (p) => (await p.textContent(".state")) === "Confirmed",
               "BW sees it confirmed");
+  check((await bw.textContent(".discrepancies")).includes("7102.31 carats: 1250.50 → 1250.40"),
+        "BW sees the difference EU found");
 
   // Other languages: French left to right, Arabic right to left.
   await bw.goto(config.bw + path + "?lang=fr");
