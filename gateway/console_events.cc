@@ -9,7 +9,6 @@
 #include "gateway/console_pages.h"
 #include "gateway/console_text.h"
 #include "gateway/http_api.h"
-#include "google/protobuf/struct.pb.h"
 #include "node/util.h"
 
 namespace kpx::gateway {
@@ -17,13 +16,6 @@ namespace {
 
 constexpr size_t kEntriesPerRead = 16;
 constexpr absl::Duration kHeartbeat = absl::Seconds(15);
-
-std::string JsonText(const std::string& s) {
-  google::protobuf::Value v;
-  v.set_string_value(s);
-  absl::StatusOr<std::string> json = ToJson(v);
-  return json.ok() ? *json : "\"\"";
-}
 
 }  // namespace
 
@@ -39,29 +31,11 @@ std::string ConsoleEvents::EventOf(const v1::LedgerEntry& e, const std::string& 
   }
   if (!e.partner().empty()) absl::StrAppend(&text, " (", e.partner(), ")");
   return absl::StrCat("id: ", e.sequence(), "\nevent: entry\ndata: {\"sequence\":", e.sequence(),
-                      ",\"kind\":", JsonText(v1::EntryKind_Name(e.kind())),
-                      ",\"certificate\":", JsonText(e.certificate_number()),
-                      ",\"partner\":", JsonText(e.partner()),
-                      ",\"state\":", JsonText(v1::CertificateState_Name(e.state())),
-                      ",\"at\":", JsonText(at), ",\"text\":", JsonText(text), "}\n\n");
-}
-
-bool ConsoleEvents::Take(const std::string& caller) {
-  absl::MutexLock l(&mu_);
-  int& mine = by_caller_[caller];
-  if (streams_ >= kMaxStreams || mine >= kMaxStreamsPerCaller) {
-    if (mine == 0) by_caller_.erase(caller);
-    return false;
-  }
-  ++mine;
-  ++streams_;
-  return true;
-}
-
-void ConsoleEvents::Give(const std::string& caller) {
-  absl::MutexLock l(&mu_);
-  --streams_;
-  if (--by_caller_[caller] == 0) by_caller_.erase(caller);
+                      ",\"kind\":", JsonString(v1::EntryKind_Name(e.kind())),
+                      ",\"certificate\":", JsonString(e.certificate_number()),
+                      ",\"partner\":", JsonString(e.partner()),
+                      ",\"state\":", JsonString(v1::CertificateState_Name(e.state())),
+                      ",\"at\":", JsonString(at), ",\"text\":", JsonString(text), "}\n\n");
 }
 
 void ConsoleEvents::Follow(const httplib::Request& req, httplib::Response& res) {
@@ -79,7 +53,8 @@ void ConsoleEvents::Follow(const httplib::Request& req, httplib::Response& res) 
              !absl::SimpleAtoi(req.get_param_value("fromSequence"), &start)) {
     start = node_->ledger().head().sequence + 1;
   }
-  if (!Take(who->caller.name)) {
+  int held = 0;
+  if (slots_.Take(who->caller.name, &held) != StreamSlots::Refusal::kNone) {
     return ReplyError(res, absl::UnavailableError("too many live streams open: try again later"));
   }
   const std::string caller = who->caller.name;
@@ -113,7 +88,7 @@ void ConsoleEvents::Follow(const httplib::Request& req, httplib::Response& res) 
         }
         return false;
       },
-      [this, caller](bool) { Give(caller); });
+      [this, caller](bool) { slots_.Give(caller); });
 }
 
 void ConsoleEvents::Register(httplib::Server* server) {

@@ -23,13 +23,12 @@
 #include <httplib.h>
 
 #include <atomic>
-#include <map>
 #include <string>
 
-#include "absl/synchronization/mutex.h"
 #include "gateway/authority.h"
 #include "gateway/http_guard.h"
 #include "gateway/http_session.h"
+#include "gateway/stream_slots.h"
 #include "node/node.h"
 
 namespace kpx::gateway {
@@ -42,7 +41,11 @@ class ConsoleEvents {
   // All must outlive this.
   ConsoleEvents(node::Node* node, const Authority* authority, ConsoleSessions* sessions,
                 HttpGuard* guard)
-      : node_(node), authority_(authority), sessions_(sessions), guard_(guard) {}
+      : node_(node),
+        authority_(authority),
+        sessions_(sessions),
+        guard_(guard),
+        slots_(kMaxStreams, kMaxStreamsPerCaller) {}
 
   void Register(httplib::Server* server);
   void Stop() { stopping_ = true; }
@@ -52,17 +55,13 @@ class ConsoleEvents {
 
  private:
   void Follow(const httplib::Request& req, httplib::Response& res);
-  bool Take(const std::string& caller);
-  void Give(const std::string& caller);
 
   node::Node* const node_;
   const Authority* const authority_;
   ConsoleSessions* const sessions_;
   HttpGuard* const guard_;
+  StreamSlots slots_;
   std::atomic<bool> stopping_{false};
-  absl::Mutex mu_;
-  int streams_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, int> by_caller_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kpx::gateway

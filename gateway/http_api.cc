@@ -106,22 +106,6 @@ std::optional<std::string> Match(const std::string& templ, const std::string& pa
   return value;
 }
 
-// A JSON string literal holding `s`.
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 // The query parameters as a JSON object of `type`'s fields: booleans as
 // true/false, everything else as a string (which the JSON mapping reads
 // for numbers, enums and timestamps alike).
@@ -233,6 +217,21 @@ absl::StatusOr<ApiCall> ParseCall(const ApiRequest& req) {
     if (absl::Status s = SetParameter(field, value, call.request.get()); !s.ok()) return s;
   }
   return call;
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      out += absl::StrFormat("\\u%04x", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
 }
 
 int HttpStatus(absl::StatusCode code) {

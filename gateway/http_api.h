@@ -72,6 +72,10 @@ struct ApiCall {
 // method); INVALID_ARGUMENT naming what does not parse.
 absl::StatusOr<ApiCall> ParseCall(const ApiRequest& req);
 
+// A JSON string literal holding `s` (UTF-8): quotes, backslashes and
+// control characters escaped.
+std::string JsonString(const std::string& s);
+
 // The HTTP status a gRPC code travels as.
 int HttpStatus(absl::StatusCode code);
 // The protobuf JSON mapping, reading strictly (an unknown field is

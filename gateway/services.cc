@@ -100,9 +100,8 @@ AuthorityServiceImpl::AuthorityServiceImpl(node::Node* node, const Authority* au
                                            const v1::NodeConfig& config)
     : node_(node),
       authority_(authority),
-      max_watch_streams_(static_cast<int>(config.limits().max_watch_streams())),
-      max_watch_streams_per_client_(
-          static_cast<int>(config.limits().max_watch_streams_per_client())) {}
+      watch_slots_(static_cast<int>(config.limits().max_watch_streams()),
+                   static_cast<int>(config.limits().max_watch_streams_per_client())) {}
 
 absl::StatusOr<Caller> AuthorityServiceImpl::Identify(const grpc::ServerContext& ctx,
                                                       const char* verb) const {
@@ -307,32 +306,25 @@ grpc::Status AuthorityServiceImpl::Stream(grpc::ServerContext* ctx, uint64_t fro
 }
 
 grpc::Status AuthorityServiceImpl::TakeWatchSlot(const std::string& who) {
-  absl::MutexLock l(&watch_mu_);
-  int& mine = watching_by_client_[who];
+  int held = 0;
   std::string why;
-  if (mine >= max_watch_streams_per_client_) {
-    why = absl::StrCat("client '", who, "' already has ", mine,
-                       " Watch streams open (limits.max_watch_streams_per_client)");
-  } else if (watching_ >= max_watch_streams_) {
-    why = absl::StrCat("the node already serves ", watching_,
-                       " Watch streams (limits.max_watch_streams)");
+  switch (watch_slots_.Take(who, &held)) {
+    case StreamSlots::Refusal::kNone:
+      return grpc::Status::OK;
+    case StreamSlots::Refusal::kPerCaller:
+      why = absl::StrCat("client '", who, "' already has ", held,
+                         " Watch streams open (limits.max_watch_streams_per_client)");
+      break;
+    case StreamSlots::Refusal::kInAll:
+      why = absl::StrCat("the node already serves ", held,
+                         " Watch streams (limits.max_watch_streams)");
+      break;
   }
-  if (!why.empty()) {
-    if (mine == 0) watching_by_client_.erase(who);
-    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, why + "; try again later");
-  }
-  ++mine;
-  ++watching_;
-  return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, why + "; try again later");
 }
 
 void AuthorityServiceImpl::ReturnWatchSlot(const std::string& who) {
-  bool idle;
-  {
-    absl::MutexLock l(&watch_mu_);
-    idle = --watching_ == 0;
-    if (--watching_by_client_[who] == 0) watching_by_client_.erase(who);
-  }
+  const bool idle = watch_slots_.Give(who);
   // What a stream's thread allocated sits in its malloc arena after it
   // ends; hand the free pages back to the system.
   TrimHeap(idle);

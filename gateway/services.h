@@ -22,6 +22,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "gateway/authority.h"
+#include "gateway/stream_slots.h"
 #include "kpx/v1/config.pb.h"
 #include "kpx/v1/service.grpc.pb.h"
 #include "node/node.h"
@@ -128,11 +129,7 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
   const Authority* const authority_;
   std::atomic<bool> stopping_{false};
 
-  const int max_watch_streams_;
-  const int max_watch_streams_per_client_;
-  absl::Mutex watch_mu_;
-  int watching_ ABSL_GUARDED_BY(watch_mu_) = 0;
-  std::map<std::string, int> watching_by_client_ ABSL_GUARDED_BY(watch_mu_);
+  StreamSlots watch_slots_;  // limits.max_watch_streams, ..._per_client
 };
 
 }  // namespace kpx::gateway
