@@ -106,22 +106,6 @@ absl::StatusOr<std::pair<v1::Officer, Sessions::Session>> ConsoleSessions::Offic
   return std::make_pair(*std::move(officer), *std::move(s));
 }
 
-absl::StatusOr<Caller> ConsoleSessions::Identify(const httplib::Request& req) {
-  absl::StatusOr<std::optional<std::string>> cn = ClientCommonName(req);
-  if (!cn.ok()) return cn.status();
-  if (cn->has_value()) return authority_->ClientCaller(**cn);
-  absl::StatusOr<std::pair<v1::Officer, Sessions::Session>> o = Officer(req);
-  if (!o.ok()) return o.status();
-  if (req.method != "GET") {
-    if (absl::Status s = CheckSameSite(req); !s.ok()) return s;
-    if (!SameToken(req.get_header_value("X-CSRF-Token"), o->second.csrf_token)) {
-      return absl::PermissionDeniedError(
-          "a change from a session needs its CSRF token (X-CSRF-Token)");
-    }
-  }
-  return Authority::OfficerCaller(o->first);
-}
-
 absl::StatusOr<ConsoleSessions::Visitor> ConsoleSessions::Visit(const httplib::Request& req) {
   absl::StatusOr<std::optional<std::string>> cn = ClientCommonName(req);
   if (!cn.ok()) return cn.status();
@@ -129,6 +113,20 @@ absl::StatusOr<ConsoleSessions::Visitor> ConsoleSessions::Visit(const httplib::R
   absl::StatusOr<std::pair<v1::Officer, Sessions::Session>> o = Officer(req);
   if (!o.ok()) return o.status();
   return Visitor{Authority::OfficerCaller(o->first), o->second.csrf_token};
+}
+
+absl::StatusOr<Caller> ConsoleSessions::Identify(const httplib::Request& req) {
+  absl::StatusOr<Visitor> v = Visit(req);
+  if (!v.ok()) return v.status();
+  const bool session = !v->csrf_token.empty();  // a client certificate has none
+  if (session && req.method != "GET") {
+    if (absl::Status s = CheckSameSite(req); !s.ok()) return s;
+    if (!SameToken(req.get_header_value("X-CSRF-Token"), v->csrf_token)) {
+      return absl::PermissionDeniedError(
+          "a change from a session needs its CSRF token (X-CSRF-Token)");
+    }
+  }
+  return std::move(v->caller);
 }
 
 void ConsoleSessions::SignIn(const httplib::Request& req, httplib::Response& res) {
