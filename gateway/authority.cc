@@ -216,6 +216,11 @@ absl::StatusOr<v1::ListCertificatesResponse> Authority::List(
   return node_->List(r);
 }
 
+absl::StatusOr<node::CertificateCounts> Authority::CountCertificates(const Caller& c) const {
+  if (absl::Status s = Authorize(c, "CountCertificates", kAnyRole); !s.ok()) return s;
+  return node_->CountCertificates();
+}
+
 absl::StatusOr<v1::TraceCertificateResponse> Authority::Trace(
     const Caller& c, const v1::TraceCertificateRequest& r) const {
   if (absl::Status s = Admit(c, "TraceCertificate", r, kAnyRole); !s.ok()) return s;

@@ -93,6 +93,8 @@ class Authority {
                                             const v1::GetCertificateRequest& r) const;
   absl::StatusOr<v1::ListCertificatesResponse> List(const Caller& c,
                                                     const v1::ListCertificatesRequest& r) const;
+  // How many certificates by state, overdue and with discrepancies.
+  absl::StatusOr<node::CertificateCounts> CountCertificates(const Caller& c) const;
   absl::StatusOr<v1::TraceCertificateResponse> Trace(const Caller& c,
                                                      const v1::TraceCertificateRequest& r) const;
   absl::StatusOr<v1::EvidenceBundle> ExportEvidence(const Caller& c,

@@ -59,11 +59,7 @@ class Metrics::Gauges : public prometheus::Collectable {
     std::map<std::string, std::string> labels;
     double value;
   };
-  struct Counts {
-    std::map<int, uint64_t> by_state;
-    uint64_t overdue = 0;
-    uint64_t discrepancies = 0;  // confirmed with discrepancies
-  };
+  using Counts = node::CertificateCounts;
   // What identifies one version of a file without reading it.
   struct FileStamp {
     ino_t inode = 0;
@@ -147,9 +143,9 @@ class Metrics::Gauges : public prometheus::Collectable {
     Counts c = CertificateCounts(now);
     std::vector<Sample> by_state;
     for (int s = v1::ISSUED; s <= v1::REFUSED; ++s) {
+      const auto state = static_cast<v1::CertificateState>(s);
       by_state.push_back(
-          {{{"state", v1::CertificateState_Name(static_cast<v1::CertificateState>(s))}},
-           static_cast<double>(c.by_state[s])});
+          {{{"state", v1::CertificateState_Name(state)}}, static_cast<double>(c.by_state[state])});
     }
     out.push_back(Gauge("kpx_certificates", "Certificates by current state.", by_state));
     out.push_back(Gauge("kpx_certificates_overdue",
@@ -164,22 +160,14 @@ class Metrics::Gauges : public prometheus::Collectable {
   Counts CertificateCounts(absl::Time now) const {
     absl::MutexLock l(&mu_);
     if (now - counted_at_ < absl::Seconds(10)) return counts_;
-    Counts c;
-    const absl::Duration overdue = absl::Hours(24) * node_->overdue_days();
-    absl::StatusOr<std::vector<v1::CertificateRecord>> none =
-        node_->ledger().ListCertificates("", SIZE_MAX, [&](const v1::CertificateRecord& r) {
-          ++c.by_state[r.state()];
-          if (node::IsOverdue(r, now, overdue)) ++c.overdue;
-          if (r.state() == v1::CONFIRMED && r.discrepancies_size() > 0) ++c.discrepancies;
-          return false;  // count only; keep nothing in memory
-        });
-    if (!none.ok()) {
-      log::Error("ledger_read_failed", {{"step", "metrics"}, {"reason", none.status().message()}});
+    absl::StatusOr<Counts> c = node_->CountCertificates();
+    if (!c.ok()) {
+      log::Error("ledger_read_failed", {{"step", "metrics"}, {"reason", c.status().message()}});
       return counts_;  // the last good counts
     }
-    counts_ = c;
+    counts_ = *c;
     counted_at_ = now;
-    return c;
+    return *std::move(c);
   }
 
   static std::optional<FileStamp> Stamp(const std::string& path) {

@@ -142,6 +142,7 @@ class Node : public Receiver {
   absl::StatusOr<v1::ListCertificatesResponse> List(
       const v1::ListCertificatesRequest& request) const;
   absl::StatusOr<v1::TraceCertificateResponse> Trace(const std::string& number) const;
+  absl::StatusOr<CertificateCounts> CountCertificates() const { return queries_.Count(); }
   // The evidence bundle of certificate `number` (evidence.h).
   absl::StatusOr<v1::EvidenceBundle> ExportEvidence(const std::string& number);
 

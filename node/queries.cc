@@ -61,6 +61,21 @@ absl::StatusOr<v1::ListCertificatesResponse> Queries::List(
   return resp;
 }
 
+absl::StatusOr<CertificateCounts> Queries::Count() const {
+  const absl::Time now = ctx_.Now();
+  const absl::Duration overdue = absl::Hours(24) * overdue_days_;
+  CertificateCounts c;
+  absl::StatusOr<std::vector<v1::CertificateRecord>> none =
+      ctx_.ledger->ListCertificates("", SIZE_MAX, [&](const v1::CertificateRecord& r) {
+        ++c.by_state[r.state()];
+        if (IsOverdue(r, now, overdue)) ++c.overdue;
+        if (r.state() == v1::CONFIRMED && r.discrepancies_size() > 0) ++c.discrepancies;
+        return false;  // count only
+      });
+  if (!none.ok()) return none.status();
+  return c;
+}
+
 absl::StatusOr<v1::TraceCertificateResponse> Queries::Trace(const std::string& number) const {
   absl::StatusOr<v1::CertificateRecord> first = Get(number);
   if (!first.ok()) return first.status();

@@ -11,6 +11,7 @@
 #define KPX_NODE_QUERIES_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -34,6 +35,15 @@ inline constexpr int kMaxTraceSteps = 256;
 bool MatchesFilter(const v1::ListCertificatesRequest& req, const v1::CertificateRecord& r,
                    absl::Time now, uint32_t overdue_days);
 
+// How many certificates this node holds, by current state, and of them
+// how many are overdue (waiting for the importing authority longer than
+// the node's overdue_days) and confirmed with discrepancies.
+struct CertificateCounts {
+  std::map<v1::CertificateState, uint64_t> by_state;
+  uint64_t overdue = 0;
+  uint64_t discrepancies = 0;
+};
+
 class Queries {
  public:
   Queries(const NodeContext& ctx, uint32_t overdue_days);
@@ -48,6 +58,8 @@ class Queries {
   // where this node holds it; at most kMaxTraceSteps steps, each number
   // once. NotFound if this node does not hold `number`.
   absl::StatusOr<v1::TraceCertificateResponse> Trace(const std::string& number) const;
+  // One pass over every record, keeping none in memory.
+  absl::StatusOr<CertificateCounts> Count() const;
 
  private:
   const NodeContext& ctx_;
