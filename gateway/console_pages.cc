@@ -23,8 +23,6 @@ const v1::CertificateState kStates[] = {v1::ISSUED,   v1::DELIVERED, v1::RECEIVE
                                         v1::REJECTED, v1::CANCELLED, v1::EXPIRED,  v1::REPLACED,
                                         v1::VOIDED,   v1::DISPUTED,  v1::REFUSED};
 
-std::string Lang(const httplib::Request& req) { return PageLanguage(req); }
-
 std::string When(const google::protobuf::Timestamp& t) {
   if (!node::IsSet(t)) return "";
   return absl::FormatTime("%Y-%m-%d %H:%M UTC", node::FromTimestamp(t), absl::UTCTimeZone());
@@ -101,14 +99,14 @@ void Html(const httplib::Request& req, httplib::Response& res, std::string html)
   // Remember the language asked for.
   if (req.has_param("lang")) {
     res.set_header("Set-Cookie",
-                   absl::StrCat(kLangCookie, "=", Lang(req),
+                   absl::StrCat(kLangCookie, "=", PageLanguage(req),
                                 "; Path=/; Secure; SameSite=Strict; Max-Age=31536000"));
   }
   res.set_content(std::move(html), "text/html; charset=utf-8");
 }
 
 void ErrorPage(const httplib::Request& req, httplib::Response& res, const absl::Status& s) {
-  const std::string lang = Lang(req);
+  const std::string lang = PageLanguage(req);
   res.status = HttpStatus(s.code());
   Html(req, res,
        Page(lang, Text(lang, "error.title"), nullptr,
@@ -319,7 +317,7 @@ std::string HtmlEscape(const std::string& s) {
 void ConsolePages::Dashboard(const httplib::Request& req, httplib::Response& res) const {
   ConsoleSessions::Visitor who;
   if (!Visit(*sessions_, req, res, &who)) return;
-  const std::string lang = Lang(req);
+  const std::string lang = PageLanguage(req);
   // One pass over the records, as the metrics count them.
   absl::StatusOr<node::CertificateCounts> counts = authority_->CountCertificates(who.caller);
   if (!counts.ok()) return ErrorPage(req, res, counts.status());
@@ -343,7 +341,7 @@ void ConsolePages::Dashboard(const httplib::Request& req, httplib::Response& res
 void ConsolePages::List(const httplib::Request& req, httplib::Response& res) const {
   ConsoleSessions::Visitor who;
   if (!Visit(*sessions_, req, res, &who)) return;
-  const std::string lang = Lang(req);
+  const std::string lang = PageLanguage(req);
   v1::ListCertificatesRequest r;
   r.set_page_size(kPageSize);
   r.set_page_token(req.get_param_value("page_token"));
@@ -403,7 +401,7 @@ void ConsolePages::List(const httplib::Request& req, httplib::Response& res) con
 void ConsolePages::Certificate(const httplib::Request& req, httplib::Response& res) const {
   ConsoleSessions::Visitor who;
   if (!Visit(*sessions_, req, res, &who)) return;
-  const std::string lang = Lang(req);
+  const std::string lang = PageLanguage(req);
   v1::GetCertificateRequest r;
   r.set_number(req.matches[1]);
   absl::StatusOr<v1::CertificateRecord> rec = authority_->Get(who.caller, r);
@@ -420,7 +418,7 @@ void ConsolePages::Certificate(const httplib::Request& req, httplib::Response& r
 void ConsolePages::Officers(const httplib::Request& req, httplib::Response& res) const {
   ConsoleSessions::Visitor who;
   if (!Visit(*sessions_, req, res, &who)) return;
-  const std::string lang = Lang(req);
+  const std::string lang = PageLanguage(req);
   absl::StatusOr<v1::ListOfficersResponse> list = authority_->ListOfficers(who.caller, {});
   if (!list.ok()) return ErrorPage(req, res, list.status());
   auto t = [&](const char* key) { return HtmlEscape(Text(lang, key)); };
@@ -483,7 +481,7 @@ void ConsolePages::Officers(const httplib::Request& req, httplib::Response& res)
 void ConsolePages::Partners(const httplib::Request& req, httplib::Response& res) const {
   ConsoleSessions::Visitor who;
   if (!Visit(*sessions_, req, res, &who)) return;
-  const std::string lang = Lang(req);
+  const std::string lang = PageLanguage(req);
   absl::StatusOr<v1::ListTrustListsResponse> lists = authority_->ListTrustLists(who.caller, {});
   if (!lists.ok()) return ErrorPage(req, res, lists.status());
   v1::TrustList trust;
@@ -544,7 +542,7 @@ void ConsolePages::Register(httplib::Server* server) const {
     res.set_content(kConsoleStyle, "text/css; charset=utf-8");
   });
   server->Get("/console/sign-in", [](const httplib::Request& req, httplib::Response& res) {
-    const std::string lang = Lang(req);
+    const std::string lang = PageLanguage(req);
     Html(req, res, Page(lang, Text(lang, "signin.title"), nullptr, SignInForm(lang)));
   });
   server->Get("/console/?",
