@@ -384,6 +384,22 @@ v1::OfficerCredentials AddOfficer(Api& operator_api, const std::string& name,
   return Parse<v1::OfficerCredentials>(r.body);
 }
 
+// BW and EU running with their consoles, their operators' systems, an
+// exporting officer at BW (k.mokgosi) and an importing one at EU
+// (a.peeters).
+struct Consoles {
+  GrpcFederation fed{{"BW", "EU"}, /*metrics=*/false, /*console=*/true};
+  bool started = [this] {
+    fed.StartInProcess("BW");
+    fed.StartInProcess("EU");
+    return true;
+  }();
+  Api bw_ops{fed, "BW", "operator"};
+  Api eu_ops{fed, "EU", "operator"};
+  v1::OfficerCredentials exporter = AddOfficer(bw_ops, "k.mokgosi", {v1::EXPORTER});
+  v1::OfficerCredentials importer = AddOfficer(eu_ops, "a.peeters", {v1::IMPORTER}, "A. Peeters");
+};
+
 // The current code, and one a step later (each code signs in once).
 std::string Code(const v1::OfficerCredentials& c, absl::Duration later = absl::ZeroDuration()) {
   return crypto::TotpCode(crypto::TotpSecretFromBase32(c.totp_secret()), absl::Now() + later);
@@ -578,14 +594,11 @@ TEST_CASE("every console text is in French, Portuguese and Arabic", "[http][cons
 
 TEST_CASE("console pages: sign-in, languages, the journey with who did each step, actions by role",
           "[http][console]") {
-  GrpcFederation fed({"BW", "EU"}, /*metrics=*/false, /*console=*/true);
-  fed.StartInProcess("BW");
-  fed.StartInProcess("EU");
-  Api bw_ops(fed, "BW", "operator");
-  Api eu_ops(fed, "EU", "operator");
-  const v1::OfficerCredentials exporter = AddOfficer(bw_ops, "k.mokgosi", {v1::EXPORTER});
-  const v1::OfficerCredentials importer =
-      AddOfficer(eu_ops, "a.peeters", {v1::IMPORTER}, "A. Peeters");
+  Consoles two;
+  GrpcFederation& fed = two.fed;
+  Api& bw_ops = two.bw_ops;
+  const v1::OfficerCredentials& exporter = two.exporter;
+  const v1::OfficerCredentials& importer = two.importer;
 
   Browser bw(fed, "BW");
   // No session: to the sign-in page, which speaks the language asked for.
@@ -670,14 +683,11 @@ TEST_CASE("in Chromium: sign in, issue at BW, confirm at EU, see it at BW, Frenc
   REQUIRE(std::filesystem::exists(modules));
   REQUIRE(std::filesystem::exists("/usr/bin/chromium"));
 
-  GrpcFederation fed({"BW", "EU"}, /*metrics=*/false, /*console=*/true);
-  fed.StartInProcess("BW");
-  fed.StartInProcess("EU");
-  Api bw_ops(fed, "BW", "operator");
-  Api eu_ops(fed, "EU", "operator");
-  const v1::OfficerCredentials exporter = AddOfficer(bw_ops, "k.mokgosi", {v1::EXPORTER});
-  const v1::OfficerCredentials importer =
-      AddOfficer(eu_ops, "a.peeters", {v1::IMPORTER}, "A. Peeters");
+  Consoles two;
+  GrpcFederation& fed = two.fed;
+  Api& bw_ops = two.bw_ops;
+  const v1::OfficerCredentials& exporter = two.exporter;
+  const v1::OfficerCredentials& importer = two.importer;
   const v1::OfficerCredentials operator_ =
       AddOfficer(bw_ops, "o.operator", {v1::OPERATOR}, "O. Operator");
 
