@@ -19,7 +19,9 @@
 // log; clients are told only kRefusal. Failure counts and used codes are
 // kept in memory (a restart clears them).
 //
-// Thread-safe. No lock is held while a password is hashed.
+// Thread-safe. SignIn holds no lock while it checks a password; Add and
+// Reset hash the new password under the lock that orders account changes,
+// which sign-ins do not take.
 #ifndef KPX_NODE_OFFICERS_H_
 #define KPX_NODE_OFFICERS_H_
 
