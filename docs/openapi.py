@@ -4,6 +4,8 @@ import json
 routes = [
  ("post","/api/v1/certificates","SubmitCertificate","SubmitCertificateRequest","CertificateRecord","EXPORTER",
   "Sign and send a certificate to the importing Participant's node. A REPLACEMENT certificate (type REPLACEMENT, `replaces` set) replaces an earlier one. `requestId` makes a retry safe."),
+ ("post","/api/v1/certificates:check","CheckCertificate","CheckCertificateRequest","CheckCertificateResponse","EXPORTER",
+  "What submitting this certificate would refuse, every problem at once, each naming its field (a protobuf-JSON path in the certificate: `lines.1.hsCode`). Signs, stores and sends nothing; the answer holds the certificate in canonical form."),
  ("get","/api/v1/certificates","ListCertificates","ListCertificatesRequest","ListCertificatesResponse","any role",
   "List certificates, newest first, with filters and paging (the request's fields as query parameters: state, partner, issuedFrom, issuedUntil, overdueDays, overdue, discrepancies, pageSize, pageToken)."),
  ("get","/api/v1/certificates/{number}","GetCertificate","GetCertificateRequest","CertificateRecord","any role",
@@ -52,7 +54,8 @@ routes = [
 paths = {}
 schemas = {"Error": {"type":"object","required":["code","message"],"properties":{
   "code":{"type":"string","description":"The gRPC status code name, e.g. INVALID_ARGUMENT, PERMISSION_DENIED, NOT_FOUND."},
-  "message":{"type":"string","description":"What was wrong, in one line."}}}}
+  "message":{"type":"string","description":"What was wrong, in one line."},
+  "field":{"type":"string","description":"When the refusal is about one field of the request: its protobuf-JSON path (certificate.lines.0.hsCode; a number indexes a list from 0)."}}}}
 for method, path, verb, req, resp, roles, summary in routes:
     op = {"operationId": verb, "summary": summary,
           "description": f"Allowed to: {roles}. Mirrors kpx.v1.AuthorityService/{verb}.",

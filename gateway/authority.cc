@@ -10,6 +10,7 @@
 #include "node/bounds.h"
 #include "node/courier.h"
 #include "node/log.h"
+#include "node/problem_field.h"
 #include "node/text.h"
 #include "node/util.h"
 
@@ -136,8 +137,29 @@ absl::StatusOr<v1::CertificateRecord> Authority::Submit(
   // The validating official: the officer signed in, unless the system names one.
   if (cert.validating_official().empty()) cert.set_validating_official(c.full_name);
   const std::string number = cert.number();  // cert is moved below
-  return Answer("SubmitCertificate", c, number,
-                node_->Submit(std::move(cert), r.request_id(), c.actor()));
+  absl::StatusOr<v1::CertificateRecord> rec =
+      node_->Submit(std::move(cert), r.request_id(), c.actor());
+  // A refusal names its field in the request, not in the certificate.
+  if (const std::string field = node::ProblemField(rec.status()); !field.empty()) {
+    rec = node::WithField(rec.status(), absl::StrCat("certificate.", field));
+  }
+  return Answer("SubmitCertificate", c, number, std::move(rec));
+}
+
+absl::StatusOr<v1::CheckCertificateResponse> Authority::CheckCertificate(
+    const Caller& c, const v1::CheckCertificateRequest& r) const {
+  if (absl::Status s = Admit(c, "CheckCertificate", r, kExporter); !s.ok()) return s;
+  v1::CheckCertificateResponse out;
+  v1::Certificate* cert = out.mutable_certificate();
+  *cert = r.certificate();
+  if (cert->validating_official().empty()) cert->set_validating_official(c.full_name);
+  for (const absl::Status& s : node_->CheckCertificate(cert)) {
+    v1::CertificateProblem* p = out.add_problems();
+    p->set_field(node::ProblemField(s));
+    p->set_code(absl::StatusCodeToString(s.code()));
+    p->set_message(std::string(s.message()));
+  }
+  return out;
 }
 
 absl::StatusOr<v1::CertificateRecord> Authority::Cancel(

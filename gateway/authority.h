@@ -75,6 +75,9 @@ class Authority {
   // Exporter.
   absl::StatusOr<v1::CertificateRecord> Submit(const Caller& c,
                                                const v1::SubmitCertificateRequest& r) const;
+  // What Submit would refuse, every problem at once; changes nothing.
+  absl::StatusOr<v1::CheckCertificateResponse> CheckCertificate(
+      const Caller& c, const v1::CheckCertificateRequest& r) const;
   absl::StatusOr<v1::CertificateRecord> Cancel(const Caller& c,
                                                const v1::CancelCertificateRequest& r) const;
   absl::StatusOr<v1::CertificateRecord> Amend(const Caller& c,

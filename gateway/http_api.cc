@@ -15,6 +15,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
 #include "node/log.h"
+#include "node/problem_field.h"
 #include "node/text.h"
 
 namespace kpx::gateway {
@@ -52,6 +53,7 @@ Entry Served(const char* method, const char* path, const char* verb) {
 const std::vector<Entry>& Entries() {
   static const auto* entries = new std::vector<Entry>{
       Route("POST", "/api/v1/certificates", "SubmitCertificate", &Authority::Submit),
+      Route("POST", "/api/v1/certificates:check", "CheckCertificate", &Authority::CheckCertificate),
       Route("GET", "/api/v1/certificates", "ListCertificates", &Authority::List),
       Route("GET", "/api/v1/certificates/{number}", "GetCertificate", &Authority::Get),
       Route("GET", "/api/v1/certificates/{number}:trace", "TraceCertificate", &Authority::Trace),
@@ -267,9 +269,13 @@ int HttpStatus(absl::StatusCode code) {
 }
 
 std::string ErrorJson(const absl::Status& status) {
-  return absl::StrCat(
+  std::string json = absl::StrCat(
       "{\"code\":", JsonString(absl::StatusCodeToString(status.code())),
-      ",\"message\":", JsonString(node::Printable(std::string(status.message()), 1024)), "}");
+      ",\"message\":", JsonString(node::Printable(std::string(status.message()), 1024)));
+  if (const std::string field = node::ProblemField(status); !field.empty()) {
+    absl::StrAppend(&json, ",\"field\":", JsonString(node::Printable(field, 256)));
+  }
+  return json + "}";
 }
 
 absl::Status FromJson(const std::string& json, pb::Message* m) {

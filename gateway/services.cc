@@ -132,6 +132,13 @@ grpc::Status AuthorityServiceImpl::SubmitCertificate(grpc::ServerContext* ctx,
                [&](const Caller& c) { return authority_->Submit(c, *req); });
 }
 
+grpc::Status AuthorityServiceImpl::CheckCertificate(grpc::ServerContext* ctx,
+                                                    const v1::CheckCertificateRequest* req,
+                                                    v1::CheckCertificateResponse* resp) {
+  return Serve(*ctx, "CheckCertificate", resp,
+               [&](const Caller& c) { return authority_->CheckCertificate(c, *req); });
+}
+
 grpc::Status AuthorityServiceImpl::CancelCertificate(grpc::ServerContext* ctx,
                                                      const v1::CancelCertificateRequest* req,
                                                      v1::CertificateRecord* resp) {

@@ -9,6 +9,7 @@
 #include "node/envelope.h"
 #include "node/findings.h"
 #include "node/messages.h"
+#include "node/problem_field.h"
 #include "node/rules.h"
 #include "node/state.h"
 #include "node/transitions.h"
@@ -99,32 +100,82 @@ absl::Status AuthorityDesk::ReadyToSign(v1::Certificate& cert, absl::Time now) c
       !s.ok()) {
     return s;
   }
-  if (FromTimestamp(cert.expires_at()) <= now) {
-    return absl::InvalidArgumentError("certificate: expires_at is already past");
+  return CheckNotExpired(cert, now);
+}
+
+absl::Status AuthorityDesk::CheckNotExpired(const v1::Certificate& cert, absl::Time now) {
+  if (IsSet(cert.expires_at()) && FromTimestamp(cert.expires_at()) <= now) {
+    return WithField(absl::InvalidArgumentError("certificate: expires_at is already past"),
+                     "expiresAt");
   }
   return absl::OkStatus();
 }
 
+std::vector<absl::Status> AuthorityDesk::CheckCertificate(v1::Certificate* cert) const {
+  const absl::Time now = ctx_.Now();
+  std::vector<absl::Status> problems = NormalizeAll(cert);
+  std::set<std::string> fields;  // one problem per field: a bad HS code once
+  for (const absl::Status& s : problems) fields.insert(ProblemField(s));
+  auto add = [&](absl::Status s) {
+    if (!s.ok() && fields.insert(ProblemField(s)).second) problems.push_back(std::move(s));
+  };
+  for (absl::Status& s :
+       CertificateProblems(*cert, ctx_.participant, *ctx_.keyring->trust(), now)) {
+    add(std::move(s));
+  }
+  add(CheckNotExpired(*cert, now));
+  // What the ledger holds: the number, the provenance, the replaced one.
+  std::vector<std::string> numbers = {cert->number()};
+  if (!cert->replaces().empty()) numbers.push_back(cert->replaces());
+  CertificateLock lock(*ctx_.locks, numbers);
+  absl::StatusOr<std::optional<v1::CertificateRecord>> existing =
+      ctx_.ledger->GetCertificate(cert->number());
+  if (!existing.ok()) return {existing.status()};
+  if (existing->has_value()) {
+    add(WithField(absl::AlreadyExistsError(absl::StrCat(
+                      "certificate ", cert->number(), " is already recorded here (",
+                      v1::CertificateState_Name((*existing)->state()), "): choose another number")),
+                  "number"));
+  }
+  add(CheckProvenance(*cert));
+  if (cert->type() == v1::REPLACEMENT && !cert->replaces().empty()) {
+    add(Replaceable(*cert).status());
+  }
+  return problems;
+}
+
 absl::Status AuthorityDesk::CheckProvenance(const v1::Certificate& cert) const {
-  for (const v1::CertificateReference& ref : cert.provenance()) {
+  for (int i = 0; i < cert.provenance_size(); ++i) {
+    const v1::CertificateReference& ref = cert.provenance(i);
+    const std::string field = absl::StrCat("provenance.", i, ".number");
     absl::StatusOr<std::optional<v1::CertificateRecord>> r =
         ctx_.ledger->GetCertificate(ref.number());
     if (!r.ok()) return r.status();
     if (!r->has_value() || (*r)->side() != v1::IMPORTING || (*r)->partner() != ref.participant()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("certificate: provenance: ", ref.participant(), " certificate ",
-                       ref.number(), " was not imported here"));
+      return WithField(absl::FailedPreconditionError(
+                           absl::StrCat("certificate: provenance: ", ref.participant(),
+                                        " certificate ", ref.number(), " was not imported here")),
+                       field);
     }
     if ((*r)->state() != v1::CONFIRMED) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "certificate: provenance: import certificate ", ref.number(), " is ",
-          v1::CertificateState_Name((*r)->state()), ", not CONFIRMED: its goods have not arrived"));
+      return WithField(absl::FailedPreconditionError(absl::StrCat(
+                           "certificate: provenance: import certificate ", ref.number(), " is ",
+                           v1::CertificateState_Name((*r)->state()),
+                           ", not CONFIRMED: its goods have not arrived")),
+                       field);
     }
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Replaceable(
+    const v1::Certificate& cert) const {
+  absl::StatusOr<v1::CertificateRecord> old = Predecessor(cert);
+  if (!old.ok()) return WithField(old.status(), "replaces");
+  return old;
+}
+
+absl::StatusOr<v1::CertificateRecord> AuthorityDesk::Predecessor(
     const v1::Certificate& cert) const {
   absl::StatusOr<v1::CertificateRecord> old = Current(cert.replaces(), v1::EXPORTING);
   if (!old.ok()) return old.status();

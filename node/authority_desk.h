@@ -53,6 +53,12 @@ class AuthorityDesk {
   absl::StatusOr<v1::CertificateRecord> Submit(v1::Certificate cert,
                                                const std::string& request_id = "",
                                                const v1::Actor& by = {});
+  // Exporter: what Submit would refuse about `cert`, every problem at once
+  // (node/rules.h CertificateProblems, then what the ledger says: the number
+  // already used, provenance, the certificate replaced), each naming its
+  // field (node/problem_field.h). Signs, stores and sends nothing; `cert`
+  // is left in canonical form. Empty: Submit would accept it now.
+  std::vector<absl::Status> CheckCertificate(v1::Certificate* cert) const;
   // Exporter: cancels an ISSUED, DELIVERED or DISPUTED certificate and
   // tells the importer.
   absl::StatusOr<v1::CertificateRecord> Cancel(const std::string& number, const Reason& reason,
@@ -116,12 +122,17 @@ class AuthorityDesk {
   // Puts `cert` in canonical form and checks it as it will be signed: the
   // KP rules, the importer's policy, expiry still ahead of `now`.
   absl::Status ReadyToSign(v1::Certificate& cert, absl::Time now) const;
+  // InvalidArgument (field expiresAt) if `cert` has expired by `now`.
+  static absl::Status CheckNotExpired(const v1::Certificate& cert, absl::Time now);
   // FailedPrecondition unless every provenance reference of `cert` is an
   // import certificate CONFIRMED here.
   absl::Status CheckProvenance(const v1::Certificate& cert) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(*ctx_.locks);
-  // The record `cert` replaces, if it may be replaced by it.
+  // The record `cert` replaces, if it may be replaced by it (refusals name
+  // the field replaces).
   absl::StatusOr<v1::CertificateRecord> Replaceable(const v1::Certificate& cert) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(*ctx_.locks);
+  absl::StatusOr<v1::CertificateRecord> Predecessor(const v1::Certificate& cert) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(*ctx_.locks);
   // Applies `verb`, whose message `make_body` builds from the record as it
   // stands.

@@ -87,6 +87,9 @@ absl::StatusOr<v1::CertificateRecord> Node::Submit(v1::Certificate cert,
                                                    const v1::Actor& by) {
   return desk_.Submit(std::move(cert), request_id, by);
 }
+std::vector<absl::Status> Node::CheckCertificate(v1::Certificate* cert) const {
+  return desk_.CheckCertificate(cert);
+}
 absl::StatusOr<v1::CertificateRecord> Node::Cancel(const std::string& number, const Reason& reason,
                                                    const std::string& request_id,
                                                    const v1::Actor& by) {

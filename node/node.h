@@ -115,6 +115,7 @@ class Node : public Receiver {
   absl::StatusOr<v1::CertificateRecord> Submit(v1::Certificate cert,
                                                const std::string& request_id = "",
                                                const v1::Actor& by = {});
+  std::vector<absl::Status> CheckCertificate(v1::Certificate* cert) const;
   absl::StatusOr<v1::CertificateRecord> Cancel(const std::string& number, const Reason& reason,
                                                const std::string& request_id = "",
                                                const v1::Actor& by = {});

@@ -1,11 +1,15 @@
 #include "node/rules.h"
 
 #include <set>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "node/import_policy.h"
+#include "node/problem_field.h"
 #include "node/util.h"
 #include "re2/re2.h"
 
@@ -33,24 +37,28 @@ constexpr size_t kMaxExtensionValueBytes = 16 * 1024;
 constexpr int64_t kMaxLineHundredths = 100'000'000'000'000;  // 10^12 ct
 constexpr int64_t kMaxLineCents = 1'000'000'000'000'000;     // USD 10^13
 
-absl::Status Bad(absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat("certificate: ", what));
+// A refusal of the certificate: "certificate: " + `what`, naming `field`
+// (node/problem_field.h).
+absl::Status Bad(absl::string_view field, absl::string_view what) {
+  return WithField(absl::InvalidArgumentError(absl::StrCat("certificate: ", what)), field);
 }
 
 std::string Line(int i) { return absl::StrCat("line ", i + 1, ": "); }
+std::string LinePath(int i) { return absl::StrCat("lines.", i, "."); }
 
-// A string field: required or not, at most `max` bytes.
-absl::Status CheckText(const std::string& value, absl::string_view field, size_t max,
-                       bool required) {
-  if (required && value.empty()) return Bad(absl::StrCat(field, " is required"));
-  if (value.size() > max) return Bad(absl::StrCat(field, " is longer than ", max, " bytes"));
+// A string field: required or not, at most `max` bytes. `name` is how the
+// message calls it, `path` its field.
+absl::Status CheckText(const std::string& value, absl::string_view name, absl::string_view path,
+                       size_t max, bool required) {
+  if (required && value.empty()) return Bad(path, absl::StrCat(name, " is required"));
+  if (value.size() > max) return Bad(path, absl::StrCat(name, " is longer than ", max, " bytes"));
   return absl::OkStatus();
 }
 
-absl::Status CheckCountry(const std::string& code, absl::string_view field) {
+absl::Status CheckCountry(const std::string& code, absl::string_view name, absl::string_view path) {
   if (!IsParticipantCode(code) || code == "EU") {
-    return Bad(absl::StrCat(field, " '", code.substr(0, 8),
-                            "' is not an ISO 3166-1 alpha-2 country code"));
+    return Bad(path, absl::StrCat(name, " '", code.substr(0, 8),
+                                  "' is not an ISO 3166-1 alpha-2 country code"));
   }
   return absl::OkStatus();
 }
@@ -68,13 +76,15 @@ std::string NormalNumber(const std::string& number) {
   return out;
 }
 
-absl::Status CheckNumberFormat(const std::string& number, absl::string_view field) {
+absl::Status CheckNumberFormat(const std::string& number, absl::string_view name,
+                               absl::string_view path) {
   if (number.empty() || number.size() > kMaxNumberChars) {
-    return Bad(absl::StrCat(field, " is required (at most ", kMaxNumberChars, " characters)"));
+    return Bad(path, absl::StrCat(name, " is required (at most ", kMaxNumberChars, " characters)"));
   }
   for (char c : number) {
     if (!IsNumberChar(c)) {
-      return Bad(absl::StrCat(field, " '", number, "' may only contain A-Z, 0-9, '-', '/', '.'"));
+      return Bad(path,
+                 absl::StrCat(name, " '", number, "' may only contain A-Z, 0-9, '-', '/', '.'"));
     }
   }
   return absl::OkStatus();
@@ -86,56 +96,80 @@ absl::Status CheckNumberOwner(const std::string& number, const std::string& expo
                               const TrustList& trust) {
   if (const re2::RE2* re = trust.NumberPattern(exporter); re != nullptr) {
     if (!re2::RE2::FullMatch(number, *re)) {
-      return Bad(absl::StrCat("number '", number, "' does not match ", exporter,
+      return Bad("number",
+                 absl::StrCat("number '", number, "' does not match ", exporter,
                               "'s number_pattern '", re->pattern(), "' on the trust list"));
     }
     return absl::OkStatus();
   }
   if (number.size() <= exporter.size() || !absl::StartsWith(number, exporter) ||
       absl::ascii_isalpha(number[exporter.size()])) {
-    return Bad(absl::StrCat("number '", number,
-                            "' must start with the exporting Participant's code ", exporter,
-                            " followed by a non-letter (e.g. ", exporter, "-2026-0001)"));
+    return Bad(
+        "number",
+        absl::StrCat("number '", number, "' must start with the exporting Participant's code ",
+                     exporter, " followed by a non-letter (e.g. ", exporter, "-2026-0001)"));
   }
   return absl::OkStatus();
 }
 
 absl::Status CheckParty(const v1::Party& p, const std::string& role) {
-  if (absl::Status s = CheckText(p.name(), role + " name", kMaxNameBytes, true); !s.ok()) return s;
-  if (absl::Status s = CheckText(p.address(), role + " address", kMaxNameBytes, true); !s.ok()) {
-    return s;
-  }
-  if (p.country().empty()) return Bad(role + " country is required");
-  if (absl::Status s = CheckCountry(p.country(), role + " country"); !s.ok()) return s;
-  if (absl::Status s = CheckText(p.registration(), role + " registration", kMaxIdBytes, false);
+  const std::string at = role + ".";
+  if (absl::Status s = CheckText(p.name(), role + " name", at + "name", kMaxNameBytes, true);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = CheckText(p.name_en(), role + " name_en", kMaxNameBytes, false); !s.ok()) {
+  if (absl::Status s =
+          CheckText(p.address(), role + " address", at + "address", kMaxNameBytes, true);
+      !s.ok()) {
     return s;
   }
-  return CheckText(p.address_en(), role + " address_en", kMaxNameBytes, false);
+  if (p.country().empty()) return Bad(at + "country", role + " country is required");
+  if (absl::Status s = CheckCountry(p.country(), role + " country", at + "country"); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckText(p.registration(), role + " registration", at + "registration",
+                                 kMaxIdBytes, false);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          CheckText(p.name_en(), role + " name_en", at + "nameEn", kMaxNameBytes, false);
+      !s.ok()) {
+    return s;
+  }
+  return CheckText(p.address_en(), role + " address_en", at + "addressEn", kMaxNameBytes, false);
 }
 
 // Each country well-formed, once, with at most one kind of quantity.
-absl::Status CheckOriginCountries(const v1::Origin& o, const std::string& where) {
+// `path` is the line's ("lines.1.").
+absl::Status CheckOriginCountries(const v1::Origin& o, const std::string& where,
+                                  const std::string& path) {
+  const std::string countries = path + "origin.countries";
   if (o.countries_size() > kMaxOriginCountries) {
-    return Bad(absl::StrCat(where, "more than ", kMaxOriginCountries, " countries of origin"));
+    return Bad(countries,
+               absl::StrCat(where, "more than ", kMaxOriginCountries, " countries of origin"));
   }
   std::set<std::string> seen;
-  for (const v1::OriginShare& c : o.countries()) {
-    if (absl::Status s = CheckCountry(c.country(), where + "origin"); !s.ok()) return s;
+  for (int j = 0; j < o.countries_size(); ++j) {
+    const v1::OriginShare& c = o.countries(j);
+    const std::string at = absl::StrCat(countries, ".", j, ".");
+    if (absl::Status s = CheckCountry(c.country(), where + "origin", at + "country"); !s.ok()) {
+      return s;
+    }
     if (!seen.insert(c.country()).second) {
-      return Bad(absl::StrCat(where, "origin ", c.country(), " is listed twice"));
+      return Bad(at + "country", absl::StrCat(where, "origin ", c.country(), " is listed twice"));
     }
     if (c.carats_hundredths() < 0 || c.carats_hundredths() > kMaxLineHundredths) {
-      return Bad(absl::StrCat(where, "origin ", c.country(), " carats out of range"));
+      return Bad(at + "caratsHundredths",
+                 absl::StrCat(where, "origin ", c.country(), " carats out of range"));
     }
     if (c.share_basis_points() > 10000) {
-      return Bad(absl::StrCat(where, "origin ", c.country(), " share exceeds 10000 basis points"));
+      return Bad(at + "shareBasisPoints",
+                 absl::StrCat(where, "origin ", c.country(), " share exceeds 10000 basis points"));
     }
     if (c.carats_hundredths() > 0 && c.share_basis_points() > 0) {
-      return Bad(absl::StrCat(where, "origin ", c.country(), " gives both carats and a share"));
+      return Bad(at + "shareBasisPoints",
+                 absl::StrCat(where, "origin ", c.country(), " gives both carats and a share"));
     }
   }
   return absl::OkStatus();
@@ -143,7 +177,7 @@ absl::Status CheckOriginCountries(const v1::Origin& o, const std::string& where)
 
 // Quantities: none, or every country's, all of one kind, adding up.
 absl::Status CheckOriginQuantities(const v1::Origin& o, int64_t line_carats,
-                                   const std::string& where) {
+                                   const std::string& where, const std::string& path) {
   int with_carats = 0, with_share = 0;
   int64_t carats = 0, shares = 0;
   for (const v1::OriginShare& c : o.countries()) {
@@ -153,104 +187,155 @@ absl::Status CheckOriginQuantities(const v1::Origin& o, int64_t line_carats,
     shares += c.share_basis_points();
   }
   const int n = o.countries_size();
+  const std::string countries = path + "origin.countries";
   if (with_carats == 0 && with_share == 0) return absl::OkStatus();
   if (with_carats != n && with_share != n) {
-    return Bad(absl::StrCat(where,
+    return Bad(countries,
+               absl::StrCat(where,
                             "origin quantities: give every country's quantity, all in carats or "
                             "all as shares, or none"));
   }
   if (with_carats == n && carats != line_carats) {
-    return Bad(absl::StrCat(where, "origin carats add up to ", carats,
-                            " hundredths but the line has ", line_carats));
+    return Bad(countries, absl::StrCat(where, "origin carats add up to ", carats,
+                                       " hundredths but the line has ", line_carats));
   }
   if (with_share == n && shares != 10000) {
-    return Bad(absl::StrCat(where, "origin shares add up to ", shares,
-                            " basis points, not 10000 (100 %)"));
+    return Bad(countries, absl::StrCat(where, "origin shares add up to ", shares,
+                                       " basis points, not 10000 (100 %)"));
   }
   return absl::OkStatus();
 }
 
-absl::Status CheckOrigin(const v1::Origin& o, int64_t line_carats, const std::string& where) {
+absl::Status CheckOrigin(const v1::Origin& o, int64_t line_carats, const std::string& where,
+                         const std::string& path) {
   if (o.mixed_undisclosed()) {
     if (!o.countries().empty()) {
-      return Bad(where + "origin is mixed_undisclosed but also lists countries");
+      return Bad(path + "origin", where + "origin is mixed_undisclosed but also lists countries");
     }
     return absl::OkStatus();
   }
   if (o.countries().empty()) {
-    return Bad(where + "origin is required (countries, or mixed_undisclosed)");
+    return Bad(path + "origin", where + "origin is required (countries, or mixed_undisclosed)");
   }
-  if (absl::Status s = CheckOriginCountries(o, where); !s.ok()) return s;
-  return CheckOriginQuantities(o, line_carats, where);
+  if (absl::Status s = CheckOriginCountries(o, where, path); !s.ok()) return s;
+  return CheckOriginQuantities(o, line_carats, where, path);
 }
 
 absl::Status CheckLine(const v1::CertificateLine& l, int i) {
   const std::string where = Line(i);
+  const std::string path = LinePath(i);
   if (!IsRoughDiamondHsCode(l.hs_code())) {
-    return Bad(absl::StrCat(where, "HS code '", l.hs_code().substr(0, 32),
+    return Bad(path + "hsCode",
+               absl::StrCat(where, "HS code '", l.hs_code().substr(0, 32),
                             "' is not a rough-diamond code (", kRoughDiamondCodes, ")"));
   }
   if (!l.national_code().empty()) {
     if (absl::Status s = CheckNationalCode(l.national_code(), l.hs_code()); !s.ok()) {
-      return Bad(absl::StrCat(where, s.message()));
+      return Bad(path + "nationalCode", absl::StrCat(where, s.message()));
     }
   }
-  if (l.carats_hundredths() <= 0) return Bad(where + "carats must be positive");
-  if (l.value_usd_cents() <= 0) return Bad(where + "value must be positive");
-  if (l.carats_hundredths() > kMaxLineHundredths) return Bad(where + "carats exceed 10^12");
-  if (l.value_usd_cents() > kMaxLineCents) return Bad(where + "value exceeds USD 10^13");
-  if (absl::Status s = CheckOrigin(l.origin(), l.carats_hundredths(), where); !s.ok()) return s;
-  if (absl::Status s = CheckText(l.quality(), where + "quality", kMaxNameBytes, false); !s.ok()) {
+  const std::string carats = path + "caratsHundredths", value = path + "valueUsdCents";
+  if (l.carats_hundredths() <= 0) return Bad(carats, where + "carats must be positive");
+  if (l.value_usd_cents() <= 0) return Bad(value, where + "value must be positive");
+  if (l.carats_hundredths() > kMaxLineHundredths) return Bad(carats, where + "carats exceed 10^12");
+  if (l.value_usd_cents() > kMaxLineCents) return Bad(value, where + "value exceeds USD 10^13");
+  if (absl::Status s = CheckOrigin(l.origin(), l.carats_hundredths(), where, path); !s.ok()) {
     return s;
   }
-  return CheckText(l.quality_en(), where + "quality_en", kMaxNameBytes, false);
+  if (absl::Status s =
+          CheckText(l.quality(), where + "quality", path + "quality", kMaxNameBytes, false);
+      !s.ok()) {
+    return s;
+  }
+  return CheckText(l.quality_en(), where + "quality_en", path + "qualityEn", kMaxNameBytes, false);
 }
 
-// Lines, parcels and totals.
-absl::Status CheckGoods(const v1::Certificate& cert) {
-  if (cert.lines().empty()) return Bad("at least one line is required");
-  if (cert.lines_size() > kMaxLines) return Bad(absl::StrCat("at most ", kMaxLines, " lines"));
+// The problems found so far: with `all`, every check runs; without, the
+// checks stop at the first problem.
+class Problems {
+ public:
+  explicit Problems(bool all) : all_(all) {}
+  // Records `s` if it is a problem; whether to go on checking.
+  bool Add(absl::Status s) {
+    if (!s.ok()) found_.push_back(std::move(s));
+    return all_ || found_.empty();
+  }
+  bool Clean() const { return found_.empty(); }
+  std::vector<absl::Status> Take() { return std::move(found_); }
+
+ private:
+  const bool all_;
+  std::vector<absl::Status> found_;
+};
+
+// Lines, parcels and totals; each line checked on its own.
+bool CheckGoods(const v1::Certificate& cert, Problems& problems) {
+  if (cert.lines().empty()) return problems.Add(Bad("lines", "at least one line is required"));
+  if (cert.lines_size() > kMaxLines) {
+    return problems.Add(Bad("lines", absl::StrCat("at most ", kMaxLines, " lines")));
+  }
   int64_t carats = 0, cents = 0;
+  bool lines_ok = true;
   for (int i = 0; i < cert.lines_size(); ++i) {
-    if (absl::Status s = CheckLine(cert.lines(i), i); !s.ok()) return s;
+    absl::Status s = CheckLine(cert.lines(i), i);
+    lines_ok = lines_ok && s.ok();
+    if (!problems.Add(std::move(s))) return false;
     carats += cert.lines(i).carats_hundredths();
     cents += cert.lines(i).value_usd_cents();
   }
   if (cert.number_of_parcels() < 1 || cert.number_of_parcels() > kMaxParcels) {
-    return Bad(absl::StrCat("number_of_parcels is ", cert.number_of_parcels(), "; it must be 1 to ",
-                            kMaxParcels));
+    if (!problems.Add(
+            Bad("numberOfParcels", absl::StrCat("number_of_parcels is ", cert.number_of_parcels(),
+                                                "; it must be 1 to ", kMaxParcels)))) {
+      return false;
+    }
   }
+  if (!lines_ok) return true;  // sums of lines out of bounds are not worth adding
   if (cert.total_carats_hundredths() != carats) {
-    return Bad(absl::StrCat("total_carats_hundredths is ", cert.total_carats_hundredths(),
-                            " but the lines add up to ", carats));
+    if (!problems.Add(
+            Bad("totalCaratsHundredths",
+                absl::StrCat("total_carats_hundredths is ", cert.total_carats_hundredths(),
+                             " but the lines add up to ", carats)))) {
+      return false;
+    }
   }
   if (cert.total_value_usd_cents() != cents) {
-    return Bad(absl::StrCat("total_value_usd_cents is ", cert.total_value_usd_cents(),
-                            " but the lines add up to ", cents));
+    return problems.Add(Bad("totalValueUsdCents",
+                            absl::StrCat("total_value_usd_cents is ", cert.total_value_usd_cents(),
+                                         " but the lines add up to ", cents)));
   }
-  return absl::OkStatus();
+  return true;
 }
 
 absl::Status CheckShipment(const v1::Shipment& s) {
   if (s.seal_numbers_size() > kMaxSeals) {
-    return Bad(absl::StrCat("shipment: at most ", kMaxSeals, " seal numbers"));
+    return Bad("shipment.sealNumbers",
+               absl::StrCat("shipment: at most ", kMaxSeals, " seal numbers"));
   }
-  for (const std::string& seal : s.seal_numbers()) {
-    if (absl::Status st = CheckText(seal, "shipment seal number", kMaxIdBytes, true); !st.ok()) {
+  for (int i = 0; i < s.seal_numbers_size(); ++i) {
+    if (absl::Status st = CheckText(s.seal_numbers(i), "shipment seal number",
+                                    absl::StrCat("shipment.sealNumbers.", i), kMaxIdBytes, true);
+        !st.ok()) {
       return st;
     }
   }
-  for (const auto& [value, field] :
-       {std::pair{&s.container(), "shipment container"},
-        std::pair{&s.transport_document(), "shipment transport_document"},
-        std::pair{&s.courier(), "shipment courier"}}) {
-    if (absl::Status st = CheckText(*value, field, kMaxIdBytes, false); !st.ok()) return st;
+  for (const auto& [value, name, path] :
+       {std::tuple{&s.container(), "shipment container", "shipment.container"},
+        std::tuple{&s.transport_document(), "shipment transport_document",
+                   "shipment.transportDocument"},
+        std::tuple{&s.courier(), "shipment courier", "shipment.courier"}}) {
+    if (absl::Status st = CheckText(*value, name, path, kMaxIdBytes, false); !st.ok()) return st;
   }
   if (s.transit_countries_size() > kMaxTransitCountries) {
-    return Bad(absl::StrCat("shipment: at most ", kMaxTransitCountries, " transit countries"));
+    return Bad("shipment.transitCountries",
+               absl::StrCat("shipment: at most ", kMaxTransitCountries, " transit countries"));
   }
-  for (const std::string& c : s.transit_countries()) {
-    if (absl::Status st = CheckCountry(c, "shipment transit country"); !st.ok()) return st;
+  for (int i = 0; i < s.transit_countries_size(); ++i) {
+    if (absl::Status st = CheckCountry(s.transit_countries(i), "shipment transit country",
+                                       absl::StrCat("shipment.transitCountries.", i));
+        !st.ok()) {
+      return st;
+    }
   }
   return absl::OkStatus();
 }
@@ -259,22 +344,34 @@ absl::Status CheckShipment(const v1::Shipment& s) {
 absl::Status CheckLinks(const v1::Certificate& cert) {
   if (cert.type() == v1::CERTIFICATE_TYPE_UNSPECIFIED ||
       !v1::CertificateType_IsValid(cert.type())) {
-    return Bad("type is required (STANDARD, REPLACEMENT or TECHNICAL)");
+    return Bad("type", "type is required (STANDARD, REPLACEMENT or TECHNICAL)");
   }
   if (cert.type() == v1::REPLACEMENT) {
-    if (cert.replaces().empty()) return Bad("a REPLACEMENT certificate must name what it replaces");
-    if (absl::Status s = CheckNumberFormat(cert.replaces(), "replaces"); !s.ok()) return s;
-    if (cert.replaces() == cert.number()) return Bad("a certificate cannot replace itself");
+    if (cert.replaces().empty()) {
+      return Bad("replaces", "a REPLACEMENT certificate must name what it replaces");
+    }
+    if (absl::Status s = CheckNumberFormat(cert.replaces(), "replaces", "replaces"); !s.ok()) {
+      return s;
+    }
+    if (cert.replaces() == cert.number()) {
+      return Bad("replaces", "a certificate cannot replace itself");
+    }
   } else if (!cert.replaces().empty()) {
-    return Bad("replaces is only allowed on a REPLACEMENT certificate");
+    return Bad("replaces", "replaces is only allowed on a REPLACEMENT certificate");
   }
   if (cert.provenance_size() > kMaxProvenance) {
-    return Bad(absl::StrCat("at most ", kMaxProvenance, " provenance certificates"));
+    return Bad("provenance", absl::StrCat("at most ", kMaxProvenance, " provenance certificates"));
   }
-  for (const v1::CertificateReference& r : cert.provenance()) {
-    if (absl::Status s = CheckNumberFormat(r.number(), "provenance number"); !s.ok()) return s;
+  for (int i = 0; i < cert.provenance_size(); ++i) {
+    const v1::CertificateReference& r = cert.provenance(i);
+    const std::string at = absl::StrCat("provenance.", i, ".");
+    if (absl::Status s = CheckNumberFormat(r.number(), "provenance number", at + "number");
+        !s.ok()) {
+      return s;
+    }
     if (!IsParticipantCode(r.participant())) {
-      return Bad(absl::StrCat("provenance ", r.number(), ": participant '",
+      return Bad(at + "participant",
+                 absl::StrCat("provenance ", r.number(), ": participant '",
                               r.participant().substr(0, 8), "' is not a Participant code"));
     }
   }
@@ -282,23 +379,26 @@ absl::Status CheckLinks(const v1::Certificate& cert) {
 }
 
 absl::Status CheckTextsAndExtensions(const v1::Certificate& cert) {
-  if (absl::Status s = CheckText(cert.remarks(), "remarks", kMaxRemarksBytes, false); !s.ok()) {
+  if (absl::Status s = CheckText(cert.remarks(), "remarks", "remarks", kMaxRemarksBytes, false);
+      !s.ok()) {
     return s;
   }
-  if (absl::Status s = CheckText(cert.remarks_en(), "remarks_en", kMaxRemarksBytes, false);
+  if (absl::Status s =
+          CheckText(cert.remarks_en(), "remarks_en", "remarksEn", kMaxRemarksBytes, false);
       !s.ok()) {
     return s;
   }
   if (cert.extensions_size() > kMaxExtensions) {
-    return Bad(absl::StrCat("at most ", kMaxExtensions, " extensions"));
+    return Bad("extensions", absl::StrCat("at most ", kMaxExtensions, " extensions"));
   }
   for (const auto& [key, value] : cert.extensions()) {
     if (key.empty() || key.size() > kMaxExtensionKeyBytes) {
-      return Bad(absl::StrCat("extension keys must be 1 to ", kMaxExtensionKeyBytes, " bytes"));
+      return Bad("extensions",
+                 absl::StrCat("extension keys must be 1 to ", kMaxExtensionKeyBytes, " bytes"));
     }
     if (value.size() > kMaxExtensionValueBytes) {
-      return Bad(
-          absl::StrCat("extension '", key, "' is longer than ", kMaxExtensionValueBytes, " bytes"));
+      return Bad("extensions", absl::StrCat("extension '", key, "' is longer than ",
+                                            kMaxExtensionValueBytes, " bytes"));
     }
   }
   return absl::OkStatus();
@@ -306,53 +406,73 @@ absl::Status CheckTextsAndExtensions(const v1::Certificate& cert) {
 
 // Title, statement and number: fixed or canonical forms.
 absl::Status CheckForm(const v1::Certificate& cert) {
-  if (cert.title() != kKpTitle) return Bad(absl::StrCat("title must be \"", kKpTitle, "\""));
-  if (StatementText(cert.statement())[0] == '\0') {
-    return Bad("statement must be one of the official wordings (KPCS, US)");
+  if (cert.title() != kKpTitle) {
+    return Bad("title", absl::StrCat("title must be \"", kKpTitle, "\""));
   }
-  return CheckNumberFormat(cert.number(), "number");
+  if (StatementText(cert.statement())[0] == '\0') {
+    return Bad("statement", "statement must be one of the official wordings (KPCS, US)");
+  }
+  return CheckNumberFormat(cert.number(), "number", "number");
+}
+
+// Issue and expiry.
+absl::Status CheckDates(const v1::Certificate& cert) {
+  if (!IsSet(cert.issued_at())) return Bad("issuedAt", "issued_at is required");
+  if (!IsSet(cert.expires_at())) return Bad("expiresAt", "expires_at is required");
+  if (FromTimestamp(cert.expires_at()) <= FromTimestamp(cert.issued_at())) {
+    return Bad("expiresAt", "expires_at must be after issued_at");
+  }
+  return absl::OkStatus();
 }
 
 // Who issues it, for whom, when, at which office.
-absl::Status CheckIssue(const v1::Certificate& cert, const std::string& exporter,
-                        const TrustList& trust, absl::Time now) {
+bool CheckIssue(const v1::Certificate& cert, const std::string& exporter, const TrustList& trust,
+                absl::Time now, Problems& problems) {
   if (cert.exporting_participant() != exporter) {
-    return Bad(absl::StrCat("exporting_participant is '", cert.exporting_participant(),
-                            "', expected ", exporter));
+    return problems.Add(Bad("exportingParticipant",
+                            absl::StrCat("exporting_participant is '", cert.exporting_participant(),
+                                         "', expected ", exporter)));
   }
   const v1::Participant* issuer = trust.Find(exporter);
   if (issuer == nullptr) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("certificate: exporter ", exporter, " is not on the trust list"));
+    return problems.Add(absl::FailedPreconditionError(
+        absl::StrCat("certificate: exporter ", exporter, " is not on the trust list")));
   }
-  if (absl::Status s = CheckNumberOwner(cert.number(), exporter, trust); !s.ok()) return s;
+  if (!problems.Add(CheckNumberOwner(cert.number(), exporter, trust))) return false;
   const std::string& importer = cert.importing_participant();
-  if (importer.empty()) return Bad("importing_participant is required");
-  if (importer == exporter) return Bad("importing_participant must differ from the exporter");
-  if (absl::Status s = trust.CheckActive(importer, now); !s.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("certificate: importing_participant: ", s.message(),
-                     "; the KP forbids trade with non-Participants"));
+  absl::Status who = absl::OkStatus();
+  if (importer.empty()) {
+    who = Bad("importingParticipant", "importing_participant is required");
+  } else if (importer == exporter) {
+    who = Bad("importingParticipant", "importing_participant must differ from the exporter");
+  } else if (absl::Status s = trust.CheckActive(importer, now); !s.ok()) {
+    who = WithField(absl::FailedPreconditionError(
+                        absl::StrCat("certificate: importing_participant: ", s.message(),
+                                     "; the KP forbids trade with non-Participants")),
+                    "importingParticipant");
   }
-  if (!IsSet(cert.issued_at())) return Bad("issued_at is required");
-  if (!IsSet(cert.expires_at())) return Bad("expires_at is required");
-  if (FromTimestamp(cert.expires_at()) <= FromTimestamp(cert.issued_at())) {
-    return Bad("expires_at must be after issued_at");
-  }
+  if (!problems.Add(std::move(who)) || !problems.Add(CheckDates(cert))) return false;
   if (FindOffice(*issuer, cert.issuing_office()) == nullptr) {
-    return Bad(absl::StrCat("issuing_office '", cert.issuing_office().substr(0, 32),
-                            "' is not an office of ", exporter,
-                            " on the trust list (offices: ", OfficeCodes(*issuer), ")"));
+    if (!problems.Add(
+            Bad("issuingOffice",
+                absl::StrCat("issuing_office '", cert.issuing_office().substr(0, 32),
+                             "' is not an office of ", exporter,
+                             " on the trust list (offices: ", OfficeCodes(*issuer), ")")))) {
+      return false;
+    }
   }
-  return CheckText(cert.validating_official(), "validating_official", kMaxNameBytes, true);
+  return problems.Add(CheckText(cert.validating_official(), "validating_official",
+                                "validatingOfficial", kMaxNameBytes, true));
 }
 
 absl::Status NormalizeLine(v1::CertificateLine* l, int i) {
   absl::StatusOr<HsCode> code = ParseHsCode(l->hs_code());
-  if (!code.ok()) return Bad(absl::StrCat(Line(i), code.status().message()));
+  if (!code.ok())
+    return Bad(LinePath(i) + "hsCode", absl::StrCat(Line(i), code.status().message()));
   const std::string national = HsDigits(l->national_code());
   if (!national.empty() && !code->national_code.empty() && national != code->national_code) {
-    return Bad(absl::StrCat(Line(i), "national_code '", national.substr(0, 32),
+    return Bad(LinePath(i) + "nationalCode",
+               absl::StrCat(Line(i), "national_code '", national.substr(0, 32),
                             "' differs from the digits of hs_code '", l->hs_code(), "'"));
   }
   l->set_hs_code(code->kp_code);
@@ -363,9 +483,45 @@ absl::Status NormalizeLine(v1::CertificateLine* l, int i) {
   return absl::OkStatus();
 }
 
+// Every rule in order; see ValidateCertificate and CertificateProblems.
+std::vector<absl::Status> Check(const v1::Certificate& cert, const std::string& exporter,
+                                const TrustList& trust, absl::Time now, bool all) {
+  Problems problems(all);
+  if (cert.ByteSizeLong() > kMaxCertificateBytes) {
+    problems.Add(Bad("", absl::StrCat("larger than ", kMaxCertificateBytes, " bytes")));
+    return problems.Take();  // nothing more is worth reading
+  }
+  const bool go_on = problems.Add(CheckForm(cert)) && problems.Add(CheckLinks(cert)) &&
+                     CheckIssue(cert, exporter, trust, now, problems) &&
+                     problems.Add(CheckParty(cert.exporter(), "exporter")) &&
+                     problems.Add(CheckParty(cert.importer(), "importer")) &&
+                     CheckGoods(cert, problems) && problems.Add(CheckShipment(cert.shipment())) &&
+                     problems.Add(CheckTextsAndExtensions(cert));
+  // The importer's own rules, as they stand on this node's trust list: the
+  // exporter's node refuses at submit what the importer would refuse, and
+  // the importer's node, running this on receipt, enforces its policy. Only
+  // for an importer that is an active Participant.
+  const v1::Participant* importer = trust.Find(cert.importing_participant());
+  if (!go_on || importer == nullptr || cert.importing_participant() == exporter ||
+      !trust.CheckActive(cert.importing_participant(), now).ok()) {
+    return problems.Take();
+  }
+  if (!problems.Add(CheckImportPolicy(cert, *importer))) return problems.Take();
+  // How far each side is onboarded (live from, directions, types).
+  problems.Add(
+      WithField(trust.CheckOnboarded(exporter, cert.importing_participant(), cert.type(), now),
+                "importingParticipant"));
+  return problems.Take();
+}
+
 }  // namespace
 
 absl::Status NormalizeCertificate(v1::Certificate* cert) {
+  std::vector<absl::Status> problems = NormalizeAll(cert);
+  return problems.empty() ? absl::OkStatus() : problems.front();
+}
+
+std::vector<absl::Status> NormalizeAll(v1::Certificate* cert) {
   if (cert->title().empty()) cert->set_title(kKpTitle);
   if (cert->statement() == v1::STATEMENT_WORDING_UNSPECIFIED) cert->set_statement(v1::KPCS);
   if (cert->type() == v1::CERTIFICATE_TYPE_UNSPECIFIED) cert->set_type(v1::STANDARD);
@@ -380,34 +536,25 @@ absl::Status NormalizeCertificate(v1::Certificate* cert) {
   for (std::string& c : *cert->mutable_shipment()->mutable_transit_countries()) {
     absl::AsciiStrToUpper(&c);
   }
+  std::vector<absl::Status> problems;
   for (int i = 0; i < cert->lines_size(); ++i) {
-    if (absl::Status s = NormalizeLine(cert->mutable_lines(i), i); !s.ok()) return s;
+    if (absl::Status s = NormalizeLine(cert->mutable_lines(i), i); !s.ok()) {
+      problems.push_back(std::move(s));
+    }
   }
-  return absl::OkStatus();
+  return problems;
 }
 
 absl::Status ValidateCertificate(const v1::Certificate& cert, const std::string& exporter,
                                  const TrustList& trust, absl::Time now) {
-  if (cert.ByteSizeLong() > kMaxCertificateBytes) {
-    return Bad(absl::StrCat("larger than ", kMaxCertificateBytes, " bytes"));
-  }
-  if (absl::Status s = CheckForm(cert); !s.ok()) return s;
-  if (absl::Status s = CheckLinks(cert); !s.ok()) return s;
-  if (absl::Status s = CheckIssue(cert, exporter, trust, now); !s.ok()) return s;
-  if (absl::Status s = CheckParty(cert.exporter(), "exporter"); !s.ok()) return s;
-  if (absl::Status s = CheckParty(cert.importer(), "importer"); !s.ok()) return s;
-  if (absl::Status s = CheckGoods(cert); !s.ok()) return s;
-  if (absl::Status s = CheckShipment(cert.shipment()); !s.ok()) return s;
-  if (absl::Status s = CheckTextsAndExtensions(cert); !s.ok()) return s;
-  // The importer's own rules, as they stand on this node's trust list: the
-  // exporter's node refuses at submit what the importer would refuse, and
-  // the importer's node, running this on receipt, enforces its policy.
-  if (absl::Status s = CheckImportPolicy(cert, *trust.Find(cert.importing_participant()));
-      !s.ok()) {
-    return s;
-  }
-  // How far each side is onboarded (live from, directions, types).
-  return trust.CheckOnboarded(exporter, cert.importing_participant(), cert.type(), now);
+  std::vector<absl::Status> problems = Check(cert, exporter, trust, now, /*all=*/false);
+  return problems.empty() ? absl::OkStatus() : problems.front();
+}
+
+std::vector<absl::Status> CertificateProblems(const v1::Certificate& cert,
+                                              const std::string& exporter, const TrustList& trust,
+                                              absl::Time now) {
+  return Check(cert, exporter, trust, now, /*all=*/true);
 }
 
 }  // namespace kpx::node

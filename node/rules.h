@@ -7,6 +7,7 @@
 #define KPX_NODE_RULES_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -28,6 +29,10 @@ inline constexpr char kKpTitle[] = "Kimberley Process Certificate";
 // national_code. Idempotent; checks nothing else (ValidateCertificate does).
 absl::Status NormalizeCertificate(v1::Certificate* cert);
 
+// NormalizeCertificate, but past a bad line: every line's problem, in
+// order (none: `cert` is in canonical form).
+std::vector<absl::Status> NormalizeAll(v1::Certificate* cert);
+
 // OK if the normalised `cert` meets every rule; InvalidArgument naming the
 // first field at fault otherwise ("certificate: line 2: HS code ..."), and
 // a certificate not in canonical form is refused. FailedPrecondition for
@@ -47,8 +52,22 @@ absl::Status NormalizeCertificate(v1::Certificate* cert);
 // both parties with name, address and country; 1-100 lines with KP HS
 // codes, positive bounded carats and value and a valid origin; totals equal
 // to the lines' sums; number_of_parcels >= 1; replaces iff REPLACEMENT.
+//
+// Every refusal names the field at fault (node/problem_field.h: ProblemField),
+// as a protobuf-JSON path in `cert` ("lines.1.hsCode"), or none when it is
+// about the certificate as a whole.
 absl::Status ValidateCertificate(const v1::Certificate& cert, const std::string& exporter,
                                  const TrustList& trust, absl::Time now);
+
+// What ValidateCertificate would refuse, but every problem and not only the
+// first: so an officer filling in the form sees all that is wrong at once.
+// At most one problem per party, per line, and per other group of fields
+// (the first in the order above); the importer's policy and onboarding only
+// when the importer is an active Participant and nothing before them
+// failed badly enough to stop. Empty iff ValidateCertificate is OK.
+std::vector<absl::Status> CertificateProblems(const v1::Certificate& cert,
+                                              const std::string& exporter, const TrustList& trust,
+                                              absl::Time now);
 
 }  // namespace kpx::node
 

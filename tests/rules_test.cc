@@ -10,6 +10,7 @@
 
 #include "node/hs_code.h"
 #include "node/import_policy.h"
+#include "node/problem_field.h"
 #include "test_util.h"
 
 namespace kpx {
@@ -79,6 +80,70 @@ TEST_CASE("HS codes in every written form normalise to the six-digit KP code", "
                           "71023100000", "7102.3x", "7102-31"}) {
     INFO(bad);
     CHECK(node::ParseHsCode(bad).status().code() == absl::StatusCode::kInvalidArgument);
+  }
+}
+
+// The issue form shows every problem at once, beside its input.
+TEST_CASE("CertificateProblems: every problem at once, each naming its field", "[rules][form]") {
+  auto trust = Trust();
+  SECTION("a good certificate has none, and ValidateCertificate agrees") {
+    v1::Certificate c = Cert();
+    REQUIRE(node::NormalizeAll(&c).empty());
+    CHECK(node::CertificateProblems(c, "BW", *trust, kNow).empty());
+  }
+  SECTION("problems in several groups are all reported, in the order of the rules") {
+    v1::Certificate c = Cert();
+    c.set_issuing_office("NOPE");
+    c.mutable_exporter()->clear_name();
+    c.mutable_importer()->set_country("B1");
+    c.mutable_lines(0)->mutable_origin()->mutable_countries(1)->set_share_basis_points(2000);
+    c.mutable_lines(1)->set_value_usd_cents(0);
+    c.set_number_of_parcels(0);
+    c.mutable_shipment()->add_transit_countries("ZA");
+    c.mutable_shipment()->add_transit_countries("Z9");
+    REQUIRE(node::NormalizeAll(&c).empty());
+    std::vector<std::string> fields;
+    for (const absl::Status& s : node::CertificateProblems(c, "BW", *trust, kNow)) {
+      INFO(s.message());
+      CHECK(s.code() == absl::StatusCode::kInvalidArgument);
+      fields.push_back(node::ProblemField(s));
+    }
+    CHECK(fields == std::vector<std::string>{"issuingOffice", "exporter.name", "importer.country",
+                                             "lines.0.origin.countries", "lines.1.valueUsdCents",
+                                             "numberOfParcels", "shipment.transitCountries.1"});
+    // The first of them is what a submit answers.
+    absl::Status first = node::ValidateCertificate(c, "BW", *trust, kNow);
+    CHECK(node::ProblemField(first) == "issuingOffice");
+  }
+  SECTION("the importer's policy names the line it refuses") {
+    v1::Certificate c = Cert();
+    c.mutable_lines(1)->mutable_origin()->clear_countries();
+    c.mutable_lines(1)->mutable_origin()->set_mixed_undisclosed(true);
+    std::vector<absl::Status> problems = node::CertificateProblems(c, "BW", *trust, kNow);
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0].code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(Mentions(problems[0], "EU import policy refuse_mixed_undisclosed"));
+    CHECK(node::ProblemField(problems[0]) == "lines.1.origin");
+    // The US allows it.
+    c.set_importing_participant("US");
+    CHECK(node::CertificateProblems(c, "BW", *trust, kNow).empty());
+  }
+  SECTION("every bad HS code is named, not only the first") {
+    v1::Certificate c = Cert();
+    c.mutable_lines(0)->set_hs_code("7102.39");
+    c.mutable_lines(1)->set_hs_code("7103.10");
+    std::vector<absl::Status> problems = node::NormalizeAll(&c);
+    REQUIRE(problems.size() == 2);
+    CHECK(node::ProblemField(problems[0]) == "lines.0.hsCode");
+    CHECK(node::ProblemField(problems[1]) == "lines.1.hsCode");
+    CHECK(node::NormalizeCertificate(&c).message() == problems[0].message());
+  }
+  SECTION("an unknown importer stops before its policy") {
+    v1::Certificate c = Cert("ZZ");
+    std::vector<absl::Status> problems = node::CertificateProblems(c, "BW", *trust, kNow);
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0].code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(node::ProblemField(problems[0]) == "importingParticipant");
   }
 }
 
