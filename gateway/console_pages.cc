@@ -1,6 +1,7 @@
 #include "gateway/console_pages.h"
 
 #include <map>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -8,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "gateway/console_assets.h"
+#include "gateway/console_issue.h"
 #include "gateway/console_text.h"
 #include "gateway/http_api.h"
 #include "gateway/sessions.h"
@@ -26,10 +28,6 @@ const v1::CertificateState kStates[] = {v1::ISSUED,   v1::DELIVERED, v1::RECEIVE
 std::string When(const google::protobuf::Timestamp& t) {
   if (!node::IsSet(t)) return "";
   return absl::FormatTime("%Y-%m-%d %H:%M UTC", node::FromTimestamp(t), absl::UTCTimeZone());
-}
-
-std::string Hundredths(int64_t v) {
-  return absl::StrFormat("%s%d.%02d", v < 0 ? "-" : "", std::abs(v) / 100, std::abs(v) % 100);
 }
 
 std::string StateText(const std::string& lang, v1::CertificateState s) {
@@ -67,8 +65,11 @@ std::string Page(const std::string& lang, const std::string& title,
   if (who != nullptr) {
     absl::StrAppend(
         &html, "<nav><a href=\"/console/\">", t("nav.dashboard"),
-        "</a> <a href=\"/console/certificates\">", t("nav.certificates"),
-        "</a> <a href=\"/console/partners\">", t("nav.partners"), "</a>",
+        "</a> <a href=\"/console/certificates\">", t("nav.certificates"), "</a>",
+        who->caller.roles.count(v1::EXPORTER)
+            ? absl::StrCat(" <a href=\"/console/issue\">", t("nav.issue"), "</a>")
+            : std::string(),
+        " <a href=\"/console/partners\">", t("nav.partners"), "</a>",
         who->caller.roles.count(v1::OPERATOR) || who->caller.roles.count(v1::AUDITOR)
             ? absl::StrCat(" <a href=\"/console/officers\">", t("nav.officers"), "</a>")
             : std::string(),
@@ -178,7 +179,10 @@ std::string FoundFields(const std::string& lang, const v1::Certificate& c) {
                     "value=\"",
                     Hundredths(declared.second), "\"></td></tr>");
   }
-  absl::StrAppend(&out, "</table><label>", t("act.remarks"),
+  absl::StrAppend(&out,
+                  "</table><label><input type=\"checkbox\" name=\"findings.sealsBroken\" "
+                  "value=\"true\" data-type=\"bool\"> ",
+                  t("act.seals_broken"), "</label><label>", t("act.remarks"),
                   " <textarea name=\"findings.remarks\" maxlength=\"4096\"></textarea></label>");
   return out;
 }
@@ -208,9 +212,29 @@ std::string Actions(const std::string& lang, const Caller& who, const v1::Certif
                     form("confirm", "act.confirm_found", FoundFields(lang, rec.certificate())),
                     form("reject", "act.reject", reason));
   }
-  if (rec.side() == v1::EXPORTING && (s == v1::ISSUED || s == v1::DELIVERED || s == v1::DISPUTED) &&
-      Holds(who, v1::EXPORTER)) {
+  if (rec.side() != v1::EXPORTING || !Holds(who, v1::EXPORTER)) return out;
+  const std::string number = PathNumber(rec.certificate().number());
+  auto link = [&](const char* query, const char* title) {
+    return absl::StrCat("<p><a class=\"action\" href=\"/console/issue?", query, "=", number, "\">",
+                        t(title), "</a></p>");
+  };
+  if (s == v1::ISSUED || s == v1::DELIVERED) absl::StrAppend(&out, link("amend", "act.amend"));
+  if ((s == v1::DELIVERED || s == v1::DISPUTED) && node::IsSet(rec.delivered_at())) {
+    absl::StrAppend(&out, link("replaces", "act.replace"));
+  }
+  if (s == v1::ISSUED || s == v1::DELIVERED || s == v1::DISPUTED || s == v1::REFUSED) {
     absl::StrAppend(&out, form("cancel", "act.cancel", reason));
+  }
+  if (s == v1::CONFIRMED) {
+    std::string codes =
+        absl::StrCat("<label>", t("act.reason_code"), " <select name=\"reasonCode\">");
+    for (v1::ReasonCode r : {v1::CLERICAL_ERROR, v1::SUSPECTED_FRAUD, v1::LEGAL_ORDER, v1::OTHER}) {
+      absl::StrAppend(&codes, "<option value=\"", v1::ReasonCode_Name(r), "\">",
+                      HtmlEscape(Text(lang, absl::StrCat("reason.", v1::ReasonCode_Name(r)))),
+                      "</option>");
+    }
+    absl::StrAppend(&out,
+                    form("void", "act.void", absl::StrCat(codes, "</select></label>", reason)));
   }
   return out;
 }
@@ -280,6 +304,10 @@ std::string Fields(const std::string& lang, const v1::CertificateRecord& rec) {
 }
 
 }  // namespace
+
+std::string Hundredths(int64_t v) {
+  return absl::StrFormat("%s%d.%02d", v < 0 ? "-" : "", std::abs(v) / 100, std::abs(v) % 100);
+}
 
 std::string PageLanguage(const httplib::Request& req) {
   std::string code = req.get_param_value("lang");
@@ -478,18 +506,63 @@ void ConsolePages::Officers(const httplib::Request& req, httplib::Response& res)
   Html(req, res, Page(lang, Text(lang, "officers.title"), &who, body));
 }
 
+absl::StatusOr<v1::TrustListRecord> ConsolePages::InForce(const Caller& caller,
+                                                          v1::TrustList* trust) const {
+  absl::StatusOr<v1::ListTrustListsResponse> lists = authority_->ListTrustLists(caller, {});
+  if (!lists.ok()) return lists.status();
+  if (lists->versions().empty() ||
+      !trust->ParseFromString(lists->versions().rbegin()->signed_list().trust_list())) {
+    return absl::InternalError("no trust list in force");
+  }
+  return *lists->versions().rbegin();
+}
+
+void ConsolePages::Issue(const httplib::Request& req, httplib::Response& res) const {
+  ConsoleSessions::Visitor who;
+  if (!Visit(*sessions_, req, res, &who)) return;
+  const std::string lang = PageLanguage(req);
+  if (absl::Status s = authority_->Authorize(who.caller, "SubmitCertificate", {v1::EXPORTER});
+      !s.ok()) {
+    return ErrorPage(req, res, s);
+  }
+  IssueFormInput in;
+  in.lang = lang;
+  in.participant = authority_->participant();
+  in.official = who.caller.full_name;
+  in.office = who.caller.office;
+  in.today = absl::Now();
+  if (absl::StatusOr<v1::TrustListRecord> r = InForce(who.caller, &in.trust); !r.ok()) {
+    return ErrorPage(req, res, r.status());
+  }
+  const char* title = "issue.title";
+  for (const auto& [param, mode, key] :
+       {std::tuple{"replaces", IssueFormInput::Mode::kReplace, "issue.title_replace"},
+        std::tuple{"amend", IssueFormInput::Mode::kAmend, "issue.title_amend"}}) {
+    if (!req.has_param(param)) continue;
+    v1::GetCertificateRequest get;
+    get.set_number(req.get_param_value(param));
+    absl::StatusOr<v1::CertificateRecord> rec = authority_->Get(who.caller, get);
+    if (!rec.ok()) return ErrorPage(req, res, rec.status());
+    if (rec->side() != v1::EXPORTING) {
+      return ErrorPage(req, res, absl::FailedPreconditionError("only our own certificates"));
+    }
+    in.mode = mode;
+    in.from = rec->certificate();
+    title = key;
+  }
+  std::string heading = Text(lang, title);
+  if (in.mode != IssueFormInput::Mode::kIssue) absl::StrAppend(&heading, " ", in.from.number());
+  Html(req, res, Page(lang, heading, &who, IssueForm(in)));
+}
+
 void ConsolePages::Partners(const httplib::Request& req, httplib::Response& res) const {
   ConsoleSessions::Visitor who;
   if (!Visit(*sessions_, req, res, &who)) return;
   const std::string lang = PageLanguage(req);
-  absl::StatusOr<v1::ListTrustListsResponse> lists = authority_->ListTrustLists(who.caller, {});
-  if (!lists.ok()) return ErrorPage(req, res, lists.status());
   v1::TrustList trust;
-  if (lists->versions().empty() ||
-      !trust.ParseFromString(lists->versions().rbegin()->signed_list().trust_list())) {
-    return ErrorPage(req, res, absl::InternalError("no trust list in force"));
-  }
-  const v1::TrustListRecord& in_force = *lists->versions().rbegin();
+  absl::StatusOr<v1::TrustListRecord> in_force_or = InForce(who.caller, &trust);
+  if (!in_force_or.ok()) return ErrorPage(req, res, in_force_or.status());
+  const v1::TrustListRecord& in_force = *in_force_or;
   auto t = [&](const char* key) { return HtmlEscape(Text(lang, key)); };
   std::string body = absl::StrCat(
       "<p>", t("partners.version"), " ", trust.version(), " · ", t("partners.in_force"), " ",
@@ -547,6 +620,8 @@ void ConsolePages::Register(httplib::Server* server) const {
   });
   server->Get("/console/?",
               [this](const httplib::Request& req, httplib::Response& res) { Dashboard(req, res); });
+  server->Get("/console/issue",
+              [this](const httplib::Request& req, httplib::Response& res) { Issue(req, res); });
   server->Get("/console/partners",
               [this](const httplib::Request& req, httplib::Response& res) { Partners(req, res); });
   server->Get("/console/officers",

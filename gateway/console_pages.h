@@ -10,6 +10,11 @@
 //   GET /console/certificates/NUMBER  one certificate: its fields, its
 //                                     journey (who did each step), and the
 //                                     actions the officer's roles allow
+//   GET /console/issue                the issue form (exporters): the whole
+//                                     certificate, checked field by field
+//                                     (console_issue.h); ?replaces=NUMBER
+//                                     fills it from a certificate to
+//                                     replace, ?amend=NUMBER to amend
 //   GET /console/partners             the Participants on the trust list in
 //                                     force: status, onboarding, offices and
 //                                     what each accepts as importer
@@ -50,11 +55,16 @@ class ConsolePages {
   void Certificate(const httplib::Request& req, httplib::Response& res) const;
   void Officers(const httplib::Request& req, httplib::Response& res) const;
   void Partners(const httplib::Request& req, httplib::Response& res) const;
+  void Issue(const httplib::Request& req, httplib::Response& res) const;
+  // The trust list in force (into *trust) and its record.
+  absl::StatusOr<v1::TrustListRecord> InForce(const Caller& caller, v1::TrustList* trust) const;
 
   const Authority* const authority_;
   ConsoleSessions* const sessions_;
 };
 
+// Hundredths of a carat or cents as written: 125050 -> "1250.50".
+std::string Hundredths(int64_t v);
 // `s` with & < > " ' written as entities.
 std::string HtmlEscape(const std::string& s);
 // The console language of a request: ?lang=, else the kpx-lang cookie,

@@ -240,6 +240,60 @@ TEST_CASE("the HTTP API refuses with the gRPC code as JSON and changes nothing",
   CHECK(Parse<v1::ListCertificatesResponse>(list.body).certificates_size() == 0);
 }
 
+TEST_CASE("certificates:check names every problem's field; a refused submit names the first",
+          "[http][api][form]") {
+  GrpcFederation fed({"BW", "EU"}, /*metrics=*/false, /*console=*/true);
+  fed.StartInProcess("BW");
+  Api exporter(fed, "BW", "exporter");
+  v1::CheckCertificateRequest check;
+  v1::Certificate& c = *check.mutable_certificate() = ValidCertificate("bw 77", "BW", "EU");
+
+  // A good certificate: no problems, and it comes back in canonical form.
+  Reply good = exporter.Post("/api/v1/certificates:check", Json(check));
+  REQUIRE(good.status == 200);
+  auto answer = Parse<v1::CheckCertificateResponse>(good.body);
+  CHECK(answer.problems_size() == 0);
+  CHECK(answer.certificate().number() == "BW77");
+
+  c.mutable_lines(0)->set_hs_code("7102.39");
+  c.mutable_lines(1)->mutable_origin()->clear_countries();
+  c.mutable_lines(1)->mutable_origin()->set_mixed_undisclosed(true);  // EU refuses it
+  c.mutable_importer()->clear_address();
+  Reply bad = exporter.Post("/api/v1/certificates:check", Json(check));
+  REQUIRE(bad.status == 200);
+  answer = Parse<v1::CheckCertificateResponse>(bad.body);
+  std::vector<std::pair<std::string, std::string>> found;
+  for (const v1::CertificateProblem& p : answer.problems()) found.push_back({p.field(), p.code()});
+  CHECK(found == std::vector<std::pair<std::string, std::string>>{
+                     {"lines.0.hsCode", "INVALID_ARGUMENT"},
+                     {"importer.address", "INVALID_ARGUMENT"},
+                     {"lines.1.origin", "FAILED_PRECONDITION"}});
+
+  // Submitting it is refused with the first problem, naming its field in
+  // the request; nothing is stored.
+  v1::SubmitCertificateRequest submit;
+  *submit.mutable_certificate() = c;
+  Reply refused = exporter.Post("/api/v1/certificates", Json(submit));
+  CHECK(refused.status == 400);
+  auto error = Parse<google::protobuf::Struct>(refused.body);
+  CHECK(error.fields().at("field").string_value() == "certificate.lines.0.hsCode");
+  CHECK(Parse<v1::ListCertificatesResponse>(exporter.Get("/api/v1/certificates").body)
+            .certificates_size() == 0);
+
+  // Once issued, the same number is a problem of the number field.
+  *submit.mutable_certificate() = ValidCertificate("BW-78", "BW", "EU");
+  REQUIRE(exporter.Post("/api/v1/certificates", Json(submit)).status == 200);
+  *check.mutable_certificate() = submit.certificate();
+  answer = Parse<v1::CheckCertificateResponse>(
+      exporter.Post("/api/v1/certificates:check", Json(check)).body);
+  REQUIRE(answer.problems_size() == 1);
+  CHECK(answer.problems(0).field() == "number");
+  CHECK(answer.problems(0).code() == "ALREADY_EXISTS");
+  // Only exporters check.
+  Api importer(fed, "BW", "importer");
+  CHECK(importer.Post("/api/v1/certificates:check", Json(check)).status == 403);
+}
+
 // ---------------------------------------------------------------- OpenAPI
 
 google::protobuf::Struct OpenApi() {
@@ -643,6 +697,18 @@ TEST_CASE("console pages: sign-in, languages, the journey with who did each step
   CHECK(bw.Get("/api/v1/certificates/BW%2F2026%2F0042:evidence").status == 200);
   CHECK(page.body.find(":cancel") != std::string::npos);   // the exporter may cancel
   CHECK(page.body.find(":confirm") == std::string::npos);  // but not confirm
+  CHECK(page.body.find("/console/issue?amend=BW%2F2026%2F0042") != std::string::npos);
+  // The issue form, and the same form filled in to amend.
+  Reply form = bw.Get("/console/issue");
+  REQUIRE(form.status == 200);
+  CHECK(form.body.find("data-check=\"/api/v1/certificates:check\"") != std::string::npos);
+  CHECK(form.body.find("name=\"certificate.lines.0.origin\"") != std::string::npos);
+  CHECK(form.body.find("<option>EU</option>") != std::string::npos);
+  Reply amend = bw.Get("/console/issue?amend=BW%2F2026%2F0042");
+  REQUIRE(amend.status == 200);
+  CHECK(amend.body.find("/api/v1/certificates/BW%2F2026%2F0042:amend") != std::string::npos);
+  CHECK(amend.body.find("value=\"BW 75.00%, NA 25.00%\"") != std::string::npos);
+  CHECK(amend.body.find("&lt;b&gt;K. Mokgosi&lt;/b&gt;") != std::string::npos);
   CHECK(bw.Get("/console/certificates/BW-404").status == 404);
   // The partners page: the trust list in force, as officers need it.
   Reply partners = bw.Get("/console/partners?lang=en");
@@ -671,6 +737,9 @@ TEST_CASE("console pages: sign-in, languages, the journey with who did each step
   CHECK(received.body.find(":confirm") != std::string::npos);
   CHECK(received.body.find(gateway::Text("pt", "act.confirm")) != std::string::npos);
   CHECK(received.body.find(":cancel") == std::string::npos);
+  // An importing officer does not issue.
+  CHECK(eu.Get("/console/issue").status == 403);
+  CHECK(eu.Get("/console/").body.find("/console/issue") == std::string::npos);
 }
 
 // ---------------------------------------------------------------- a real browser
@@ -713,6 +782,10 @@ TEST_CASE("in Chromium: sign in, issue at BW, confirm at EU, see it at BW, Frenc
   CHECK(o.exit_code == 0);
   for (const char* step :
        {"ok signed in as k.mokgosi", "ok the session cookie is HttpOnly",
+        "ok the form adds up the lines as they are typed",
+        "ok the form shows origin shares that do not add up beside their input",
+        "ok and at the same time EU's policy refusing mixed origin beside line 2",
+        "ok nothing is issued while the form has problems",
         "ok BW's officer issues the certificate", "ok BW's journey names the officer who issued it",
         "ok the certificate arrives live on EU's dashboard", "ok the certificate arrives at EU",
         "ok EU's officer confirms it with what was found", "ok BW sees the difference EU found",
