@@ -1,6 +1,7 @@
 #include "crypto/crypto.h"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
@@ -104,6 +105,10 @@ std::string_view AlgorithmName(Algorithm a) {
       return "ecdsa-p256";
   }
   return "unknown";
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 std::string Sha256(std::string_view data) {

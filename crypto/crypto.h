@@ -44,6 +44,9 @@ std::string HexEncode(std::string_view bytes);
 // `n` cryptographically random bytes (RAND_bytes). Aborts the process if
 // the RNG fails: there is no safe value to return instead.
 std::string RandomBytes(size_t n);
+// True if `a` and `b` are equal, in a time that depends on their lengths
+// only (CRYPTO_memcmp): for comparing secrets such as tokens and codes.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
 class PublicKey {
  public:

@@ -24,6 +24,10 @@ readonly PACKAGES=(
   # The HTTPS console and API (gateway/http_server.h); officers' password
   # hashes and second factors (crypto/password.h).
   libcpp-httplib-dev libsodium-dev liboath-dev
+  # The printed certificate (gateway/certificate_pdf.h): cairo, pango and
+  # the DejaVu fonts (Latin and Arabic), libqrencode; poppler-utils and
+  # zbar-tools let the tests read the PDF's QR code back.
+  libcairo2-dev libpango1.0-dev libqrencode-dev fonts-dejavu-core poppler-utils zbar-tools
   openssl iproute2 ca-certificates
   # CI (deploy/test.sh, docs/testing.md): the format check, the clang
   # build with thread-safety analysis, sanitizers and libFuzzer, ninja and

@@ -14,6 +14,8 @@ routes = [
   "The chain of custody: the certificates it replaces, replaced it, or it arrived under."),
  ("get","/api/v1/certificates/{number}:evidence","ExportEvidence","ExportEvidenceRequest","EvidenceBundle","any role",
   "The evidence bundle: every signed step with inclusion proofs, checkable offline with `kpxctl evidence verify`."),
+ ("get","/api/v1/certificates/{number}:attestation","GetAttestation","GetAttestationRequest","AttestationResponse","any role",
+  "The printed certificate's QR payload (KPX1.<base64url>, a SignedAttestation by the exporting node) and its short code, for a certificate this node issued. `kpxctl cert verify-qr` checks the payload offline; the public /verify page online."),
  ("post","/api/v1/certificates/{number}:confirm","ConfirmReceipt","ConfirmReceiptRequest","CertificateRecord","IMPORTER",
   "Confirm the shipment's arrival with what was found (findings: asDeclared, or the figures found)."),
  ("post","/api/v1/certificates/{number}:reject","RejectShipment","RejectShipmentRequest","CertificateRecord","IMPORTER",
@@ -69,7 +71,7 @@ for method, path, verb, req, resp, roles, summary in routes:
     if "{name}" in path:
         params.append({"name":"name","in":"path","required":True,"schema":{"type":"string"},
                        "description":"The officer's sign-in name."})
-    if method == "get" and req not in ("GetCertificateRequest","TraceCertificateRequest","ExportEvidenceRequest","GetSessionRequest"):
+    if method == "get" and req not in ("GetCertificateRequest","TraceCertificateRequest","ExportEvidenceRequest","GetAttestationRequest","GetSessionRequest"):
         params.append({"name":"query","in":"query","style":"form","explode":True,
                        "schema":{"$ref": f"#/components/schemas/{req}"},
                        "description":"The request's fields, by JSON or proto name."})

@@ -146,6 +146,23 @@ absl::StatusOr<v1::CertificateRecord> Authority::Submit(
   return Answer("SubmitCertificate", c, number, std::move(rec));
 }
 
+absl::StatusOr<v1::AttestationResponse> Authority::GetAttestation(
+    const Caller& c, const v1::GetAttestationRequest& r) const {
+  if (absl::Status s = Admit(c, "GetAttestation", r, kAnyRole); !s.ok()) return s;
+  absl::StatusOr<v1::AttestationResponse> a = node_->attestor().Attest(r.number());
+  if (!a.ok()) return Refused("GetAttestation", c, r.number(), a.status());
+  return a;
+}
+
+absl::StatusOr<node::PaperCheck> Authority::CheckPaper(absl::string_view payload) const {
+  return node_->attestor().CheckPayload(payload);
+}
+
+absl::StatusOr<node::PaperCheck> Authority::CheckPaperCode(const std::string& number,
+                                                           absl::string_view code) const {
+  return node_->attestor().CheckCode(number, code);
+}
+
 absl::StatusOr<v1::CheckCertificateResponse> Authority::CheckCertificate(
     const Caller& c, const v1::CheckCertificateRequest& r) const {
   if (absl::Status s = Admit(c, "CheckCertificate", r, kExporter); !s.ok()) return s;

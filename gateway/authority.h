@@ -75,6 +75,16 @@ class Authority {
   // Exporter.
   absl::StatusOr<v1::CertificateRecord> Submit(const Caller& c,
                                                const v1::SubmitCertificateRequest& r) const;
+  // The printed certificate's QR payload and short code (any role; a
+  // certificate this node issued).
+  absl::StatusOr<v1::AttestationResponse> GetAttestation(const Caller& c,
+                                                         const v1::GetAttestationRequest& r) const;
+  // Public, no caller: what a printed certificate's QR payload, or its
+  // number and short code, turn out to be (node/attestation.h). Rate
+  // limiting is the transport's.
+  absl::StatusOr<node::PaperCheck> CheckPaper(absl::string_view payload) const;
+  absl::StatusOr<node::PaperCheck> CheckPaperCode(const std::string& number,
+                                                  absl::string_view code) const;
   // What Submit would refuse, every problem at once; changes nothing.
   absl::StatusOr<v1::CheckCertificateResponse> CheckCertificate(
       const Caller& c, const v1::CheckCertificateRequest& r) const;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "gateway/certificate_pdf.h"
 #include "gateway/console_assets.h"
 #include "gateway/console_issue.h"
 #include "gateway/console_text.h"
@@ -437,7 +438,13 @@ void ConsolePages::Certificate(const httplib::Request& req, httplib::Response& r
   std::string body = absl::StrCat(
       Fields(lang, *rec), Journey(lang, *rec), "<p><a href=\"/api/v1/certificates/",
       PathNumber(rec->certificate().number()), ":evidence\" download=\"evidence.json\">",
-      HtmlEscape(Text(lang, "cert.evidence")), "</a></p>", Actions(lang, who.caller, *rec));
+      HtmlEscape(Text(lang, "cert.evidence")), "</a></p>");
+  if (rec->side() == v1::EXPORTING) {  // only the exporter signs the paper
+    absl::StrAppend(&body, "<p><a class=\"action print\" href=\"/console/print/",
+                    PathNumber(rec->certificate().number()), "\">",
+                    HtmlEscape(Text(lang, "act.print")), "</a></p>");
+  }
+  absl::StrAppend(&body, Actions(lang, who.caller, *rec));
   Html(req, res,
        Page(lang, absl::StrCat(Text(lang, "cert.title"), " ", rec->certificate().number()), &who,
             body));
@@ -555,6 +562,90 @@ void ConsolePages::Issue(const httplib::Request& req, httplib::Response& res) co
   Html(req, res, Page(lang, heading, &who, IssueForm(in)));
 }
 
+void ConsolePages::Print(const httplib::Request& req, httplib::Response& res) const {
+  ConsoleSessions::Visitor who;
+  if (!Visit(*sessions_, req, res, &who)) return;
+  PrintRequest print;
+  print.lang = PageLanguage(req);
+  v1::GetCertificateRequest get;
+  get.set_number(req.matches[1]);
+  absl::StatusOr<v1::CertificateRecord> rec = authority_->Get(who.caller, get);
+  if (!rec.ok()) return ErrorPage(req, res, rec.status());
+  print.record = *std::move(rec);
+  v1::GetAttestationRequest attest;
+  attest.set_number(get.number());
+  absl::StatusOr<v1::AttestationResponse> a = authority_->GetAttestation(who.caller, attest);
+  if (!a.ok()) return ErrorPage(req, res, a.status());
+  print.attestation = *std::move(a);
+  absl::StatusOr<std::string> pdf = CertificatePdf(print);
+  if (!pdf.ok()) return ErrorPage(req, res, pdf.status());
+  std::string file = get.number();
+  for (char& c : file) {
+    if (c == '/') c = '-';
+  }
+  res.set_header("Content-Disposition", absl::StrCat("inline; filename=\"KP-", file, ".pdf\""));
+  res.set_content(*std::move(pdf), "application/pdf");
+}
+
+std::string ConsolePages::VerifyResult(const std::string& lang, const node::PaperCheck& c,
+                                       bool by_code) {
+  auto t = [&](const char* key) { return HtmlEscape(Text(lang, key)); };
+  if (!c.authentic) {
+    return absl::StrCat("<section class=\"card verdict bad\"><p><strong>",
+                        t("verify.not_authentic"), "</strong> ", HtmlEscape(c.why_not),
+                        "</p></section>");
+  }
+  const v1::Attestation& a = c.attestation;
+  auto row = [&](const char* key, const std::string& value) {
+    return absl::StrCat("<tr><th>", t(key), "</th><td>", HtmlEscape(value), "</td></tr>");
+  };
+  std::string state = t("verify.not_recorded");
+  if (c.recorded) {
+    const bool in_force =
+        c.state == v1::ISSUED || c.state == v1::DELIVERED || c.state == v1::RECEIVED;
+    state = in_force ? t("verify.valid") : StateText(lang, c.state);
+    if (!c.current_version) absl::StrAppend(&state, " · ", t("verify.old_version"));
+  }
+  return absl::StrCat(
+      "<section class=\"card verdict good\"><p><strong>",
+      by_code ? t("verify.matches") : t("verify.authentic"),
+      "</strong></p><table class=\"fields\">", row("print.number", a.number()),
+      row("cert.exporter", a.exporter()), row("cert.importer", a.importer()),
+      row("cert.issued", When(a.issued_at())), row("cert.expires", When(a.expires_at())),
+      row("cert.carats", Hundredths(a.total_carats_hundredths())),
+      row("cert.value", Hundredths(a.total_value_usd_cents())),
+      row("cert.parcels", absl::StrCat(a.number_of_parcels())), "<tr><th>", t("verify.state"),
+      "</th><td class=\"verified-state\">", state, "</td></tr></table></section>");
+}
+
+void ConsolePages::Verify(const httplib::Request& req, httplib::Response& res) const {
+  const std::string lang = PageLanguage(req);
+  auto t = [&](const char* key) { return HtmlEscape(Text(lang, key)); };
+  const std::string qr = req.get_param_value("qr"), number = req.get_param_value("number"),
+                    code = req.get_param_value("code");
+  std::string body = absl::StrCat(
+      "<p>", t("verify.intro"), "</p><form class=\"card\" method=\"get\" action=\"/verify\">",
+      "<label>", t("verify.qr"), " <textarea name=\"qr\" rows=\"3\" maxlength=\"1024\">",
+      "</textarea></label><button>", t("verify.submit"), "</button></form>",
+      "<form class=\"card\" method=\"get\" action=\"/verify\"><label>", t("print.number"),
+      " <input name=\"number\" maxlength=\"64\"></label><label>", t("verify.code"),
+      " <input name=\"code\" maxlength=\"16\" autocomplete=\"off\"></label><button>",
+      t("verify.submit"), "</button></form>");
+  if (!qr.empty() || !number.empty()) {
+    if (!verify_tries_.Allow(req.remote_addr, absl::Now())) {
+      res.status = 429;
+      return Html(req, res,
+                  Page(lang, Text(lang, "verify.title"), nullptr,
+                       absl::StrCat("<p class=\"error\">", t("verify.too_many"), "</p>")));
+    }
+    absl::StatusOr<node::PaperCheck> check =
+        !qr.empty() ? authority_->CheckPaper(qr) : authority_->CheckPaperCode(number, code);
+    if (!check.ok()) return ErrorPage(req, res, check.status());
+    body = absl::StrCat(VerifyResult(lang, *check, qr.empty()), body);
+  }
+  Html(req, res, Page(lang, Text(lang, "verify.title"), nullptr, body));
+}
+
 void ConsolePages::Partners(const httplib::Request& req, httplib::Response& res) const {
   ConsoleSessions::Visitor who;
   if (!Visit(*sessions_, req, res, &who)) return;
@@ -620,6 +711,10 @@ void ConsolePages::Register(httplib::Server* server) const {
   });
   server->Get("/console/?",
               [this](const httplib::Request& req, httplib::Response& res) { Dashboard(req, res); });
+  server->Get("/console/print/(.+)",
+              [this](const httplib::Request& req, httplib::Response& res) { Print(req, res); });
+  server->Get("/verify",
+              [this](const httplib::Request& req, httplib::Response& res) { Verify(req, res); });
   server->Get("/console/issue",
               [this](const httplib::Request& req, httplib::Response& res) { Issue(req, res); });
   server->Get("/console/partners",

@@ -18,6 +18,14 @@
 //   GET /console/partners             the Participants on the trust list in
 //                                     force: status, onboarding, offices and
 //                                     what each accepts as importer
+//   GET /console/print/NUMBER         the printed certificate, a PDF with its
+//                                     QR code (certificate_pdf.h), in English
+//                                     and the officer's language; for a
+//                                     certificate this node issued
+//   GET /verify                       public, no session: checks a QR code's
+//                                     text (?qr=) or a number and short code
+//                                     (?number=&code=); kVerifiesPerMinute
+//                                     checks per client address
 //   GET /console/officers             officers' accounts (operators and
 //                                     auditors; operators add, disable,
 //                                     enable and reset them)
@@ -38,11 +46,14 @@
 
 #include "gateway/authority.h"
 #include "gateway/http_session.h"
+#include "gateway/rate_limit.h"
 
 namespace kpx::gateway {
 
 class ConsolePages {
  public:
+  static constexpr int kVerifiesPerMinute = 30;
+
   // Both must outlive this.
   ConsolePages(const Authority* authority, ConsoleSessions* sessions)
       : authority_(authority), sessions_(sessions) {}
@@ -56,11 +67,18 @@ class ConsolePages {
   void Officers(const httplib::Request& req, httplib::Response& res) const;
   void Partners(const httplib::Request& req, httplib::Response& res) const;
   void Issue(const httplib::Request& req, httplib::Response& res) const;
+  void Print(const httplib::Request& req, httplib::Response& res) const;
+  void Verify(const httplib::Request& req, httplib::Response& res) const;
+  // What a check found; `by_code`: a number and short code, not a QR code.
+  static std::string VerifyResult(const std::string& lang, const node::PaperCheck& check,
+                                  bool by_code);
   // The trust list in force (into *trust) and its record.
   absl::StatusOr<v1::TrustListRecord> InForce(const Caller& caller, v1::TrustList* trust) const;
 
   const Authority* const authority_;
   ConsoleSessions* const sessions_;
+  // Public checks of a paper (/verify) per client address.
+  mutable AddressRateLimit verify_tries_{kVerifiesPerMinute, 4096};
 };
 
 // Hundredths of a carat or cents as written: 125050 -> "1250.50".

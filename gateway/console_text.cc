@@ -159,6 +159,37 @@ const Catalogue& English() {
       {"reason.SUSPECTED_FRAUD", "Suspected fraud"},
       {"reason.LEGAL_ORDER", "Legal order"},
       {"reason.OTHER", "Other"},
+      {"print.title", "Kimberley Process Certificate"},
+      {"print.number", "Certificate number"},
+      {"print.totals", "Totals"},
+      {"print.seals", "Seal numbers"},
+      {"print.transit", "Transit countries"},
+      {"print.waybill", "Transport document"},
+      {"print.code", "Verification code"},
+      {"print.verify",
+       "The QR code holds this certificate's figures signed by the exporting authority: check it "
+       "offline with kpxctl cert verify-qr, or on the /verify page of either authority's kpx node "
+       "(with the number and code)."},
+      {"print.signature", "Signature and stamp of the validating official"},
+      {"act.print", "Print the certificate (PDF)"},
+      {"verify.title", "Check a Kimberley Process certificate"},
+      {"verify.intro",
+       "Paste the text of the certificate's QR code, or type its number and verification code. "
+       "Nothing beyond what the paper shows is answered."},
+      {"verify.qr", "QR code text"},
+      {"verify.code", "Verification code"},
+      {"verify.submit", "Check"},
+      {"verify.authentic", "Authentic: the exporting authority's signature holds."},
+      {"verify.matches", "Authentic: this number and code match a certificate recorded here."},
+      {"verify.not_authentic", "NOT authentic:"},
+      {"verify.state", "Current state"},
+      {"verify.not_recorded",
+       "This node does not record the certificate: ask the exporting or importing authority for "
+       "its state."},
+      {"verify.old_version",
+       "This paper shows an earlier version: the certificate was amended since."},
+      {"verify.too_many", "Too many checks from your address: wait a minute."},
+      {"verify.valid", "Valid"},
   };
   return *c;
 }
@@ -316,6 +347,38 @@ const Catalogue& French() {
       {"reason.SUSPECTED_FRAUD", "Fraude présumée"},
       {"reason.LEGAL_ORDER", "Décision de justice ou d'une autorité"},
       {"reason.OTHER", "Autre"},
+      {"print.title", "Certificat du Processus de Kimberley"},
+      {"print.number", "Numéro du certificat"},
+      {"print.totals", "Totaux"},
+      {"print.seals", "Numéros de scellés"},
+      {"print.transit", "Pays de transit"},
+      {"print.waybill", "Document de transport"},
+      {"print.code", "Code de vérification"},
+      {"print.verify",
+       "Le code QR contient les données de ce certificat signées par l'autorité exportatrice : "
+       "vérifiez-le hors ligne avec kpxctl cert verify-qr, ou sur la page /verify du nœud kpx de "
+       "l'une ou l'autre autorité (avec le numéro et le code)."},
+      {"print.signature", "Signature et cachet de l'agent validateur"},
+      {"act.print", "Imprimer le certificat (PDF)"},
+      {"verify.title", "Vérifier un certificat du Processus de Kimberley"},
+      {"verify.intro",
+       "Collez le texte du code QR du certificat, ou saisissez son numéro et son code de "
+       "vérification. Rien de plus que ce que montre le papier n'est indiqué."},
+      {"verify.qr", "Texte du code QR"},
+      {"verify.code", "Code de vérification"},
+      {"verify.submit", "Vérifier"},
+      {"verify.authentic", "Authentique : la signature de l'autorité exportatrice est valide."},
+      {"verify.matches",
+       "Authentique : ce numéro et ce code correspondent à un certificat enregistré ici."},
+      {"verify.not_authentic", "NON authentique :"},
+      {"verify.state", "État actuel"},
+      {"verify.not_recorded",
+       "Ce nœud n'enregistre pas ce certificat : demandez son état à l'autorité exportatrice ou "
+       "importatrice."},
+      {"verify.old_version",
+       "Ce papier montre une version antérieure : le certificat a été modifié depuis."},
+      {"verify.too_many", "Trop de vérifications depuis votre adresse : attendez une minute."},
+      {"verify.valid", "Valide"},
   };
   return *c;
 }
@@ -472,6 +535,38 @@ const Catalogue& Portuguese() {
       {"reason.SUSPECTED_FRAUD", "Suspeita de fraude"},
       {"reason.LEGAL_ORDER", "Ordem judicial ou de autoridade"},
       {"reason.OTHER", "Outro"},
+      {"print.title", "Certificado do Processo de Kimberley"},
+      {"print.number", "Número do certificado"},
+      {"print.totals", "Totais"},
+      {"print.seals", "Números dos selos"},
+      {"print.transit", "Países de trânsito"},
+      {"print.waybill", "Documento de transporte"},
+      {"print.code", "Código de verificação"},
+      {"print.verify",
+       "O código QR contém os dados deste certificado assinados pela autoridade exportadora: "
+       "verifique-o sem rede com kpxctl cert verify-qr, ou na página /verify do nó kpx de qualquer "
+       "das autoridades (com o número e o código)."},
+      {"print.signature", "Assinatura e carimbo do funcionário validador"},
+      {"act.print", "Imprimir o certificado (PDF)"},
+      {"verify.title", "Verificar um certificado do Processo de Kimberley"},
+      {"verify.intro",
+       "Cole o texto do código QR do certificado, ou escreva o seu número e código de verificação. "
+       "Nada além do que o papel mostra é respondido."},
+      {"verify.qr", "Texto do código QR"},
+      {"verify.code", "Código de verificação"},
+      {"verify.submit", "Verificar"},
+      {"verify.authentic", "Autêntico: a assinatura da autoridade exportadora é válida."},
+      {"verify.matches",
+       "Autêntico: este número e código correspondem a um certificado aqui registado."},
+      {"verify.not_authentic", "NÃO autêntico:"},
+      {"verify.state", "Estado atual"},
+      {"verify.not_recorded",
+       "Este nó não regista o certificado: pergunte o seu estado à autoridade exportadora ou "
+       "importadora."},
+      {"verify.old_version",
+       "Este papel mostra uma versão anterior: o certificado foi alterado desde então."},
+      {"verify.too_many", "Demasiadas verificações a partir do seu endereço: aguarde um minuto."},
+      {"verify.valid", "Válido"},
   };
   return *c;
 }
@@ -627,6 +722,37 @@ const Catalogue& Arabic() {
       {"reason.SUSPECTED_FRAUD", "اشتباه في احتيال"},
       {"reason.LEGAL_ORDER", "أمر قانوني"},
       {"reason.OTHER", "أخرى"},
+      {"print.title", "شهادة عملية كيمبرلي"},
+      {"print.number", "رقم الشهادة"},
+      {"print.totals", "المجاميع"},
+      {"print.seals", "أرقام الأختام"},
+      {"print.transit", "بلدان العبور"},
+      {"print.waybill", "مستند النقل"},
+      {"print.code", "رمز التحقق"},
+      {"print.verify",
+       "يحمل رمز QR بيانات هذه الشهادة موقّعة من سلطة التصدير: تحقق منه دون اتصال بالأمر kpxctl "
+       "cert verify-qr، أو على صفحة ‎/verify‎ لعقدة kpx لدى أيٍّ من "
+       "السلطتين "
+       "(بالرقم "
+       "والرمز)."},
+      {"print.signature", "توقيع وختم الموظف المصادِق"},
+      {"act.print", "طباعة الشهادة (PDF)"},
+      {"verify.title", "التحقق من شهادة عملية كيمبرلي"},
+      {"verify.intro",
+       "الصق نص رمز QR الخاص بالشهادة، أو اكتب رقمها ورمز التحقق. لا يُعرض شيء يتجاوز ما تُظهره "
+       "الورقة."},
+      {"verify.qr", "نص رمز QR"},
+      {"verify.code", "رمز التحقق"},
+      {"verify.submit", "تحقق"},
+      {"verify.authentic", "أصلية: توقيع سلطة التصدير صحيح."},
+      {"verify.matches", "أصلية: الرقم والرمز يطابقان شهادة مسجّلة هنا."},
+      {"verify.not_authentic", "غير أصلية:"},
+      {"verify.state", "الحالة الحالية"},
+      {"verify.not_recorded",
+       "لا تسجّل هذه العقدة الشهادة: اسأل سلطة التصدير أو الاستيراد عن حالتها."},
+      {"verify.old_version", "تُظهر هذه الورقة نسخة سابقة: عُدّلت الشهادة بعد ذلك."},
+      {"verify.too_many", "عدد كبير من عمليات التحقق من عنوانك: انتظر دقيقة."},
+      {"verify.valid", "سارية"},
   };
   return *c;
 }

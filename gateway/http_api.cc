@@ -59,6 +59,8 @@ const std::vector<Entry>& Entries() {
       Route("GET", "/api/v1/certificates/{number}:trace", "TraceCertificate", &Authority::Trace),
       Route("GET", "/api/v1/certificates/{number}:evidence", "ExportEvidence",
             &Authority::ExportEvidence),
+      Route("GET", "/api/v1/certificates/{number}:attestation", "GetAttestation",
+            &Authority::GetAttestation),
       Route("POST", "/api/v1/certificates/{number}:confirm", "ConfirmReceipt", &Authority::Confirm),
       Route("POST", "/api/v1/certificates/{number}:reject", "RejectShipment", &Authority::Reject),
       Route("POST", "/api/v1/certificates/{number}:cancel", "CancelCertificate",

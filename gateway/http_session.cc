@@ -1,12 +1,9 @@
 #include "gateway/http_session.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <openssl/crypto.h>
-
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "crypto/crypto.h"
 #include "gateway/connection_gate.h"
 #include "gateway/http_api.h"
 #include "gateway/http_server.h"
@@ -18,8 +15,6 @@
 namespace kpx::gateway {
 namespace {
 
-constexpr size_t kMaxAddressesTracked = 4096;
-
 std::string SetCookie(const std::string& token) {
   // No Max-Age: the browser forgets it when it closes; the node forgets
   // it sooner (Sessions).
@@ -30,23 +25,8 @@ std::string ClearCookie() {
   return absl::StrCat(kSessionCookie, "=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
 }
 
-// The client a sign-in counts against: its IPv4 address or IPv6 /64.
-std::string AddressKey(const std::string& address) {
-  sockaddr_storage addr{};
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
-  if (::inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
-    addr.ss_family = AF_INET6;
-  } else if (::inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
-    addr.ss_family = AF_INET;
-  } else {
-    return "other";
-  }
-  return ClientKey(addr);
-}
-
 bool SameToken(const std::string& a, const std::string& b) {
-  return a.size() == b.size() && !a.empty() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  return !a.empty() && crypto::ConstantTimeEquals(a, b);
 }
 
 v1::SessionInfo Info(const v1::Officer& officer, const Sessions::Session& s) {
@@ -72,22 +52,6 @@ absl::Status CheckSameSite(const httplib::Request& req) {
 ConsoleSessions::ConsoleSessions(const Authority* authority, node::OfficerBook* officers,
                                  absl::Duration idle, absl::Duration lifetime)
     : authority_(authority), officers_(officers), sessions_(idle, lifetime, kMaxSessions) {}
-
-bool ConsoleSessions::AllowTry(const std::string& client, absl::Time now) {
-  absl::MutexLock l(&tries_mu_);
-  const absl::Time minute = absl::FromUnixSeconds(absl::ToUnixSeconds(now) / 60 * 60);
-  if (minute != minute_) {
-    minute_ = minute;
-    tries_.clear();
-    shared_tries_ = 0;
-  }
-  auto it = tries_.find(client);
-  if (it == tries_.end()) {
-    if (tries_.size() >= kMaxAddressesTracked) return ++shared_tries_ <= 10 * kSignInsPerMinute;
-    it = tries_.emplace(client, 0).first;
-  }
-  return ++it->second <= kSignInsPerMinute;
-}
 
 absl::StatusOr<std::pair<v1::Officer, Sessions::Session>> ConsoleSessions::Officer(
     const httplib::Request& req) {
@@ -132,7 +96,7 @@ absl::StatusOr<Caller> ConsoleSessions::Identify(const httplib::Request& req) {
 void ConsoleSessions::SignIn(const httplib::Request& req, httplib::Response& res) {
   const absl::Time now = absl::Now();
   static log::Budget* budget = new log::Budget("officer_sign_in_refused", 20, absl::Seconds(10));
-  if (!AllowTry(AddressKey(req.remote_addr), now)) {
+  if (!tries_.Allow(req.remote_addr, now)) {
     if (budget->Take()) {
       log::Warn("officer_sign_in_refused", {{"from", req.remote_addr}, {"reason", "rate"}});
     }

@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "gateway/authority.h"
+#include "gateway/rate_limit.h"
 #include "gateway/sessions.h"
 #include "node/officers.h"
 
@@ -71,19 +72,11 @@ class ConsoleSessions {
   // The officer of the request's session, if it is open and its account
   // still allows it.
   absl::StatusOr<std::pair<v1::Officer, Sessions::Session>> Officer(const httplib::Request& req);
-  // False once `client` (an IPv4 address or IPv6 /64) has tried
-  // kSignInsPerMinute times this minute. Beyond kMaxAddressesTracked
-  // addresses in a minute, the others share one allowance of ten times
-  // that.
-  bool AllowTry(const std::string& client, absl::Time now);
-
   const Authority* const authority_;
   node::OfficerBook* const officers_;
   Sessions sessions_;
-  absl::Mutex tries_mu_;
-  absl::Time minute_ ABSL_GUARDED_BY(tries_mu_) = absl::InfinitePast();
-  std::map<std::string, int> tries_ ABSL_GUARDED_BY(tries_mu_);  // this minute, by address
-  int shared_tries_ ABSL_GUARDED_BY(tries_mu_) = 0;
+  // Sign-in tries per client address.
+  AddressRateLimit tries_{kSignInsPerMinute, 4096};
   std::atomic<int> signing_in_{0};
 };
 

@@ -132,6 +132,13 @@ grpc::Status AuthorityServiceImpl::SubmitCertificate(grpc::ServerContext* ctx,
                [&](const Caller& c) { return authority_->Submit(c, *req); });
 }
 
+grpc::Status AuthorityServiceImpl::GetAttestation(grpc::ServerContext* ctx,
+                                                  const v1::GetAttestationRequest* req,
+                                                  v1::AttestationResponse* resp) {
+  return Serve(*ctx, "GetAttestation", resp,
+               [&](const Caller& c) { return authority_->GetAttestation(c, *req); });
+}
+
 grpc::Status AuthorityServiceImpl::CheckCertificate(grpc::ServerContext* ctx,
                                                     const v1::CheckCertificateRequest* req,
                                                     v1::CheckCertificateResponse* resp) {

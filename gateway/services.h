@@ -56,6 +56,8 @@ class AuthorityServiceImpl final : public v1::AuthorityService::Service {
 
   grpc::Status SubmitCertificate(grpc::ServerContext* ctx, const v1::SubmitCertificateRequest* req,
                                  v1::CertificateRecord* resp) override;
+  grpc::Status GetAttestation(grpc::ServerContext* ctx, const v1::GetAttestationRequest* req,
+                              v1::AttestationResponse* resp) override;
   grpc::Status CheckCertificate(grpc::ServerContext* ctx, const v1::CheckCertificateRequest* req,
                                 v1::CheckCertificateResponse* resp) override;
   grpc::Status CancelCertificate(grpc::ServerContext* ctx, const v1::CancelCertificateRequest* req,

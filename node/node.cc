@@ -58,6 +58,7 @@ Node::Node(NodeOptions o, const v1::NodeConfig& defaults, std::unique_ptr<Keyrin
       transport_(o.transport),
       desk_(ctx_, defaults.authority_name(), [this](const std::string& r) { Kick(r); }),
       queries_(ctx_, overdue_days_),
+      attestor_(ctx_),
       tree_signer_(ctx_),
       peer_logs_(ctx_),
       inbox_(ctx_, &tree_signer_, &peer_logs_,

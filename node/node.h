@@ -44,6 +44,7 @@
 #include "kpx/v1/config.pb.h"
 #include "kpx/v1/ledger.pb.h"
 #include "kpx/v1/service.pb.h"
+#include "node/attestation.h"
 #include "node/authority_desk.h"
 #include "node/background_loop.h"
 #include "node/certificate_locks.h"
@@ -146,6 +147,9 @@ class Node : public Receiver {
   absl::StatusOr<CertificateCounts> CountCertificates() const { return queries_.Count(); }
   // The evidence bundle of certificate `number` (evidence.h).
   absl::StatusOr<v1::EvidenceBundle> ExportEvidence(const std::string& number);
+  // The printed certificate's QR code and the public checks of a paper
+  // (attestation.h).
+  const Attestor& attestor() const { return attestor_; }
 
   // ---- peers; see inbox.h. `peer` is the identity its TLS certificate proves.
   v1::DeliverResponse Exchange(const std::string& peer, const v1::DeliverRequest& request) override;
@@ -245,6 +249,7 @@ class Node : public Receiver {
   Transport* const transport_;
   AuthorityDesk desk_;
   Queries queries_;
+  Attestor attestor_;
   TreeSigner tree_signer_;
   PeerLogs peer_logs_;
   Inbox inbox_;

@@ -742,6 +742,60 @@ TEST_CASE("console pages: sign-in, languages, the journey with who did each step
   CHECK(eu.Get("/console/").body.find("/console/issue") == std::string::npos);
 }
 
+TEST_CASE("the printed certificate: a reproducible PDF whose QR code verifies on /verify",
+          "[http][console][print]") {
+  Consoles two;
+  Browser bw(two.fed, "BW");
+  REQUIRE(bw.SignIn("k.mokgosi", two.exporter.password(), Code(two.exporter)).status == 200);
+  v1::SubmitCertificateRequest submit;
+  *submit.mutable_certificate() = ValidCertificate("BW-2026-0500", "BW", "EU");
+  REQUIRE(bw.Post("/api/v1/certificates", Json(submit)).status == 200);
+  Reply attestation = bw.Get("/api/v1/certificates/BW-2026-0500:attestation");
+  REQUIRE(attestation.status == 200);
+  auto a = Parse<v1::AttestationResponse>(attestation.body);
+  CHECK(a.payload().rfind("KPX1.", 0) == 0);
+  CHECK(a.attestation().total_carats_hundredths() == 165050);
+
+  // The same record prints the same bytes, dated by the certificate.
+  Reply pdf = bw.Get("/console/print/BW-2026-0500?lang=ar");
+  REQUIRE(pdf.status == 200);
+  CHECK(pdf.body.rfind("%PDF-", 0) == 0);
+  CHECK(bw.Get("/console/print/BW-2026-0500?lang=ar").body == pdf.body);
+  CHECK(bw.Get("/console/print/BW-2026-0500?lang=fr").body != pdf.body);
+  // Its QR code, read back from the rendered page, is the attestation.
+  const std::string file = two.fed.dir() + "/printed.pdf";
+  std::ofstream(file, std::ios::binary) << pdf.body;
+  testing::Output qr = testing::Capture(absl::StrCat("pdftoppm -r 200 -png -singlefile ", file, " ",
+                                                     two.fed.dir(), "/printed && zbarimg -q --raw ",
+                                                     two.fed.dir(), "/printed.png"));
+  INFO(qr.out);
+  REQUIRE(qr.exit_code == 0);
+  CHECK(qr.out.find(a.payload()) != std::string::npos);
+
+  // The public page: no session, the QR text or the number and short code.
+  Api stranger(two.fed, "EU", "");
+  auto escape = [](const std::string& s) { return httplib::detail::encode_query_param(s); };
+  Reply at_eu = stranger.Get("/verify?qr=" + escape(a.payload()));
+  REQUIRE(at_eu.status == 200);
+  CHECK(at_eu.body.find("signature holds") != std::string::npos);
+  CHECK(at_eu.body.find("1650.50") != std::string::npos);
+  Reply by_code =
+      Api(two.fed, "BW", "").Get("/verify?number=BW-2026-0500&code=" + escape(a.short_code()));
+  CHECK(by_code.body.find("match a certificate recorded here") != std::string::npos);
+  std::string forged = a.payload();
+  forged[forged.size() / 2] = forged[forged.size() / 2] == 'A' ? 'B' : 'A';
+  CHECK(stranger.Get("/verify?qr=" + escape(forged)).body.find("NOT authentic") !=
+        std::string::npos);
+  CHECK(Api(two.fed, "BW", "")
+            .Get("/verify?number=BW-2026-0500&code=AAAAA-AAAAA")
+            .body.find("NOT authentic") != std::string::npos);
+  // EU received it: it cannot sign the paper.
+  Browser eu(two.fed, "EU");
+  REQUIRE(eu.SignIn("a.peeters", two.importer.password(), Code(two.importer)).status == 200);
+  REQUIRE(WaitFor([&] { return eu.Get("/api/v1/certificates/BW-2026-0500").status == 200; }));
+  CHECK(eu.Get("/api/v1/certificates/BW-2026-0500:attestation").status == 400);
+}
+
 // ---------------------------------------------------------------- a real browser
 
 TEST_CASE("in Chromium: sign in, issue at BW, confirm at EU, see it at BW, French and Arabic",
