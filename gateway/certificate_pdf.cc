@@ -29,21 +29,6 @@ std::string Day(const google::protobuf::Timestamp& t) {
   return absl::FormatTime("%Y-%m-%d", node::FromTimestamp(t), absl::UTCTimeZone());
 }
 
-std::string OriginText(const v1::Origin& o) {
-  if (o.mixed_undisclosed()) return "*****";
-  std::vector<std::string> parts;
-  for (const v1::OriginShare& c : o.countries()) {
-    std::string part = c.country();
-    if (c.share_basis_points() > 0) {
-      absl::StrAppend(&part, " ", Hundredths(c.share_basis_points()), "%");
-    } else if (c.carats_hundredths() > 0) {
-      absl::StrAppend(&part, " ", Hundredths(c.carats_hundredths()), " ct");
-    }
-    parts.push_back(part);
-  }
-  return absl::StrJoin(parts, ", ");
-}
-
 // Writes cairo's output into a string.
 cairo_status_t Append(void* out, const unsigned char* data, unsigned int n) {
   static_cast<std::string*>(out)->append(reinterpret_cast<const char*>(data), n);
@@ -173,7 +158,7 @@ void Goods(Sheet& s, const v1::Certificate& c) {
   for (const v1::CertificateLine& l : c.lines()) {
     s.Room(30);
     const std::string cells[] = {l.hs_code(), Hundredths(l.carats_hundredths()),
-                                 Hundredths(l.value_usd_cents()), OriginText(l.origin()),
+                                 Hundredths(l.value_usd_cents()), OriginText(l.origin(), "*****"),
                                  l.quality()};
     tallest = 0;
     for (int i = 0; i < 5; ++i) {

@@ -3,7 +3,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "gateway/console_pages.h"
 #include "gateway/console_text.h"
 #include "node/util.h"
@@ -47,22 +46,6 @@ class Writer {
 };
 
 std::string Date(absl::Time t) { return absl::FormatTime("%Y-%m-%d", t, absl::UTCTimeZone()); }
-
-// "BW 75%, NA 25%", "BW 120.50 ct", "*" for mixed, undisclosed origin:
-// what an officer types in the origin input (console_assets.h parses it).
-std::string OriginText(const v1::Origin& o) {
-  if (o.mixed_undisclosed()) return "*";
-  std::string out;
-  for (const v1::OriginShare& c : o.countries()) {
-    absl::StrAppend(&out, out.empty() ? "" : ", ", c.country());
-    if (c.share_basis_points() > 0) {
-      absl::StrAppend(&out, " ", Hundredths(c.share_basis_points()), "%");
-    } else if (c.carats_hundredths() > 0) {
-      absl::StrAppend(&out, " ", Hundredths(c.carats_hundredths()), " ct");
-    }
-  }
-  return out;
-}
 
 std::string Writer::Select(const char* key, const std::string& name,
                            const std::vector<std::string>& options, const std::string& chosen,
@@ -165,7 +148,7 @@ std::string Writer::LineRow(const std::string& index, const v1::CertificateLine&
            "data-type=\"hundredths\" inputmode=\"decimal\" size=\"10\""),
       cell("valueUsdCents", "cert.value", amount(l.value_usd_cents()),
            "data-type=\"hundredths\" inputmode=\"decimal\" size=\"12\""),
-      cell("origin", "issue.origin", OriginText(l.origin()),
+      cell("origin", "issue.origin", OriginText(l.origin(), "*"),
            "data-type=\"origin\" size=\"18\" placeholder=\"BW 75%, NA 25%\""),
       cell("quality", "issue.quality", l.quality(), "maxlength=\"512\" size=\"14\""), "</tr>");
 }
@@ -258,8 +241,7 @@ std::string Writer::Form() const {
   std::string check = " data-check=\"/api/v1/certificates:check\"";
   const char* submit = "issue.submit";
   if (in_.mode == Mode::kAmend) {
-    std::string number = absl::StrReplaceAll(in_.from.number(), {{"/", "%2F"}});
-    api = absl::StrCat(api, "/", HtmlEscape(number), ":amend");
+    api = absl::StrCat(api, "/", PathNumber(in_.from.number()), ":amend");
     check.clear();  // the check would find the number taken: by this very certificate
     submit = "issue.submit_amend";
   }

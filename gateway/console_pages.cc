@@ -35,13 +35,6 @@ std::string StateText(const std::string& lang, v1::CertificateState s) {
   return HtmlEscape(Text(lang, absl::StrCat("state.", v1::CertificateState_Name(s))));
 }
 
-// A certificate number as a path segment ('/' as %2F), escaped for HTML.
-std::string PathNumber(const std::string& number) {
-  std::string encoded;
-  for (char c : number) encoded += c == '/' ? std::string("%2F") : std::string(1, c);
-  return HtmlEscape(encoded);
-}
-
 std::string CertificateLink(const std::string& number) {
   return absl::StrCat("/console/certificates/", PathNumber(number));
 }
@@ -308,6 +301,26 @@ std::string Fields(const std::string& lang, const v1::CertificateRecord& rec) {
 
 std::string Hundredths(int64_t v) {
   return absl::StrFormat("%s%d.%02d", v < 0 ? "-" : "", std::abs(v) / 100, std::abs(v) % 100);
+}
+
+std::string PathNumber(const std::string& number) {
+  std::string encoded;
+  for (char c : number) encoded += c == '/' ? std::string("%2F") : std::string(1, c);
+  return HtmlEscape(encoded);
+}
+
+std::string OriginText(const v1::Origin& o, const char* mixed) {
+  if (o.mixed_undisclosed()) return mixed;
+  std::string out;
+  for (const v1::OriginShare& c : o.countries()) {
+    absl::StrAppend(&out, out.empty() ? "" : ", ", c.country());
+    if (c.share_basis_points() > 0) {
+      absl::StrAppend(&out, " ", Hundredths(c.share_basis_points()), "%");
+    } else if (c.carats_hundredths() > 0) {
+      absl::StrAppend(&out, " ", Hundredths(c.carats_hundredths()), " ct");
+    }
+  }
+  return out;
 }
 
 std::string PageLanguage(const httplib::Request& req) {

@@ -83,6 +83,12 @@ class ConsolePages {
 
 // Hundredths of a carat or cents as written: 125050 -> "1250.50".
 std::string Hundredths(int64_t v);
+// A certificate number as a path segment ('/' as %2F), escaped for HTML.
+std::string PathNumber(const std::string& number);
+// An origin as an officer types it and the paper shows it: "BW 75.00%,
+// NA 25.00%", "BW 120.50 ct"; `mixed` for mixed, undisclosed origin ("*"
+// in the issue form, "*****" on paper).
+std::string OriginText(const v1::Origin& o, const char* mixed);
 // `s` with & < > " ' written as entities.
 std::string HtmlEscape(const std::string& s);
 // The console language of a request: ?lang=, else the kpx-lang cookie,

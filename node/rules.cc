@@ -260,7 +260,6 @@ class Problems {
     if (!s.ok()) found_.push_back(std::move(s));
     return all_ || found_.empty();
   }
-  bool Clean() const { return found_.empty(); }
   std::vector<absl::Status> Take() { return std::move(found_); }
 
  private:
